@@ -1,0 +1,285 @@
+#include "api/http_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <deque>
+
+#include "common/log.h"
+
+namespace zeppelin::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr std::size_t kMaxBody = 8 * 1024 * 1024;
+constexpr std::size_t kMaxStreamBacklog = 64 * 1024 * 1024;  // a follower that stops reading is dropped
+constexpr auto kIdleTimeout = std::chrono::seconds(120);
+
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else if (in[i] == '+') {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+Request to_request(const http::request<http::string_body>& raw) {
+  Request req;
+  req.method = std::string(raw.method_string());
+  const std::string_view target(raw.target().data(), raw.target().size());
+  const auto q = target.find('?');
+  req.path = percent_decode(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view pair = query.substr(0, amp);
+      const auto eq = pair.find('=');
+      req.query[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+  }
+  req.body = raw.body();
+  return req;
+}
+
+template <typename Socket>
+class Session : public Exchange, public std::enable_shared_from_this<Session<Socket>> {
+ public:
+  Session(Socket socket, Handler& handler) : socket_(std::move(socket)), handler_(handler), idle_(socket_.get_executor()) {}
+
+  void start() { read_request(); }
+
+  void reply(int status, const nlohmann::json& body) override {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
+    res->set(http::field::content_type, "application/json");
+    res->set(http::field::server, "zeppelin");
+    res->keep_alive(keep_alive_);
+    res->body() = body.dump() + "\n";
+    res->prepare_payload();
+    auto self = this->shared_from_this();
+    http::async_write(socket_, *res, [self, res](const beast::error_code& ec, std::size_t) {
+      if (ec || !self->keep_alive_) return self->close();
+      self->read_request();
+    });
+  }
+
+  void begin_stream() override {
+    streaming_ = true;
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
+    res->set(http::field::content_type, "application/x-ndjson");
+    res->set(http::field::server, "zeppelin");
+    res->keep_alive(false);  // the body ends when the connection closes
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    auto self = this->shared_from_this();
+    writing_ = true;
+    http::async_write_header(socket_, *sr, [self, res, sr](const beast::error_code& ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->disconnect();
+      self->flush();
+    });
+    watch_disconnect();
+  }
+
+  void stream(const nlohmann::json& item) override {
+    if (closed_) return;
+    std::string line = item.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    backlog_bytes_ += line.size();
+    pending_.push_back(std::move(line));
+    if (backlog_bytes_ > kMaxStreamBacklog) return disconnect();
+    flush();
+  }
+
+  void end_stream() override {
+    ending_ = true;
+    flush();
+  }
+
+  void on_disconnect(std::function<void()> callback) override { on_disconnect_ = std::move(callback); }
+
+ private:
+  void read_request() {
+    parser_.emplace();
+    parser_->body_limit(kMaxBody);
+    idle_.expires_after(kIdleTimeout);
+    auto self = this->shared_from_this();
+    idle_.async_wait([self](const beast::error_code& ec) {
+      if (!ec) self->close();
+    });
+    http::async_read(socket_, buffer_, *parser_, [self](const beast::error_code& ec, std::size_t) {
+      self->idle_.cancel();
+      if (ec == http::error::body_limit) {
+        self->keep_alive_ = false;
+        return self->reply(413, {{"error", {{"code", "too_large"}, {"message", "request body larger than 8 MiB"}}}});
+      }
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::operation_aborted &&
+            ec != asio::error::connection_reset) {
+          self->keep_alive_ = false;
+          return self->reply(400, {{"error", {{"code", "bad_request"}, {"message", ec.message()}}}});
+        }
+        return self->close();
+      }
+      auto raw = self->parser_->release();
+      self->keep_alive_ = raw.keep_alive();
+      self->handler_(to_request(raw), self);
+    });
+  }
+
+  // A streaming client sends nothing more; a completed read means it left.
+  void watch_disconnect() {
+    auto self = this->shared_from_this();
+    socket_.async_read_some(asio::buffer(sink_), [self](const beast::error_code& ec, std::size_t) {
+      if (ec) return self->disconnect();
+      self->watch_disconnect();
+    });
+  }
+
+  void flush() {
+    if (writing_ || closed_ || !streaming_) return;
+    if (pending_.empty()) {
+      if (ending_) close();
+      return;
+    }
+    writing_ = true;
+    auto batch = std::make_shared<std::string>();
+    while (!pending_.empty() && batch->size() < 256 * 1024) {
+      *batch += pending_.front();
+      pending_.pop_front();
+    }
+    backlog_bytes_ -= batch->size();
+    auto self = this->shared_from_this();
+    asio::async_write(socket_, asio::buffer(*batch), [self, batch](const beast::error_code& ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->disconnect();
+      self->flush();
+    });
+  }
+
+  void disconnect() {
+    if (closed_) return;
+    close();
+    if (on_disconnect_) {
+      auto cb = std::move(on_disconnect_);
+      on_disconnect_ = nullptr;
+      cb();
+    }
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    idle_.cancel();
+    beast::error_code ec;
+    socket_.shutdown(Socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  Socket socket_;
+  Handler& handler_;
+  asio::steady_timer idle_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool streaming_ = false;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool closed_ = false;
+  std::deque<std::string> pending_;
+  std::size_t backlog_bytes_ = 0;
+  std::array<char, 512> sink_{};
+  std::function<void()> on_disconnect_;
+};
+
+template <typename Protocol>
+class Listener final : public HttpServer {
+ public:
+  Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address)
+      : acceptor_(io), handler_(std::move(handler)), address_(std::move(address)) {
+    acceptor_.open(endpoint.protocol());
+    if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
+      address_ = acceptor_.local_endpoint().address().to_string() + ":" + std::to_string(acceptor_.local_endpoint().port());
+    }
+    accept();
+  }
+
+  std::string address() const override { return address_; }
+  void close() override {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](const beast::error_code& ec, typename Protocol::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_)->start();
+      accept();
+    });
+  }
+
+  typename Protocol::acceptor acceptor_;
+  Handler handler_;
+  std::string address_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(asio::io_context& io, const std::string& path, Handler handler) {
+  ::unlink(path.c_str());
+  const mode_t old = ::umask(0077);  // the socket is created 0600
+  try {
+    auto server = std::make_unique<Listener<asio::local::stream_protocol>>(
+        io, asio::local::stream_protocol::endpoint(path), std::move(handler), path);
+    ::umask(old);
+    ::chmod(path.c_str(), 0600);
+    return std::unique_ptr<HttpServer>(std::move(server));
+  } catch (const boost::system::system_error& e) {
+    ::umask(old);
+    return make_error(Errc::kUnavailable, "cannot listen on " + path + ": " + e.code().message());
+  }
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos) return make_error(Errc::kInvalidArgument, "listen address must be HOST:PORT, got " + address);
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address.substr(0, colon), ec);
+  if (ec) return make_error(Errc::kInvalidArgument, "invalid listen host in " + address);
+  int port = 0;
+  try {
+    port = std::stoi(address.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) return make_error(Errc::kInvalidArgument, "invalid listen port in " + address);
+  try {
+    return std::unique_ptr<HttpServer>(std::make_unique<Listener<asio::ip::tcp>>(
+        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address));
+  } catch (const boost::system::system_error& e) {
+    return make_error(Errc::kUnavailable, "cannot listen on " + address + ": " + e.code().message());
+  }
+}
+
+}  // namespace zeppelin::api

@@ -1,0 +1,52 @@
+// The HTTP/1.1 transport of the API (Boost.Beast on the event loop): unix
+// socket by default, TCP when asked. It parses requests, bounds their size,
+// and hands each to one Handler; JSON in, JSON (or an NDJSON stream) out.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/result.h"
+
+namespace zeppelin::api {
+
+struct Request {
+  std::string method;
+  std::string path;  // without the query string, percent-decoded
+  std::map<std::string, std::string> query;
+  std::string body;
+};
+
+// The reply side of one request. Exactly one reply() or a stream.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  virtual void reply(int status, const nlohmann::json& body) = 0;
+  // Streams newline-delimited JSON until end_stream() or the client leaves.
+  virtual void begin_stream() = 0;
+  virtual void stream(const nlohmann::json& item) = 0;
+  virtual void end_stream() = 0;
+  // Runs when the client disconnects during a stream.
+  virtual void on_disconnect(std::function<void()> callback) = 0;
+};
+
+using Handler = std::function<void(const Request&, const std::shared_ptr<Exchange>&)>;
+
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // Listens on a unix socket at `path` (mode 0600), replacing a stale one.
+  static Result<std::unique_ptr<HttpServer>> listen_unix(boost::asio::io_context& io, const std::string& path,
+                                                         Handler handler);
+  // Listens on "HOST:PORT" (port 0 picks one; see address()).
+  static Result<std::unique_ptr<HttpServer>> listen_tcp(boost::asio::io_context& io, const std::string& address,
+                                                        Handler handler);
+  virtual std::string address() const = 0;
+  virtual void close() = 0;
+};
+
+}  // namespace zeppelin::api

@@ -1,0 +1,264 @@
+#include "api/routes.h"
+
+#include <regex>
+
+#include "common/units.h"
+#include "supervisor/log_hub.h"
+
+namespace zeppelin::api {
+
+using nlohmann::json;
+using supervisor::Supervisor;
+
+namespace {
+
+const char* code_name(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument: return "invalid_argument";
+    case Errc::kNotFound: return "not_found";
+    case Errc::kAlreadyExists: return "already_exists";
+    case Errc::kUnavailable: return "unavailable";
+    case Errc::kTimeout: return "timeout";
+    case Errc::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+int http_status(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument: return 400;
+    case Errc::kNotFound: return 404;
+    case Errc::kAlreadyExists: return 409;
+    case Errc::kUnavailable: return 503;
+    case Errc::kTimeout: return 504;
+    case Errc::kInternal: return 500;
+  }
+  return 500;
+}
+
+void reply_error(const std::shared_ptr<Exchange>& ex, const Error& e) {
+  ex->reply(http_status(e.code), {{"error", {{"code", code_name(e.code)}, {"message", e.message}}}});
+}
+
+void reply_error(const std::shared_ptr<Exchange>& ex, Errc code, const std::string& message) {
+  reply_error(ex, Error{code, message});
+}
+
+json to_json(const supervisor::ReplicaStatus& s) {
+  return {{"system", s.system},
+          {"service", s.service},
+          {"replica", s.replica},
+          {"state", supervisor::to_string(s.state)},
+          {"health", supervisor::to_string(s.health)},
+          {"pid", s.pid},
+          {"restarts", s.restarts},
+          {"address", s.address},
+          {"uptime_seconds", s.uptime_seconds},
+          {"last_exit", s.last_exit},
+          {"detail", s.detail}};
+}
+
+json to_json(const supervisor::SystemSummary& s) {
+  return {{"name", s.name}, {"spec_file", s.spec_file}, {"desired", s.running ? "running" : "stopped"},
+          {"replicas", s.replicas}, {"ready", s.ready}};
+}
+
+json to_json(const supervisor::LogLine& l) {
+  return {{"system", l.system}, {"service", l.service}, {"replica", l.replica}, {"stream", l.stream}, {"line", l.text}};
+}
+
+Result<json> parse_body(const Request& req) {
+  if (req.body.empty()) return json::object();
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return make_error(Errc::kInvalidArgument, "request body must be a JSON object");
+  }
+  return body;
+}
+
+Result<std::string> string_field(const json& body, const char* name, bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) return make_error(Errc::kInvalidArgument, std::string("missing field \"") + name + "\"");
+    return std::string();
+  }
+  if (!it->is_string()) return make_error(Errc::kInvalidArgument, std::string("field \"") + name + "\" must be a string");
+  return it->get<std::string>();
+}
+
+void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exchange>& ex) {
+  auto body = parse_body(req);
+  if (!body) return reply_error(ex, body.error());
+  auto file = string_field(*body, "spec_file", true);
+  auto text = string_field(*body, "spec_text", true);
+  auto name = string_field(*body, "name", false);
+  if (!file) return reply_error(ex, file.error());
+  if (!text) return reply_error(ex, text.error());
+  if (!name) return reply_error(ex, name.error());
+  if (file->empty() || (*file)[0] != '/') return reply_error(ex, Errc::kInvalidArgument, "spec_file must be an absolute path");
+  state::SystemRecord record;
+  record.spec_file = *file;
+  record.spec_text = *text;
+  if (auto env = body->find("env"); env != body->end()) {
+    if (!env->is_object()) return reply_error(ex, Errc::kInvalidArgument, "field \"env\" must be an object of strings");
+    for (const auto& [k, v] : env->items()) {
+      if (!v.is_string()) return reply_error(ex, Errc::kInvalidArgument, "env value of " + k + " must be a string");
+      record.caller_env[k] = v.get<std::string>();
+    }
+  }
+  auto applied = sup.apply(record);
+  if (!applied) return reply_error(ex, applied.error());
+  if (req.query.count("follow") && req.query.at("follow") == "true") {
+    // Subscribing before the reconciler runs means no line of the start is missed.
+    ex->begin_stream();
+    ex->stream({{"applied", *applied}});
+    supervisor::LogFilter filter;
+    filter.system = *applied;
+    const auto id = sup.logs().subscribe(filter, [ex](const supervisor::LogLine& line) { ex->stream(to_json(line)); });
+    ex->on_disconnect([&sup, id] { sup.logs().unsubscribe(id); });
+    return;
+  }
+  ex->reply(200, {{"name", *applied}});
+}
+
+void handle_logs(Supervisor& sup, const std::string& system, const Request& req, const std::shared_ptr<Exchange>& ex) {
+  supervisor::LogFilter filter;
+  filter.system = system;
+  if (auto it = req.query.find("service"); it != req.query.end() && !it->second.empty()) filter.service = it->second;
+  if (auto it = req.query.find("replica"); it != req.query.end() && !it->second.empty()) {
+    try {
+      filter.replica = std::stoi(it->second);
+    } catch (const std::exception&) {
+      return reply_error(ex, Errc::kInvalidArgument, "replica must be a number");
+    }
+  }
+  long tail = -1;  // all
+  if (auto it = req.query.find("tail"); it != req.query.end() && !it->second.empty()) {
+    try {
+      tail = std::stol(it->second);
+    } catch (const std::exception&) {
+      return reply_error(ex, Errc::kInvalidArgument, "tail must be a number");
+    }
+  }
+  const bool follow = req.query.count("follow") && req.query.at("follow") != "false" && req.query.at("follow") != "0";
+  auto files = sup.log_files(filter);
+  if (!files) return reply_error(ex, files.error());
+  ex->begin_stream();
+  for (const auto& [proto, path] : *files) {
+    if (tail == 0) break;
+    const std::size_t n = tail < 0 ? static_cast<std::size_t>(-1) : static_cast<std::size_t>(tail);
+    for (auto& line : supervisor::tail_lines(path, sup.log_keep_files(), n)) {
+      supervisor::LogLine l = proto;
+      l.text = std::move(line);
+      ex->stream(to_json(l));
+    }
+  }
+  if (!follow) return ex->end_stream();
+  const auto id = sup.logs().subscribe(filter, [ex](const supervisor::LogLine& line) { ex->stream(to_json(line)); });
+  ex->on_disconnect([&sup, id] { sup.logs().unsubscribe(id); });
+}
+
+}  // namespace
+
+Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown) {
+  return [&sup, on_shutdown](const Request& req, const std::shared_ptr<Exchange>& ex) {
+    static const std::regex system_route(R"(^/v1/systems/([a-z0-9-]{1,63})(/[a-z]+)?$)");
+    const std::string& m = req.method;
+    if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
+    if (req.path == "/v1/shutdown" && m == "POST") {
+      ex->reply(202, {{"shutting_down", true}});
+      return on_shutdown();
+    }
+    if (req.path == "/v1/systems") {
+      if (m == "GET") {
+        json out = json::array();
+        for (const auto& s : sup.systems()) out.push_back(to_json(s));
+        return ex->reply(200, out);
+      }
+      if (m == "POST") return handle_apply(sup, req, ex);
+      return reply_error(ex, Errc::kInvalidArgument, "method " + m + " not allowed on " + req.path);
+    }
+    if (req.path == "/v1/replicas" && m == "GET") {
+      std::optional<std::string> system;
+      if (auto it = req.query.find("system"); it != req.query.end() && !it->second.empty()) system = it->second;
+      auto rows = sup.replicas(system);
+      if (!rows) return reply_error(ex, rows.error());
+      json out = json::array();
+      for (const auto& r : *rows) out.push_back(to_json(r));
+      return ex->reply(200, out);
+    }
+    std::smatch match;
+    if (!std::regex_match(req.path, match, system_route)) {
+      return reply_error(ex, Errc::kNotFound, "no route for " + m + " " + req.path);
+    }
+    const std::string system = match[1].str();
+    const std::string action = match[2].matched ? match[2].str().substr(1) : "";
+    auto body = parse_body(req);
+    if (!body) return reply_error(ex, body.error());
+
+    if (action.empty() && m == "GET") {
+      auto rows = sup.replicas(system);
+      if (!rows) return reply_error(ex, rows.error());
+      json replicas = json::array();
+      for (const auto& r : *rows) replicas.push_back(to_json(r));
+      for (const auto& s : sup.systems()) {
+        if (s.name == system) {
+          json out = to_json(s);
+          out["replicas_detail"] = replicas;
+          return ex->reply(200, out);
+        }
+      }
+      return reply_error(ex, Errc::kNotFound, "no system named \"" + system + "\"");
+    }
+    if (action.empty() && m == "DELETE") {
+      const bool volumes = req.query.count("volumes") && req.query.at("volumes") == "true";
+      auto s = sup.remove(system, volumes, [ex, system] { ex->reply(200, {{"removed", system}}); });
+      if (!s) reply_error(ex, s.error());
+      return;
+    }
+    if (action == "start" && m == "POST") {
+      if (auto s = sup.start(system); !s) return reply_error(ex, s.error());
+      return ex->reply(202, {{"starting", system}});
+    }
+    if (action == "stop" && m == "POST") {
+      auto s = sup.stop(system, [ex, system] { ex->reply(200, {{"stopped", system}}); });
+      if (!s) reply_error(ex, s.error());
+      return;
+    }
+    if (action == "scale" && m == "POST") {
+      auto service = string_field(*body, "service", true);
+      if (!service) return reply_error(ex, service.error());
+      auto it = body->find("replicas");
+      if (it == body->end() || !it->is_number_integer()) {
+        return reply_error(ex, Errc::kInvalidArgument, "field \"replicas\" must be an integer");
+      }
+      if (auto s = sup.scale(system, *service, it->get<int>()); !s) return reply_error(ex, s.error());
+      return ex->reply(200, {{"system", system}, {"service", *service}, {"replicas", it->get<int>()}});
+    }
+    if (action == "restart" && m == "POST") {
+      auto service = string_field(*body, "service", false);
+      if (!service) return reply_error(ex, service.error());
+      std::optional<std::string> only;
+      if (!service->empty()) only = *service;
+      if (auto s = sup.restart(system, only); !s) return reply_error(ex, s.error());
+      return ex->reply(202, {{"restarting", system}});
+    }
+    if (action == "wait" && m == "GET") {
+      Duration timeout = std::chrono::seconds(60);
+      if (auto it = req.query.find("timeout"); it != req.query.end()) {
+        auto d = parse_duration(it->second);
+        if (!d) return reply_error(ex, d.error());
+        timeout = *d;
+      }
+      auto s = sup.wait_ready(system, timeout, [ex](const supervisor::ReadyReport& r) {
+        ex->reply(200, {{"ok", r.ok}, {"message", r.message}, {"replica", r.replica}, {"last_lines", r.last_lines}});
+      });
+      if (!s) reply_error(ex, s.error());
+      return;
+    }
+    if (action == "logs" && m == "GET") return handle_logs(sup, system, req, ex);
+    return reply_error(ex, Errc::kNotFound, "no route for " + m + " " + req.path);
+  };
+}
+
+}  // namespace zeppelin::api

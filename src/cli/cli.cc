@@ -1,0 +1,463 @@
+#include "cli/cli.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "cli/autostart.h"
+#include "client/client.h"
+#include "common/fs_util.h"
+#include "common/units.h"
+#include "server/server.h"
+#include "spec/parser.h"
+
+extern char** environ;
+
+namespace zeppelin::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailure = 1;
+constexpr int kUsage = 2;
+
+int fail(const std::string& message, int code = kFailure) {
+  std::cerr << "zeppelin: " << message << "\n";
+  return code;
+}
+
+int fail(const Error& e) { return fail(e.message, e.code == Errc::kInvalidArgument ? kUsage : kFailure); }
+
+// Maps an API answer to an exit code: 4xx are the caller's mistakes.
+int fail(const client::Response& r) {
+  return fail(r.error_message(), r.status >= 400 && r.status < 500 && r.status != 404 ? kUsage : kFailure);
+}
+
+std::map<std::string, std::string> caller_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string key = kv.substr(0, eq);
+    if (key.starts_with("ZEPPELIN_")) continue;  // the contract sets these itself
+    env[key] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+// Colour per service for prefixes, as `docker compose` does.
+const char* colour(const std::string& service) {
+  static const char* palette[] = {"\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m", "\033[91m", "\033[96m"};
+  return palette[std::hash<std::string>{}(service) % 7];
+}
+
+class LinePrinter {
+ public:
+  LinePrinter() : tty_(::isatty(STDOUT_FILENO) == 1) {}
+  void print(const json& item) {
+    if (!item.contains("line")) return;
+    const std::string service = item.value("service", "");
+    const std::string prefix = service + "/" + std::to_string(item.value("replica", 0));
+    const bool event = item.value("stream", "") == "event";
+    std::string out;
+    if (tty_) out += colour(service);
+    out += prefix;
+    out.append(prefix.size() < 12 ? 12 - prefix.size() : 0, ' ');
+    out += " | ";
+    if (tty_) out += "\033[0m";
+    if (event) out += tty_ ? "\033[2m[zeppelin] " : "[zeppelin] ";
+    out += item.value("line", "");
+    if (event && tty_) out += "\033[0m";
+    out += '\n';
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  bool tty_;
+  std::mutex mu_;
+};
+
+struct SpecChoice {
+  std::optional<std::string> file;    // a spec file to apply
+  std::optional<std::string> system;  // or a registered system to start
+};
+
+// `run [-f FILE] [SYSTEM]`: an explicit file, a path given as SYSTEM, else
+// ./zeppelin.yaml (whose name must match SYSTEM), else a registered system.
+Result<SpecChoice> choose_spec(const std::string& file, const std::string& system) {
+  SpecChoice choice;
+  if (!file.empty()) {
+    choice.file = file;
+    return choice;
+  }
+  std::error_code ec;
+  if (!system.empty() && (system.find('/') != std::string::npos || system.ends_with(".yaml") || system.ends_with(".yml"))) {
+    if (fs::is_directory(system, ec)) choice.file = (fs::path(system) / "zeppelin.yaml").string();
+    else choice.file = system;
+    return choice;
+  }
+  if (fs::exists("zeppelin.yaml", ec)) {
+    auto parsed = spec::load_spec_file("zeppelin.yaml");
+    if (!parsed) return parsed.error();
+    if (system.empty() || parsed->name == system) {
+      choice.file = "zeppelin.yaml";
+      return choice;
+    }
+  }
+  if (system.empty()) return make_error(Errc::kInvalidArgument, "no zeppelin.yaml here; use -f FILE or name a system");
+  choice.system = system;
+  return choice;
+}
+
+int print_ready_report(const json& report) {
+  if (report.value("ok", false)) return kOk;
+  std::cerr << "zeppelin: " << report.value("message", "not ready") << "\n";
+  const auto lines = report.value("last_lines", std::vector<std::string>{});
+  if (!lines.empty()) {
+    std::cerr << "last log lines of " << report.value("replica", "") << ":\n";
+    for (const auto& l : lines) std::cerr << "  " << l << "\n";
+  }
+  return kFailure;
+}
+
+int cmd_validate(const std::string& file) {
+  auto system = spec::load_spec_file(file);
+  if (!system) {
+    std::cerr << system.error().message << "\n";
+    return system.error().code == Errc::kNotFound ? kFailure : kUsage;
+  }
+  int replicas = 0;
+  for (const auto& s : system->services) replicas += s.replicas;
+  std::cout << file << ": valid (system " << system->name << ", " << system->services.size() << " service(s), " << replicas
+            << " replica(s))\n";
+  return kOk;
+}
+
+int cmd_run(const std::string& file, const std::string& system, bool detach, const std::string& timeout_text) {
+  auto timeout = parse_duration(timeout_text);
+  if (!timeout) return fail("--timeout: " + timeout.error().message, kUsage);
+  auto choice = choose_spec(file, system);
+  if (!choice) return fail(choice.error());
+  const std::string home = zeppelin_home();
+  json request;
+  std::string name;
+  if (choice->file) {
+    auto parsed = spec::load_spec_file(*choice->file);  // validate before anything starts
+    if (!parsed) {
+      std::cerr << parsed.error().message << "\n";
+      return parsed.error().code == Errc::kNotFound ? kFailure : kUsage;
+    }
+    auto text = read_file(parsed->file);
+    if (!text) return fail(text.error());
+    name = parsed->name;
+    request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", caller_environment()}};
+  } else {
+    name = *choice->system;
+  }
+  auto client = connect_or_start(home);
+  if (!client) return fail(client.error());
+
+  if (detach) {
+    auto applied = choice->file ? client->call("POST", "/v1/systems", request)
+                                : client->call("POST", "/v1/systems/" + name + "/start");
+    if (!applied) return fail(applied.error());
+    if (!applied->ok()) return fail(*applied);
+    auto waited = client->call("GET", "/v1/systems/" + name + "/wait?timeout=" + format_duration(*timeout));
+    if (!waited) return fail(waited.error());
+    if (!waited->ok()) return fail(*waited);
+    const int rc = print_ready_report(waited->body);
+    if (rc == kOk) std::cout << "system " << name << " is running\n";
+    return rc;
+  }
+
+  // Foreground: follow the logs; Ctrl-C stops the system gracefully.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, home, name] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    std::cerr << "\nstopping " << name << " (Ctrl-C again to leave it stopping in the background)\n";
+    std::signal(SIGINT, SIG_DFL);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+    client::Client c(socket_path(home));
+    auto r = c.call("POST", "/v1/systems/" + name + "/stop");
+    std::fflush(stdout);
+    if (!r || !r->ok()) {
+      std::cerr << "zeppelin: stop failed: " << (r ? r->error_message() : r.error().message) << "\n";
+      ::_exit(kFailure);
+    }
+    std::cerr << "stopped " << name << "\n";
+    ::_exit(kOk);
+  }).detach();
+
+  LinePrinter printer;
+  auto on_item = [&](const json& item) {
+    printer.print(item);
+    return true;
+  };
+  Result<client::Response> streamed =
+      choice->file ? client->stream("POST", "/v1/systems?follow=true", request, on_item)
+                   : client::Response{};
+  if (!choice->file) {
+    auto started = client->call("POST", "/v1/systems/" + name + "/start");
+    if (!started) return fail(started.error());
+    if (!started->ok()) return fail(*started);
+    streamed = client->stream("GET", "/v1/systems/" + name + "/logs?follow=true&tail=0", nullptr, on_item);
+  }
+  if (!streamed) return fail(streamed.error());
+  if (!streamed->ok()) return fail(*streamed);
+  return fail("the zeppelin server went away");
+}
+
+std::string pad(const std::string& s, std::size_t width) {
+  return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
+}
+
+int cmd_ps(const std::string& system, const std::string& format) {
+  if (format != "table" && format != "json") return fail("-o must be table or json", kUsage);
+  auto client = connect_or_start(zeppelin_home());
+  if (!client) return fail(client.error());
+  auto r = client->call("GET", "/v1/replicas" + (system.empty() ? "" : "?system=" + client::url_encode(system)));
+  if (!r) return fail(r.error());
+  if (!r->ok()) return fail(*r);
+  if (format == "json") {
+    std::cout << r->body.dump(2) << "\n";
+    return kOk;
+  }
+  const std::vector<std::string> headers = {"SYSTEM", "SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : r->body) {
+    const double up = row.value("uptime_seconds", 0.0);
+    std::string uptime = up <= 0 ? "-" : up < 120 ? std::to_string(static_cast<int>(up)) + "s"
+                                      : up < 7200 ? std::to_string(static_cast<int>(up / 60)) + "m"
+                                                  : std::to_string(static_cast<int>(up / 3600)) + "h";
+    std::string last = row.value("detail", "");
+    if (last.empty()) last = row.value("last_exit", "");
+    rows.push_back({row.value("system", ""), row.value("service", ""), std::to_string(row.value("replica", 0)),
+                    row.value("state", ""), row.value("health", ""),
+                    row.value("pid", 0) ? std::to_string(row.value("pid", 0)) : "-",
+                    std::to_string(row.value("restarts", 0)), row.value("address", ""), uptime, last.empty() ? "-" : last});
+  }
+  std::vector<std::size_t> widths;
+  for (const auto& h : headers) widths.push_back(h.size());
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  auto print_row = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (std::size_t i = 0; i < cells.size(); ++i) line += i + 1 == cells.size() ? cells[i] : pad(cells[i], widths[i] + 2);
+    std::cout << line << "\n";
+  };
+  print_row(headers);
+  for (const auto& row : rows) print_row(row);
+  return kOk;
+}
+
+int cmd_logs(const std::string& target, bool follow, long tail) {
+  std::string system = target;
+  std::string query = "tail=" + std::to_string(tail) + (follow ? "&follow=true" : "");
+  if (auto slash = target.find('/'); slash != std::string::npos) {
+    system = target.substr(0, slash);
+    std::string rest = target.substr(slash + 1);
+    std::string service = rest;
+    if (auto s2 = rest.find('/'); s2 != std::string::npos) {
+      service = rest.substr(0, s2);
+      const std::string replica = rest.substr(s2 + 1);
+      if (replica.empty() || !std::all_of(replica.begin(), replica.end(), ::isdigit)) {
+        return fail("replica in " + target + " must be a number", kUsage);
+      }
+      query += "&replica=" + replica;
+    }
+    query += "&service=" + client::url_encode(service);
+  }
+  if (!spec::is_dns_label(system)) return fail("invalid system name \"" + system + "\"", kUsage);
+  auto client = connect_or_start(zeppelin_home());
+  if (!client) return fail(client.error());
+  LinePrinter printer;
+  auto r = client->stream("GET", "/v1/systems/" + system + "/logs?" + query, nullptr, [&](const json& item) {
+    printer.print(item);
+    return true;
+  });
+  if (!r) return fail(r.error());
+  if (!r->ok()) return fail(*r);
+  return kOk;
+}
+
+int simple_call(const std::string& method, const std::string& target, const json& body, const std::string& done) {
+  auto client = connect_or_start(zeppelin_home());
+  if (!client) return fail(client.error());
+  auto r = client->call(method, target, body);
+  if (!r) return fail(r.error());
+  if (!r->ok()) return fail(*r);
+  if (!done.empty()) std::cout << done << "\n";
+  return kOk;
+}
+
+int check_system_name(const std::string& system) {
+  if (!spec::is_dns_label(system)) return fail("invalid system name \"" + system + "\"", kUsage);
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Zeppelin: build, run and manage replicated systems", "zeppelin"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "zeppelin 0.1.0");
+
+  std::string file;
+  std::string system;
+  std::string target;
+  std::string format = "table";
+  std::string timeout = "60s";
+  std::string listen;
+  std::string home_flag;
+  bool detach = false;
+  bool follow = false;
+  bool volumes = false;
+  long tail = -1;
+  int ready_fd = -1;
+  std::vector<std::string> assignments;
+
+  auto* validate = app.add_subcommand("validate", "Check a spec file and report every problem with FILE:LINE:COL");
+  validate->add_option("file", file, "spec file")->required();
+
+  auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
+  server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
+  server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
+  server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
+
+  auto* shutdown = app.add_subcommand("shutdown", "Stop the server and its replicas (desired state is kept)");
+
+  auto* run = app.add_subcommand("run", "Run a system: foreground with logs, or -d to detach once healthy");
+  run->add_option("-f,--file", file, "spec file (default ./zeppelin.yaml)");
+  run->add_option("system", system, "system name, or a spec file or directory");
+  run->add_flag("-d,--detach", detach, "return once every replica is running and healthy");
+  run->add_option("--timeout", timeout, "with -d: how long to wait for readiness")->capture_default_str();
+
+  auto* ps = app.add_subcommand("ps", "List replicas");
+  ps->add_option("system", system, "only this system");
+  ps->add_option("-o,--output", format, "table or json")->capture_default_str();
+
+  auto* logs = app.add_subcommand("logs", "Show replica logs");
+  logs->add_option("target", target, "SYSTEM[/SERVICE[/REPLICA]]")->required();
+  logs->add_flag("-f,--follow", follow, "keep following, across restarts and scale-ups");
+  logs->add_option("--tail", tail, "only the last N lines of each replica");
+
+  auto* stop = app.add_subcommand("stop", "Stop a system; returns when every process has exited");
+  stop->add_option("system", system)->required();
+
+  auto* down = app.add_subcommand("down", "Stop and remove a system");
+  down->add_option("system", system)->required();
+  down->add_flag("--volumes", volumes, "also delete its volumes");
+
+  auto* scale = app.add_subcommand("scale", "Change the number of replicas of services");
+  scale->add_option("system", system)->required();
+  scale->add_option("assignments", assignments, "SERVICE=N")->required();
+
+  auto* restart = app.add_subcommand("restart", "Rolling restart, one replica at a time");
+  restart->add_option("target", target, "SYSTEM[/SERVICE]")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kUsage;
+  }
+
+  if (*validate) return cmd_validate(file);
+  if (*server) {
+    if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
+    return server::run_server({zeppelin_home(), listen, ready_fd});
+  }
+  if (*shutdown) {
+    client::Client c(socket_path(zeppelin_home()));
+    if (!c.reachable()) return kOk;
+    auto r = c.call("POST", "/v1/shutdown");
+    if (!r) return fail(r.error());
+    // The server exits after its replicas stop; wait for the socket to go.
+    while (c.reachable()) ::usleep(20000);
+    return kOk;
+  }
+  if (*run) {
+    if (!system.empty() && system.find('/') == std::string::npos && !system.ends_with(".yaml") &&
+        !system.ends_with(".yml") && check_system_name(system) != kOk) {
+      return kUsage;
+    }
+    return cmd_run(file, system, detach, timeout);
+  }
+  if (*ps) return cmd_ps(system, format);
+  if (*logs) return cmd_logs(target, follow, tail);
+  if (*stop) {
+    if (check_system_name(system) != kOk) return kUsage;
+    return simple_call("POST", "/v1/systems/" + system + "/stop", nullptr, "stopped " + system);
+  }
+  if (*down) {
+    if (check_system_name(system) != kOk) return kUsage;
+    return simple_call("DELETE", "/v1/systems/" + system + (volumes ? "?volumes=true" : ""), nullptr, "removed " + system);
+  }
+  if (*scale) {
+    if (check_system_name(system) != kOk) return kUsage;
+    for (const auto& a : assignments) {
+      const auto eq = a.find('=');
+      int n = -1;
+      try {
+        if (eq != std::string::npos) n = std::stoi(a.substr(eq + 1));
+      } catch (const std::exception&) {
+        n = -1;
+      }
+      if (eq == std::string::npos || n < 0) return fail("expected SERVICE=N, got \"" + a + "\"", kUsage);
+      const int rc = simple_call("POST", "/v1/systems/" + system + "/scale", {{"service", a.substr(0, eq)}, {"replicas", n}},
+                                 "scaled " + system + "/" + a.substr(0, eq) + " to " + std::to_string(n));
+      if (rc != kOk) return rc;
+    }
+    return kOk;
+  }
+  if (*restart) {
+    const auto slash = target.find('/');
+    const std::string sys = target.substr(0, slash);
+    if (check_system_name(sys) != kOk) return kUsage;
+    json body = json::object();
+    if (slash != std::string::npos) body["service"] = target.substr(slash + 1);
+    const int rc = simple_call("POST", "/v1/systems/" + sys + "/restart", body, "");
+    if (rc != kOk) return rc;
+    // Rolling: returns once every replica was replaced and is ready again.
+    auto client = connect_or_start(zeppelin_home());
+    if (!client) return fail(client.error());
+    auto waited = client->call("GET", "/v1/systems/" + sys + "/wait?timeout=10m");
+    if (!waited) return fail(waited.error());
+    if (!waited->ok()) return fail(*waited);
+    const int ready = print_ready_report(waited->body);
+    if (ready == kOk) std::cout << "restarted " << target << "\n";
+    return ready;
+  }
+  return kUsage;
+}
+
+}  // namespace zeppelin::cli

@@ -1,0 +1,45 @@
+// A synchronous client of Zeppelin's HTTP/JSON API over its unix socket, as
+// used by the CLI. Each call opens its own connection, so calls may be made
+// from any thread.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/result.h"
+
+namespace zeppelin::client {
+
+struct Response {
+  int status = 0;
+  nlohmann::json body;
+  bool ok() const { return status >= 200 && status < 300; }
+  // The API's error message, or a generic one.
+  std::string error_message() const;
+};
+
+class Client {
+ public:
+  explicit Client(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+
+  // True when a server answers on the socket.
+  bool reachable() const;
+  Result<Response> call(const std::string& method, const std::string& target,
+                        const nlohmann::json& body = nullptr) const;
+  // Sends a request whose answer is an NDJSON stream; calls `on_item` for each
+  // item until the stream ends or `on_item` returns false. Non-2xx answers
+  // come back as a Response with the error.
+  Result<Response> stream(const std::string& method, const std::string& target, const nlohmann::json& body,
+                          const std::function<bool(const nlohmann::json&)>& on_item) const;
+
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  std::string socket_path_;
+};
+
+// Percent-encodes a query parameter value.
+std::string url_encode(const std::string& value);
+
+}  // namespace zeppelin::client

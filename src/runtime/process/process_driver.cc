@@ -1,0 +1,242 @@
+#include "runtime/process/process_driver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace zeppelin::runtime {
+namespace asio = boost::asio;
+
+std::string ExitStatus::describe() const {
+  std::string s = signal ? "killed by signal " + std::to_string(signal) + " (" + ::strsignal(signal) + ")"
+                         : "exited with code " + std::to_string(code);
+  if (oom_killed) s += ", out of memory";
+  return s;
+}
+
+Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                            const std::string& workdir, int stdout_fd, int stderr_fd) {
+  if (argv.empty()) return make_error(Errc::kInvalidArgument, "empty command");
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
+  else posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+  else posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
+
+  // Own process group, default dispositions and an empty mask: the server's
+  // own signal handling must not leak into replicas.
+  sigset_t defaults;
+  sigset_t empty;
+  sigfillset(&defaults);
+  sigemptyset(&empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  std::vector<char*> c_argv;
+  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  std::vector<char*> c_env;
+  for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
+  c_env.push_back(nullptr);
+
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return make_error(Errc::kInvalidArgument, "cannot start \"" + argv[0] + "\" in " + workdir + ": " + std::strerror(rc));
+  }
+  return pid;
+}
+
+namespace {
+
+// Shared by the instance handle and its in-flight pipe reads, which may
+// outlive the handle while a pipe drains.
+struct ProcessState {
+  ProcessState(asio::io_context& io, pid_t pid_, int out_fd, int err_fd)
+      : pid(pid_), out(io, out_fd), err(io, err_fd) {}
+  pid_t pid;
+  asio::posix::stream_descriptor out;
+  asio::posix::stream_descriptor err;
+  InstanceEvents events;
+  std::string cgroup;  // empty: none
+  bool exited = false;
+};
+
+void read_pipe(const std::shared_ptr<ProcessState>& state, bool is_stderr) {
+  auto buffer = std::make_shared<std::array<char, 16384>>();
+  auto& pipe = is_stderr ? state->err : state->out;
+  pipe.async_read_some(asio::buffer(*buffer), [state, buffer, is_stderr](const boost::system::error_code& ec, std::size_t n) {
+    if (n > 0 && state->events.on_output) state->events.on_output(std::string_view(buffer->data(), n), is_stderr);
+    if (ec) {
+      (is_stderr ? state->err : state->out).close();
+      return;
+    }
+    read_pipe(state, is_stderr);
+  });
+}
+
+class ProcessInstance final : public Instance {
+ public:
+  ProcessInstance(asio::io_context& io, ChildReaper& reaper, std::shared_ptr<ProcessState> state,
+                  std::vector<std::string> env, std::string workdir)
+      : io_(io), reaper_(reaper), state_(std::move(state)), env_(std::move(env)), workdir_(std::move(workdir)) {}
+
+  int pid() const override { return state_->pid; }
+  void terminate() override {
+    if (!state_->exited) ::kill(-state_->pid, SIGTERM);
+  }
+  void kill() override {
+    if (!state_->exited) ::kill(-state_->pid, SIGKILL);
+  }
+
+  void exec_probe(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                  std::function<void(bool)> done) override {
+    auto pid = spawn_process(argv, env_, workdir_, -1, -1);
+    if (!pid) {
+      done(false);
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_, timeout);
+    auto timed_out = std::make_shared<bool>(false);
+    const pid_t child = *pid;
+    timer->async_wait([child, timed_out](const boost::system::error_code& ec) {
+      if (ec) return;
+      *timed_out = true;
+      ::kill(-child, SIGKILL);
+    });
+    reaper_.watch(child, [timer, timed_out, child, done = std::move(done)](int status) {
+      timer->cancel();
+      ::kill(-child, SIGKILL);  // whatever the probe left behind
+      done(!*timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    });
+  }
+
+ private:
+  asio::io_context& io_;
+  ChildReaper& reaper_;
+  std::shared_ptr<ProcessState> state_;
+  std::vector<std::string> env_;
+  std::string workdir_;
+};
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+}  // namespace
+
+ProcessDriver::ProcessDriver(asio::io_context& io, std::string marker)
+    : io_(io), reaper_(io), cgroups_(Cgroups::detect("zeppelin")), marker_(std::move(marker)) {}
+
+Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch, InstanceEvents events) {
+  int out[2];
+  int err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
+  }
+  std::vector<std::string> env = launch.env;
+  env.push_back("ZEPPELIN_SUPERVISOR=" + marker_);
+  auto pid = spawn_process(launch.argv, env, launch.workdir, out[1], err[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (!pid) {
+    ::close(out[0]);
+    ::close(err[0]);
+    return pid.error();
+  }
+  auto state = std::make_shared<ProcessState>(io_, *pid, out[0], err[0]);
+  state->events = std::move(events);
+  if (launch.resources.cpu_millis || launch.resources.memory_bytes) {
+    // The child runs briefly before it is moved into its group; anything it
+    // forks in that window stays outside the limits (cgroup v1 has no
+    // CLONE_INTO_CGROUP).
+    if (auto group = cgroups_.create(launch.id, launch.resources)) {
+      state->cgroup = *group;
+      cgroups_.add(*group, *pid);
+    }
+  }
+  read_pipe(state, false);
+  read_pipe(state, true);
+  reaper_.watch(*pid, [this, state](int status) {
+    state->exited = true;
+    ::kill(-state->pid, SIGKILL);  // nothing of the replica outlives its leader
+    ExitStatus exit;
+    if (WIFSIGNALED(status)) {
+      exit.signal = WTERMSIG(status);
+      exit.code = 128 + exit.signal;
+    } else {
+      exit.code = WEXITSTATUS(status);
+    }
+    if (!state->cgroup.empty()) {
+      exit.oom_killed = cgroups_.oom_killed(state->cgroup);
+      cgroups_.destroy(state->cgroup);
+    }
+    if (state->events.on_exit) state->events.on_exit(exit);
+  });
+  return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, std::move(env), launch.workdir));
+}
+
+int ProcessDriver::reap_leftovers() {
+  const std::string needle = "ZEPPELIN_SUPERVISOR=" + marker_;
+  std::vector<int> pidfds;
+  int groups = 0;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return 0;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 1 || pid == ::getpid()) continue;
+    std::ifstream environ("/proc/" + std::string(entry->d_name) + "/environ", std::ios::binary);
+    std::string var;
+    bool ours = false;
+    while (std::getline(environ, var, '\0')) {
+      if (var == needle) {
+        ours = true;
+        break;
+      }
+    }
+    if (!ours) continue;
+    const pid_t pgid = ::getpgid(static_cast<pid_t>(pid));
+    if (pgid == pid) ++groups;
+    const int fd = pidfd_open(static_cast<pid_t>(pid));
+    if (pgid > 1) ::kill(-pgid, SIGKILL);
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    if (fd >= 0) pidfds.push_back(fd);
+  }
+  ::closedir(proc);
+  // Wait (bounded) until they are gone, so their ports and files are free.
+  for (int fd : pidfds) {
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 5000);
+    ::close(fd);
+  }
+  if (groups > 0) log::warn("ended {} replica(s) left behind by a previous server", groups);
+  return groups;
+}
+
+}  // namespace zeppelin::runtime

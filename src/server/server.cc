@@ -1,0 +1,114 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+
+#include "api/http_server.h"
+#include "api/routes.h"
+#include "common/fs_util.h"
+#include "common/log.h"
+#include "runtime/process/process_driver.h"
+#include "state/state_store.h"
+#include "supervisor/supervisor.h"
+
+namespace zeppelin::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// One server per data directory: the lock is held for the process lifetime.
+bool take_lock(const std::string& home) {
+  const int fd = ::open((home + "/server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+// A supervisor of a thousand replicas needs three descriptors each.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& options) {
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (auto s = make_dirs(options.home, 0700); !s) {
+    log::error("{}", s.error().message);
+    return 1;
+  }
+  if (!take_lock(options.home)) {
+    log::error("a zeppelin server is already running for {}", options.home);
+    return 1;
+  }
+  raise_fd_limit();
+  std::signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context io(1);
+  runtime::ProcessDriver driver(io, options.home);
+  if (driver.cgroup_version() == runtime::Cgroups::Version::kNone) {
+    log::warn("no writable cgroup hierarchy: cpu and memory limits will not be enforced");
+  }
+  state::FileStateStore store(options.home + "/state.json");
+  supervisor::SupervisorOptions sup_options;
+  sup_options.home = options.home;
+  supervisor::Supervisor supervisor(io, driver, store, sup_options);
+  if (auto s = supervisor.recover(); !s) {
+    log::error("{}", s.error().message);
+    return 1;
+  }
+
+  bool stopping = false;
+  std::vector<std::unique_ptr<api::HttpServer>> listeners;
+  auto shutdown = [&] {
+    if (stopping) return;
+    stopping = true;
+    log::info("shutting down: stopping replicas");
+    for (auto& l : listeners) l->close();
+    supervisor.shutdown([&io] { io.stop(); });
+  };
+  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); });
+
+  auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
+  if (!unix_listener) {
+    log::error("{}", unix_listener.error().message);
+    return 1;
+  }
+  log::info("API listening on unix:{}", (*unix_listener)->address());
+  listeners.push_back(std::move(*unix_listener));
+  if (!options.tcp_listen.empty()) {
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes);
+    if (!tcp) {
+      log::error("{}", tcp.error().message);
+      return 1;
+    }
+    log::info("API listening on http://{}", (*tcp)->address());
+    listeners.push_back(std::move(*tcp));
+  }
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) shutdown();
+  });
+  if (options.ready_fd >= 0) {
+    const char byte = 1;
+    (void)::write(options.ready_fd, &byte, 1);
+    ::close(options.ready_fd);
+  }
+  io.run();
+  ::unlink((options.home + "/zeppelin.sock").c_str());
+  log::info("server stopped");
+  return 0;
+}
+
+}  // namespace zeppelin::server

@@ -1,0 +1,91 @@
+// The system spec, v1: the validated, in-memory form of a zeppelin.yaml file.
+// Everything here has passed validation; see docs/spec.md for the file format.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/units.h"
+
+namespace zeppelin::spec {
+
+// 1-based line and column in the spec file; 0 when unknown.
+struct Location {
+  int line = 0;
+  int column = 0;
+};
+
+struct Port {
+  std::string name;
+  int port = 0;
+};
+
+struct Volume {
+  std::string name;
+  std::string path;                   // where the replica expects it (used by containers)
+  std::optional<std::string> source;  // absolute host directory; empty: per-replica volume
+  bool read_only = false;
+};
+
+struct HealthCheck {
+  enum class Kind { kHttp, kTcp, kExec };
+  Kind kind = Kind::kTcp;
+  int port = 0;                       // resolved port number (http, tcp)
+  std::string path = "/";             // http
+  std::vector<std::string> exec;      // argv (exec)
+  Duration interval = std::chrono::seconds(10);
+  Duration timeout = std::chrono::seconds(1);
+  int retries = 3;
+  Duration start_period = Duration(0);
+};
+
+struct Resources {
+  std::optional<std::int64_t> cpu_millis;
+  std::optional<std::int64_t> memory_bytes;
+};
+
+enum class Mode { kReplicated, kStateful };
+enum class StartOrder { kOrdered, kParallel };
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+struct Service {
+  std::string name;
+  std::vector<std::string> command;   // argv; for a shell string: {"/bin/sh", "-c", text}
+  bool shell = false;
+  std::string workdir;                // absolute
+  std::vector<std::pair<std::string, std::string>> env;  // in file order, unexpanded
+  std::vector<Port> ports;
+  int replicas = 1;
+  Mode mode = Mode::kReplicated;
+  StartOrder start = StartOrder::kOrdered;
+  Resources resources;
+  std::vector<Volume> volumes;
+  std::optional<HealthCheck> health;
+  RestartPolicy restart = RestartPolicy::kAlways;
+  Duration stop_grace = std::chrono::seconds(10);
+  std::vector<std::string> depends_on;
+  Location location;
+
+  // Stateful services with ordered start bring replicas up one at a time.
+  bool ordered() const { return mode == Mode::kStateful && start == StartOrder::kOrdered; }
+};
+
+struct System {
+  std::string name;
+  std::vector<Service> services;      // in file order
+  std::string file;                   // absolute path of the spec file ("" if from text)
+  std::string base_dir;               // directory relative paths resolve against
+
+  const Service* find(const std::string& service) const;
+  // Services sorted so that every service comes after those it depends on.
+  std::vector<const Service*> dependency_order() const;
+};
+
+const char* to_string(Mode m);
+const char* to_string(StartOrder s);
+const char* to_string(RestartPolicy r);
+
+}  // namespace zeppelin::spec

@@ -1,0 +1,615 @@
+#include "spec/parser.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace zeppelin::spec {
+namespace {
+
+namespace fs = std::filesystem;
+
+Location location_of(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null()) return {};
+  return Location{mark.line + 1, mark.column + 1};
+}
+
+const char* kind_name(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Null: return "null";
+    default: return "nothing";
+  }
+}
+
+bool is_plain(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "?"; }
+
+// Walks the YAML tree once, filling the model and collecting diagnostics.
+class SpecReader {
+ public:
+  SpecReader(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+
+  System read(const YAML::Node& root);
+  std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
+
+ private:
+  void error(const YAML::Node& at, std::string message) {
+    diagnostics_.push_back({location_of(at), std::move(message)});
+  }
+  void error(Location at, std::string message) { diagnostics_.push_back({at, std::move(message)}); }
+
+  // Iterates a mapping's fields, reporting duplicates and fields not in `known`.
+  void for_fields(const YAML::Node& map, const std::string& where, const std::vector<std::string>& known,
+                  const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& visit);
+
+  bool expect_map(const YAML::Node& node, const std::string& what);
+  std::optional<std::string> string_of(const YAML::Node& node, const std::string& what);
+  std::optional<long long> integer_of(const YAML::Node& node, const std::string& what, long long min, long long max);
+  std::optional<bool> bool_of(const YAML::Node& node, const std::string& what);
+  std::optional<Duration> duration_of(const YAML::Node& node, const std::string& what);
+  std::vector<std::string> string_list(const YAML::Node& node, const std::string& what);
+  std::string resolve_path(const std::string& path) const;
+
+  Service read_service(const std::string& name, const YAML::Node& key, const YAML::Node& node);
+  void read_command(Service& svc, const YAML::Node& node);
+  void read_env(Service& svc, const YAML::Node& node);
+  void read_ports(Service& svc, const YAML::Node& node);
+  void read_volumes(Service& svc, const YAML::Node& node);
+  void read_resources(Service& svc, const YAML::Node& node);
+  void read_health(Service& svc, const YAML::Node& node, std::optional<YAML::Node>& port_ref);
+  void check_dependencies(const System& system, const std::map<std::string, std::vector<YAML::Node>>& dep_nodes);
+
+  std::string base_dir_;
+  std::vector<Diagnostic> diagnostics_;
+};
+
+void SpecReader::for_fields(
+    const YAML::Node& map, const std::string& where, const std::vector<std::string>& known,
+    const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& visit) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      error(key, "field names in " + where + " must be strings");
+      continue;
+    }
+    const std::string name = key.Scalar();
+    if (!seen.insert(name).second) {
+      error(key, "duplicate field \"" + name + "\" in " + where);
+      continue;
+    }
+    if (!known.empty() && std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      error(key, "unknown field \"" + name + "\" in " + where + " (expected one of: " + list + ")");
+      continue;
+    }
+    visit(name, key, it->second);
+  }
+}
+
+bool SpecReader::expect_map(const YAML::Node& node, const std::string& what) {
+  if (node.IsMap()) return true;
+  error(node, what + " must be a mapping, found " + kind_name(node));
+  return false;
+}
+
+std::optional<std::string> SpecReader::string_of(const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) {
+    error(node, what + " must be a string, found " + kind_name(node));
+    return std::nullopt;
+  }
+  return node.Scalar();
+}
+
+std::optional<long long> SpecReader::integer_of(const YAML::Node& node, const std::string& what, long long min,
+                                                long long max) {
+  if (!is_plain(node)) {
+    error(node, what + " must be an integer, found " + (node.IsScalar() ? "a string" : kind_name(node)));
+    return std::nullopt;
+  }
+  const std::string& s = node.Scalar();
+  std::size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(s, &used, 10);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size()) {
+    error(node, what + " must be an integer, found \"" + s + "\"");
+    return std::nullopt;
+  }
+  if (value < min || value > max) {
+    error(node, what + " must be between " + std::to_string(min) + " and " + std::to_string(max) + ", found " + s);
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<bool> SpecReader::bool_of(const YAML::Node& node, const std::string& what) {
+  if (is_plain(node)) {
+    if (node.Scalar() == "true") return true;
+    if (node.Scalar() == "false") return false;
+  }
+  error(node, what + " must be true or false");
+  return std::nullopt;
+}
+
+std::optional<Duration> SpecReader::duration_of(const YAML::Node& node, const std::string& what) {
+  auto text = string_of(node, what);
+  if (!text) return std::nullopt;
+  auto parsed = parse_duration(*text);
+  if (!parsed) {
+    error(node, what + ": " + parsed.error().message);
+    return std::nullopt;
+  }
+  return *parsed;
+}
+
+std::vector<std::string> SpecReader::string_list(const YAML::Node& node, const std::string& what) {
+  std::vector<std::string> out;
+  if (!node.IsSequence()) {
+    error(node, what + " must be a list of strings, found " + kind_name(node));
+    return out;
+  }
+  for (const auto& item : node) {
+    if (auto s = string_of(item, what + " item")) out.push_back(*s);
+  }
+  return out;
+}
+
+std::string SpecReader::resolve_path(const std::string& path) const {
+  fs::path p(path);
+  if (p.is_relative()) p = fs::path(base_dir_) / p;
+  return p.lexically_normal().string();
+}
+
+System SpecReader::read(const YAML::Node& root) {
+  System system;
+  if (!root.IsMap()) {
+    error(root, std::string("a system spec must be a mapping with \"name\" and \"services\", found ") +
+                    kind_name(root));
+    return system;
+  }
+  std::optional<YAML::Node> name_node;
+  std::optional<YAML::Node> services_node;
+  for_fields(root, "the system", {"name", "services"},
+             [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+               if (field == "name") name_node = value;
+               else services_node = value;
+             });
+  if (!name_node) {
+    error(Location{1, 1}, "missing required field \"name\"");
+  } else if (auto name = string_of(*name_node, "name")) {
+    if (!is_dns_label(*name)) {
+      error(*name_node, "invalid system name \"" + *name +
+                            "\": must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)");
+    }
+    system.name = *name;
+  }
+  if (!services_node) {
+    error(Location{1, 1}, "missing required field \"services\"");
+    return system;
+  }
+  if (!expect_map(*services_node, "services")) return system;
+  if (services_node->size() == 0) error(*services_node, "services must define at least one service");
+
+  std::map<std::string, std::vector<YAML::Node>> dep_nodes;
+  for_fields(*services_node, "services", {}, [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
+    if (!is_dns_label(name)) {
+      error(key, "invalid service name \"" + name +
+                     "\": must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)");
+    }
+    Service svc = read_service(name, key, value);
+    if (value.IsMap() && value["depends_on"] && value["depends_on"].IsSequence()) {
+      for (const auto& d : value["depends_on"]) dep_nodes[name].push_back(d);
+    }
+    system.services.push_back(std::move(svc));
+  });
+  check_dependencies(system, dep_nodes);
+  return system;
+}
+
+Service SpecReader::read_service(const std::string& name, const YAML::Node& key, const YAML::Node& node) {
+  Service svc;
+  svc.name = name;
+  svc.location = location_of(key);
+  svc.workdir = base_dir_;
+  const std::string where = "service \"" + name + "\"";
+  if (!expect_map(node, where)) return svc;
+
+  bool has_command = false;
+  std::optional<YAML::Node> start_node;
+  std::optional<YAML::Node> health_port;
+  for_fields(node, where,
+             {"command", "workdir", "env", "ports", "replicas", "mode", "start", "resources", "volumes", "health",
+              "restart", "stop_grace", "depends_on"},
+             [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+               if (field == "command") {
+                 has_command = true;
+                 read_command(svc, value);
+               } else if (field == "workdir") {
+                 if (auto s = string_of(value, "workdir")) svc.workdir = resolve_path(*s);
+               } else if (field == "env") {
+                 read_env(svc, value);
+               } else if (field == "ports") {
+                 read_ports(svc, value);
+               } else if (field == "replicas") {
+                 if (auto n = integer_of(value, "replicas", 0, 10000)) svc.replicas = static_cast<int>(*n);
+               } else if (field == "mode") {
+                 auto s = string_of(value, "mode");
+                 if (s == "replicated") svc.mode = Mode::kReplicated;
+                 else if (s == "stateful") svc.mode = Mode::kStateful;
+                 else if (s) error(value, "invalid mode \"" + *s + "\" (expected replicated or stateful)");
+               } else if (field == "start") {
+                 start_node = value;
+                 auto s = string_of(value, "start");
+                 if (s == "ordered") svc.start = StartOrder::kOrdered;
+                 else if (s == "parallel") svc.start = StartOrder::kParallel;
+                 else if (s) error(value, "invalid start \"" + *s + "\" (expected ordered or parallel)");
+               } else if (field == "resources") {
+                 read_resources(svc, value);
+               } else if (field == "volumes") {
+                 read_volumes(svc, value);
+               } else if (field == "health") {
+                 read_health(svc, value, health_port);
+               } else if (field == "restart") {
+                 auto s = string_of(value, "restart");
+                 if (s == "always") svc.restart = RestartPolicy::kAlways;
+                 else if (s == "on-failure") svc.restart = RestartPolicy::kOnFailure;
+                 else if (s == "never") svc.restart = RestartPolicy::kNever;
+                 else if (s) error(value, "invalid restart \"" + *s + "\" (expected always, on-failure or never)");
+               } else if (field == "stop_grace") {
+                 if (auto d = duration_of(value, "stop_grace")) svc.stop_grace = *d;
+               } else if (field == "depends_on") {
+                 svc.depends_on = string_list(value, "depends_on");
+               }
+             });
+  if (!has_command) error(key, where + " is missing required field \"command\"");
+  if (start_node && svc.mode != Mode::kStateful) {
+    error(*start_node, "\"start\" applies only to services with mode: stateful");
+  }
+  // A health port given by name must name one of the service's ports.
+  if (health_port && svc.health) {
+    const YAML::Node& ref = *health_port;
+    if (is_plain(ref) && std::all_of(ref.Scalar().begin(), ref.Scalar().end(), ::isdigit)) {
+      if (auto n = integer_of(ref, "health port", 1, 65535)) svc.health->port = static_cast<int>(*n);
+    } else if (ref.IsScalar()) {
+      auto found = std::find_if(svc.ports.begin(), svc.ports.end(),
+                                [&](const Port& p) { return p.name == ref.Scalar(); });
+      if (found == svc.ports.end()) {
+        error(ref, "health check port \"" + ref.Scalar() + "\" is not one of " + where + "'s ports");
+      } else {
+        svc.health->port = found->port;
+      }
+    } else {
+      error(ref, "health check port must be a port name or number");
+    }
+  }
+  return svc;
+}
+
+void SpecReader::read_command(Service& svc, const YAML::Node& node) {
+  if (node.IsScalar()) {
+    if (node.Scalar().empty()) error(node, "command must not be empty");
+    svc.shell = true;
+    svc.command = {"/bin/sh", "-c", node.Scalar()};
+    return;
+  }
+  if (!node.IsSequence()) {
+    error(node, std::string("command must be a list of arguments or a string, found ") + kind_name(node));
+    return;
+  }
+  svc.command = string_list(node, "command");
+  if (node.size() == 0) error(node, "command must not be empty");
+}
+
+void SpecReader::read_env(Service& svc, const YAML::Node& node) {
+  auto valid_name = [](const std::string& n) {
+    if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
+    return std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  };
+  if (node.IsSequence()) {  // Compose's list form: ["KEY=value", ...]
+    for (const auto& item : node) {
+      auto s = string_of(item, "env item");
+      if (!s) continue;
+      const auto eq = s->find('=');
+      const std::string name = s->substr(0, eq);
+      if (!valid_name(name)) {
+        error(item, "invalid environment variable name \"" + name + "\"");
+        continue;
+      }
+      svc.env.emplace_back(name, eq == std::string::npos ? "" : s->substr(eq + 1));
+    }
+    return;
+  }
+  if (!node.IsMap()) {
+    error(node, std::string("env must be a mapping of NAME: value, found ") + kind_name(node));
+    return;
+  }
+  for_fields(node, "env", {}, [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
+    if (!valid_name(name)) {
+      error(key, "invalid environment variable name \"" + name + "\" (letters, digits and '_', not starting with a digit)");
+      return;
+    }
+    if (value.IsNull()) {
+      svc.env.emplace_back(name, "");
+    } else if (value.IsScalar()) {
+      svc.env.emplace_back(name, value.Scalar());
+    } else {
+      error(value, "env value of " + name + " must be a scalar, found " + kind_name(value));
+    }
+  });
+}
+
+void SpecReader::read_ports(Service& svc, const YAML::Node& node) {
+  if (!node.IsSequence()) {
+    error(node, std::string("ports must be a list of {name, port}, found ") + kind_name(node));
+    return;
+  }
+  for (const auto& item : node) {
+    if (!expect_map(item, "a port")) continue;
+    Port port;
+    bool has_name = false;
+    bool has_port = false;
+    for_fields(item, "port", {"name", "port"}, [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+      if (field == "name") {
+        auto s = string_of(value, "port name");
+        if (!s) return;
+        has_name = true;
+        if (!is_dns_label(*s) || s->size() > 15) {
+          error(value, "invalid port name \"" + *s + "\": lowercase letters, digits and '-', at most 15 characters");
+        } else if (std::any_of(svc.ports.begin(), svc.ports.end(), [&](const Port& p) { return p.name == *s; })) {
+          error(value, "duplicate port name \"" + *s + "\"");
+        }
+        port.name = *s;
+      } else {
+        auto n = integer_of(value, "port", 1, 65535);
+        if (!n) return;
+        has_port = true;
+        port.port = static_cast<int>(*n);
+        if (std::any_of(svc.ports.begin(), svc.ports.end(), [&](const Port& p) { return p.port == port.port; })) {
+          error(value, "duplicate port " + std::to_string(port.port));
+        }
+      }
+    });
+    if (!has_name) error(item, "port is missing required field \"name\"");
+    if (!has_port) error(item, "port is missing required field \"port\"");
+    if (has_name && has_port) svc.ports.push_back(port);
+  }
+}
+
+void SpecReader::read_volumes(Service& svc, const YAML::Node& node) {
+  if (!node.IsSequence()) {
+    error(node, std::string("volumes must be a list of {name, path}, found ") + kind_name(node));
+    return;
+  }
+  for (const auto& item : node) {
+    if (!expect_map(item, "a volume")) continue;
+    Volume vol;
+    bool has_name = false;
+    bool has_path = false;
+    for_fields(item, "volume", {"name", "path", "source", "read_only"},
+               [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+                 if (field == "name") {
+                   auto s = string_of(value, "volume name");
+                   if (!s) return;
+                   has_name = true;
+                   if (!is_dns_label(*s)) {
+                     error(value, "invalid volume name \"" + *s + "\": must be a DNS-1123 label");
+                   } else if (std::any_of(svc.volumes.begin(), svc.volumes.end(),
+                                          [&](const Volume& v) { return v.name == *s; })) {
+                     error(value, "duplicate volume name \"" + *s + "\"");
+                   }
+                   vol.name = *s;
+                 } else if (field == "path") {
+                   auto s = string_of(value, "volume path");
+                   if (!s) return;
+                   has_path = true;
+                   if (s->empty() || (*s)[0] != '/') error(value, "volume path \"" + *s + "\" must be absolute");
+                   vol.path = *s;
+                 } else if (field == "source") {
+                   auto s = string_of(value, "volume source");
+                   if (!s) return;
+                   vol.source = resolve_path(*s);
+                   std::error_code ec;
+                   if (!fs::is_directory(*vol.source, ec)) {
+                     error(value, "volume source \"" + *s + "\" is not a directory (resolved to " + *vol.source + ")");
+                   }
+                 } else if (auto b = bool_of(value, "read_only")) {
+                   vol.read_only = *b;
+                 }
+               });
+    if (!has_name) error(item, "volume is missing required field \"name\"");
+    if (!has_path) error(item, "volume is missing required field \"path\"");
+    if (has_name && has_path) svc.volumes.push_back(vol);
+  }
+}
+
+void SpecReader::read_resources(Service& svc, const YAML::Node& node) {
+  if (!expect_map(node, "resources")) return;
+  for_fields(node, "resources", {"cpu", "memory"}, [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+    auto s = string_of(value, field);
+    if (!s) return;
+    if (field == "cpu") {
+      auto cpu = parse_cpu(*s);
+      if (cpu) svc.resources.cpu_millis = *cpu;
+      else error(value, "cpu: " + cpu.error().message);
+    } else {
+      auto mem = parse_memory(*s);
+      if (mem) svc.resources.memory_bytes = *mem;
+      else error(value, "memory: " + mem.error().message);
+    }
+  });
+}
+
+void SpecReader::read_health(Service& svc, const YAML::Node& node, std::optional<YAML::Node>& port_ref) {
+  if (!expect_map(node, "health")) return;
+  HealthCheck check;
+  int kinds = 0;
+  auto read_probe = [&](const YAML::Node& value, const std::string& what, bool with_path) {
+    if (!expect_map(value, what)) return;
+    bool has_port = false;
+    std::vector<std::string> fields = {"port"};
+    if (with_path) fields.push_back("path");
+    for_fields(value, what, fields, [&](const std::string& field, const YAML::Node&, const YAML::Node& v) {
+      if (field == "port") {
+        has_port = true;
+        port_ref = v;
+      } else if (auto s = string_of(v, "path")) {
+        if (s->empty() || (*s)[0] != '/') error(v, "health check path \"" + *s + "\" must start with '/'");
+        check.path = *s;
+      }
+    });
+    if (!has_port) error(value, what + " is missing required field \"port\"");
+  };
+  for_fields(node, "health", {"http", "tcp", "exec", "interval", "timeout", "retries", "start_period"},
+             [&](const std::string& field, const YAML::Node& key, const YAML::Node& value) {
+               if (field == "http" || field == "tcp" || field == "exec") {
+                 if (++kinds > 1) error(key, "health must have exactly one of http, tcp or exec");
+               }
+               if (field == "http") {
+                 check.kind = HealthCheck::Kind::kHttp;
+                 read_probe(value, "health.http", true);
+               } else if (field == "tcp") {
+                 check.kind = HealthCheck::Kind::kTcp;
+                 read_probe(value, "health.tcp", false);
+               } else if (field == "exec") {
+                 check.kind = HealthCheck::Kind::kExec;
+                 if (value.IsScalar()) {
+                   check.exec = {"/bin/sh", "-c", value.Scalar()};
+                 } else {
+                   check.exec = string_list(value, "health.exec");
+                   if (value.IsSequence() && check.exec.empty()) error(value, "health.exec must not be empty");
+                 }
+               } else if (field == "interval") {
+                 if (auto d = duration_of(value, "interval")) check.interval = *d;
+                 if (check.interval.count() <= 0) error(value, "interval must be positive");
+               } else if (field == "timeout") {
+                 if (auto d = duration_of(value, "timeout")) check.timeout = *d;
+                 if (check.timeout.count() <= 0) error(value, "timeout must be positive");
+               } else if (field == "retries") {
+                 if (auto n = integer_of(value, "retries", 1, 1000)) check.retries = static_cast<int>(*n);
+               } else if (field == "start_period") {
+                 if (auto d = duration_of(value, "start_period")) check.start_period = *d;
+               }
+             });
+  if (kinds == 0) error(node, "health must have one of http, tcp or exec");
+  svc.health = check;
+}
+
+void SpecReader::check_dependencies(const System& system,
+                                    const std::map<std::string, std::vector<YAML::Node>>& dep_nodes) {
+  for (const auto& svc : system.services) {
+    auto nodes = dep_nodes.find(svc.name);
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < svc.depends_on.size(); ++i) {
+      const std::string& dep = svc.depends_on[i];
+      const YAML::Node at = nodes != dep_nodes.end() && i < nodes->second.size() ? nodes->second[i] : YAML::Node();
+      auto here = at.IsDefined() ? location_of(at) : svc.location;
+      if (dep == svc.name) error(here, "service \"" + svc.name + "\" depends on itself");
+      else if (!system.find(dep)) error(here, "service \"" + svc.name + "\" depends on unknown service \"" + dep + "\"");
+      else if (!seen.insert(dep).second) error(here, "duplicate dependency \"" + dep + "\"");
+    }
+  }
+  // Cycle detection by depth-first search; reports the first cycle with its path.
+  std::map<std::string, int> color;  // 0 white, 1 on stack, 2 done
+  std::vector<std::string> stack;
+  bool reported = false;
+  std::function<void(const Service&)> visit = [&](const Service& svc) {
+    color[svc.name] = 1;
+    stack.push_back(svc.name);
+    for (const auto& dep : svc.depends_on) {
+      const Service* next = system.find(dep);
+      if (!next || dep == svc.name) continue;
+      if (color[dep] == 1 && !reported) {
+        reported = true;
+        std::string path;
+        auto from = std::find(stack.begin(), stack.end(), dep);
+        for (auto it = from; it != stack.end(); ++it) path += *it + " -> ";
+        error(next->location, "dependency cycle: " + path + dep);
+      } else if (color[dep] == 0) {
+        visit(*next);
+      }
+    }
+    stack.pop_back();
+    color[svc.name] = 2;
+  };
+  for (const auto& svc : system.services) {
+    if (color[svc.name] == 0) visit(svc);
+  }
+}
+
+}  // namespace
+
+bool is_dns_label(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  if (!std::all_of(name.begin(), name.end(), ok)) return false;
+  return name.front() != '-' && name.back() != '-';
+}
+
+std::string format_diagnostics(const std::string& file, const std::vector<Diagnostic>& diagnostics) {
+  std::ostringstream out;
+  for (const auto& d : diagnostics) {
+    out << file << ':' << d.location.line << ':' << d.location.column << ": " << d.message << '\n';
+  }
+  std::string s = out.str();
+  if (!s.empty()) s.pop_back();
+  return s;
+}
+
+Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    Location at{e.mark.line + 1, e.mark.column + 1};
+    return make_error(Errc::kInvalidArgument, format_diagnostics(file, {{at, "YAML syntax error: " + e.msg}}));
+  } catch (const YAML::Exception& e) {
+    return make_error(Errc::kInvalidArgument, format_diagnostics(file, {{{1, 1}, std::string("YAML error: ") + e.what()}}));
+  }
+  SpecReader reader(base_dir);
+  System system;
+  try {
+    system = reader.read(root);
+  } catch (const YAML::Exception& e) {  // yaml-cpp throws on malformed aliases and similar
+    reader.diagnostics().push_back({{e.mark.line + 1, e.mark.column + 1}, e.msg});
+  }
+  if (!reader.diagnostics().empty()) {
+    auto& d = reader.diagnostics();
+    std::stable_sort(d.begin(), d.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::tie(a.location.line, a.location.column) < std::tie(b.location.line, b.location.column);
+    });
+    return make_error(Errc::kInvalidArgument, format_diagnostics(file, d));
+  }
+  system.file = file;
+  system.base_dir = base_dir;
+  return system;
+}
+
+Result<System> load_spec_file(const std::string& path) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec).lexically_normal();
+  std::ifstream in(absolute, std::ios::binary);
+  if (!in) return make_error(Errc::kNotFound, path + ": cannot open spec file");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  std::string text = buf.str();
+  if (text.size() > 4 * 1024 * 1024) return make_error(Errc::kInvalidArgument, path + ": spec file larger than 4 MiB");
+  auto system = parse_spec(text, path, absolute.parent_path().string());
+  if (system) system->file = absolute.string();
+  return system;
+}
+
+}  // namespace zeppelin::spec

@@ -1,0 +1,32 @@
+// Parses and validates a system spec. Every problem found is reported with
+// its place in the file, as "FILE:LINE:COL: message".
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "spec/model.h"
+
+namespace zeppelin::spec {
+
+struct Diagnostic {
+  Location location;
+  std::string message;
+};
+
+// Formats diagnostics one per line as "file:line:col: message".
+std::string format_diagnostics(const std::string& file, const std::vector<Diagnostic>& diagnostics);
+
+// Parses `text` as the contents of `file` (used for messages and to resolve
+// relative paths against base_dir). On failure the Error's message holds every
+// diagnostic, one per line.
+Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir);
+
+// Reads and parses a file; relative paths resolve against its directory.
+Result<System> load_spec_file(const std::string& path);
+
+// True for a DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
+bool is_dns_label(const std::string& name);
+
+}  // namespace zeppelin::spec

@@ -1,0 +1,118 @@
+#include "supervisor/replica_env.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace zeppelin::supervisor {
+
+Result<std::string> expand_vars(const std::string& text,
+                                const std::function<std::optional<std::string>(const std::string&)>& lookup) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$' || i + 1 >= text.size()) {
+      out += text[i];
+      continue;
+    }
+    if (text[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (text[i + 1] != '{') {
+      out += text[i];
+      continue;
+    }
+    const auto close = text.find('}', i + 2);
+    if (close == std::string::npos) {
+      return make_error(Errc::kInvalidArgument, "unterminated \"${\" in \"" + text + "\"");
+    }
+    std::string inner = text.substr(i + 2, close - i - 2);
+    std::optional<std::string> fallback;
+    if (auto sep = inner.find(":-"); sep != std::string::npos) {
+      fallback = inner.substr(sep + 2);
+      inner = inner.substr(0, sep);
+    }
+    const bool valid = !inner.empty() && std::all_of(inner.begin(), inner.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    if (!valid) return make_error(Errc::kInvalidArgument, "invalid variable reference \"${" + inner + "}\"");
+    auto value = lookup(inner);
+    if (value && !value->empty()) out += *value;
+    else if (fallback) out += *fallback;
+    else if (value) out += *value;
+    else return make_error(Errc::kInvalidArgument, "unknown variable ${" + inner + "} in \"" + text + "\"");
+    i = close;
+  }
+  return out;
+}
+
+std::string env_name(const std::string& name) {
+  std::string out = name;
+  for (char& c : out) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string endpoint(const spec::Service& service, const std::string& host) {
+  if (service.ports.empty()) return host;
+  return host + ":" + std::to_string(service.ports.front().port);
+}
+
+namespace {
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+}  // namespace
+
+Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env) {
+  std::map<std::string, std::string> vars = caller_env;
+  const spec::Service& svc = *id.service;
+  vars["ZEPPELIN_SYSTEM"] = id.system->name;
+  vars["ZEPPELIN_SERVICE"] = svc.name;
+  vars["ZEPPELIN_REPLICA"] = std::to_string(id.ordinal);
+  vars["ZEPPELIN_REPLICAS"] = std::to_string(id.replicas);
+  vars["ZEPPELIN_HOST"] = id.host;
+  vars["ZEPPELIN_HOME"] = id.home;
+  vars["ZEPPELIN_PEERS"] = join(id.peers);
+  if (!svc.ports.empty()) vars["PORT"] = std::to_string(svc.ports.front().port);
+  for (const auto& p : svc.ports) vars["PORT_" + env_name(p.name)] = std::to_string(p.port);
+  for (const auto& [dep, endpoints] : id.dependencies) vars["ZEPPELIN_SERVICE_" + env_name(dep)] = join(endpoints);
+  for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
+
+  // Service env may refer to the contract variables and to its own earlier entries.
+  for (const auto& [name, raw] : svc.env) {
+    auto value = expand_vars(raw, [&](const std::string& key) -> std::optional<std::string> {
+      auto it = vars.find(key);
+      if (it == vars.end()) return std::nullopt;
+      return it->second;
+    });
+    if (!value) {
+      return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": env " + name + ": " + value.error().message);
+    }
+    vars[name] = *value;
+  }
+
+  LaunchEnv out;
+  if (svc.shell) {
+    out.argv = svc.command;
+  } else {
+    for (const auto& arg : svc.command) {
+      auto value = expand_vars(arg, [&](const std::string& key) -> std::optional<std::string> {
+        auto it = vars.find(key);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+      });
+      if (!value) {
+        return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": command: " + value.error().message);
+      }
+      out.argv.push_back(*value);
+    }
+  }
+  out.env.reserve(vars.size());
+  for (const auto& [k, v] : vars) out.env.push_back(k + "=" + v);
+  return out;
+}
+
+}  // namespace zeppelin::supervisor

@@ -1,0 +1,49 @@
+// The replica contract: the environment every replica is started with, and
+// ${VAR} expansion of env values and argv. Pure functions, no I/O.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "spec/model.h"
+
+namespace zeppelin::supervisor {
+
+struct ReplicaIdentity {
+  const spec::System* system = nullptr;
+  const spec::Service* service = nullptr;
+  int ordinal = 0;
+  int replicas = 0;                                    // the service's desired count
+  std::string host;                                    // address the replica listens on
+  std::vector<std::string> peers;                      // host[:port] of each replica of the service
+  std::map<std::string, std::vector<std::string>> dependencies;  // service -> its replicas' host[:port]
+  std::map<std::string, std::string> volumes;          // volume name -> host directory
+  std::string home;                                    // the server's data directory
+};
+
+// "${NAME}" and "${NAME:-default}" expand from `lookup`; "$$" is a literal '$'.
+// An unknown name without a default is an error naming it.
+Result<std::string> expand_vars(const std::string& text,
+                                const std::function<std::optional<std::string>(const std::string&)>& lookup);
+
+// "db-main" -> "DB_MAIN".
+std::string env_name(const std::string& name);
+
+// host:port of a replica's first port, or host alone when it has none.
+std::string endpoint(const spec::Service& service, const std::string& host);
+
+struct LaunchEnv {
+  std::vector<std::string> env;   // "KEY=value", complete
+  std::vector<std::string> argv;  // expanded
+};
+
+// Builds the replica's environment: the caller's, then ZEPPELIN_* and PORT*,
+// then the service's env (expanded). argv is expanded against the result,
+// except for shell-string commands, which the shell expands itself.
+Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env);
+
+}  // namespace zeppelin::supervisor

@@ -1,0 +1,956 @@
+#include "supervisor/supervisor.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+#include <functional>
+#include <sstream>
+
+#include "common/fs_util.h"
+#include "common/log.h"
+#include "spec/parser.h"
+#include "supervisor/probes.h"
+#include "supervisor/replica_env.h"
+
+namespace zeppelin::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+const char* to_string(ReplicaState s) {
+  switch (s) {
+    case ReplicaState::kStarting: return "starting";
+    case ReplicaState::kRunning: return "running";
+    case ReplicaState::kStopping: return "stopping";
+    case ReplicaState::kStopped: return "stopped";
+    case ReplicaState::kBackoff: return "backoff";
+    case ReplicaState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+const char* to_string(Health h) {
+  switch (h) {
+    case Health::kNone: return "none";
+    case Health::kStarting: return "starting";
+    case Health::kHealthy: return "healthy";
+    case Health::kUnhealthy: return "unhealthy";
+  }
+  return "unknown";
+}
+
+struct Supervisor::Replica {
+  explicit Replica(asio::io_context& io) : timer(io), probe_timer(io) {}
+  std::string system;
+  std::string service;
+  int ordinal = 0;
+  std::string key;   // "service/ordinal"
+  std::string host;
+  ReplicaState state = ReplicaState::kStopped;
+  Health health = Health::kNone;
+  std::unique_ptr<runtime::Instance> instance;
+  std::uint64_t instance_id = 0;  // tells a stale probe or timer from a current one
+  int pid = 0;
+  Clock::time_point started_at;
+  int consecutive_crashes = 0;
+  int probe_failures = 0;
+  bool probe_passed = false;
+  bool needs_start = true;        // stopped, and reconcile should start it
+  bool unhealthy_restart = false; // being stopped because its health check failed
+  bool rollout_started = false;
+  std::string last_exit;
+  std::string detail;
+  std::string fingerprint;        // the service definition it runs
+  std::unique_ptr<ReplicaLog> log;
+  asio::steady_timer timer;       // backoff, or the stop grace period
+  asio::steady_timer probe_timer;
+};
+
+struct Supervisor::SystemRuntime {
+  state::SystemRecord record;
+  spec::System spec;
+  bool removing = false;
+  bool remove_volumes = false;
+  std::map<std::string, std::vector<std::shared_ptr<Replica>>> replicas;  // service -> by ordinal
+  std::deque<std::string> rollout;  // replica keys replaced one at a time
+  std::vector<std::function<void()>> stopped_waiters;
+  std::map<std::string, std::string> fingerprints;  // service -> definition
+};
+
+struct Supervisor::ReadyWaiter {
+  explicit ReadyWaiter(asio::io_context& io) : deadline(io) {}
+  std::string system;
+  std::map<std::string, int> baseline_restarts;
+  std::function<void(ReadyReport)> done;
+  asio::steady_timer deadline;
+  bool finished = false;
+};
+
+namespace {
+
+// Everything about a service that a running replica depends on; a change
+// means its replicas must be replaced.
+std::string fingerprint(const spec::Service& svc) {
+  std::ostringstream out;
+  for (const auto& a : svc.command) out << a << '\x1f';
+  out << '|' << svc.shell << '|' << svc.workdir << '|';
+  for (const auto& [k, v] : svc.env) out << k << '=' << v << '\x1f';
+  for (const auto& p : svc.ports) out << p.name << ':' << p.port << ',';
+  out << '|' << svc.resources.cpu_millis.value_or(0) << '|' << svc.resources.memory_bytes.value_or(0) << '|';
+  for (const auto& v : svc.volumes) out << v.name << ':' << v.path << ':' << v.source.value_or("") << ':' << v.read_only << ',';
+  for (const auto& d : svc.depends_on) out << d << ',';
+  return out.str();
+}
+
+std::string replica_key(const std::string& service, int ordinal) { return service + "/" + std::to_string(ordinal); }
+
+}  // namespace
+
+Supervisor::Supervisor(asio::io_context& io, runtime::Driver& driver, state::StateStore& store, SupervisorOptions options)
+    : io_(io), driver_(driver), store_(store), options_(std::move(options)), rng_(std::random_device{}()) {
+  // Each data directory gets its own 127.X.0.0/16 block, so that servers with
+  // different homes (tests, users) do not hand out the same addresses.
+  address_base_ = 16 + static_cast<int>(std::hash<std::string>{}(options_.home) % 200);
+}
+
+Supervisor::~Supervisor() = default;
+
+Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(state::SystemRecord record) const {
+  const std::string base = fs::path(record.spec_file).parent_path().string();
+  auto parsed = spec::parse_spec(record.spec_text, record.spec_file, base);
+  if (!parsed) return parsed.error();
+  if (record.name.empty()) record.name = parsed->name;
+  if (parsed->name != record.name) {
+    return make_error(Errc::kInvalidArgument, "system name \"" + parsed->name + "\" does not match \"" + record.name + "\"");
+  }
+  // Catch unknown ${VAR}s now rather than when a replica starts.
+  for (const auto& svc : parsed->services) {
+    ReplicaIdentity id;
+    id.system = &*parsed;
+    id.service = &svc;
+    id.replicas = svc.replicas;
+    id.host = "127.0.0.1";
+    for (const auto& dep : svc.depends_on) id.dependencies[dep] = {};
+    for (const auto& v : svc.volumes) id.volumes[v.name] = v.source.value_or("");
+    auto env = build_launch_env(id, record.caller_env);
+    if (!env) return make_error(Errc::kInvalidArgument, record.spec_file + ": " + env.error().message);
+  }
+  auto rt = std::make_unique<SystemRuntime>();
+  rt->spec = std::move(*parsed);
+  for (const auto& svc : rt->spec.services) rt->fingerprints[svc.name] = fingerprint(svc);
+  rt->record = std::move(record);
+  return rt;
+}
+
+Supervisor::SystemRuntime* Supervisor::find(const std::string& name) const {
+  auto it = systems_.find(name);
+  return it == systems_.end() ? nullptr : it->second.get();
+}
+
+Status Supervisor::recover() {
+  auto records = store_.load();
+  if (!records) return records.error();
+  const int ended = driver_.reap_leftovers();
+  if (ended > 0) log::info("recovering: replaced {} replica(s) of the previous server", ended);
+  for (auto& record : *records) {
+    const std::string name = record.name;
+    auto rt = make_runtime(record);
+    if (!rt) {
+      log::error("cannot restore system {}: {}", name, rt.error().message);
+      continue;
+    }
+    for (const auto& [key, rep] : (*rt)->record.replicas) used_addresses_.insert(rep.address);
+    systems_[name] = std::move(*rt);
+  }
+  schedule_reconcile();
+  return ok_status();
+}
+
+Result<std::string> Supervisor::apply(state::SystemRecord record) {
+  if (shutting_down_) return make_error(Errc::kUnavailable, "the server is shutting down");
+  auto rt = make_runtime(std::move(record));
+  if (!rt) return rt.error();
+  const std::string name = (*rt)->record.name;
+  SystemRuntime* existing = find((*rt)->record.name);
+  if (!existing) {
+    (*rt)->record.running = true;
+    (*rt)->record.replicas.clear();
+    (*rt)->record.scale.clear();
+    systems_[name] = std::move(*rt);
+  } else {
+    if (existing->removing) return make_error(Errc::kUnavailable, "system " + existing->record.name + " is being removed");
+    auto& fresh = **rt;
+    existing->record.spec_text = fresh.record.spec_text;
+    existing->record.spec_file = fresh.record.spec_file;
+    existing->record.caller_env = fresh.record.caller_env;
+    existing->record.scale.clear();  // the file is the truth again
+    existing->record.running = true;
+    existing->spec = std::move(fresh.spec);
+    existing->fingerprints = std::move(fresh.fingerprints);
+    for (const spec::Service* svc : existing->spec.dependency_order()) {
+      auto& reps = existing->replicas[svc->name];
+      std::vector<std::shared_ptr<Replica>> ordered(reps.begin(), reps.end());
+      if (svc->mode == spec::Mode::kStateful) std::reverse(ordered.begin(), ordered.end());
+      for (auto& r : ordered) {
+        if (!r) continue;
+        if (r->state == ReplicaState::kFailed || (r->state == ReplicaState::kStopped && !r->needs_start)) {
+          r->state = ReplicaState::kStopped;
+          r->needs_start = true;
+        }
+        if (alive(*r) && r->fingerprint != existing->fingerprints[svc->name] &&
+            std::find(existing->rollout.begin(), existing->rollout.end(), r->key) == existing->rollout.end()) {
+          existing->rollout.push_back(r->key);
+        }
+      }
+    }
+  }
+  mark_dirty();
+  schedule_reconcile();
+  return name;
+}
+
+Status Supervisor::stop(const std::string& name, std::function<void()> done) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  sys->record.running = false;
+  sys->rollout.clear();
+  if (done) sys->stopped_waiters.push_back(std::move(done));
+  mark_dirty();
+  schedule_reconcile();
+  return ok_status();
+}
+
+Status Supervisor::remove(const std::string& name, bool volumes, std::function<void()> done) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  sys->removing = true;
+  sys->remove_volumes = sys->remove_volumes || volumes;
+  return stop(name, std::move(done));
+}
+
+Status Supervisor::scale(const std::string& name, const std::string& service, int replicas) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  if (!sys->spec.find(service)) {
+    return make_error(Errc::kNotFound, "system \"" + name + "\" has no service \"" + service + "\"");
+  }
+  if (replicas < 0 || replicas > 10000) return make_error(Errc::kInvalidArgument, "replicas must be between 0 and 10000");
+  sys->record.scale[service] = replicas;
+  mark_dirty();
+  schedule_reconcile();
+  return ok_status();
+}
+
+Status Supervisor::start(const std::string& name) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  if (sys->removing) return make_error(Errc::kUnavailable, "system " + name + " is being removed");
+  sys->record.running = true;
+  mark_dirty();
+  schedule_reconcile();
+  return ok_status();
+}
+
+Status Supervisor::restart(const std::string& name, const std::optional<std::string>& service) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  if (service && !sys->spec.find(*service)) {
+    return make_error(Errc::kNotFound, "system \"" + name + "\" has no service \"" + *service + "\"");
+  }
+  if (sys->removing) return make_error(Errc::kUnavailable, "system " + name + " is being removed");
+  sys->record.running = true;
+  for (const spec::Service* svc : sys->spec.dependency_order()) {
+    if (service && svc->name != *service) continue;
+    const int want = desired_replicas(*sys, *svc);
+    for (int i = 0; i < want; ++i) {
+      const int ordinal = svc->mode == spec::Mode::kStateful ? want - 1 - i : i;
+      const std::string key = replica_key(svc->name, ordinal);
+      if (std::find(sys->rollout.begin(), sys->rollout.end(), key) == sys->rollout.end()) sys->rollout.push_back(key);
+    }
+  }
+  mark_dirty();
+  schedule_reconcile();
+  return ok_status();
+}
+
+Status Supervisor::wait_ready(const std::string& name, milliseconds timeout, std::function<void(ReadyReport)> done) {
+  SystemRuntime* sys = find(name);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
+  auto waiter = std::make_shared<ReadyWaiter>(io_);
+  waiter->system = name;
+  waiter->done = std::move(done);
+  for (const auto& [key, rep] : sys->record.replicas) waiter->baseline_restarts[key] = rep.restarts;
+  waiter->deadline.expires_after(timeout);
+  waiter->deadline.async_wait([this, w = std::weak_ptr<ReadyWaiter>(waiter), timeout](const boost::system::error_code& ec) {
+    auto waiter = w.lock();
+    if (ec || !waiter || waiter->finished) return;
+    waiter->finished = true;
+    ReadyReport report;
+    report.message = "not ready after " + format_duration(timeout);
+    if (SystemRuntime* sys = find(waiter->system)) {
+      for (const auto& [service, reps] : sys->replicas) {
+        for (const auto& r : reps) {
+          if (r && !ready(*r)) {
+            report.message += "; " + r->key + " is " + to_string(r->state);
+            if (r->health == Health::kStarting || r->health == Health::kUnhealthy) report.message += " (health: " + std::string(to_string(r->health)) + ")";
+            if (report.replica.empty()) {
+              report.replica = r->key;
+              if (r->log) report.last_lines = r->log->recent();
+            }
+          }
+        }
+      }
+    }
+    waiter->done(report);
+  });
+  waiters_.push_back(waiter);
+  schedule_reconcile();
+  return ok_status();
+}
+
+void Supervisor::check_waiters() {
+  for (auto& w : waiters_) {
+    if (w->finished) continue;
+    SystemRuntime* sys = find(w->system);
+    ReadyReport report;
+    bool decided = false;
+    if (!sys || sys->removing || !sys->record.running) {
+      report.message = "system " + w->system + " was stopped";
+      decided = true;
+    } else {
+      bool all_ready = true;
+      for (const spec::Service* svc : sys->spec.dependency_order()) {
+        const int want = desired_replicas(*sys, *svc);
+        auto& reps = sys->replicas[svc->name];
+        for (int i = 0; i < want && !decided; ++i) {
+          const Replica* r = i < static_cast<int>(reps.size()) ? reps[i].get() : nullptr;
+          if (!r || !ready(*r)) all_ready = false;
+          if (!r) continue;
+          const int restarts = sys->record.replicas[r->key].restarts;
+          const bool crashed = restarts > w->baseline_restarts[r->key];
+          if (r->state == ReplicaState::kFailed || crashed || (r->state == ReplicaState::kStopped && !r->needs_start)) {
+            report.replica = r->key;
+            report.message = "replica " + r->key + " failed: " + (r->detail.empty() ? r->last_exit : r->detail);
+            if (r->log) report.last_lines = r->log->recent();
+            decided = true;
+          }
+        }
+      }
+      if (!decided && all_ready && sys->rollout.empty()) {
+        report.ok = true;
+        report.message = "all replicas running";
+        decided = true;
+      }
+    }
+    if (decided) {
+      w->finished = true;
+      w->deadline.cancel();
+      w->done(report);
+    }
+  }
+  waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), [](const auto& w) { return w->finished; }), waiters_.end());
+}
+
+void Supervisor::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  for (auto& w : waiters_) {
+    if (w->finished) continue;
+    w->finished = true;
+    w->deadline.cancel();
+    w->done(ReadyReport{false, "the server is shutting down", "", {}});
+  }
+  waiters_.clear();
+  schedule_reconcile();
+}
+
+void Supervisor::schedule_reconcile() {
+  if (reconcile_posted_) return;
+  reconcile_posted_ = true;
+  asio::post(io_, [this] {
+    reconcile_posted_ = false;
+    reconcile();
+  });
+}
+
+void Supervisor::reconcile() {
+  std::vector<std::string> finished;
+  for (auto& [name, sys] : systems_) {
+    if (sys->record.running && !shutting_down_) {
+      reconcile_running(*sys);
+    } else {
+      reconcile_stopping(*sys);
+      bool any_alive = false;
+      for (const auto& [service, reps] : sys->replicas) {
+        for (const auto& r : reps) any_alive = any_alive || (r && alive(*r));
+      }
+      if (!any_alive) {
+        auto waiters = std::move(sys->stopped_waiters);
+        sys->stopped_waiters.clear();
+        if (sys->removing) finished.push_back(name);
+        for (auto& w : waiters) w();
+      }
+    }
+  }
+  for (const auto& name : finished) {
+    SystemRuntime* sys = find(name);
+    std::error_code ec;
+    fs::remove_all(options_.home + "/logs/" + name, ec);
+    if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
+    for (const auto& [key, rep] : sys->record.replicas) used_addresses_.erase(rep.address);
+    systems_.erase(name);
+    log::info("system {} removed", name);
+    mark_dirty();
+  }
+  check_waiters();
+  if (shutting_down_ && shutdown_done_) {
+    bool any_alive = false;
+    for (const auto& [name, sys] : systems_) {
+      for (const auto& [service, reps] : sys->replicas) {
+        for (const auto& r : reps) any_alive = any_alive || (r && alive(*r));
+      }
+    }
+    if (!any_alive) {
+      persist();
+      auto done = std::move(shutdown_done_);
+      shutdown_done_ = nullptr;
+      done();
+    }
+  }
+}
+
+void Supervisor::reconcile_running(SystemRuntime& sys) {
+  advance_rollout(sys);
+  // Services dropped from the spec: stop their replicas, then forget them.
+  for (auto it = sys.replicas.begin(); it != sys.replicas.end();) {
+    if (sys.spec.find(it->first)) {
+      ++it;
+      continue;
+    }
+    bool any_alive = false;
+    for (auto& r : it->second) {
+      if (r && alive(*r)) {
+        any_alive = true;
+        if (r->state != ReplicaState::kStopping) stop_replica(sys, r);
+      } else if (r) {
+        r->timer.cancel();
+      }
+    }
+    it = any_alive ? std::next(it) : sys.replicas.erase(it);
+  }
+
+  for (const spec::Service* svc : sys.spec.dependency_order()) {
+    auto& reps = sys.replicas[svc->name];
+    const int want = desired_replicas(sys, *svc);
+
+    // Scale down from the highest ordinal; stateful ordered services one at a time.
+    for (int i = static_cast<int>(reps.size()) - 1; i >= want; --i) {
+      auto& r = reps[i];
+      if (!r) continue;
+      if (alive(*r)) {
+        if (r->state != ReplicaState::kStopping) stop_replica(sys, r);
+        if (svc->ordered()) break;
+      } else {
+        r->timer.cancel();
+        r->probe_timer.cancel();
+        if (i == static_cast<int>(reps.size()) - 1) reps.pop_back();
+      }
+    }
+
+    bool deps_ready = true;
+    for (const auto& dep : svc->depends_on) {
+      if (const spec::Service* d = sys.spec.find(dep); d && !service_ready(sys, *d)) deps_ready = false;
+    }
+    for (int ordinal = 0; ordinal < want; ++ordinal) {
+      auto r = ensure_replica(sys, *svc, ordinal);
+      if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) start_replica(sys, r);
+      if (svc->ordered() && !ready(*r)) break;  // the next ordinal waits for this one
+    }
+  }
+}
+
+void Supervisor::reconcile_stopping(SystemRuntime& sys) {
+  auto has_alive = [&](const std::string& service) {
+    auto it = sys.replicas.find(service);
+    if (it == sys.replicas.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(), [&](const auto& r) { return r && alive(*r); });
+  };
+  for (auto& [service, reps] : sys.replicas) {
+    const spec::Service* svc = sys.spec.find(service);
+    // Dependents stop before what they depend on.
+    bool dependents_alive = false;
+    for (const auto& other : sys.spec.services) {
+      if (std::find(other.depends_on.begin(), other.depends_on.end(), service) != other.depends_on.end() &&
+          has_alive(other.name)) {
+        dependents_alive = true;
+      }
+    }
+    for (int i = static_cast<int>(reps.size()) - 1; i >= 0; --i) {
+      auto& r = reps[i];
+      if (!r) continue;
+      if (!alive(*r)) {
+        r->timer.cancel();
+        if (r->state == ReplicaState::kBackoff) r->state = ReplicaState::kStopped;
+        if (r->state == ReplicaState::kStopped || r->state == ReplicaState::kFailed) r->needs_start = true;
+        continue;
+      }
+      if (dependents_alive) continue;
+      if (r->state != ReplicaState::kStopping) stop_replica(sys, r);
+      if (svc && svc->ordered()) break;  // reverse ordinal order, one at a time
+    }
+  }
+}
+
+void Supervisor::advance_rollout(SystemRuntime& sys) {
+  while (!sys.rollout.empty()) {
+    const std::string key = sys.rollout.front();
+    const auto slash = key.rfind('/');
+    const std::string service = key.substr(0, slash);
+    const int ordinal = std::stoi(key.substr(slash + 1));
+    const spec::Service* svc = sys.spec.find(service);
+    if (!svc || ordinal >= desired_replicas(sys, *svc)) {
+      sys.rollout.pop_front();
+      continue;
+    }
+    auto r = ensure_replica(sys, *svc, ordinal);
+    if (!r->rollout_started) {
+      r->rollout_started = true;
+      if (alive(*r)) {
+        event(*r, "restarting (rolling restart)");
+        stop_replica(sys, r);
+      } else {
+        r->timer.cancel();
+        r->state = ReplicaState::kStopped;
+        r->needs_start = true;
+      }
+      return;
+    }
+    if (ready(*r) || r->state == ReplicaState::kFailed) {
+      r->rollout_started = false;
+      sys.rollout.pop_front();
+      continue;
+    }
+    return;  // wait for it to become ready
+  }
+}
+
+std::shared_ptr<Supervisor::Replica> Supervisor::ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal) {
+  auto& reps = sys.replicas[svc.name];
+  if (static_cast<int>(reps.size()) <= ordinal) reps.resize(ordinal + 1);
+  auto& r = reps[ordinal];
+  if (!r) {
+    r = std::make_shared<Replica>(io_);
+    r->system = sys.record.name;
+    r->service = svc.name;
+    r->ordinal = ordinal;
+    r->key = replica_key(svc.name, ordinal);
+    r->host = allocate_address(sys, r->key);
+  }
+  return r;
+}
+
+std::string Supervisor::allocate_address(SystemRuntime& sys, const std::string& key) {
+  auto& rec = sys.record.replicas[key];
+  if (!rec.address.empty()) return rec.address;
+  for (int i = 0; i < 254 * 256; ++i) {
+    const std::string candidate =
+        "127." + std::to_string(address_base_) + "." + std::to_string(i / 254) + "." + std::to_string(i % 254 + 1);
+    if (used_addresses_.insert(candidate).second) {
+      rec.address = candidate;
+      mark_dirty();
+      return candidate;
+    }
+  }
+  rec.address = "127.0.0.1";  // a /16 exhausted: share the default loopback address
+  return rec.address;
+}
+
+std::string Supervisor::volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal,
+                                   const std::string& volume) const {
+  return options_.home + "/volumes/" + sys.record.name + "/" + service + "/" + std::to_string(ordinal) + "/" + volume;
+}
+
+int Supervisor::desired_replicas(const SystemRuntime& sys, const spec::Service& svc) const {
+  auto it = sys.record.scale.find(svc.name);
+  return it == sys.record.scale.end() ? svc.replicas : it->second;
+}
+
+bool Supervisor::alive(const Replica& r) const { return r.instance != nullptr; }
+
+bool Supervisor::ready(const Replica& r) const {
+  return r.state == ReplicaState::kRunning && r.health != Health::kUnhealthy;
+}
+
+bool Supervisor::service_ready(const SystemRuntime& sys, const spec::Service& svc) const {
+  const int want = desired_replicas(sys, svc);
+  auto it = sys.replicas.find(svc.name);
+  if (want == 0) return true;
+  if (it == sys.replicas.end() || static_cast<int>(it->second.size()) < want) return false;
+  for (int i = 0; i < want; ++i) {
+    if (!it->second[i] || !ready(*it->second[i])) return false;
+  }
+  return true;
+}
+
+void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r) {
+  const spec::Service* svc = sys.spec.find(r->service);
+  const int want = desired_replicas(sys, *svc);
+  ReplicaIdentity id;
+  id.system = &sys.spec;
+  id.service = svc;
+  id.ordinal = r->ordinal;
+  id.replicas = want;
+  id.host = r->host;
+  id.home = options_.home;
+  for (int i = 0; i < want; ++i) id.peers.push_back(endpoint(*svc, ensure_replica(sys, *svc, i)->host));
+  for (const auto& dep : svc->depends_on) {
+    const spec::Service* d = sys.spec.find(dep);
+    auto& list = id.dependencies[dep];
+    for (int i = 0; i < desired_replicas(sys, *d); ++i) list.push_back(endpoint(*d, ensure_replica(sys, *d, i)->host));
+  }
+  for (const auto& v : svc->volumes) {
+    const std::string dir = v.source ? *v.source : volume_dir(sys, svc->name, r->ordinal, v.name);
+    if (!v.source) (void)make_dirs(dir, 0755);
+    id.volumes[v.name] = dir;
+  }
+  if (!r->log) {
+    const std::string dir = options_.home + "/logs/" + sys.record.name + "/" + svc->name;
+    (void)make_dirs(dir, 0750);
+    r->log = std::make_unique<ReplicaLog>(dir + "/" + std::to_string(r->ordinal) + ".log", options_.log_max_bytes,
+                                          options_.log_keep_files);
+  }
+  auto launch_env = build_launch_env(id, sys.record.caller_env);
+  if (!launch_env) {
+    r->state = ReplicaState::kFailed;
+    r->needs_start = false;
+    r->detail = launch_env.error().message;
+    event(*r, "cannot start: " + r->detail);
+    return;
+  }
+  runtime::LaunchSpec launch;
+  launch.id = sys.record.name + "/" + r->key;
+  launch.argv = std::move(launch_env->argv);
+  launch.env = std::move(launch_env->env);
+  launch.workdir = svc->workdir;
+  launch.resources = svc->resources;
+
+  std::weak_ptr<Replica> weak = r;
+  runtime::InstanceEvents events;
+  events.on_output = [this, weak](std::string_view chunk, bool is_stderr) {
+    auto rep = weak.lock();
+    if (!rep || !rep->log) return;
+    rep->log->append(chunk, is_stderr, [&](std::string_view line) {
+      hub_.publish(LogLine{rep->system, rep->service, rep->ordinal, is_stderr ? "stderr" : "stdout", std::string(line)});
+    });
+  };
+  const std::uint64_t instance_id = next_instance_id_++;
+  events.on_exit = [this, weak, instance_id](const runtime::ExitStatus& status) {
+    auto rep = weak.lock();
+    if (rep && rep->instance_id == instance_id) on_exit(rep, status);
+  };
+  r->instance_id = instance_id;
+  r->fingerprint = sys.fingerprints[svc->name];
+  r->needs_start = false;
+  r->detail.clear();
+  r->started_at = Clock::now();
+  auto instance = driver_.start(launch, std::move(events));
+  if (!instance) {
+    r->last_exit = instance.error().message;
+    event(*r, "cannot start: " + r->last_exit);
+    if (svc->restart == spec::RestartPolicy::kNever) {
+      r->state = ReplicaState::kFailed;
+      r->detail = r->last_exit;
+    } else {
+      on_crash(sys, r, r->last_exit);
+    }
+    return;
+  }
+  r->instance = std::move(*instance);
+  r->pid = r->instance->pid();
+  event(*r, "started, pid " + std::to_string(r->pid) + ", address " + endpoint(*svc, r->host));
+  if (svc->health) {
+    r->state = ReplicaState::kStarting;
+    r->health = Health::kStarting;
+    r->probe_failures = 0;
+    r->probe_passed = false;
+    schedule_probe(r, std::min<milliseconds>(svc->health->interval, milliseconds(50)));
+  } else {
+    r->state = ReplicaState::kRunning;
+    r->health = Health::kNone;
+  }
+}
+
+void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r) {
+  if (!r->instance) return;
+  const spec::Service* svc = sys.spec.find(r->service);
+  r->state = ReplicaState::kStopping;
+  r->probe_timer.cancel();
+  r->instance->terminate();
+  const milliseconds grace = svc ? svc->stop_grace : milliseconds(10000);
+  const std::uint64_t id = r->instance_id;
+  r->timer.expires_after(grace);
+  r->timer.async_wait([this, weak = std::weak_ptr<Replica>(r), id, grace](const boost::system::error_code& ec) {
+    auto rep = weak.lock();
+    if (ec || !rep || rep->instance_id != id || !rep->instance || rep->state != ReplicaState::kStopping) return;
+    event(*rep, "still running " + format_duration(grace) + " after SIGTERM; sending SIGKILL");
+    rep->instance->kill();
+  });
+}
+
+void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status) {
+  r->instance.reset();
+  r->pid = 0;
+  r->timer.cancel();
+  r->probe_timer.cancel();
+  r->last_exit = status.describe();
+  r->health = Health::kNone;
+  const bool was_stopping = r->state == ReplicaState::kStopping;
+  event(*r, r->last_exit);
+  SystemRuntime* sys = find(r->system);
+  if (!sys) return;
+  const spec::Service* svc = sys->spec.find(r->service);
+  if (r->unhealthy_restart) {
+    r->unhealthy_restart = false;
+    if (sys->record.running && !shutting_down_ && svc) {
+      on_crash(*sys, r, "unhealthy");
+      schedule_reconcile();
+      return;
+    }
+  }
+  if (was_stopping || !sys->record.running || shutting_down_ || !svc) {
+    r->state = ReplicaState::kStopped;
+    r->needs_start = true;
+  } else {
+    const bool restart = svc->restart == spec::RestartPolicy::kAlways ||
+                         (svc->restart == spec::RestartPolicy::kOnFailure && !status.success());
+    if (restart) {
+      on_crash(*sys, r, r->last_exit);
+    } else {
+      r->state = status.success() ? ReplicaState::kStopped : ReplicaState::kFailed;
+      r->needs_start = false;
+      r->detail = r->last_exit;
+    }
+  }
+  schedule_reconcile();
+}
+
+void Supervisor::on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const std::string& reason) {
+  if (Clock::now() - r->started_at >= options_.stable_after) r->consecutive_crashes = 0;
+  milliseconds delay(0);
+  if (r->consecutive_crashes > 0) {
+    const int shift = std::min(r->consecutive_crashes - 1, 20);
+    const auto base = std::min<std::int64_t>(options_.backoff_cap.count(), options_.backoff_base.count() << shift);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    delay = milliseconds(static_cast<std::int64_t>(static_cast<double>(base) * jitter(rng_)));
+  }
+  ++r->consecutive_crashes;
+  ++sys.record.replicas[r->key].restarts;
+  mark_dirty();
+  if (delay.count() == 0) {
+    r->state = ReplicaState::kStopped;
+    r->needs_start = true;
+    return;
+  }
+  r->state = ReplicaState::kBackoff;
+  r->detail = reason + "; restarting in " + format_duration(delay);
+  event(*r, "crash loop: restarting in " + format_duration(delay));
+  r->timer.expires_after(delay);
+  r->timer.async_wait([this, weak = std::weak_ptr<Replica>(r)](const boost::system::error_code& ec) {
+    auto rep = weak.lock();
+    if (ec || !rep || rep->state != ReplicaState::kBackoff) return;
+    rep->state = ReplicaState::kStopped;
+    rep->needs_start = true;
+    schedule_reconcile();
+  });
+}
+
+void Supervisor::schedule_probe(const std::shared_ptr<Replica>& r, milliseconds delay) {
+  r->probe_timer.expires_after(delay);
+  const std::uint64_t id = r->instance_id;
+  r->probe_timer.async_wait([this, weak = std::weak_ptr<Replica>(r), id](const boost::system::error_code& ec) {
+    auto rep = weak.lock();
+    if (ec || !rep || rep->instance_id != id || !rep->instance) return;
+    run_probe(rep);
+  });
+}
+
+void Supervisor::run_probe(const std::shared_ptr<Replica>& r) {
+  SystemRuntime* sys = find(r->system);
+  const spec::Service* svc = sys ? sys->spec.find(r->service) : nullptr;
+  if (!svc || !svc->health) return;
+  const spec::HealthCheck& check = *svc->health;
+  const std::uint64_t id = r->instance_id;
+  auto done = [this, weak = std::weak_ptr<Replica>(r), id](bool ok) {
+    if (auto rep = weak.lock()) on_probe_result(rep, id, ok);
+  };
+  switch (check.kind) {
+    case spec::HealthCheck::Kind::kTcp: probe_tcp(io_, r->host, check.port, check.timeout, done); break;
+    case spec::HealthCheck::Kind::kHttp: probe_http(io_, r->host, check.port, check.path, check.timeout, done); break;
+    case spec::HealthCheck::Kind::kExec: r->instance->exec_probe(check.exec, check.timeout, done); break;
+  }
+}
+
+void Supervisor::on_probe_result(const std::shared_ptr<Replica>& r, std::uint64_t instance_id, bool ok) {
+  if (r->instance_id != instance_id || !r->instance || r->state == ReplicaState::kStopping) return;
+  SystemRuntime* sys = find(r->system);
+  const spec::Service* svc = sys ? sys->spec.find(r->service) : nullptr;
+  if (!svc || !svc->health) return;
+  const spec::HealthCheck& check = *svc->health;
+  if (ok) {
+    if (r->health != Health::kHealthy) event(*r, "healthy");
+    r->health = Health::kHealthy;
+    r->probe_failures = 0;
+    r->probe_passed = true;
+    if (r->state == ReplicaState::kStarting) r->state = ReplicaState::kRunning;
+    schedule_probe(r, check.interval);
+    schedule_reconcile();
+    return;
+  }
+  bool give_up = false;
+  if (!r->probe_passed) {
+    // Until the first success, probe often (to notice readiness quickly) but
+    // give up only after start_period plus `retries` intervals.
+    const auto allowed = check.start_period + check.interval * check.retries;
+    give_up = Clock::now() - r->started_at >= allowed;
+  } else {
+    if (r->health == Health::kHealthy) event(*r, "health check failed");
+    r->health = Health::kUnhealthy;
+    give_up = ++r->probe_failures >= check.retries;
+    schedule_reconcile();
+  }
+  if (give_up) {
+    event(*r, "unhealthy after " + std::to_string(check.retries) + " failed checks; restarting");
+    r->health = Health::kUnhealthy;
+    r->unhealthy_restart = true;
+    stop_replica(*sys, r);
+    return;
+  }
+  schedule_probe(r, r->probe_passed ? check.interval : std::min<milliseconds>(check.interval, milliseconds(250)));
+}
+
+void Supervisor::event(const Replica& r, const std::string& text) {
+  log::info("{}/{}/{}: {}", r.system, r.service, r.ordinal, text);
+  if (r.log) r.log->note(text);
+  hub_.publish(LogLine{r.system, r.service, r.ordinal, "event", text});
+}
+
+std::vector<SystemSummary> Supervisor::systems() const {
+  std::vector<SystemSummary> out;
+  for (const auto& [name, sys] : systems_) {
+    SystemSummary s;
+    s.name = name;
+    s.spec_file = sys->record.spec_file;
+    s.running = sys->record.running;
+    for (const auto& svc : sys->spec.services) {
+      const int want = desired_replicas(*sys, svc);
+      s.replicas += want;
+      auto it = sys->replicas.find(svc.name);
+      if (it == sys->replicas.end()) continue;
+      for (int i = 0; i < want && i < static_cast<int>(it->second.size()); ++i) {
+        if (it->second[i] && ready(*it->second[i])) ++s.ready;
+      }
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+ReplicaStatus Supervisor::status_of(const SystemRuntime& sys, const Replica& r) const {
+  ReplicaStatus s;
+  s.system = r.system;
+  s.service = r.service;
+  s.replica = r.ordinal;
+  s.state = r.state;
+  s.health = r.health;
+  s.pid = r.pid;
+  auto rec = sys.record.replicas.find(r.key);
+  s.restarts = rec == sys.record.replicas.end() ? 0 : rec->second.restarts;
+  const spec::Service* svc = sys.spec.find(r.service);
+  s.address = svc ? endpoint(*svc, r.host) : r.host;
+  s.last_exit = r.last_exit;
+  s.detail = r.detail;
+  if (r.instance) s.uptime_seconds = std::chrono::duration<double>(Clock::now() - r.started_at).count();
+  return s;
+}
+
+Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std::string>& system) const {
+  if (system && !find(*system)) return make_error(Errc::kNotFound, "no system named \"" + *system + "\"");
+  std::vector<ReplicaStatus> out;
+  for (const auto& [name, sys] : systems_) {
+    if (system && name != *system) continue;
+    std::vector<std::string> services;
+    for (const auto& svc : sys->spec.services) services.push_back(svc.name);
+    for (const auto& [service, reps] : sys->replicas) {
+      if (!sys->spec.find(service)) services.push_back(service);
+    }
+    for (const auto& service : services) {
+      auto it = sys->replicas.find(service);
+      const spec::Service* svc = sys->spec.find(service);
+      const int want = svc ? desired_replicas(*sys, *svc) : 0;
+      const int have = it == sys->replicas.end() ? 0 : static_cast<int>(it->second.size());
+      for (int i = 0; i < std::max(want, have); ++i) {
+        const Replica* r = i < have ? it->second[i].get() : nullptr;
+        if (r) {
+          out.push_back(status_of(*sys, *r));
+        } else {  // wanted but not created yet (waiting on dependencies or order)
+          ReplicaStatus s;
+          s.system = name;
+          s.service = service;
+          s.replica = i;
+          out.push_back(s);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const LogFilter& filter) const {
+  SystemRuntime* sys = find(filter.system);
+  if (!sys) return make_error(Errc::kNotFound, "no system named \"" + filter.system + "\"");
+  if (filter.service && !sys->spec.find(*filter.service)) {
+    return make_error(Errc::kNotFound, "system \"" + filter.system + "\" has no service \"" + *filter.service + "\"");
+  }
+  std::vector<std::pair<LogLine, std::string>> out;
+  for (const auto& svc : sys->spec.services) {
+    if (filter.service && svc.name != *filter.service) continue;
+    const std::string dir = options_.home + "/logs/" + filter.system + "/" + svc.name;
+    std::error_code ec;
+    std::vector<int> ordinals;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string file = entry.path().filename().string();
+      if (!file.ends_with(".log")) continue;
+      try {
+        ordinals.push_back(std::stoi(file.substr(0, file.size() - 4)));
+      } catch (const std::exception&) {
+      }
+    }
+    std::sort(ordinals.begin(), ordinals.end());
+    for (int ordinal : ordinals) {
+      if (filter.replica && ordinal != *filter.replica) continue;
+      out.emplace_back(LogLine{filter.system, svc.name, ordinal, "stdout", ""}, dir + "/" + std::to_string(ordinal) + ".log");
+    }
+  }
+  return out;
+}
+
+void Supervisor::mark_dirty() {
+  if (persist_posted_) return;
+  persist_posted_ = true;
+  asio::post(io_, [this] {
+    persist_posted_ = false;
+    persist();
+  });
+}
+
+void Supervisor::persist() {
+  std::vector<state::SystemRecord> records;
+  for (const auto& [name, sys] : systems_) {
+    if (!sys->removing) records.push_back(sys->record);
+  }
+  if (auto s = store_.save(records); !s) log::error("cannot persist state: {}", s.error().message);
+}
+
+}  // namespace zeppelin::supervisor

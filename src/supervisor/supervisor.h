@@ -1,0 +1,164 @@
+// The reconciler. The API records desired state here (apply, stop, scale,
+// restart); reconcile() alone starts and stops replicas until what runs
+// matches it: dependency order, ordered stateful start, restart with backoff,
+// health checks, rolling restarts.
+//
+// Threading: everything runs on the server's single event-loop thread;
+// methods must be called from it. Completion callbacks run on it too.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "runtime/driver.h"
+#include "spec/model.h"
+#include "state/state_store.h"
+#include "supervisor/log_hub.h"
+
+namespace zeppelin::supervisor {
+
+enum class ReplicaState { kStarting, kRunning, kStopping, kStopped, kBackoff, kFailed };
+enum class Health { kNone, kStarting, kHealthy, kUnhealthy };
+const char* to_string(ReplicaState s);
+const char* to_string(Health h);
+
+struct ReplicaStatus {
+  std::string system;
+  std::string service;
+  int replica = 0;
+  ReplicaState state = ReplicaState::kStopped;
+  Health health = Health::kNone;
+  int pid = 0;
+  int restarts = 0;
+  std::string address;       // host[:port]
+  std::string last_exit;     // "" if it never exited
+  double uptime_seconds = 0; // 0 when not running
+  std::string detail;        // why it is failed or backing off
+};
+
+struct SystemSummary {
+  std::string name;
+  std::string spec_file;
+  bool running = false;      // desired
+  int replicas = 0;          // desired in total
+  int ready = 0;
+};
+
+// Outcome of wait_ready: ok, or which replica failed and its last log lines.
+struct ReadyReport {
+  bool ok = false;
+  std::string message;
+  std::string replica;       // "service/ordinal" that failed, if one did
+  std::vector<std::string> last_lines;
+};
+
+struct SupervisorOptions {
+  std::string home;                                // data directory
+  std::int64_t log_max_bytes = 10 * 1024 * 1024;   // per file before rotation
+  int log_keep_files = 3;
+  std::chrono::milliseconds backoff_base{100};
+  std::chrono::milliseconds backoff_cap{30000};
+  std::chrono::milliseconds stable_after{10000};   // uptime that resets the backoff
+};
+
+class Supervisor {
+ public:
+  Supervisor(boost::asio::io_context& io, runtime::Driver& driver, state::StateStore& store, SupervisorOptions options);
+  ~Supervisor();
+
+  // Loads persisted systems, ends leftovers of a previous server, converges.
+  Status recover();
+
+  // Adds or replaces a system and wants it running. Replicas whose service
+  // definition changed are replaced one at a time.
+  // Returns the system's name.
+  Result<std::string> apply(state::SystemRecord record);
+  // Wants a registered system running again, as it was last applied.
+  Status start(const std::string& system);
+  // Wants the system stopped; `done` runs once every replica has exited.
+  Status stop(const std::string& system, std::function<void()> done);
+  // Stops and forgets the system, deleting its logs (and volumes if asked).
+  Status remove(const std::string& system, bool volumes, std::function<void()> done);
+  Status scale(const std::string& system, const std::string& service, int replicas);
+  // Rolling restart of one service, or of every service in dependency order.
+  Status restart(const std::string& system, const std::optional<std::string>& service);
+  // Calls `done` when every desired replica is running and healthy, or when
+  // one fails, or after `timeout`.
+  Status wait_ready(const std::string& system, std::chrono::milliseconds timeout, std::function<void(ReadyReport)> done);
+
+  std::vector<SystemSummary> systems() const;
+  Result<std::vector<ReplicaStatus>> replicas(const std::optional<std::string>& system) const;
+  // Log files of the matching replicas, in service/ordinal order.
+  Result<std::vector<std::pair<LogLine, std::string>>> log_files(const LogFilter& filter) const;
+  int log_keep_files() const { return options_.log_keep_files; }
+  LogHub& logs() { return hub_; }
+
+  // Stops every replica (keeping desired state), then calls `done`.
+  void shutdown(std::function<void()> done);
+
+ private:
+  struct Replica;
+  struct SystemRuntime;
+
+  Result<std::unique_ptr<SystemRuntime>> make_runtime(state::SystemRecord record) const;
+  SystemRuntime* find(const std::string& name) const;
+  void schedule_reconcile();
+  void reconcile();
+  void reconcile_running(SystemRuntime& sys);
+  void reconcile_stopping(SystemRuntime& sys);
+  void advance_rollout(SystemRuntime& sys);
+  void check_waiters();
+
+  std::shared_ptr<Replica> ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal);
+  void start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r);
+  void stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r);
+  void on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status);
+  void on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const std::string& reason);
+  void schedule_probe(const std::shared_ptr<Replica>& r, std::chrono::milliseconds delay);
+  void run_probe(const std::shared_ptr<Replica>& r);
+  void on_probe_result(const std::shared_ptr<Replica>& r, std::uint64_t instance_id, bool ok);
+  void event(const Replica& r, const std::string& text);
+
+  bool alive(const Replica& r) const;
+  bool ready(const Replica& r) const;
+  bool service_ready(const SystemRuntime& sys, const spec::Service& svc) const;
+  int desired_replicas(const SystemRuntime& sys, const spec::Service& svc) const;
+  std::string allocate_address(SystemRuntime& sys, const std::string& key);
+  std::string volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal, const std::string& volume) const;
+  ReplicaStatus status_of(const SystemRuntime& sys, const Replica& r) const;
+
+  void mark_dirty();
+  void persist();
+
+  boost::asio::io_context& io_;
+  runtime::Driver& driver_;
+  state::StateStore& store_;
+  SupervisorOptions options_;
+  LogHub hub_;
+  std::map<std::string, std::unique_ptr<SystemRuntime>> systems_;
+  std::vector<std::unique_ptr<SystemRuntime>> removing_;  // stopping before being forgotten
+  std::set<std::string> used_addresses_;
+  int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block
+  bool reconcile_posted_ = false;
+  bool persist_posted_ = false;
+  bool shutting_down_ = false;
+  std::function<void()> shutdown_done_;
+  std::uint64_t next_instance_id_ = 1;
+  std::mt19937 rng_;
+
+  struct ReadyWaiter;
+  std::vector<std::shared_ptr<ReadyWaiter>> waiters_;
+};
+
+}  // namespace zeppelin::supervisor
