@@ -74,8 +74,13 @@ int run_server(const ServerOptions& options) {
     if (stopping) return;
     stopping = true;
     log::info("shutting down: stopping replicas");
-    for (auto& l : listeners) l->close();
-    supervisor.shutdown([&io] { io.stop(); });
+    // The API stays up (refusing new work) until the replicas are gone, so
+    // that `zeppelin shutdown` can wait for the socket to disappear.
+    supervisor.shutdown([&] {
+      for (auto& l : listeners) l->close();
+      ::unlink((options.home + "/zeppelin.sock").c_str());
+      io.stop();
+    });
   };
   api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); });
 
@@ -106,7 +111,6 @@ int run_server(const ServerOptions& options) {
     ::close(options.ready_fd);
   }
   io.run();
-  ::unlink((options.home + "/zeppelin.sock").c_str());
   log::info("server stopped");
   return 0;
 }

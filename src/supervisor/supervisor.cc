@@ -80,11 +80,12 @@ struct Supervisor::SystemRuntime {
 };
 
 struct Supervisor::ReadyWaiter {
-  explicit ReadyWaiter(asio::io_context& io) : deadline(io) {}
+  explicit ReadyWaiter(asio::io_context& io) : deadline(io), recheck(io) {}
   std::string system;
   std::map<std::string, int> baseline_restarts;
   std::function<void(ReadyReport)> done;
   asio::steady_timer deadline;
+  asio::steady_timer recheck;  // when a replica without health check will have settled
   bool finished = false;
 };
 
@@ -321,6 +322,7 @@ void Supervisor::check_waiters() {
       decided = true;
     } else {
       bool all_ready = true;
+      std::optional<Clock::time_point> settles;
       for (const spec::Service* svc : sys->spec.dependency_order()) {
         const int want = desired_replicas(*sys, *svc);
         auto& reps = sys->replicas[svc->name];
@@ -328,6 +330,13 @@ void Supervisor::check_waiters() {
           const Replica* r = i < static_cast<int>(reps.size()) ? reps[i].get() : nullptr;
           if (!r || !ready(*r)) all_ready = false;
           if (!r) continue;
+          // Without a health check, "ready" needs a replica to stay up a
+          // moment, so that one crashing at start-up is reported, not missed.
+          if (ready(*r) && !svc->health && Clock::now() - r->started_at < options_.settle_time) {
+            all_ready = false;
+            const auto at = r->started_at + options_.settle_time;
+            if (!settles || at < *settles) settles = at;
+          }
           const int restarts = sys->record.replicas[r->key].restarts;
           const bool crashed = restarts > w->baseline_restarts[r->key];
           if (r->state == ReplicaState::kFailed || crashed || (r->state == ReplicaState::kStopped && !r->needs_start)) {
@@ -343,10 +352,17 @@ void Supervisor::check_waiters() {
         report.message = "all replicas running";
         decided = true;
       }
+      if (!decided && settles) {
+        w->recheck.expires_at(*settles);
+        w->recheck.async_wait([this](const boost::system::error_code& ec) {
+          if (!ec) schedule_reconcile();
+        });
+      }
     }
     if (decided) {
       w->finished = true;
       w->deadline.cancel();
+      w->recheck.cancel();
       w->done(report);
     }
   }

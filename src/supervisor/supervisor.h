@@ -70,6 +70,7 @@ struct SupervisorOptions {
   std::chrono::milliseconds backoff_base{100};
   std::chrono::milliseconds backoff_cap{30000};
   std::chrono::milliseconds stable_after{10000};   // uptime that resets the backoff
+  std::chrono::milliseconds settle_time{500};      // wait_ready: uptime that makes a replica without health check ready
 };
 
 class Supervisor {

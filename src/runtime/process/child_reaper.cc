@@ -17,30 +17,25 @@ void ChildReaper::arm() {
 }
 
 void ChildReaper::watch(pid_t pid, std::function<void(int)> on_exit) {
-  if (auto it = unclaimed_.find(pid); it != unclaimed_.end()) {
-    const int status = it->second;
-    unclaimed_.erase(it);
-    on_exit(status);
-    return;
-  }
   watchers_[pid] = std::move(on_exit);
-  reap();  // the child may have exited before the handler was armed for it
 }
 
 void ChildReaper::reap() {
+  bool orphans = false;
   for (;;) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) return;
+    if (pid <= 0) break;
     auto it = watchers_.find(pid);
     if (it == watchers_.end()) {
-      unclaimed_[pid] = status;
+      orphans = true;
       continue;
     }
     auto callback = std::move(it->second);
     watchers_.erase(it);
     callback(status);
   }
+  if (orphans && on_orphans_) on_orphans_();
 }
 
 }  // namespace zeppelin::runtime

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
   else posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
+  // Replicas inherit nothing of the server: not its API socket, not other
+  // replicas' pipes (which would keep them open after a replica exits).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
   // Own process group, default dispositions and an empty mask: the server's
   // own signal handling must not leak into replicas.
@@ -148,7 +152,36 @@ int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 }  // namespace
 
 ProcessDriver::ProcessDriver(asio::io_context& io, std::string marker)
-    : io_(io), reaper_(io), cgroups_(Cgroups::detect("zeppelin")), marker_(std::move(marker)) {}
+    : io_(io), dying_timer_(io), reaper_(io), cgroups_(Cgroups::detect("zeppelin")), marker_(std::move(marker)) {
+  // Descendants that outlive a replica's leader are reparented to us and
+  // reaped here, so "the group is empty" can be observed without zombies.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  reaper_.on_orphans_reaped([this] { check_dying_groups(); });
+}
+
+namespace {
+bool group_empty(pid_t pgid) { return ::kill(-pgid, 0) != 0 && errno == ESRCH; }
+}  // namespace
+
+void ProcessDriver::check_dying_groups() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::function<void()>> finished;
+  for (auto it = dying_.begin(); it != dying_.end();) {
+    if (group_empty(it->pgid) || now >= it->give_up) {
+      finished.push_back(std::move(it->finish));
+      it = dying_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& f : finished) f();
+  if (dying_.empty()) return;
+  // Members that escaped to another parent send us no SIGCHLD: look again soon.
+  dying_timer_.expires_after(std::chrono::milliseconds(20));
+  dying_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) check_dying_groups();
+  });
+}
 
 Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch, InstanceEvents events) {
   int out[2];
@@ -192,11 +225,19 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     } else {
       exit.code = WEXITSTATUS(status);
     }
-    if (!state->cgroup.empty()) {
-      exit.oom_killed = cgroups_.oom_killed(state->cgroup);
-      cgroups_.destroy(state->cgroup);
+    auto finish = [this, state, exit]() mutable {
+      if (!state->cgroup.empty()) {
+        exit.oom_killed = cgroups_.oom_killed(state->cgroup);
+        cgroups_.destroy(state->cgroup);
+      }
+      if (state->events.on_exit) state->events.on_exit(exit);
+    };
+    if (group_empty(state->pid)) {
+      finish();
+      return;
     }
-    if (state->events.on_exit) state->events.on_exit(exit);
+    dying_.push_back({state->pid, std::chrono::steady_clock::now() + std::chrono::seconds(5), std::move(finish)});
+    check_dying_groups();
   });
   return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, std::move(env), launch.workdir));
 }

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,7 +28,18 @@ class ProcessDriver final : public Driver {
   Cgroups::Version cgroup_version() const { return cgroups_.version(); }
 
  private:
+  // A replica whose leader exited while others of its process group were
+  // still dying; its exit is reported once the group is empty.
+  struct DyingGroup {
+    pid_t pgid;
+    std::chrono::steady_clock::time_point give_up;
+    std::function<void()> finish;
+  };
+  void check_dying_groups();
+
   boost::asio::io_context& io_;
+  std::vector<DyingGroup> dying_;
+  boost::asio::steady_timer dying_timer_;
   ChildReaper reaper_;
   Cgroups cgroups_;
   std::string marker_;

@@ -1,0 +1,110 @@
+"""Drives the real zeppelin binary against real processes, each test in its own
+$ZEPPELIN_HOME. Waiting is bounded polling of observable state, never a fixed sleep."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+import urllib.request
+
+BIN = os.environ.get("ZEPPELIN_BIN") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "zeppelin")
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec_corpus")
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def processes_with_marker(home):
+    """Pids of live processes started by the server of `home` (their environment carries it)."""
+    needle = f"ZEPPELIN_SUPERVISOR={home}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as s:
+                        if s.read().split(")")[-1].split()[0] != "Z":
+                            found.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+    return found
+
+
+def http_get(address, path, timeout=2.0):
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as r:
+        return r.status, r.read()
+
+
+class ZeppelinTestCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="zeppelin-e2e-")
+        self.home = os.path.join(self.dir, "home")
+        self.env = dict(os.environ, ZEPPELIN_HOME=self.home)
+
+    def tearDown(self):
+        subprocess.run([BIN, "shutdown"], env=self.env, timeout=60, capture_output=True)
+        pid = self.server_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        leftovers = processes_with_marker(self.home)
+        for p in leftovers:
+            print("LEFTOVER", open(f"/proc/{p}/stat").read(), open(f"/proc/{p}/cmdline").read().replace("\0", " "))
+        if leftovers: print(open(self.home + "/server.log").read()[-3000:])
+        for p in leftovers:
+            os.kill(p, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(leftovers, [], "replicas outlived their server")
+
+    def zeppelin(self, *args, check=True, timeout=120, **kw):
+        r = subprocess.run([BIN, *args], env=self.env, cwd=self.dir, capture_output=True, text=True,
+                           timeout=timeout, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError(f"zeppelin {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def write_spec(self, text, name="zeppelin.yaml"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text).replace("@APPS@", APPS))
+        return path
+
+    def ps(self, system=None):
+        args = ["ps", "-o", "json"] + ([system] if system else [])
+        return json.loads(self.zeppelin(*args).stdout)
+
+    def replica(self, service, ordinal, system=None):
+        for row in self.ps(system):
+            if row["service"] == service and row["replica"] == ordinal:
+                return row
+        return None
+
+    def server_pid(self):
+        needle = f"server --home {self.home} "
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if needle in cmd and "zeppelin" in cmd:
+                    return int(entry)
+        return None
+
+    def volume(self, system, service, ordinal, name="data"):
+        return os.path.join(self.home, "volumes", system, service, str(ordinal), name)

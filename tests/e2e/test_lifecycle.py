@@ -1,0 +1,241 @@
+"""`zeppelin run` end to end: replicas up and healthy, repaired, restarted when
+unhealthy, ordered by depends_on, stopped without leftovers."""
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import BIN, ZeppelinTestCase, http_get, processes_with_marker, wait_for
+
+SHOP = """\
+name: shop
+services:
+  db:
+    command: ["python3", "@APPS@/replica.py"]
+    ports: [{name: http, port: 18080}]
+    replicas: 3
+    mode: stateful
+    volumes: [{name: data, path: /data}]
+    env: {GREETING: "hello from ${ZEPPELIN_SERVICE}"}
+    health:
+      http: {port: http, path: /healthz}
+      interval: 200ms
+      retries: 2
+  web:
+    command: ["python3", "@APPS@/replica.py"]
+    ports: [{name: http, port: 18081}]
+    depends_on: [db]
+    replicas: 2
+"""
+
+
+class LifecycleTest(ZeppelinTestCase):
+    @staticmethod
+    def try_get(address, path):
+        try:
+            return http_get(address, path)
+        except OSError:
+            return None
+
+    def start_shop(self):
+        self.write_spec(SHOP)
+        r = self.zeppelin("run", "-d", "--timeout", "60s")
+        self.assertIn("system shop is running", r.stdout)
+
+    def test_replicas_come_up_healthy_with_the_identity_contract(self):
+        self.start_shop()
+        rows = self.ps("shop")
+        self.assertEqual([(r["service"], r["replica"]) for r in rows],
+                         [("db", 0), ("db", 1), ("db", 2), ("web", 0), ("web", 1)])
+        for r in rows:
+            self.assertEqual(r["state"], "running", r)
+            self.assertGreater(r["pid"], 0)
+        self.assertEqual({r["health"] for r in rows if r["service"] == "db"}, {"healthy"})
+        addresses = [r["address"] for r in rows]
+        self.assertEqual(len(set(addresses)), 5, "every replica has its own address")
+
+        db = [r["address"] for r in rows if r["service"] == "db"]
+        for ordinal, address in enumerate(db):
+            status, body = http_get(address, "/env")
+            env = json.loads(body)
+            host, port = address.split(":")
+            self.assertEqual(env["ZEPPELIN_SYSTEM"], "shop")
+            self.assertEqual(env["ZEPPELIN_SERVICE"], "db")
+            self.assertEqual(env["ZEPPELIN_REPLICA"], str(ordinal))
+            self.assertEqual(env["ZEPPELIN_REPLICAS"], "3")
+            self.assertEqual(env["ZEPPELIN_HOST"], host)
+            self.assertEqual(env["PORT"], port)
+            self.assertEqual(env["PORT_HTTP"], port)
+            self.assertEqual(env["ZEPPELIN_PEERS"], ",".join(db))
+            self.assertEqual(env["ZEPPELIN_VOLUME_DATA"], self.volume("shop", "db", ordinal))
+            self.assertEqual(env["GREETING"], "hello from db")
+        status, body = wait_for(lambda: self.try_get(rows[3]["address"], "/env"), what="web/0 listening")
+        self.assertEqual(json.loads(body)["ZEPPELIN_SERVICE_DB"], ",".join(db))
+
+        table = self.zeppelin("ps").stdout.splitlines()
+        self.assertTrue(table[0].startswith("SYSTEM"))
+        for column in ("SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS"):
+            self.assertIn(column, table[0])
+        self.assertEqual(len(table), 6)
+
+    def test_kill_9_is_repaired_and_the_volume_survives(self):
+        self.start_shop()
+        victim = self.replica("db", 1)
+        starts = os.path.join(self.volume("shop", "db", 1), "starts")
+        with open(starts) as f:
+            self.assertEqual(f.read().split(), [str(victim["pid"])])
+        os.kill(victim["pid"], signal.SIGKILL)
+        replaced = wait_for(lambda: (r := self.replica("db", 1)) and r["pid"] not in (0, victim["pid"])
+                            and r["state"] == "running" and r, what="db/1 replaced")
+        self.assertEqual(replaced["restarts"], 1)
+        self.assertEqual(replaced["address"], victim["address"], "identity is stable across restarts")
+        with open(starts) as f:
+            self.assertEqual(f.read().split(), [str(victim["pid"]), str(replaced["pid"])])
+        self.assertIn("killed by signal 9", replaced["last_exit"])
+
+    def test_unhealthy_replica_is_restarted(self):
+        self.start_shop()
+        before = self.replica("db", 2)
+        open(os.path.join(self.volume("shop", "db", 2), "sick"), "w").close()
+        after = wait_for(lambda: (r := self.replica("db", 2)) and r["pid"] not in (0, before["pid"])
+                         and r["health"] == "healthy" and r, what="db/2 restarted after failing health checks")
+        self.assertGreaterEqual(after["restarts"], 1)
+        logs = self.zeppelin("logs", "shop/db/2").stdout
+        self.assertIn("unhealthy after 2 failed checks; restarting", logs)
+
+    def test_depends_on_holds_web_back_until_db_is_healthy(self):
+        self.write_spec("""\
+            name: gated
+            services:
+              db:
+                command: ["sleep", "1000"]
+                volumes: [{name: data, path: /data}]
+                health:
+                  exec: ["sh", "-c", "test -f $ZEPPELIN_VOLUME_DATA/ready"]
+                  interval: 100ms
+                  start_period: 1m
+              web:
+                command: ["sleep", "1000"]
+                depends_on: [db]
+            """)
+        r = self.zeppelin("run", "-d", "--timeout", "1500ms", check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("not ready after 1500ms", r.stderr)
+        self.assertIn("db/0 is starting", r.stderr)
+        web = self.replica("web", 0, "gated")
+        self.assertEqual(web["pid"], 0, "web must not start before db is healthy")
+        self.assertEqual(web["state"], "stopped")
+        open(os.path.join(self.volume("gated", "db", 0), "ready"), "w").close()
+        wait_for(lambda: self.replica("web", 0, "gated")["state"] == "running", what="web started")
+        self.assertEqual(self.replica("db", 0, "gated")["health"], "healthy")
+
+    def test_stop_leaves_no_process_behind(self):
+        self.write_spec("""\
+            name: forks
+            services:
+              s:
+                command: 'sleep 1000 & sleep 1000 & wait'
+                replicas: 3
+              stubborn:
+                command: 'trap "" TERM; sleep 1000 & wait; sleep 1000'
+                stop_grace: 300ms
+            """)
+        self.zeppelin("run", "-d")
+        wait_for(lambda: len(processes_with_marker(self.home)) >= 11, what="replicas and their children")
+        r = self.zeppelin("stop", "forks")
+        self.assertIn("stopped forks", r.stdout)
+        self.assertEqual(processes_with_marker(self.home), [], "stop returned while processes remained")
+        self.assertEqual({row["state"] for row in self.ps("forks")}, {"stopped"})
+        # A stopped system starts again by name.
+        self.zeppelin("run", "-d", "forks")
+        self.assertEqual({row["state"] for row in self.ps("forks")}, {"running"})
+
+    def test_restart_policy_never_and_crash_loop_visible(self):
+        self.write_spec("""\
+            name: crashy
+            services:
+              once:
+                command: 'echo bye; exit 7'
+                restart: never
+              loop:
+                command: 'exit 1'
+            """)
+        r = self.zeppelin("run", "-d", "--timeout", "20s", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"replica (once|loop)/0 failed")
+        wait_for(lambda: self.replica("once", 0)["state"] == "failed", what="once failed")
+        self.assertEqual(self.replica("once", 0)["last_exit"], "exited with code 7")
+        wait_for(lambda: self.replica("loop", 0)["state"] == "backoff" and self.replica("loop", 0)["restarts"] >= 2,
+                 what="crash loop in backoff")
+        self.assertIn("restarting in", self.replica("loop", 0)["detail"])
+        self.assertIn("bye", self.zeppelin("logs", "crashy/once").stdout)
+
+
+class ServerRecoveryTest(ZeppelinTestCase):
+    def test_server_killed_and_restarted_converges_without_extra_replicas(self):
+        self.write_spec("""\
+            name: durable
+            services:
+              s:
+                command: ["sleep", "1000"]
+                replicas: 3
+            """)
+        self.zeppelin("run", "-d")
+        self.zeppelin("scale", "durable", "s=4")
+        wait_for(lambda: len(processes_with_marker(self.home)) == 4, what="4 replicas")
+        old_server = self.server_pid()
+        self.assertIsNotNone(old_server)
+        os.kill(old_server, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{old_server}/stat")
+                 or open(f"/proc/{old_server}/stat").read().split(")")[-1].split()[0] == "Z", what="server gone")
+        # Any command starts a new server, which finds the system and its scale again.
+        rows = wait_for(lambda: (rows := self.ps("durable")) and sum(r["state"] == "running" for r in rows) == 4
+                        and rows, what="converged after server restart")
+        self.assertNotEqual(self.server_pid(), old_server)
+        self.assertEqual(len(rows), 4)
+        live = processes_with_marker(self.home)
+        self.assertEqual(sorted(live), sorted(r["pid"] for r in rows), "never more replicas than desired")
+
+
+class MalformedSpecTest(ZeppelinTestCase):
+    def test_every_malformed_spec_is_located_and_starts_nothing(self):
+        from harness import CORPUS
+        checked = 0
+        for name in sorted(os.listdir(CORPUS)):
+            path = os.path.join(CORPUS, name)
+            with open(path) as f:
+                expect = f.readline().removeprefix("# expect: ").strip()
+            for args in (["validate", path], ["run", "-d", "-f", path]):
+                r = self.zeppelin(*args, check=False)
+                self.assertEqual(r.returncode, 2, f"{args}: {r.stderr}")
+                self.assertIn(f"{path}:{expect}", r.stderr)
+            checked += 1
+        self.assertGreaterEqual(checked, 20)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "zeppelin.sock")), "no server was started")
+        self.assertFalse(os.path.exists(os.path.join(self.home, "state.json")))
+
+    def test_unknown_variable_is_rejected_by_run(self):
+        self.write_spec("""\
+            name: typo
+            services:
+              s:
+                command: ["echo", "${PROT}"]
+            """)
+        r = self.zeppelin("run", "-d", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown variable ${PROT}", r.stderr)
+        self.assertEqual(self.ps(), [])
+
+    def test_usage_errors_exit_2(self):
+        self.assertEqual(self.zeppelin("frobnicate", check=False).returncode, 2)
+        self.assertEqual(self.zeppelin("scale", "x", "web=many", check=False).returncode, 2)
+        self.assertEqual(self.zeppelin("logs", "Bad_Name", check=False).returncode, 2)
+        missing = self.zeppelin("run", "-d", "-f", "/nonexistent.yaml", check=False)
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("cannot open spec file", missing.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,127 @@
+#include "supervisor/replica_env.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "spec/parser.h"
+
+namespace zeppelin::supervisor {
+namespace {
+
+std::optional<std::string> from(const std::map<std::string, std::string>& m, const std::string& k) {
+  auto it = m.find(k);
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
+TEST(ExpandVars, SubstitutesDefaultsAndEscapes) {
+  std::map<std::string, std::string> vars = {{"A", "1"}, {"EMPTY", ""}};
+  auto lookup = [&](const std::string& k) { return from(vars, k); };
+  EXPECT_EQ(*expand_vars("x${A}y", lookup), "x1y");
+  EXPECT_EQ(*expand_vars("${MISSING:-dflt}", lookup), "dflt");
+  EXPECT_EQ(*expand_vars("${EMPTY:-dflt}", lookup), "dflt");
+  EXPECT_EQ(*expand_vars("$${A} costs $5", lookup), "${A} costs $5");
+  EXPECT_EQ(*expand_vars("$A stays", lookup), "$A stays");
+}
+
+TEST(ExpandVars, UnknownAndMalformedReferencesAreErrors) {
+  auto lookup = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  auto unknown = expand_vars("--port=${PROT}", lookup);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("unknown variable ${PROT}"), std::string::npos);
+  EXPECT_FALSE(expand_vars("${UNCLOSED", lookup).ok());
+  EXPECT_FALSE(expand_vars("${bad-name}", lookup).ok());
+}
+
+TEST(EnvName, UppercasesAndReplacesDashes) { EXPECT_EQ(env_name("db-main"), "DB_MAIN"); }
+
+class LaunchEnvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto parsed = spec::parse_spec(R"(name: shop
+services:
+  db-main:
+    command: ["srv", "--listen", "${ZEPPELIN_HOST}:${PORT}", "--peers=${ZEPPELIN_PEERS}"]
+    env: {URL: "http://${ZEPPELIN_HOST}:${PORT_HTTP}", USER_GREETING: "${GREETING:-hi}"}
+    ports: [{name: http, port: 8080}, {name: admin-ui, port: 9090}]
+    volumes: [{name: data, path: /data}]
+  web:
+    command: 'echo ${UNKNOWN_TO_ZEPPELIN}'
+    depends_on: [db-main]
+)",
+                                   "f.yaml", "/");
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    system_ = *parsed;
+  }
+
+  std::map<std::string, std::string> as_map(const std::vector<std::string>& env) {
+    std::map<std::string, std::string> m;
+    for (const auto& kv : env) m[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+    return m;
+  }
+
+  spec::System system_;
+};
+
+TEST_F(LaunchEnvTest, CarriesTheWholeReplicaContract) {
+  ReplicaIdentity id;
+  id.system = &system_;
+  id.service = &system_.services[0];
+  id.ordinal = 1;
+  id.replicas = 3;
+  id.host = "127.5.0.2";
+  id.peers = {"127.5.0.1:8080", "127.5.0.2:8080", "127.5.0.3:8080"};
+  id.volumes = {{"data", "/home/v/data"}};
+  id.home = "/home";
+  auto launch = build_launch_env(id, {{"PATH", "/usr/bin"}, {"GREETING", "hello"}});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  auto env = as_map(launch->env);
+  EXPECT_EQ(env["ZEPPELIN_SYSTEM"], "shop");
+  EXPECT_EQ(env["ZEPPELIN_SERVICE"], "db-main");
+  EXPECT_EQ(env["ZEPPELIN_REPLICA"], "1");
+  EXPECT_EQ(env["ZEPPELIN_REPLICAS"], "3");
+  EXPECT_EQ(env["ZEPPELIN_HOST"], "127.5.0.2");
+  EXPECT_EQ(env["PORT"], "8080");
+  EXPECT_EQ(env["PORT_HTTP"], "8080");
+  EXPECT_EQ(env["PORT_ADMIN_UI"], "9090");
+  EXPECT_EQ(env["ZEPPELIN_PEERS"], "127.5.0.1:8080,127.5.0.2:8080,127.5.0.3:8080");
+  EXPECT_EQ(env["ZEPPELIN_VOLUME_DATA"], "/home/v/data");
+  EXPECT_EQ(env["PATH"], "/usr/bin");
+  EXPECT_EQ(env["URL"], "http://127.5.0.2:8080");
+  EXPECT_EQ(env["USER_GREETING"], "hello");
+  EXPECT_EQ(launch->argv, (std::vector<std::string>{"srv", "--listen", "127.5.0.2:8080",
+                                                    "--peers=127.5.0.1:8080,127.5.0.2:8080,127.5.0.3:8080"}));
+}
+
+TEST_F(LaunchEnvTest, DependenciesAndShellCommands) {
+  ReplicaIdentity id;
+  id.system = &system_;
+  id.service = &system_.services[1];
+  id.replicas = 1;
+  id.host = "127.5.0.9";
+  id.peers = {"127.5.0.9"};
+  id.dependencies = {{"db-main", {"127.5.0.1:8080", "127.5.0.2:8080"}}};
+  auto launch = build_launch_env(id, {});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  auto env = as_map(launch->env);
+  EXPECT_EQ(env["ZEPPELIN_SERVICE_DB_MAIN"], "127.5.0.1:8080,127.5.0.2:8080");
+  EXPECT_EQ(env.count("PORT"), 0u);
+  // A shell string is left for the shell to expand.
+  EXPECT_EQ(launch->argv.back(), "echo ${UNKNOWN_TO_ZEPPELIN}");
+}
+
+TEST_F(LaunchEnvTest, UnknownVariableInArgvNamesServiceAndVariable) {
+  auto parsed = spec::parse_spec("name: a\nservices:\n  s:\n    command: [\"x\", \"${NOPE}\"]\n", "f", "/");
+  ASSERT_TRUE(parsed.ok());
+  ReplicaIdentity id;
+  id.system = &*parsed;
+  id.service = &parsed->services[0];
+  auto launch = build_launch_env(id, {});
+  ASSERT_FALSE(launch.ok());
+  EXPECT_NE(launch.error().message.find("service \"s\""), std::string::npos);
+  EXPECT_NE(launch.error().message.find("${NOPE}"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zeppelin::supervisor

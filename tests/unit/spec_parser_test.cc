@@ -1,0 +1,177 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "spec/parser.h"
+
+namespace zeppelin::spec {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kFullSpec = R"(name: shop
+services:
+  db:
+    command: ["python3", "db.py", "--port", "${PORT}"]
+    workdir: ./srv
+    env: {LOG_LEVEL: info, RETRIES: 3}
+    ports:
+      - {name: http, port: 8080}
+      - {name: peer, port: 8081}
+    replicas: 3
+    mode: stateful
+    start: parallel
+    resources: {cpu: 0.5, memory: 256Mi}
+    volumes:
+      - {name: data, path: /data}
+    health:
+      http: {port: http, path: /healthz}
+      interval: 2s
+      timeout: 500ms
+      retries: 5
+      start_period: 5s
+    restart: on-failure
+    stop_grace: 3s
+  web:
+    command: python3 web.py
+    depends_on: [db]
+    replicas: 2
+)";
+
+TEST(SpecParser, ParsesEveryField) {
+  auto parsed = parse_spec(kFullSpec, "zeppelin.yaml", "/base");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const System& s = *parsed;
+  EXPECT_EQ(s.name, "shop");
+  ASSERT_EQ(s.services.size(), 2u);
+  const Service& db = s.services[0];
+  EXPECT_EQ(db.command, (std::vector<std::string>{"python3", "db.py", "--port", "${PORT}"}));
+  EXPECT_FALSE(db.shell);
+  EXPECT_EQ(db.workdir, "/base/srv");
+  ASSERT_EQ(db.env.size(), 2u);
+  EXPECT_EQ(db.env[1], (std::pair<std::string, std::string>{"RETRIES", "3"}));
+  ASSERT_EQ(db.ports.size(), 2u);
+  EXPECT_EQ(db.ports[1].name, "peer");
+  EXPECT_EQ(db.ports[1].port, 8081);
+  EXPECT_EQ(db.replicas, 3);
+  EXPECT_EQ(db.mode, Mode::kStateful);
+  EXPECT_EQ(db.start, StartOrder::kParallel);
+  EXPECT_FALSE(db.ordered());
+  EXPECT_EQ(*db.resources.cpu_millis, 500);
+  EXPECT_EQ(*db.resources.memory_bytes, 256LL * 1024 * 1024);
+  ASSERT_EQ(db.volumes.size(), 1u);
+  EXPECT_EQ(db.volumes[0].path, "/data");
+  ASSERT_TRUE(db.health.has_value());
+  EXPECT_EQ(db.health->kind, HealthCheck::Kind::kHttp);
+  EXPECT_EQ(db.health->port, 8080);
+  EXPECT_EQ(db.health->path, "/healthz");
+  EXPECT_EQ(db.health->interval.count(), 2000);
+  EXPECT_EQ(db.health->timeout.count(), 500);
+  EXPECT_EQ(db.health->retries, 5);
+  EXPECT_EQ(db.health->start_period.count(), 5000);
+  EXPECT_EQ(db.restart, RestartPolicy::kOnFailure);
+  EXPECT_EQ(db.stop_grace.count(), 3000);
+
+  const Service& web = s.services[1];
+  EXPECT_TRUE(web.shell);
+  EXPECT_EQ(web.command, (std::vector<std::string>{"/bin/sh", "-c", "python3 web.py"}));
+  EXPECT_EQ(web.workdir, "/base");
+  EXPECT_EQ(web.depends_on, std::vector<std::string>{"db"});
+  EXPECT_EQ(web.restart, RestartPolicy::kAlways);
+  EXPECT_EQ(web.mode, Mode::kReplicated);
+
+  auto order = s.dependency_order();
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0]->name, "db");
+}
+
+TEST(SpecParser, DefaultsMatchTheDocumentation) {
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: [\"true\"]\n", "f.yaml", "/d");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const Service& s = parsed->services[0];
+  EXPECT_EQ(s.replicas, 1);
+  EXPECT_EQ(s.mode, Mode::kReplicated);
+  EXPECT_EQ(s.restart, RestartPolicy::kAlways);
+  EXPECT_EQ(s.stop_grace.count(), 10000);
+  EXPECT_FALSE(s.health.has_value());
+}
+
+TEST(SpecParser, ReportsEveryProblemSortedByPosition) {
+  const char* text = "name: Bad\nservices:\n  db:\n    command: [\"x\"]\n    replicas: many\n    bogus: 1\n";
+  auto parsed = parse_spec(text, "f.yaml", "/d");
+  ASSERT_FALSE(parsed.ok());
+  const std::string& m = parsed.error().message;
+  EXPECT_EQ(parsed.error().code, Errc::kInvalidArgument);
+  const auto first = m.find("f.yaml:1:7: invalid system name");
+  const auto second = m.find("f.yaml:5:15: replicas must be an integer");
+  const auto third = m.find("f.yaml:6:5: unknown field \"bogus\"");
+  EXPECT_NE(first, std::string::npos) << m;
+  EXPECT_NE(second, std::string::npos) << m;
+  EXPECT_NE(third, std::string::npos) << m;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+}
+
+TEST(SpecParser, EnvAcceptsComposeListForm) {
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: [\"true\"]\n    env: [\"A=1\", \"B=x=y\"]\n", "f", "/");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_EQ(parsed->services[0].env.size(), 2u);
+  EXPECT_EQ(parsed->services[0].env[1].second, "x=y");
+}
+
+TEST(SpecParser, HostVolumeSourceMustExist) {
+  const fs::path dir = fs::temp_directory_path() / "zeppelin-spec-test";
+  fs::create_directories(dir / "conf");
+  const std::string ok = "name: a\nservices:\n  s:\n    command: [\"true\"]\n    volumes: [{name: conf, path: /etc/x, source: ./conf, read_only: true}]\n";
+  auto parsed = parse_spec(ok, "f", dir.string());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(*parsed->services[0].volumes[0].source, (dir / "conf").string());
+  EXPECT_TRUE(parsed->services[0].volumes[0].read_only);
+  auto missing = parse_spec(ok, "f", (dir / "nowhere").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("is not a directory"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(SpecParser, MissingFileIsNotFound) {
+  auto parsed = load_spec_file("/nonexistent/zeppelin.yaml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().code, Errc::kNotFound);
+}
+
+TEST(DnsLabel, FollowsRfc1123) {
+  EXPECT_TRUE(is_dns_label("web-1"));
+  EXPECT_TRUE(is_dns_label("a"));
+  EXPECT_FALSE(is_dns_label("-web"));
+  EXPECT_FALSE(is_dns_label("web-"));
+  EXPECT_FALSE(is_dns_label("Web"));
+  EXPECT_FALSE(is_dns_label("web_1"));
+  EXPECT_FALSE(is_dns_label(std::string(64, 'a')));
+  EXPECT_FALSE(is_dns_label(""));
+}
+
+// Every file of the malformed corpus names, in its first line, the location
+// and message it must produce: "# expect: LINE:COL: message".
+TEST(SpecCorpus, EveryMalformedSpecGivesItsLocatedError) {
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(ZEPPELIN_CORPUS_DIR)) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::ifstream in(entry.path());
+    std::string first;
+    std::getline(in, first);
+    const std::string marker = "# expect: ";
+    ASSERT_EQ(first.rfind(marker, 0), 0u) << entry.path() << " lacks an expect line";
+    const std::string expected = entry.path().string() + ":" + first.substr(marker.size());
+    auto parsed = load_spec_file(entry.path().string());
+    ASSERT_FALSE(parsed.ok()) << entry.path() << " parsed";
+    EXPECT_NE(parsed.error().message.find(expected), std::string::npos)
+        << "expected: " << expected << "\nactual:   " << parsed.error().message;
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);
+}
+
+}  // namespace
+}  // namespace zeppelin::spec

@@ -1,0 +1,155 @@
+// The reconciler with the real process driver and real processes, driven by
+// running the event loop until a condition holds (no sleeps).
+#include "supervisor/supervisor.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+
+#include "runtime/process/process_driver.h"
+#include "state/state_store.h"
+
+namespace zeppelin::supervisor {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    home_ = fs::temp_directory_path() / ("zeppelin-sup-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(home_);
+    fs::create_directories(home_);
+    driver_ = std::make_unique<runtime::ProcessDriver>(io_, home_.string());
+    store_ = std::make_unique<state::FileStateStore>((home_ / "state.json").string());
+    SupervisorOptions options;
+    options.home = home_.string();
+    options.backoff_base = 20ms;
+    sup_ = std::make_unique<Supervisor>(io_, *driver_, *store_, options);
+  }
+
+  void TearDown() override {
+    bool done = false;
+    sup_->shutdown([&] { done = true; });
+    run_until([&] { return done; });
+    fs::remove_all(home_);
+  }
+
+  // Runs the loop until `pred` holds; fails the test after `limit`.
+  template <typename Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "condition not reached in time";
+        return false;
+      }
+      io_.run_one_for(50ms);
+    }
+    return true;
+  }
+
+  void apply(const std::string& spec_text) {
+    state::SystemRecord r;
+    r.spec_file = (home_ / "zeppelin.yaml").string();
+    r.spec_text = spec_text;
+    r.caller_env = {{"PATH", "/usr/bin:/bin"}};
+    auto applied = sup_->apply(r);
+    ASSERT_TRUE(applied.ok()) << applied.error().message;
+  }
+
+  ReplicaStatus replica(int ordinal = 0, const std::string& service = "s") {
+    auto rows = sup_->replicas(std::string("t"));
+    for (const auto& r : *rows) {
+      if (r.service == service && r.replica == ordinal) return r;
+    }
+    return {};
+  }
+
+  boost::asio::io_context io_;
+  fs::path home_;
+  std::unique_ptr<runtime::ProcessDriver> driver_;
+  std::unique_ptr<state::FileStateStore> store_;
+  std::unique_ptr<Supervisor> sup_;
+};
+
+TEST_F(SupervisorTest, CrashLoopBacksOffExponentially) {
+  apply("name: t\nservices:\n  s:\n    command: [\"false\"]\n");
+  std::vector<std::string> details;
+  run_until([&] {
+    auto r = replica();
+    if (r.state == ReplicaState::kBackoff && (details.empty() || details.back() != r.detail)) details.push_back(r.detail);
+    return r.restarts >= 5;
+  });
+  // First restart is immediate; later ones wait base * 2^(n-1), +-20% jitter.
+  ASSERT_GE(details.size(), 3u);
+  auto delay_of = [](const std::string& d) {
+    const auto at = d.find("restarting in ");
+    return std::stoi(d.substr(at + 14));
+  };
+  EXPECT_NEAR(delay_of(details[0]), 20, 4);
+  EXPECT_NEAR(delay_of(details[1]), 40, 8);
+  EXPECT_NEAR(delay_of(details[2]), 80, 16);
+  EXPECT_NE(details[0].find("exited with code 1"), std::string::npos) << details[0];
+}
+
+TEST_F(SupervisorTest, RestartNeverLeavesAFailedReplica) {
+  apply("name: t\nservices:\n  s:\n    command: 'exit 3'\n    restart: never\n");
+  run_until([&] { return replica().state == ReplicaState::kFailed; });
+  EXPECT_EQ(replica().last_exit, "exited with code 3");
+  EXPECT_EQ(replica().restarts, 0);
+}
+
+TEST_F(SupervisorTest, OnFailureDoesNotRestartACleanExit) {
+  apply("name: t\nservices:\n  s:\n    command: 'exit 0'\n    restart: on-failure\n");
+  run_until([&] { return !replica().last_exit.empty(); });
+  EXPECT_EQ(replica().state, ReplicaState::kStopped);
+  EXPECT_EQ(replica().restarts, 0);
+}
+
+TEST_F(SupervisorTest, StopCompletesOnlyAfterEveryProcessExited) {
+  apply("name: t\nservices:\n  s:\n    command: [\"sleep\", \"100\"]\n    replicas: 3\n");
+  run_until([&] { return replica(2).state == ReplicaState::kRunning; });
+  std::vector<int> pids;
+  for (int i = 0; i < 3; ++i) pids.push_back(replica(i).pid);
+  bool stopped = false;
+  ASSERT_TRUE(sup_->stop("t", [&] { stopped = true; }).ok());
+  run_until([&] { return stopped; });
+  for (int pid : pids) EXPECT_FALSE(fs::exists("/proc/" + std::to_string(pid))) << pid;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(replica(i).state, ReplicaState::kStopped);
+}
+
+TEST_F(SupervisorTest, StopGraceEndsWithSigkill) {
+  apply("name: t\nservices:\n  s:\n    command: 'trap \"\" TERM; sleep 100 & wait'\n    stop_grace: 200ms\n");
+  run_until([&] { return replica().state == ReplicaState::kRunning; });
+  bool stopped = false;
+  ASSERT_TRUE(sup_->stop("t", [&] { stopped = true; }).ok());
+  run_until([&] { return stopped; });
+  EXPECT_EQ(replica().last_exit, "killed by signal 9 (Killed)");
+}
+
+TEST_F(SupervisorTest, ScaleDownStopsHighestOrdinals) {
+  apply("name: t\nservices:\n  s:\n    command: [\"sleep\", \"100\"]\n    replicas: 3\n");
+  run_until([&] { return replica(2).state == ReplicaState::kRunning; });
+  const int pid0 = replica(0).pid;
+  ASSERT_TRUE(sup_->scale("t", "s", 1).ok());
+  run_until([&] { return sup_->replicas(std::string("t"))->size() == 1; });
+  EXPECT_EQ(replica(0).pid, pid0);
+  EXPECT_FALSE(sup_->scale("t", "nope", 1).ok());
+}
+
+TEST_F(SupervisorTest, InvalidSpecOrUnknownVariableIsRejectedBeforeAnythingStarts) {
+  state::SystemRecord r;
+  r.spec_file = (home_ / "zeppelin.yaml").string();
+  r.spec_text = "name: t\nservices:\n  s:\n    command: [\"echo\", \"${NOT_SET_ANYWHERE}\"]\n";
+  auto applied = sup_->apply(r);
+  ASSERT_FALSE(applied.ok());
+  EXPECT_NE(applied.error().message.find("${NOT_SET_ANYWHERE}"), std::string::npos);
+  EXPECT_TRUE(sup_->systems().empty());
+}
+
+}  // namespace
+}  // namespace zeppelin::supervisor
