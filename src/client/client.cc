@@ -110,7 +110,7 @@ Result<Response> Client::stream(const std::string& method, const std::string& ta
       parser.get().body().data = chunk;
       parser.get().body().size = sizeof chunk;
       boost::system::error_code ec;
-      http::read(*socket, buffer, parser, ec);
+      http::read_some(*socket, buffer, parser, ec);  // returns as soon as some body arrived
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t n = sizeof chunk - parser.get().body().size;
       if (!out.ok()) {

@@ -23,6 +23,7 @@ services:
       http: {port: http, path: /healthz}
       interval: 200ms
       retries: 2
+      start_period: 30s
   web:
     command: ["python3", "@APPS@/replica.py"]
     ports: [{name: http, port: 18081}]

@@ -1,0 +1,234 @@
+"""The CLI around a running system: logs -f across restarts and scale-ups,
+foreground run with Ctrl-C, scale, rolling restart, down, resource limits."""
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import BIN, ZeppelinTestCase, processes_with_marker, wait_for
+
+TICKER = """\
+name: tick
+services:
+  t:
+    command: 'echo "hello from $ZEPPELIN_REPLICA pid $$"; exec sleep 1000'
+    replicas: 2
+"""
+
+
+class LineReader:
+    """Reads lines from a child's stdout with a deadline."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.buffer = b""
+        self.lines = []
+
+    def wait_line(self, predicate, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if predicate(line):
+                    self.lines.remove(line)
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line in time; got {self.lines}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise AssertionError(f"stream ended; got {self.lines}")
+                self.buffer += chunk
+                *complete, self.buffer = self.buffer.split(b"\n")
+                self.lines.extend(l.decode() for l in complete)
+
+
+class CliTest(ZeppelinTestCase):
+    def spawn(self, *args):
+        return subprocess.Popen([BIN, *args], env=self.env, cwd=self.dir, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def test_logs_follow_across_restarts_and_scale_up(self):
+        self.write_spec(TICKER)
+        self.zeppelin("run", "-d")
+        follower = self.spawn("logs", "-f", "--tail", "1", "tick")
+        try:
+            reader = LineReader(follower)
+            # History comes first, so once it arrives the follower is attached.
+            reader.wait_line(lambda l: l.startswith("t/1"))
+            victim = self.replica("t", 1)
+            os.kill(victim["pid"], signal.SIGKILL)
+            reader.wait_line(lambda l: l.startswith("t/1") and "killed by signal 9" in l)
+            reader.wait_line(lambda l: l.startswith("t/1") and "hello from 1 pid" in l
+                             and str(victim["pid"]) not in l)
+            self.zeppelin("scale", "tick", "t=3")
+            reader.wait_line(lambda l: l.startswith("t/2") and "hello from 2" in l)
+        finally:
+            follower.kill()
+            follower.wait()
+        # Without -f: each replica's history, then the command ends.
+        history = self.zeppelin("logs", "tick/t/1").stdout.splitlines()
+        self.assertEqual(sum("hello from 1" in l for l in history), 2, history)
+        self.assertTrue(all(l.startswith("t/1") for l in history))
+        tail = self.zeppelin("logs", "--tail", "1", "tick/t").stdout.splitlines()
+        self.assertEqual(len(tail), 3)
+
+    def test_foreground_run_streams_logs_and_ctrl_c_stops_gracefully(self):
+        self.write_spec(TICKER)
+        proc = self.spawn("run")
+        try:
+            reader = LineReader(proc)
+            reader.wait_line(lambda l: "hello from 0" in l and "t/0" in l)
+            reader.wait_line(lambda l: "hello from 1" in l and "t/1" in l)
+            proc.send_signal(signal.SIGINT)
+            self.assertEqual(proc.wait(timeout=30), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertIn("stopped tick", proc.stderr.read().decode())
+        self.assertEqual({r["state"] for r in self.ps("tick")}, {"stopped"})
+        self.assertEqual(processes_with_marker(self.home), [])
+
+    def test_rolling_restart_replaces_one_replica_at_a_time(self):
+        self.write_spec("""\
+            name: roll
+            services:
+              s:
+                command: ["python3", "@APPS@/replica.py"]
+                ports: [{name: http, port: 18090}]
+                replicas: 3
+                health:
+                  tcp: {port: http}
+                  interval: 100ms
+                  start_period: 30s
+            """)
+        self.zeppelin("run", "-d")
+        before = {r["replica"]: r["pid"] for r in self.ps("roll")}
+        watcher = self.spawn("logs", "-f", "--tail", "1", "roll")
+        try:
+            reader = LineReader(watcher)
+            reader.wait_line(lambda l: l.startswith("s/2"))  # the last history line: attached
+            reader.lines.clear()
+            r = self.zeppelin("restart", "roll/s")
+            self.assertIn("restarted roll/s", r.stdout)
+            events = []
+            while len([e for e in events if "healthy" in e]) < 3:
+                events.append(reader.wait_line(lambda l: "[zeppelin]" in l and ("rolling" in l or "healthy" in l)))
+        finally:
+            watcher.kill()
+            watcher.wait()
+        after = {r["replica"]: r["pid"] for r in self.ps("roll")}
+        for ordinal in range(3):
+            self.assertNotEqual(before[ordinal], after[ordinal])
+        # Each replica went down only after the previous one was healthy again.
+        order = [e.split()[0] + (" down" if "rolling" in e else " up") for e in events]
+        self.assertEqual(order, ["s/0 down", "s/0 up", "s/1 down", "s/1 up", "s/2 down", "s/2 up"], events)
+        self.assertEqual({r["restarts"] for r in self.ps("roll")}, {0}, "a rolling restart is not a crash")
+
+    def test_scale_down_and_up_keeps_identity(self):
+        self.write_spec(TICKER)
+        self.zeppelin("run", "-d")
+        addresses = {r["replica"]: r["address"] for r in self.ps("tick")}
+        self.zeppelin("scale", "tick", "t=1")
+        wait_for(lambda: len(self.ps("tick")) == 1, what="scaled down to 1")
+        self.zeppelin("scale", "tick", "t=2")
+        wait_for(lambda: [r["state"] for r in self.ps("tick")] == ["running", "running"], what="scaled up")
+        self.assertEqual({r["replica"]: r["address"] for r in self.ps("tick")}, addresses)
+        r = self.zeppelin("scale", "tick", "nope=2", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no service \"nope\"", r.stderr)
+
+    def test_volumes_survive_stop_and_down_unless_asked(self):
+        self.write_spec("""\
+            name: vol
+            services:
+              s:
+                command: 'echo $ZEPPELIN_REPLICA >> $ZEPPELIN_VOLUME_DATA/log; exec sleep 1000'
+                volumes: [{name: data, path: /data}]
+            """)
+        self.zeppelin("run", "-d")
+        data = os.path.join(self.volume("vol", "s", 0), "log")
+        wait_for(lambda: os.path.exists(data), what="volume written")
+        self.zeppelin("stop", "vol")
+        self.zeppelin("run", "-d")
+        self.assertEqual(open(data).read(), "0\n0\n")
+        self.zeppelin("down", "vol")
+        self.assertEqual(self.ps(), [])
+        self.assertTrue(os.path.exists(data), "down without --volumes keeps data")
+        self.zeppelin("run", "-d")
+        self.zeppelin("down", "vol", "--volumes")
+        self.assertFalse(os.path.exists(self.volume("vol", "s", 0)))
+
+    def test_memory_limit_is_applied_through_cgroups(self):
+        self.write_spec("""\
+            name: limits
+            services:
+              s:
+                command: ["sleep", "1000"]
+                resources: {memory: 64Mi, cpu: 250m}
+            """)
+        self.zeppelin("run", "-d")
+        cg_v1 = "/sys/fs/cgroup/memory/zeppelin/limits.s.0"
+        cg_v2 = "/sys/fs/cgroup/zeppelin/limits.s.0"
+        pid = self.replica("s", 0)["pid"]
+        if os.path.isdir(cg_v1):
+            self.assertEqual(open(f"{cg_v1}/memory.limit_in_bytes").read().strip(), str(64 * 1024 * 1024))
+            self.assertIn(str(pid), open(f"{cg_v1}/cgroup.procs").read().split())
+            self.assertEqual(open("/sys/fs/cgroup/cpu/zeppelin/limits.s.0/cpu.cfs_quota_us").read().strip(), "25000")
+        elif os.path.isdir(cg_v2):
+            self.assertEqual(open(f"{cg_v2}/memory.max").read().strip(), str(64 * 1024 * 1024))
+        else:
+            log = open(os.path.join(self.home, "server.log")).read()
+            self.assertIn("limits will not be enforced", log)
+            return
+        self.zeppelin("stop", "limits")
+        self.assertFalse(os.path.isdir(cg_v1) or os.path.isdir(cg_v2), "the group is removed with its replica")
+
+
+class ApiTest(ZeppelinTestCase):
+    """The HTTP/JSON API on its unix socket, including hostile input."""
+
+    def request(self, raw):
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(os.path.join(self.home, "zeppelin.sock"))
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    def test_socket_is_private_and_bad_requests_get_clear_errors(self):
+        self.zeppelin("ps")  # starts the server
+        sock = os.path.join(self.home, "zeppelin.sock")
+        self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
+        status, body = self.request(b"GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["name"], "zeppelin")
+        status, body = self.request(b"POST /v1/systems HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{nope")
+        self.assertEqual(status, 400)
+        self.assertIn("JSON object", json.loads(body)["error"]["message"])
+        spec = json.dumps({"spec_file": "/x/zeppelin.yaml", "spec_text": "name: x\nservices: {a: {command: {x: 1}}}\n"})
+        status, body = self.request(f"POST /v1/systems HTTP/1.1\r\nHost: x\r\nContent-Length: {len(spec)}\r\n"
+                                    f"Connection: close\r\n\r\n{spec}".encode())
+        self.assertEqual(status, 400)
+        self.assertIn("/x/zeppelin.yaml:2:", json.loads(body)["error"]["message"])
+        status, _ = self.request(b"POST /v1/systems HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
+        self.assertEqual(status, 413)
+        status, _ = self.request(b"GET /v1/systems/../../etc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status, 404)
+        status, _ = self.request(b"BLAH\r\n\r\n")
+        self.assertEqual(status, 400)
+        # The server survived all of it.
+        self.assertEqual(self.ps(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
