@@ -91,6 +91,8 @@ struct Supervisor::ReadyWaiter {
 
 namespace {
 
+constexpr milliseconds kPersistDelay{50};
+
 // Everything about a service that a running replica depends on; a change
 // means its replicas must be replaced.
 std::string fingerprint(const spec::Service& svc) {
@@ -110,7 +112,12 @@ std::string replica_key(const std::string& service, int ordinal) { return servic
 }  // namespace
 
 Supervisor::Supervisor(asio::io_context& io, runtime::Driver& driver, state::StateStore& store, SupervisorOptions options)
-    : io_(io), driver_(driver), store_(store), options_(std::move(options)), rng_(std::random_device{}()) {
+    : io_(io),
+      driver_(driver),
+      store_(store),
+      options_(std::move(options)),
+      persist_timer_(io),
+      rng_(std::random_device{}()) {
   // Each data directory gets its own 127.X.0.0/16 block, so that servers with
   // different homes (tests, users) do not hand out the same addresses.
   address_base_ = 16 + static_cast<int>(std::hash<std::string>{}(options_.home) % 200);
@@ -207,7 +214,7 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
       }
     }
   }
-  mark_dirty();
+  persist();
   schedule_reconcile();
   return name;
 }
@@ -218,7 +225,7 @@ Status Supervisor::stop(const std::string& name, std::function<void()> done) {
   sys->record.running = false;
   sys->rollout.clear();
   if (done) sys->stopped_waiters.push_back(std::move(done));
-  mark_dirty();
+  persist();
   schedule_reconcile();
   return ok_status();
 }
@@ -239,7 +246,7 @@ Status Supervisor::scale(const std::string& name, const std::string& service, in
   }
   if (replicas < 0 || replicas > 10000) return make_error(Errc::kInvalidArgument, "replicas must be between 0 and 10000");
   sys->record.scale[service] = replicas;
-  mark_dirty();
+  persist();
   schedule_reconcile();
   return ok_status();
 }
@@ -249,7 +256,7 @@ Status Supervisor::start(const std::string& name) {
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
   if (sys->removing) return make_error(Errc::kUnavailable, "system " + name + " is being removed");
   sys->record.running = true;
-  mark_dirty();
+  persist();
   schedule_reconcile();
   return ok_status();
 }
@@ -271,7 +278,7 @@ Status Supervisor::restart(const std::string& name, const std::optional<std::str
       if (std::find(sys->rollout.begin(), sys->rollout.end(), key) == sys->rollout.end()) sys->rollout.push_back(key);
     }
   }
-  mark_dirty();
+  persist();
   schedule_reconcile();
   return ok_status();
 }
@@ -418,7 +425,7 @@ void Supervisor::reconcile() {
     for (const auto& [key, rep] : sys->record.replicas) used_addresses_.erase(rep.address);
     systems_.erase(name);
     log::info("system {} removed", name);
-    mark_dirty();
+    persist();
   }
   check_waiters();
   if (shutting_down_ && shutdown_done_) {
@@ -953,9 +960,14 @@ Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const
 }
 
 void Supervisor::mark_dirty() {
+  // Replica history (restart counts, addresses) is written at most every
+  // kPersistDelay: a burst of exits or starts costs one fsync, and never
+  // delays the restart it accompanies.
   if (persist_posted_) return;
   persist_posted_ = true;
-  asio::post(io_, [this] {
+  persist_timer_.expires_after(kPersistDelay);
+  persist_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
     persist_posted_ = false;
     persist();
   });

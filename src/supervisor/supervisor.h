@@ -139,8 +139,8 @@ class Supervisor {
   std::string volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal, const std::string& volume) const;
   ReplicaStatus status_of(const SystemRuntime& sys, const Replica& r) const;
 
-  void mark_dirty();
-  void persist();
+  void mark_dirty();  // replica history changed: persist soon
+  void persist();     // desired state changed: persist now, before answering
 
   boost::asio::io_context& io_;
   runtime::Driver& driver_;
@@ -153,6 +153,7 @@ class Supervisor {
   int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block
   bool reconcile_posted_ = false;
   bool persist_posted_ = false;
+  boost::asio::steady_timer persist_timer_;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   std::uint64_t next_instance_id_ = 1;

@@ -129,6 +129,27 @@ class CliTest(ZeppelinTestCase):
         self.assertEqual(order, ["s/0 down", "s/0 up", "s/1 down", "s/1 up", "s/2 down", "s/2 up"], events)
         self.assertEqual({r["restarts"] for r in self.ps("roll")}, {0}, "a rolling restart is not a crash")
 
+    def test_running_again_with_a_changed_spec_replaces_only_changed_services(self):
+        spec = """\
+            name: change
+            services:
+              a:
+                command: 'echo "a says $WORD"; exec sleep 1000'
+                env: {WORD: one}
+                replicas: 2
+              b:
+                command: ["sleep", "1000"]
+            """
+        self.write_spec(spec)
+        self.zeppelin("run", "-d")
+        before = {(r["service"], r["replica"]): r["pid"] for r in self.ps("change")}
+        self.write_spec(spec.replace("WORD: one", "WORD: two"))
+        self.zeppelin("run", "-d")
+        wait_for(lambda: all(r["pid"] != before[("a", r["replica"])] and r["state"] == "running"
+                             for r in self.ps("change") if r["service"] == "a"), what="a replaced")
+        self.assertEqual(self.replica("b", 0, "change")["pid"], before[("b", 0)], "b did not change")
+        self.assertIn("a says two", self.zeppelin("logs", "change/a/1").stdout)
+
     def test_scale_down_and_up_keeps_identity(self):
         self.write_spec(TICKER)
         self.zeppelin("run", "-d")

@@ -90,13 +90,28 @@ struct ProcessState {
   bool exited = false;
 };
 
+// Waits for a pipe to become readable, then drains it into one buffer shared
+// by all pipes (the loop is single-threaded), so an idle replica holds no
+// read buffer at all.
 void read_pipe(const std::shared_ptr<ProcessState>& state, bool is_stderr) {
-  auto buffer = std::make_shared<std::array<char, 16384>>();
   auto& pipe = is_stderr ? state->err : state->out;
-  pipe.async_read_some(asio::buffer(*buffer), [state, buffer, is_stderr](const boost::system::error_code& ec, std::size_t n) {
-    if (n > 0 && state->events.on_output) state->events.on_output(std::string_view(buffer->data(), n), is_stderr);
+  pipe.async_wait(asio::posix::stream_descriptor::wait_read, [state, is_stderr](const boost::system::error_code& ec) {
+    auto& pipe = is_stderr ? state->err : state->out;
     if (ec) {
-      (is_stderr ? state->err : state->out).close();
+      pipe.close();
+      return;
+    }
+    static std::array<char, 65536> buffer;
+    for (;;) {
+      const ssize_t n = ::read(pipe.native_handle(), buffer.data(), buffer.size());
+      if (n > 0) {
+        if (state->events.on_output) state->events.on_output(std::string_view(buffer.data(), n), is_stderr);
+        if (static_cast<std::size_t>(n) < buffer.size()) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      pipe.close();  // end of file, or an error
       return;
     }
     read_pipe(state, is_stderr);
@@ -203,6 +218,8 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     return pid.error();
   }
   auto state = std::make_shared<ProcessState>(io_, *pid, out[0], err[0]);
+  state->out.non_blocking(true);
+  state->err.non_blocking(true);
   state->events = std::move(events);
   if (launch.resources.cpu_millis || launch.resources.memory_bytes) {
     // The child runs briefly before it is moved into its group; anything it
