@@ -73,7 +73,8 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     res->set(http::field::content_type, "application/json");
     res->set(http::field::server, "zeppelin");
     res->keep_alive(keep_alive_);
-    res->body() = body.dump() + "\n";
+    // Messages may quote user input: invalid UTF-8 is replaced, never fatal.
+    res->body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     res->prepare_payload();
     auto self = this->shared_from_this();
     http::async_write(socket_, *res, [self, res](const beast::error_code& ec, std::size_t) {

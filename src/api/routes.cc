@@ -91,10 +91,8 @@ void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exc
   if (!body) return reply_error(ex, body.error());
   auto file = string_field(*body, "spec_file", true);
   auto text = string_field(*body, "spec_text", true);
-  auto name = string_field(*body, "name", false);
   if (!file) return reply_error(ex, file.error());
   if (!text) return reply_error(ex, text.error());
-  if (!name) return reply_error(ex, name.error());
   if (file->empty() || (*file)[0] != '/') return reply_error(ex, Errc::kInvalidArgument, "spec_file must be an absolute path");
   state::SystemRecord record;
   record.spec_file = *file;
@@ -229,11 +227,13 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown) {
       auto service = string_field(*body, "service", true);
       if (!service) return reply_error(ex, service.error());
       auto it = body->find("replicas");
-      if (it == body->end() || !it->is_number_integer()) {
-        return reply_error(ex, Errc::kInvalidArgument, "field \"replicas\" must be an integer");
+      if (it == body->end() || !it->is_number_integer() || it->get<std::int64_t>() < 0 ||
+          it->get<std::int64_t>() > 10000) {
+        return reply_error(ex, Errc::kInvalidArgument, "field \"replicas\" must be an integer from 0 to 10000");
       }
-      if (auto s = sup.scale(system, *service, it->get<int>()); !s) return reply_error(ex, s.error());
-      return ex->reply(200, {{"system", system}, {"service", *service}, {"replicas", it->get<int>()}});
+      const int replicas = static_cast<int>(it->get<std::int64_t>());
+      if (auto s = sup.scale(system, *service, replicas); !s) return reply_error(ex, s.error());
+      return ex->reply(200, {{"system", system}, {"service", *service}, {"replicas", replicas}});
     }
     if (action == "restart" && m == "POST") {
       auto service = string_field(*body, "service", false);

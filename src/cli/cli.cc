@@ -105,7 +105,8 @@ Result<SpecChoice> choose_spec(const std::string& file, const std::string& syste
     return choice;
   }
   std::error_code ec;
-  if (!system.empty() && (system.find('/') != std::string::npos || system.ends_with(".yaml") || system.ends_with(".yml"))) {
+  if (!system.empty() && (system.find('/') != std::string::npos || system.ends_with(".yaml") ||
+                          system.ends_with(".yml") || system == "." || system == "..")) {
     if (fs::is_directory(system, ec)) choice.file = (fs::path(system) / "zeppelin.yaml").string();
     else choice.file = system;
     return choice;
@@ -407,7 +408,7 @@ int main(int argc, char** argv) {
   }
   if (*run) {
     if (!system.empty() && system.find('/') == std::string::npos && !system.ends_with(".yaml") &&
-        !system.ends_with(".yml") && check_system_name(system) != kOk) {
+        !system.ends_with(".yml") && system != "." && system != ".." && check_system_name(system) != kOk) {
       return kUsage;
     }
     return cmd_run(file, system, detach, timeout);

@@ -10,14 +10,15 @@ namespace {
 
 // Reads a non-negative decimal number at the front of `text`; advances it.
 bool take_number(std::string_view& text, double& out) {
+  // digits, optionally followed by '.' and more digits ("1", "1.5"; not ".5" or "1.")
   std::size_t i = 0;
-  bool digits = false;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) { ++i; digits = true; }
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0) return false;
   if (i < text.size() && text[i] == '.') {
-    ++i;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) { ++i; digits = true; }
+    const std::size_t fraction = ++i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    if (i == fraction) return false;
   }
-  if (!digits) return false;
   out = std::strtod(std::string(text.substr(0, i)).c_str(), nullptr);
   text.remove_prefix(i);
   return true;

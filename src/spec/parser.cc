@@ -487,6 +487,7 @@ void SpecReader::read_health(Service& svc, const YAML::Node& node, std::optional
                } else if (field == "exec") {
                  check.kind = HealthCheck::Kind::kExec;
                  if (value.IsScalar()) {
+                   if (value.Scalar().empty()) error(value, "health.exec must not be empty");
                    check.exec = {"/bin/sh", "-c", value.Scalar()};
                  } else {
                    check.exec = string_list(value, "health.exec");

@@ -166,7 +166,10 @@ Status Supervisor::recover() {
     const std::string name = record.name;
     auto rt = make_runtime(record);
     if (!rt) {
+      // Kept (and persisted) as it was, so that fixing the cause and running
+      // it again loses nothing.
       log::error("cannot restore system {}: {}", name, rt.error().message);
+      unrestorable_.push_back(std::move(record));
       continue;
     }
     for (const auto& [key, rep] : (*rt)->record.replicas) used_addresses_.insert(rep.address);
@@ -181,6 +184,7 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
   auto rt = make_runtime(std::move(record));
   if (!rt) return rt.error();
   const std::string name = (*rt)->record.name;
+  std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
   SystemRuntime* existing = find((*rt)->record.name);
   if (!existing) {
     (*rt)->record.running = true;
@@ -974,7 +978,7 @@ void Supervisor::mark_dirty() {
 }
 
 void Supervisor::persist() {
-  std::vector<state::SystemRecord> records;
+  std::vector<state::SystemRecord> records = unrestorable_;
   for (const auto& [name, sys] : systems_) {
     if (!sys->removing) records.push_back(sys->record);
   }

@@ -148,7 +148,7 @@ class Supervisor {
   SupervisorOptions options_;
   LogHub hub_;
   std::map<std::string, std::unique_ptr<SystemRuntime>> systems_;
-  std::vector<std::unique_ptr<SystemRuntime>> removing_;  // stopping before being forgotten
+  std::vector<state::SystemRecord> unrestorable_;  // persisted systems whose spec no longer loads
   std::set<std::string> used_addresses_;
   int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block
   bool reconcile_posted_ = false;

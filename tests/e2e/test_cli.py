@@ -193,13 +193,18 @@ class CliTest(ZeppelinTestCase):
                 resources: {memory: 64Mi, cpu: 250m}
             """)
         self.zeppelin("run", "-d")
-        cg_v1 = "/sys/fs/cgroup/memory/zeppelin/limits.s.0"
-        cg_v2 = "/sys/fs/cgroup/zeppelin/limits.s.0"
+        import glob
+        found_v1 = glob.glob("/sys/fs/cgroup/memory/zeppelin/*/limits.s.0")
+        found_v2 = glob.glob("/sys/fs/cgroup/zeppelin/*/limits.s.0")
+        self.assertLessEqual(len(found_v1 + found_v2), 1, "one group per replica and data directory")
+        cg_v1 = found_v1[0] if found_v1 else "/nonexistent"
+        cg_v2 = found_v2[0] if found_v2 else "/nonexistent"
         pid = self.replica("s", 0)["pid"]
         if os.path.isdir(cg_v1):
             self.assertEqual(open(f"{cg_v1}/memory.limit_in_bytes").read().strip(), str(64 * 1024 * 1024))
             self.assertIn(str(pid), open(f"{cg_v1}/cgroup.procs").read().split())
-            self.assertEqual(open("/sys/fs/cgroup/cpu/zeppelin/limits.s.0/cpu.cfs_quota_us").read().strip(), "25000")
+            cpu = cg_v1.replace("/memory/", "/cpu/")
+            self.assertEqual(open(f"{cpu}/cpu.cfs_quota_us").read().strip(), "25000")
         elif os.path.isdir(cg_v2):
             self.assertEqual(open(f"{cg_v2}/memory.max").read().strip(), str(64 * 1024 * 1024))
         else:
@@ -247,6 +252,15 @@ class ApiTest(ZeppelinTestCase):
         self.assertEqual(status, 404)
         status, _ = self.request(b"BLAH\r\n\r\n")
         self.assertEqual(status, 400)
+        # Invalid UTF-8 quoted back in a message must not bring the server down.
+        status, body = self.request(b"GET /v1/%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status, 404)
+        self.assertEqual(json.loads(body)["error"]["code"], "not_found")
+        scale = b'{"service": "s", "replicas": 4294967299}'
+        status, body = self.request(b"POST /v1/systems/x/scale HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                    b"Content-Length: %d\r\n\r\n%s" % (len(scale), scale))
+        self.assertEqual(status, 400)
+        self.assertIn("0 to 10000", json.loads(body)["error"]["message"])
         # The server survived all of it.
         self.assertEqual(self.ps(), [])
 

@@ -200,6 +200,29 @@ class ServerRecoveryTest(ZeppelinTestCase):
         self.assertEqual(sorted(live), sorted(r["pid"] for r in rows), "never more replicas than desired")
 
 
+    def test_a_system_whose_spec_no_longer_loads_is_kept_not_lost(self):
+        os.mkdir(os.path.join(self.dir, "conf"))
+        self.write_spec("""\
+            name: keep
+            services:
+              s:
+                command: ["sleep", "1000"]
+                volumes: [{name: conf, path: /etc/conf, source: ./conf, read_only: true}]
+            """)
+        self.zeppelin("run", "-d", ".")
+        self.zeppelin("shutdown")
+        os.rmdir(os.path.join(self.dir, "conf"))
+        self.assertEqual(self.ps(), [], "the new server cannot load it")
+        other = self.write_spec("name: other\nservices:\n  s:\n    command: [\"sleep\", \"1000\"]\n", "other.yaml")
+        self.zeppelin("run", "-d", "-f", other)  # the new server writes its state
+        with open(os.path.join(self.home, "state.json")) as f:
+            self.assertIn("keep", [s["name"] for s in json.load(f)["systems"]])
+        self.assertIn("cannot restore system keep", open(os.path.join(self.home, "server.log")).read())
+        os.mkdir(os.path.join(self.dir, "conf"))
+        self.zeppelin("run", "-d", "keep")
+        self.assertEqual(self.replica("s", 0, "keep")["state"], "running")
+
+
 class MalformedSpecTest(ZeppelinTestCase):
     def test_every_malformed_spec_is_located_and_starts_nothing(self):
         from harness import CORPUS

@@ -15,7 +15,7 @@ TEST(ParseDuration, AcceptsGoStyleSequences) {
 }
 
 TEST(ParseDuration, RejectsMalformedInput) {
-  for (const char* bad : {"", "10", "s", "10 s", "-1s", "1d", "1s2", "ms", "1.2.3s"}) {
+  for (const char* bad : {"", "10", "s", "10 s", "-1s", "1d", "1s2", "ms", "1.2.3s", "1.s", ".5s"}) {
     auto d = parse_duration(bad);
     EXPECT_FALSE(d.ok()) << bad;
     if (!d.ok()) {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,9 +31,39 @@ std::string ExitStatus::describe() const {
   return s;
 }
 
+namespace {
+
+// Finds `name` on the replica's own PATH (not the server's), in the parent:
+// a failed execve per PATH entry inside the spawned child costs far more.
+std::string resolve_executable(const std::string& name, const std::vector<std::string>& env, const std::string& workdir) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& kv : env) {
+    if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
+  }
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    if (dir[0] != '/') dir = workdir + "/" + dir;
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return name;  // let execve report ENOENT
+}
+
+}  // namespace
+
 Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                             const std::string& workdir, int stdout_fd, int stderr_fd) {
   if (argv.empty()) return make_error(Errc::kInvalidArgument, "empty command");
+  const std::string executable = resolve_executable(argv[0], env, workdir);
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -66,7 +97,7 @@ Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   c_env.push_back(nullptr);
 
   pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  const int rc = ::posix_spawn(&pid, executable.c_str(), &actions, &attr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
@@ -167,7 +198,12 @@ int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 }  // namespace
 
 ProcessDriver::ProcessDriver(asio::io_context& io, std::string marker)
-    : io_(io), dying_timer_(io), reaper_(io), cgroups_(Cgroups::detect("zeppelin")), marker_(std::move(marker)) {
+    : io_(io),
+      dying_timer_(io),
+      reaper_(io),
+      // One subtree per data directory: servers of different homes never share a group.
+      cgroups_(Cgroups::detect("zeppelin/" + std::to_string(std::hash<std::string>{}(marker) % 100000000))),
+      marker_(std::move(marker)) {
   // Descendants that outlive a replica's leader are reparented to us and
   // reaped here, so "the group is empty" can be observed without zombies.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -228,6 +264,8 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     if (auto group = cgroups_.create(launch.id, launch.resources)) {
       state->cgroup = *group;
       cgroups_.add(*group, *pid);
+    } else if (cgroups_.version() != Cgroups::Version::kNone) {
+      log::warn("{}: resource limits not applied: {}", launch.id, group.error().message);
     }
   }
   read_pipe(state, false);
