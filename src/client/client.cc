@@ -58,6 +58,17 @@ http::request<http::string_body> make_request(const std::string& method, const s
   return req;
 }
 
+// Connects and sends one request; the caller reads the answer.
+Result<local::socket> send_request(asio::io_context& io, const std::string& path, const std::string& method,
+                                   const std::string& target, const json& body) {
+  auto socket = connect(io, path);
+  if (!socket) return socket.error();
+  boost::system::error_code ec;
+  http::write(*socket, make_request(method, target, body), ec);
+  if (ec) return make_error(Errc::kUnavailable, "the zeppelin server closed the connection: " + ec.message());
+  return socket;
+}
+
 json parse_json(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   return j.is_discarded() ? json(text) : j;
@@ -72,10 +83,9 @@ bool Client::reachable() const {
 
 Result<Response> Client::call(const std::string& method, const std::string& target, const json& body) const {
   asio::io_context io;
-  auto socket = connect(io, socket_path_);
+  auto socket = send_request(io, socket_path_, method, target, body);
   if (!socket) return socket.error();
   try {
-    http::write(*socket, make_request(method, target, body));
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
@@ -92,10 +102,9 @@ Result<Response> Client::call(const std::string& method, const std::string& targ
 Result<Response> Client::stream(const std::string& method, const std::string& target, const json& body,
                                 const std::function<bool(const json&)>& on_item) const {
   asio::io_context io;
-  auto socket = connect(io, socket_path_);
+  auto socket = send_request(io, socket_path_, method, target, body);
   if (!socket) return socket.error();
   try {
-    http::write(*socket, make_request(method, target, body));
     beast::flat_buffer buffer;
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);

@@ -81,13 +81,14 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
   for (const auto& [dep, endpoints] : id.dependencies) vars["ZEPPELIN_SERVICE_" + env_name(dep)] = join(endpoints);
   for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
 
+  auto lookup = [&vars](const std::string& key) -> std::optional<std::string> {
+    auto it = vars.find(key);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
   // Service env may refer to the contract variables and to its own earlier entries.
   for (const auto& [name, raw] : svc.env) {
-    auto value = expand_vars(raw, [&](const std::string& key) -> std::optional<std::string> {
-      auto it = vars.find(key);
-      if (it == vars.end()) return std::nullopt;
-      return it->second;
-    });
+    auto value = expand_vars(raw, lookup);
     if (!value) {
       return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": env " + name + ": " + value.error().message);
     }
@@ -99,11 +100,7 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     out.argv = svc.command;
   } else {
     for (const auto& arg : svc.command) {
-      auto value = expand_vars(arg, [&](const std::string& key) -> std::optional<std::string> {
-        auto it = vars.find(key);
-        if (it == vars.end()) return std::nullopt;
-        return it->second;
-      });
+      auto value = expand_vars(arg, lookup);
       if (!value) {
         return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": command: " + value.error().message);
       }

@@ -404,6 +404,8 @@ void Supervisor::schedule_reconcile() {
 
 void Supervisor::reconcile() {
   std::vector<std::string> finished;
+  // Run after the removals below: a waiter's reply may reach its client at once.
+  std::vector<std::function<void()>> stopped_callbacks;
   for (auto& [name, sys] : systems_) {
     if (sys->record.running && !shutting_down_) {
       reconcile_running(*sys);
@@ -417,7 +419,7 @@ void Supervisor::reconcile() {
         auto waiters = std::move(sys->stopped_waiters);
         sys->stopped_waiters.clear();
         if (sys->removing) finished.push_back(name);
-        for (auto& w : waiters) w();
+        for (auto& w : waiters) stopped_callbacks.push_back(std::move(w));
       }
     }
   }
@@ -431,6 +433,7 @@ void Supervisor::reconcile() {
     log::info("system {} removed", name);
     persist();
   }
+  for (auto& callback : stopped_callbacks) callback();
   check_waiters();
   if (shutting_down_ && shutdown_done_) {
     bool any_alive = false;

@@ -123,8 +123,12 @@ TEST_F(SupervisorTest, StopCompletesOnlyAfterEveryProcessExited) {
 }
 
 TEST_F(SupervisorTest, StopGraceEndsWithSigkill) {
-  apply("name: t\nservices:\n  s:\n    command: 'trap \"\" TERM; sleep 100 & wait'\n    stop_grace: 200ms\n");
-  run_until([&] { return replica().state == ReplicaState::kRunning; });
+  bool trapped = false;
+  LogFilter filter;
+  filter.system = "t";
+  sup_->logs().subscribe(filter, [&](const LogLine& line) { trapped = trapped || line.text == "trapped"; });
+  apply("name: t\nservices:\n  s:\n    command: 'trap \"\" TERM; echo trapped; sleep 100 & wait'\n    stop_grace: 200ms\n");
+  run_until([&] { return trapped; });  // SIGTERM is ignored from here on
   bool stopped = false;
   ASSERT_TRUE(sup_->stop("t", [&] { stopped = true; }).ok());
   run_until([&] { return stopped; });
