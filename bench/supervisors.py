@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: zeppelin vs supervisord vs PM2.
+"""Side-by-side benchmark: zeppelin vs supervisord vs PM2, against a floor.
 
 For each tool and each N in --sizes it runs N copies of the trivial replica
 (build/bench/bench_replica, the same binary for every tool) and measures:
@@ -12,6 +12,11 @@ For each tool and each N in --sizes it runs N copies of the trivial replica
   stop     time from issuing the stop command until it has returned and every
            replica pid is gone
 
+The "floor" tool is build/bench/bench_spawn_floor, the most minimal supervisor
+possible (posix_spawn in a loop, sigwaitinfo + waitpid, re-spawn, nothing else):
+the lower bound on this machine for spawning N processes one by one and for
+restarting one. The table's zeppelin/floor column shows how far zeppelin is from it.
+
 Each (tool, N) is repeated --runs times; the table shows medians. Every phase is
 bounded by --phase-timeout and records "timeout" instead of hanging; everything
 started is cleaned up in `finally` blocks. Python 3 standard library only.
@@ -21,6 +26,7 @@ See bench/README.md.
 import argparse
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -33,7 +39,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = ("zeppelin", "supervisord", "pm2")
+TOOLS = ("floor", "zeppelin", "supervisord", "pm2")
 METRICS = (  # key, table label, unit scale, format
     ("start_s", "start all N (s)", 1.0, "{:.3f}"),
     ("restart_p50_ms", "restart after kill -9, p50 (ms)", 1.0, "{:.1f}"),
@@ -139,6 +145,33 @@ def run_cmd(argv, env, timeout, what, check=True, log_file=None):
     return p.returncode, out
 
 
+def wait_exit(proc, timeout):
+    """Waits for a child of ours to exit; returns its exit status, or None on timeout.
+    Uses a pidfd where available (wakes up at once; Popen.wait(timeout) polls in
+    up to 50 ms steps), else polls every millisecond."""
+    if proc.poll() is not None:
+        return proc.returncode
+    deadline = time.monotonic() + timeout
+    fd = None
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pass
+    try:
+        while proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if fd is not None:
+                select.select([fd], [], [], remaining)
+            else:
+                time.sleep(min(remaining, 0.001))
+        return proc.returncode
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 # ----------------------------------------------------------------- listener
 
 class Listener:
@@ -224,6 +257,7 @@ class Tool:
         self.env["BENCH_PORT"] = str(port)
         self.log_file = self.dir / "commands.log"
         self.daemon_pid = None
+        self.proc = None  # the supervisor, when the start command is the supervisor itself (floor)
 
     def cmd(self, argv, timeout, what, check=True):
         return run_cmd(argv, self.env, timeout, what, check=check, log_file=self.log_file)
@@ -233,11 +267,59 @@ class Tool:
     # supervisor_pid(): the process whose RSS is reported
     # teardown(): stop everything, best effort
 
+    # True when the start command is the supervisor itself and keeps running
+    # (floor): it is adopted as self.proc instead of waited for.
+    start_is_supervisor = False
+
+    def stop(self, timeout):
+        """The timed stop; returns when the stop command has returned."""
+        self.cmd(self.stop_argv(), timeout, "stop")
+
     def cleanup_dir(self):
         if self.args.keep:
             log(f"  keeping {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Floor(Tool):
+    """bench_spawn_floor: posix_spawn N copies, re-spawn on SIGCHLD, nothing else."""
+    name = "floor"
+    start_is_supervisor = True
+
+    def __init__(self, args, replica, port):
+        super().__init__(args, replica, port)
+        self.n = None
+
+    def setup(self, n):
+        self.n = n  # nothing to set up: there is no daemon but the floor itself
+
+    def start_argv(self):
+        return [str(Path(self.args.floor).resolve()), str(self.n), self.replica]
+
+    def supervisor_pid(self):
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def stop(self, timeout):
+        """SIGTERM; returns when the floor has exited (after reaping every copy)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"floor not running (exit status {self.proc.returncode if self.proc else None})")
+        self.proc.send_signal(signal.SIGTERM)
+        rc = wait_exit(self.proc, timeout)
+        if rc is None:
+            raise PhaseTimeout(f"stop: floor {self.proc.pid} did not exit within {timeout:.0f}s of SIGTERM")
+        if rc != 0:
+            raise RuntimeError(f"stop: floor exited {rc}")
+
+    def teardown(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if wait_exit(self.proc, 30) is None:
+                log(f"  floor {self.proc.pid} still running 30s after SIGTERM; killing it")
+                self.proc.kill()
+        self.proc.wait()
 
 
 class Zeppelin(Tool):
@@ -415,7 +497,7 @@ class Pm2(Tool):
             kill_and_wait(pid)
 
 
-TOOL_CLASSES = {"zeppelin": Zeppelin, "supervisord": Supervisord, "pm2": Pm2}
+TOOL_CLASSES = {"floor": Floor, "zeppelin": Zeppelin, "supervisord": Supervisord, "pm2": Pm2}
 
 
 # ------------------------------------------------------------------ one run
@@ -434,11 +516,13 @@ def measure(tool, n, lst, args):
         t0 = time.monotonic()
         proc = subprocess.Popen(tool.start_argv(), env=tool.env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT)
+        if tool.start_is_supervisor:
+            tool.proc = proc  # the tool's teardown stops it
         try:
             def started():
                 if len(lst.first_seen) >= n:
                     return max(lst.first_seen.values())
-                if proc.poll() not in (None, 0):
+                if proc.poll() not in ((None,) if tool.start_is_supervisor else (None, 0)):
                     return "failed"  # the start command gave up; don't wait out the timeout
                 return None
 
@@ -451,14 +535,17 @@ def measure(tool, n, lst, args):
                 res["note"] = f"only {len(lst.first_seen)}/{n} replicas announced within {pt:.0f}s"
                 return res
             res["start_s"] = done - t0
-            try:
-                rc = proc.wait(timeout=max(1.0, t0 + pt - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                res["start_cmd_s"] = "timeout"
-                return res
-            res["start_cmd_s"] = time.monotonic() - t0
+            if tool.start_is_supervisor:
+                rc = 0  # keeps running: it is the supervisor
+            else:
+                try:
+                    rc = proc.wait(timeout=max(1.0, t0 + pt - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    res["start_cmd_s"] = "timeout"
+                    return res
+                res["start_cmd_s"] = time.monotonic() - t0
         finally:
-            if proc.poll() is None:
+            if not tool.start_is_supervisor and proc.poll() is None:
                 proc.kill()
                 proc.wait()
     if rc != 0:
@@ -512,7 +599,7 @@ def measure(tool, n, lst, args):
         pids = set(lst.latest.values())
     t0 = time.monotonic()
     try:
-        tool.cmd(tool.stop_argv(), pt, "stop")
+        tool.stop(pt)
     except PhaseTimeout:
         res["stop_s"] = "timeout"
         return res
@@ -586,15 +673,17 @@ def ratio(a, z):
 
 
 def table(medians, sizes, tools):
-    cols = ["metric", "N", "zeppelin", "supervisord", "pm2", "supervisord/zeppelin", "pm2/zeppelin"]
+    cols = ["metric", "N", "floor", "zeppelin", "supervisord", "pm2", "supervisord/zeppelin", "pm2/zeppelin",
+            "zeppelin/floor"]
     rows = []
     for key, label, _, f in METRICS:
         for n in sizes:
             v = {t: medians.get(t, {}).get(str(n), {}).get(key, "skipped" if t not in tools else None) for t in TOOLS}
-            rows.append([label, str(n), fmt(v["zeppelin"], f), fmt(v["supervisord"], f), fmt(v["pm2"], f),
-                         ratio(v["supervisord"], v["zeppelin"]), ratio(v["pm2"], v["zeppelin"])])
+            rows.append([label, str(n), fmt(v["floor"], f), fmt(v["zeppelin"], f), fmt(v["supervisord"], f),
+                         fmt(v["pm2"], f), ratio(v["supervisord"], v["zeppelin"]), ratio(v["pm2"], v["zeppelin"]),
+                         ratio(v["zeppelin"], v["floor"])])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    align = ["<", ">"] + [">"] * 5
+    align = ["<", ">"] + [">"] * (len(cols) - 2)
     line = lambda cells: "| " + " | ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)) + " |"
     out = [line(cols), "|" + "|".join(("-" * (w + 1) + ":" if a == ">" else "-" * (w + 2)) for a, w in
                                       zip(align, widths)) + "|"]
@@ -627,6 +716,7 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write medians and every run's raw results here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories (for debugging)")
     ap.add_argument("--zeppelin", default=str(REPO / "build" / "zeppelin"))
+    ap.add_argument("--floor", default=str(REPO / "build" / "bench" / "bench_spawn_floor"))
     ap.add_argument("--replica", default=str(REPO / "build" / "bench" / "bench_replica"))
     ap.add_argument("--supervisord", default=shutil.which("supervisord") or "/usr/bin/supervisord")
     ap.add_argument("--supervisorctl", default=shutil.which("supervisorctl") or "/usr/bin/supervisorctl")
@@ -645,6 +735,8 @@ def main():
         ap.error(f"{args.replica} not found; build it: ninja -C build bench_replica")
     if "zeppelin" in tools and not os.access(args.zeppelin, os.X_OK):
         ap.error(f"{args.zeppelin} not found; build it: ninja -C build zeppelin")
+    if "floor" in tools and not os.access(args.floor, os.X_OK):
+        ap.error(f"{args.floor} not found; build it: ninja -C build bench_spawn_floor")
     if "supervisord" in tools and not (os.access(args.supervisord, os.X_OK) and os.access(args.supervisorctl, os.X_OK)):
         notes.append("supervisord skipped: supervisord/supervisorctl not found")
         tools.remove("supervisord")

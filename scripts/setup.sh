@@ -9,6 +9,8 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
+  # fuzzing (clang's libFuzzer)
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -200,6 +200,33 @@ class ServerRecoveryTest(ZeppelinTestCase):
         self.assertEqual(sorted(live), sorted(r["pid"] for r in rows), "never more replicas than desired")
 
 
+    def test_server_killed_in_the_middle_of_starting_converges_to_exactly_desired(self):
+        self.write_spec("""\
+            name: burst
+            services:
+              s:
+                command: ["sleep", "1000"]
+                replicas: 300
+            """)
+        self.zeppelin("ps")  # the server is up before the burst
+        server = self.server_pid()
+        run = subprocess.Popen([BIN, "run", "-d"], env=self.env, cwd=self.dir, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: len(processes_with_marker(self.home)) >= 20, interval=0.005, what="the burst began")
+            os.kill(server, signal.SIGKILL)
+            started_before_kill = len(processes_with_marker(self.home))
+            self.assertNotEqual(run.wait(timeout=60), 0, "run -d cannot succeed without its server")
+        finally:
+            if run.poll() is None:
+                run.kill()
+            run.communicate()
+        rows = wait_for(lambda: (rows := self.ps("burst")) and sum(r["state"] == "running" for r in rows) == 300
+                        and rows, timeout=120, what="300 running after recovery")
+        live = processes_with_marker(self.home)
+        self.assertEqual(len(live), 300, f"{started_before_kill} were running at the kill; never more than desired")
+        self.assertEqual(sorted(live), sorted(r["pid"] for r in rows))
+
     def test_a_system_whose_spec_no_longer_loads_is_kept_not_lost(self):
         os.mkdir(os.path.join(self.dir, "conf"))
         self.write_spec("""\
