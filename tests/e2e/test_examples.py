@@ -44,8 +44,12 @@ class ExamplesTest(ZeppelinTestCase):
         etcdctl("put", "greeting", "hello")
         victim = rows[1]
         os.kill(victim["pid"], signal.SIGKILL)
-        # The quorum keeps serving while the member is replaced...
-        etcdctl("put", "during", "outage")
+        # The quorum keeps serving while the member is replaced (after a leader
+        # election, if the victim was the leader: clients retry, so do we)...
+        wait_for(lambda: subprocess.run(["etcdctl", "--endpoints", endpoints, "--command-timeout", "5s",
+                                         "put", "during", "outage"], env=dict(os.environ, ETCDCTL_API="3"),
+                                        capture_output=True, timeout=30).returncode == 0,
+                 timeout=60, interval=0.5, what="a write accepted by the remaining quorum")
         # ...and the member comes back with its data dir and catches up.
         wait_for(lambda: (r := self.replica("etcd", 1, "etcd")) and r["pid"] != victim["pid"]
                  and r["health"] == "healthy", timeout=60, what="member 1 rejoined")
