@@ -86,6 +86,13 @@ Result<std::string> string_field(const json& body, const char* name, bool requir
   return it->get<std::string>();
 }
 
+// Streams new lines until the client leaves or the system is removed.
+void follow(Supervisor& sup, const supervisor::LogFilter& filter, const std::shared_ptr<Exchange>& ex) {
+  const auto id = sup.logs().subscribe(
+      filter, [ex](const supervisor::LogLine& line) { ex->stream(to_json(line)); }, [ex] { ex->end_stream(); });
+  ex->on_disconnect([&sup, id] { sup.logs().unsubscribe(id); });
+}
+
 void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exchange>& ex) {
   auto body = parse_body(req);
   if (!body) return reply_error(ex, body.error());
@@ -112,9 +119,7 @@ void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exc
     ex->stream({{"applied", *applied}});
     supervisor::LogFilter filter;
     filter.system = *applied;
-    const auto id = sup.logs().subscribe(filter, [ex](const supervisor::LogLine& line) { ex->stream(to_json(line)); });
-    ex->on_disconnect([&sup, id] { sup.logs().unsubscribe(id); });
-    return;
+    return follow(sup, filter, ex);
   }
   ex->reply(200, {{"name", *applied}});
 }
@@ -138,7 +143,7 @@ void handle_logs(Supervisor& sup, const std::string& system, const Request& req,
       return reply_error(ex, Errc::kInvalidArgument, "tail must be a number");
     }
   }
-  const bool follow = req.query.count("follow") && req.query.at("follow") != "false" && req.query.at("follow") != "0";
+  const bool keep_following = req.query.count("follow") && req.query.at("follow") != "false" && req.query.at("follow") != "0";
   auto files = sup.log_files(filter);
   if (!files) return reply_error(ex, files.error());
   ex->begin_stream();
@@ -151,9 +156,8 @@ void handle_logs(Supervisor& sup, const std::string& system, const Request& req,
       ex->stream(to_json(l));
     }
   }
-  if (!follow) return ex->end_stream();
-  const auto id = sup.logs().subscribe(filter, [ex](const supervisor::LogLine& line) { ex->stream(to_json(line)); });
-  ex->on_disconnect([&sup, id] { sup.logs().unsubscribe(id); });
+  if (!keep_following) return ex->end_stream();
+  follow(sup, filter, ex);
 }
 
 }  // namespace

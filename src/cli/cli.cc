@@ -227,7 +227,12 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
   }
   if (!streamed) return fail(streamed.error());
   if (!streamed->ok()) return fail(*streamed);
-  return fail("the zeppelin server went away");
+  std::fflush(stdout);
+  // The stream ends when the system is removed (`zeppelin down`) or the server stops.
+  client::Client probe(socket_path(home));
+  if (!probe.reachable()) return fail("the zeppelin server went away");
+  std::cerr << "system " << name << " was removed\n";
+  return kOk;
 }
 
 std::string pad(const std::string& s, std::size_t width) {

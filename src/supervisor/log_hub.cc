@@ -21,10 +21,23 @@ bool LogFilter::matches(const LogLine& line) const {
   return true;
 }
 
-std::uint64_t LogHub::subscribe(LogFilter filter, Subscriber subscriber) {
+std::uint64_t LogHub::subscribe(LogFilter filter, Subscriber subscriber, std::function<void()> on_end) {
   const auto id = next_id_++;
-  subscribers_.emplace(id, std::make_pair(std::move(filter), std::move(subscriber)));
+  subscribers_.emplace(id, Subscription{std::move(filter), std::move(subscriber), std::move(on_end)});
   return id;
+}
+
+void LogHub::end_system(const std::string& system) {
+  std::vector<std::function<void()>> ended;
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    if (it->second.filter.system == system) {
+      if (it->second.on_end) ended.push_back(std::move(it->second.on_end));
+      it = subscribers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& end : ended) end();
 }
 
 void LogHub::unsubscribe(std::uint64_t id) { subscribers_.erase(id); }
@@ -33,7 +46,7 @@ void LogHub::publish(const LogLine& line) {
   // A subscriber may unsubscribe itself from its callback.
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
     auto current = it++;
-    if (current->second.first.matches(line)) current->second.second(line);
+    if (current->second.filter.matches(line)) current->second.subscriber(line);
   }
 }
 

@@ -31,12 +31,20 @@ struct LogFilter {
 class LogHub {
  public:
   using Subscriber = std::function<void(const LogLine&)>;
-  std::uint64_t subscribe(LogFilter filter, Subscriber subscriber);
+  // `on_end` runs (and the subscription ends) when the system is removed.
+  std::uint64_t subscribe(LogFilter filter, Subscriber subscriber, std::function<void()> on_end = {});
   void unsubscribe(std::uint64_t id);
   void publish(const LogLine& line);
+  // Ends every subscription to `system`: it has been removed.
+  void end_system(const std::string& system);
 
  private:
-  std::map<std::uint64_t, std::pair<LogFilter, Subscriber>> subscribers_;
+  struct Subscription {
+    LogFilter filter;
+    Subscriber subscriber;
+    std::function<void()> on_end;
+  };
+  std::map<std::uint64_t, Subscription> subscribers_;
   std::uint64_t next_id_ = 1;
 };
 

@@ -431,6 +431,7 @@ void Supervisor::reconcile() {
     for (const auto& [key, rep] : sys->record.replicas) used_addresses_.erase(rep.address);
     systems_.erase(name);
     log::info("system {} removed", name);
+    hub_.end_system(name);
     persist();
   }
   for (auto& callback : stopped_callbacks) callback();

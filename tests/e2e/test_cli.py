@@ -76,6 +76,16 @@ class CliTest(ZeppelinTestCase):
         self.assertTrue(all(l.startswith("t/1") for l in history))
         tail = self.zeppelin("logs", "--tail", "1", "tick/t").stdout.splitlines()
         self.assertEqual(len(tail), 3)
+        # A follower ends (exit 0) when the system is removed.
+        follower = self.spawn("logs", "-f", "tick")
+        try:
+            LineReader(follower).wait_line(lambda l: l.startswith("t/0"))
+            self.zeppelin("down", "tick")
+            self.assertEqual(follower.wait(timeout=30), 0)
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+            follower.communicate()
 
     def test_foreground_run_streams_logs_and_ctrl_c_stops_gracefully(self):
         self.write_spec(TICKER)

@@ -68,5 +68,18 @@ TEST(LogHub, DeliversMatchingLinesAndStopsAfterUnsubscribe) {
   EXPECT_EQ(got, (std::vector<std::string>{"a", "d"}));
 }
 
+TEST(LogHub, RemovingASystemEndsItsSubscriptionsOnly) {
+  LogHub hub;
+  int ended = 0;
+  int lines = 0;
+  hub.subscribe(LogFilter{"shop", std::nullopt, std::nullopt}, [&](const LogLine&) { ++lines; }, [&] { ++ended; });
+  hub.subscribe(LogFilter{"other", std::nullopt, std::nullopt}, [&](const LogLine&) { ++lines; }, [&] { ++ended; });
+  hub.end_system("shop");
+  EXPECT_EQ(ended, 1);
+  hub.publish({"shop", "db", 0, "stdout", "after removal"});
+  hub.publish({"other", "db", 0, "stdout", "still followed"});
+  EXPECT_EQ(lines, 1);
+}
+
 }  // namespace
 }  // namespace zeppelin::supervisor
