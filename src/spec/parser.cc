@@ -82,7 +82,7 @@ void SpecReader::for_fields(
       error(key, "field names in " + where + " must be strings");
       continue;
     }
-    const std::string name = key.Scalar();
+    const std::string& name = key.Scalar();
     if (!seen.insert(name).second) {
       error(key, "duplicate field \"" + name + "\" in " + where);
       continue;

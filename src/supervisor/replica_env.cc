@@ -38,10 +38,12 @@ Result<std::string> expand_vars(const std::string& text,
     });
     if (!valid) return make_error(Errc::kInvalidArgument, "invalid variable reference \"${" + inner + "}\"");
     auto value = lookup(inner);
-    if (value && !value->empty()) out += *value;
-    else if (fallback) out += *fallback;
-    else if (value) out += *value;
-    else return make_error(Errc::kInvalidArgument, "unknown variable ${" + inner + "} in \"" + text + "\"");
+    // ${NAME:-default} takes the default when NAME is unset or empty.
+    const bool use_default = fallback && (!value || value->empty());
+    if (!use_default && !value) {
+      return make_error(Errc::kInvalidArgument, "unknown variable ${" + inner + "} in \"" + text + "\"");
+    }
+    out += use_default ? *fallback : *value;
     i = close;
   }
   return out;

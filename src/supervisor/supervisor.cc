@@ -92,6 +92,9 @@ struct Supervisor::ReadyWaiter {
 namespace {
 
 constexpr milliseconds kPersistDelay{50};
+// Until its first success a check runs at least this often, so readiness is
+// noticed soon after it happens (Docker calls this start_interval).
+constexpr milliseconds kStartupProbeInterval{100};
 
 // Everything about a service that a running replica depends on; a change
 // means its replicas must be replaced.
@@ -586,7 +589,7 @@ std::string Supervisor::allocate_address(SystemRuntime& sys, const std::string& 
   auto& rec = sys.record.replicas[key];
   if (!rec.address.empty()) return rec.address;
   for (int i = 0; i < 254 * 256; ++i) {
-    const std::string candidate =
+    std::string candidate =
         "127." + std::to_string(address_base_) + "." + std::to_string(i / 254) + "." + std::to_string(i % 254 + 1);
     if (used_addresses_.insert(candidate).second) {
       rec.address = candidate;
@@ -858,7 +861,7 @@ void Supervisor::on_probe_result(const std::shared_ptr<Replica>& r, std::uint64_
     stop_replica(*sys, r);
     return;
   }
-  schedule_probe(r, r->probe_passed ? check.interval : std::min<milliseconds>(check.interval, milliseconds(250)));
+  schedule_probe(r, r->probe_passed ? check.interval : std::min<milliseconds>(check.interval, kStartupProbeInterval));
 }
 
 void Supervisor::event(const Replica& r, const std::string& text) {

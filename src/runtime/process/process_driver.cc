@@ -48,7 +48,7 @@ std::string resolve_executable(const std::string& name, const std::vector<std::s
     std::string dir = path.substr(start, end - start);
     if (dir.empty()) dir = ".";
     if (dir[0] != '/') dir = workdir + "/" + dir;
-    const std::string candidate = dir + "/" + name;
+    std::string candidate = dir + "/" + name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
