@@ -149,11 +149,18 @@ void read_pipe(const std::shared_ptr<ProcessState>& state, bool is_stderr) {
   });
 }
 
+std::vector<std::string> read_environ(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::vector<std::string> env;
+  std::string var;
+  while (std::getline(in, var, '\0')) env.push_back(std::move(var));
+  return env;
+}
+
 class ProcessInstance final : public Instance {
  public:
-  ProcessInstance(asio::io_context& io, ChildReaper& reaper, std::shared_ptr<ProcessState> state,
-                  std::vector<std::string> env, std::string workdir)
-      : io_(io), reaper_(reaper), state_(std::move(state)), env_(std::move(env)), workdir_(std::move(workdir)) {}
+  ProcessInstance(asio::io_context& io, ChildReaper& reaper, std::shared_ptr<ProcessState> state, std::string workdir)
+      : io_(io), reaper_(reaper), state_(std::move(state)), workdir_(std::move(workdir)) {}
 
   int pid() const override { return state_->pid; }
   void terminate() override {
@@ -165,7 +172,9 @@ class ProcessInstance final : public Instance {
 
   void exec_probe(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   std::function<void(bool)> done) override {
-    auto pid = spawn_process(argv, env_, workdir_, -1, -1);
+    // The replica's environment is read back from the kernel rather than kept
+    // here: with large ZEPPELIN_PEERS lists a copy per replica adds up.
+    auto pid = spawn_process(argv, read_environ(state_->pid), workdir_, -1, -1);
     if (!pid) {
       done(false);
       return;
@@ -189,7 +198,6 @@ class ProcessInstance final : public Instance {
   asio::io_context& io_;
   ChildReaper& reaper_;
   std::shared_ptr<ProcessState> state_;
-  std::vector<std::string> env_;
   std::string workdir_;
 };
 
@@ -294,7 +302,7 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     dying_.push_back({state->pid, std::chrono::steady_clock::now() + std::chrono::seconds(5), std::move(finish)});
     check_dying_groups();
   });
-  return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, std::move(env), launch.workdir));
+  return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, launch.workdir));
 }
 
 int ProcessDriver::reap_leftovers() {
