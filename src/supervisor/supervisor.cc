@@ -414,11 +414,7 @@ void Supervisor::reconcile() {
       reconcile_running(*sys);
     } else {
       reconcile_stopping(*sys);
-      bool any_alive = false;
-      for (const auto& [service, reps] : sys->replicas) {
-        for (const auto& r : reps) any_alive = any_alive || (r && alive(*r));
-      }
-      if (!any_alive) {
+      if (!any_alive(*sys)) {
         auto waiters = std::move(sys->stopped_waiters);
         sys->stopped_waiters.clear();
         if (sys->removing) finished.push_back(name);
@@ -440,13 +436,9 @@ void Supervisor::reconcile() {
   for (auto& callback : stopped_callbacks) callback();
   check_waiters();
   if (shutting_down_ && shutdown_done_) {
-    bool any_alive = false;
-    for (const auto& [name, sys] : systems_) {
-      for (const auto& [service, reps] : sys->replicas) {
-        for (const auto& r : reps) any_alive = any_alive || (r && alive(*r));
-      }
-    }
-    if (!any_alive) {
+    const bool replicas_left =
+        std::any_of(systems_.begin(), systems_.end(), [this](const auto& entry) { return any_alive(*entry.second); });
+    if (!replicas_left) {
       persist();
       auto done = std::move(shutdown_done_);
       shutdown_done_ = nullptr;
@@ -612,6 +604,15 @@ int Supervisor::desired_replicas(const SystemRuntime& sys, const spec::Service& 
 }
 
 bool Supervisor::alive(const Replica& r) const { return r.instance != nullptr; }
+
+bool Supervisor::any_alive(const SystemRuntime& sys) const {
+  for (const auto& [service, reps] : sys.replicas) {
+    for (const auto& r : reps) {
+      if (r && alive(*r)) return true;
+    }
+  }
+  return false;
+}
 
 bool Supervisor::ready(const Replica& r) const {
   return r.state == ReplicaState::kRunning && r.health != Health::kUnhealthy;

@@ -132,6 +132,7 @@ class Supervisor {
   void event(const Replica& r, const std::string& text);
 
   bool alive(const Replica& r) const;
+  bool any_alive(const SystemRuntime& sys) const;
   bool ready(const Replica& r) const;
   bool service_ready(const SystemRuntime& sys, const spec::Service& svc) const;
   int desired_replicas(const SystemRuntime& sys, const spec::Service& svc) const;
