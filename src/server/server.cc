@@ -98,6 +98,11 @@ int run_server(const ServerOptions& options) {
       return 1;
     }
     log::info("API listening on http://{}", (*tcp)->address());
+    const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
+    if (!host.starts_with("127.") && host != "::1" && host != "[::1]" && host != "localhost") {
+      log::warn("the API has no authentication: anyone who can reach {} can run commands as this user",
+                options.tcp_listen);
+    }
     listeners.push_back(std::move(*tcp));
   }
 
