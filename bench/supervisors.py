@@ -129,6 +129,16 @@ def kill_and_wait(pid, grace=5.0):
             pass
 
 
+def await_exit_or_kill(pid, seconds, what, after):
+    """Waits (bounded) for a supervisor daemon to exit after its own shutdown command; kills it if it does not."""
+    deadline = time.monotonic() + seconds
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid and pid_alive(pid):
+        log(f"  {what} {pid} still running after {after}; killing it")
+        kill_and_wait(pid)
+
+
 def run_cmd(argv, env, timeout, what, check=True, log_file=None):
     """Runs a command to completion within `timeout`; returns (rc, output)."""
     try:
@@ -361,12 +371,7 @@ class Zeppelin(Tool):
             except PhaseTimeout as e:
                 log(f"  {e}")
         pid = self.daemon_pid or self.supervisor_pid()
-        deadline = time.monotonic() + 10
-        while pid and pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid and pid_alive(pid):
-            log(f"  zeppelin server {pid} still running after shutdown; killing it")
-            kill_and_wait(pid)
+        await_exit_or_kill(pid, 10, "zeppelin server", "shutdown")
 
 
 class Supervisord(Tool):
@@ -442,12 +447,7 @@ environment=BENCH_PORT="{self.port}",BENCH_ID="r_%(process_num)d"
                          "supervisorctl shutdown", check=False)
             except PhaseTimeout as e:
                 log(f"  {e}")
-        deadline = time.monotonic() + 30
-        while pid and pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid and pid_alive(pid):
-            log(f"  supervisord {pid} still running after shutdown; killing it")
-            kill_and_wait(pid)
+        await_exit_or_kill(pid, 30, "supervisord", "shutdown")
 
 
 class Pm2(Tool):
@@ -489,12 +489,7 @@ class Pm2(Tool):
             self.cmd([self.args.pm2, "kill"], self.args.phase_timeout, "pm2 kill", check=False)
         except PhaseTimeout as e:
             log(f"  {e}")
-        deadline = time.monotonic() + 10
-        while pid and pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid and pid_alive(pid):
-            log(f"  PM2 daemon {pid} still running after pm2 kill; killing it")
-            kill_and_wait(pid)
+        await_exit_or_kill(pid, 10, "PM2 daemon", "pm2 kill")
 
 
 TOOL_CLASSES = {"floor": Floor, "zeppelin": Zeppelin, "supervisord": Supervisord, "pm2": Pm2}
