@@ -47,15 +47,30 @@ struct Resources {
   std::optional<std::int64_t> memory_bytes;
 };
 
+// How to build a service's image first (`build:`), as `docker compose up --build` does.
+struct Build {
+  std::string context;                // absolute host directory sent to the engine
+  std::string dockerfile = "Dockerfile";  // relative to context
+  std::vector<std::pair<std::string, std::string>> args;  // build args, in file order
+};
+
 enum class Mode { kReplicated, kStateful };
 enum class StartOrder { kOrdered, kParallel };
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
 struct Service {
   std::string name;
-  std::vector<std::string> command;   // argv; for a shell string: {"/bin/sh", "-c", text}
+  // Process services: the argv (a string becomes {"/bin/sh", "-c", text}).
+  // Image services: the arguments given to the entrypoint, Compose-style (a
+  // string is split into words like a shell would); empty: the image's CMD.
+  std::vector<std::string> command;
   bool shell = false;
-  std::string workdir;                // absolute
+  std::string image;                  // "NAME[:TAG]"; empty for a process service
+  std::optional<std::vector<std::string>> entrypoint;  // image services only
+  std::optional<Build> build;         // image services: build the image first
+  // Process services: absolute host directory. Image services: absolute path
+  // inside the container, empty for the image's own.
+  std::string workdir;
   std::vector<std::pair<std::string, std::string>> env;  // in file order, unexpanded
   std::vector<Port> ports;
   int replicas = 1;
@@ -69,6 +84,7 @@ struct Service {
   std::vector<std::string> depends_on;
   Location location;
 
+  bool is_container() const { return !image.empty(); }
   // Stateful services with ordered start bring replicas up one at a time.
   bool ordered() const { return mode == Mode::kStateful && start == StartOrder::kOrdered; }
 };

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 namespace zeppelin::spec {
 namespace {
@@ -32,6 +33,82 @@ const char* kind_name(const YAML::Node& node) {
 }
 
 bool is_plain(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "?"; }
+
+// Splits a command line into words the way a POSIX shell does for quoting
+// ('...', "...", backslash), without expansions: Compose's rule for string commands.
+Result<std::vector<std::string>> split_words(const std::string& text) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      else word += c;
+    } else if (quote == '"') {
+      if (c == '"') {
+        quote = 0;
+      } else if (c == '\\' && i + 1 < text.size() && std::string_view("\"\\$`").find(text[i + 1]) != std::string_view::npos) {
+        word += text[++i];
+      } else {
+        word += c;
+      }
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < text.size()) {
+      word += text[++i];
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (quote) return make_error(Errc::kInvalidArgument, std::string("unterminated ") + quote + " quote");
+  if (in_word) words.push_back(std::move(word));
+  if (words.empty()) return make_error(Errc::kInvalidArgument, "must not be empty");
+  return words;
+}
+
+// Checks NAME[:TAG][@DIGEST] against the shape of a Docker image reference;
+// returns what is wrong, if anything.
+std::optional<std::string> image_reference_problem(const std::string& ref) {
+  if (ref.empty()) return "must not be empty";
+  if (ref.size() > 255) return "longer than 255 characters";
+  std::string name = ref;
+  if (auto at = name.find('@'); at != std::string::npos) {
+    const std::string digest = name.substr(at + 1);
+    if (digest.find(':') == std::string::npos) return "digest \"" + digest + "\" must be ALGORITHM:HEX";
+    name.resize(at);
+  }
+  const auto slash = name.rfind('/');
+  if (auto colon = name.rfind(':'); colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    const std::string tag = name.substr(colon + 1);
+    auto tag_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; };
+    if (tag.empty() || tag.size() > 128 || tag[0] == '.' || tag[0] == '-' || !std::all_of(tag.begin(), tag.end(), tag_char)) {
+      return "tag \"" + tag + "\" must be 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'";
+    }
+    name.resize(colon);
+  }
+  // The first component may be a registry host (with '.' or ':' or "localhost"),
+  // which may hold capitals; the repository path must be lowercase.
+  std::string path = name;
+  if (auto first = name.find('/'); first != std::string::npos) {
+    const std::string host = name.substr(0, first);
+    if (host.find_first_of(".:") != std::string::npos || host == "localhost") path = name.substr(first + 1);
+  }
+  if (path.empty()) return "has no repository name";
+  auto path_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/'; };
+  if (!std::all_of(path.begin(), path.end(), path_char)) {
+    return "repository name \"" + path + "\" may only hold lowercase letters, digits and . _ - /";
+  }
+  return std::nullopt;
+}
 
 // Walks the YAML tree once, filling the model and collecting diagnostics.
 class SpecReader {
@@ -57,10 +134,15 @@ class SpecReader {
   std::optional<bool> bool_of(const YAML::Node& node, const std::string& what);
   std::optional<Duration> duration_of(const YAML::Node& node, const std::string& what);
   std::vector<std::string> string_list(const YAML::Node& node, const std::string& what);
+  // A list of strings, or one string split into words as a shell would (Compose's rule).
+  std::vector<std::string> words_of(const YAML::Node& node, const std::string& what);
   std::string resolve_path(const std::string& path) const;
 
   Service read_service(const std::string& name, const YAML::Node& key, const YAML::Node& node);
   void read_command(Service& svc, const YAML::Node& node);
+  void read_image(Service& svc, const YAML::Node& node);
+  void read_build(Service& svc, const YAML::Node& node);
+  std::vector<std::pair<std::string, std::string>> read_name_values(const YAML::Node& node, const std::string& what);
   void read_env(Service& svc, const YAML::Node& node);
   void read_ports(Service& svc, const YAML::Node& node);
   void read_volumes(Service& svc, const YAML::Node& node);
@@ -168,6 +250,13 @@ std::vector<std::string> SpecReader::string_list(const YAML::Node& node, const s
   return out;
 }
 
+std::vector<std::string> SpecReader::words_of(const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) return string_list(node, what);
+  auto words = split_words(node.Scalar());
+  if (!words) error(node, what + ": " + words.error().message);
+  return words ? *words : std::vector<std::string>{};
+}
+
 std::string SpecReader::resolve_path(const std::string& path) const {
   fs::path p(path);
   if (p.is_relative()) p = fs::path(base_dir_) / p;
@@ -217,6 +306,10 @@ System SpecReader::read(const YAML::Node& root) {
     system.services.push_back(std::move(svc));
   });
   check_dependencies(system, dep_nodes);
+  // A service built without a named image gets a predictable tag, as Compose's PROJECT-SERVICE.
+  for (auto& svc : system.services) {
+    if (svc.build && svc.image.empty()) svc.image = system.name + "-" + svc.name + ":latest";
+  }
   return system;
 }
 
@@ -228,18 +321,27 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
   const std::string where = "service \"" + name + "\"";
   if (!expect_map(node, where)) return svc;
 
-  bool has_command = false;
+  // command, workdir and entrypoint mean different things for image services,
+  // and `image` may come after them in the file: read them once all is seen.
+  std::optional<YAML::Node> command_node;
+  std::optional<YAML::Node> workdir_node;
+  std::optional<YAML::Node> entrypoint_node;
   std::optional<YAML::Node> start_node;
   std::optional<YAML::Node> health_port;
   for_fields(node, where,
-             {"command", "workdir", "env", "ports", "replicas", "mode", "start", "resources", "volumes", "health",
-              "restart", "stop_grace", "depends_on"},
+             {"command", "image", "entrypoint", "build", "workdir", "env", "ports", "replicas", "mode", "start",
+              "resources", "volumes", "health", "restart", "stop_grace", "depends_on"},
              [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
                if (field == "command") {
-                 has_command = true;
-                 read_command(svc, value);
+                 command_node = value;
+               } else if (field == "image") {
+                 read_image(svc, value);
+               } else if (field == "entrypoint") {
+                 entrypoint_node = value;
+               } else if (field == "build") {
+                 read_build(svc, value);
                } else if (field == "workdir") {
-                 if (auto s = string_of(value, "workdir")) svc.workdir = resolve_path(*s);
+                 workdir_node = value;
                } else if (field == "env") {
                  read_env(svc, value);
                } else if (field == "ports") {
@@ -275,7 +377,33 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
                  svc.depends_on = string_list(value, "depends_on");
                }
              });
-  if (!has_command) error(key, where + " is missing required field \"command\"");
+  const bool container = !svc.image.empty() || svc.build;
+  if (command_node) {
+    if (container) {
+      svc.command = words_of(*command_node, "command");
+    } else {
+      read_command(svc, *command_node);
+    }
+  } else if (!container) {
+    error(key, where + " is missing required field \"command\" (or \"image\")");
+  }
+  if (entrypoint_node) {
+    if (!container) error(*entrypoint_node, "\"entrypoint\" applies only to services with an image or build");
+    else svc.entrypoint = words_of(*entrypoint_node, "entrypoint");
+  }
+  if (workdir_node) {
+    if (auto s = string_of(*workdir_node, "workdir")) {
+      if (!container) {
+        svc.workdir = resolve_path(*s);
+      } else if (s->empty() || (*s)[0] != '/') {
+        error(*workdir_node, "workdir \"" + *s + "\" of an image service must be an absolute path in the container");
+      } else {
+        svc.workdir = *s;
+      }
+    }
+  } else if (container) {
+    svc.workdir.clear();  // the image's own
+  }
   if (start_node && svc.mode != Mode::kStateful) {
     error(*start_node, "\"start\" applies only to services with mode: stateful");
   }
@@ -314,42 +442,94 @@ void SpecReader::read_command(Service& svc, const YAML::Node& node) {
   if (node.size() == 0) error(node, "command must not be empty");
 }
 
-void SpecReader::read_env(Service& svc, const YAML::Node& node) {
+void SpecReader::read_image(Service& svc, const YAML::Node& node) {
+  auto s = string_of(node, "image");
+  if (!s) return;
+  if (auto problem = image_reference_problem(*s)) {
+    error(node, "invalid image \"" + *s + "\": " + *problem);
+    return;
+  }
+  svc.image = *s;
+}
+
+void SpecReader::read_build(Service& svc, const YAML::Node& node) {
+  Build build;
+  auto set_context = [&](const YAML::Node& value) {
+    auto s = string_of(value, "build context");
+    if (!s) return false;
+    build.context = resolve_path(*s);
+    std::error_code ec;
+    if (!fs::is_directory(build.context, ec)) {
+      error(value, "build context \"" + *s + "\" is not a directory (resolved to " + build.context + ")");
+    }
+    return true;
+  };
+  if (node.IsScalar()) {  // Compose's short form: build: DIR
+    if (set_context(node)) svc.build = build;
+    return;
+  }
+  if (!expect_map(node, "build")) return;
+  bool has_context = false;
+  for_fields(node, "build", {"context", "dockerfile", "args"},
+             [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+               if (field == "context") {
+                 has_context = set_context(value) || has_context;
+               } else if (field == "dockerfile") {
+                 auto s = string_of(value, "dockerfile");
+                 if (s && (s->empty() || (*s)[0] == '/')) {
+                   error(value, "dockerfile \"" + *s + "\" must be a path relative to the build context");
+                 } else if (s) {
+                   build.dockerfile = *s;
+                 }
+               } else {
+                 build.args = read_name_values(value, "build args");
+               }
+             });
+  if (!has_context) error(node, "build is missing required field \"context\"");
+  svc.build = build;
+}
+
+void SpecReader::read_env(Service& svc, const YAML::Node& node) { svc.env = read_name_values(node, "env"); }
+
+std::vector<std::pair<std::string, std::string>> SpecReader::read_name_values(const YAML::Node& node,
+                                                                              const std::string& what) {
+  std::vector<std::pair<std::string, std::string>> out;
   auto valid_name = [](const std::string& n) {
     if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
     return std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
   };
   if (node.IsSequence()) {  // Compose's list form: ["KEY=value", ...]
     for (const auto& item : node) {
-      auto s = string_of(item, "env item");
+      auto s = string_of(item, what + " item");
       if (!s) continue;
       const auto eq = s->find('=');
       const std::string name = s->substr(0, eq);
       if (!valid_name(name)) {
-        error(item, "invalid environment variable name \"" + name + "\"");
+        error(item, "invalid variable name \"" + name + "\" in " + what);
         continue;
       }
-      svc.env.emplace_back(name, eq == std::string::npos ? "" : s->substr(eq + 1));
+      out.emplace_back(name, eq == std::string::npos ? "" : s->substr(eq + 1));
     }
-    return;
+    return out;
   }
   if (!node.IsMap()) {
-    error(node, std::string("env must be a mapping of NAME: value, found ") + kind_name(node));
-    return;
+    error(node, what + " must be a mapping of NAME: value, found " + kind_name(node));
+    return out;
   }
-  for_fields(node, "env", {}, [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
+  for_fields(node, what, {}, [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
     if (!valid_name(name)) {
-      error(key, "invalid environment variable name \"" + name + "\" (letters, digits and '_', not starting with a digit)");
+      error(key, "invalid variable name \"" + name + "\" in " + what + " (letters, digits and '_', not starting with a digit)");
       return;
     }
     if (value.IsNull()) {
-      svc.env.emplace_back(name, "");
+      out.emplace_back(name, "");
     } else if (value.IsScalar()) {
-      svc.env.emplace_back(name, value.Scalar());
+      out.emplace_back(name, value.Scalar());
     } else {
-      error(value, "env value of " + name + " must be a scalar, found " + kind_name(value));
+      error(value, "value of " + name + " in " + what + " must be a scalar, found " + kind_name(value));
     }
   });
+  return out;
 }
 
 void SpecReader::read_ports(Service& svc, const YAML::Node& node) {

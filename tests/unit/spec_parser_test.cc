@@ -135,6 +135,60 @@ TEST(SpecParser, HostVolumeSourceMustExist) {
   fs::remove_all(dir);
 }
 
+TEST(SpecParser, ImageServicesTakeComposeStyleCommandAndEntrypoint) {
+  auto parsed = parse_spec(
+      "name: a\nservices:\n  s:\n    image: busybox:1.35\n    command: sh -c 'echo \"$X y\"'\n"
+      "    entrypoint: [\"/bin/env\"]\n    workdir: /srv\n",
+      "f", "/base");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const Service& s = parsed->services[0];
+  EXPECT_TRUE(s.is_container());
+  EXPECT_EQ(s.image, "busybox:1.35");
+  EXPECT_EQ(s.command, (std::vector<std::string>{"sh", "-c", "echo \"$X y\""}));
+  EXPECT_FALSE(s.shell);
+  ASSERT_TRUE(s.entrypoint);
+  EXPECT_EQ(*s.entrypoint, std::vector<std::string>{"/bin/env"});
+  EXPECT_EQ(s.workdir, "/srv");
+}
+
+TEST(SpecParser, ImageServiceWithoutCommandOrWorkdirUsesTheImagesOwn) {
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    image: registry.example:5000/Team/app\n", "f", "/base");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:4:12: invalid image"), std::string::npos) << parsed.error().message;
+  parsed = parse_spec("name: a\nservices:\n  s:\n    image: registry.example:5000/team/app@sha256:ab\n", "f", "/base");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->services[0].command.empty());
+  EXPECT_TRUE(parsed->services[0].workdir.empty());
+}
+
+TEST(SpecParser, BuildWithoutImageGetsAPredictableTag) {
+  const fs::path dir = fs::temp_directory_path() / "zeppelin-build-ctx";
+  fs::create_directories(dir / "ctx");
+  auto parsed = parse_spec(
+      "name: shop\nservices:\n  api:\n    build: {context: ctx, dockerfile: Containerfile, args: {V: 1}}\n"
+      "  short:\n    build: ctx\n    image: mine:2\n",
+      "f", dir.string());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const Service& api = parsed->services[0];
+  EXPECT_EQ(api.image, "shop-api:latest");
+  ASSERT_TRUE(api.build);
+  EXPECT_EQ(api.build->context, (dir / "ctx").string());
+  EXPECT_EQ(api.build->dockerfile, "Containerfile");
+  EXPECT_EQ(api.build->args, (std::vector<std::pair<std::string, std::string>>{{"V", "1"}}));
+  EXPECT_EQ(parsed->services[1].image, "mine:2");
+  fs::remove_all(dir);
+}
+
+TEST(SpecParser, ContainerOnlyFieldsAreRejectedOnProcessServices) {
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: [\"true\"]\n    entrypoint: [x]\n", "f", "/");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:17: \"entrypoint\" applies only"), std::string::npos)
+      << parsed.error().message;
+  parsed = parse_spec("name: a\nservices:\n  s:\n    image: x\n    command: \"a 'b\"\n", "f", "/");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("command: unterminated ' quote"), std::string::npos) << parsed.error().message;
+}
+
 TEST(SpecParser, MissingFileIsNotFound) {
   auto parsed = load_spec_file("/nonexistent/zeppelin.yaml");
   ASSERT_FALSE(parsed.ok());
