@@ -6,9 +6,11 @@ set -euo pipefail
 packages=(
   # build
   cmake ninja-build g++ pkg-config
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libarchive-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
+  # container tests: a real engine, a test image made from busybox, Compose for the side-by-side bench
+  docker.io busybox-static docker-compose
   # fuzzing (clang's libFuzzer)
   clang libclang-rt-14-dev
 )

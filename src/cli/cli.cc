@@ -16,6 +16,7 @@
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/units.h"
+#include "runtime/container/images.h"
 #include "server/server.h"
 #include "spec/parser.h"
 
@@ -45,15 +46,8 @@ int fail(const client::Response& r) {
 }
 
 std::map<std::string, std::string> caller_environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    const std::string key = kv.substr(0, eq);
-    if (key.starts_with("ZEPPELIN_")) continue;  // the contract sets these itself
-    env[key] = kv.substr(eq + 1);
-  }
+  auto env = process_environment();
+  std::erase_if(env, [](const auto& kv) { return kv.first.starts_with("ZEPPELIN_"); });  // the contract sets these
   return env;
 }
 
@@ -148,6 +142,43 @@ int cmd_validate(const std::string& file) {
   return kOk;
 }
 
+// Builds and pulls what the system's image services need, with progress on
+// stderr (one line per service updated in place on a terminal).
+Status prepare_images(const spec::System& system) {
+  if (std::none_of(system.services.begin(), system.services.end(), [](const auto& s) { return s.is_container(); })) {
+    return ok_status();
+  }
+  boost::asio::io_context io;
+  auto engine = runtime::container::Engine::connect(io, process_environment());
+  if (!engine) return engine.error();
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  std::string shown;  // the line currently displayed in place, on a terminal
+  auto progress = [&](const std::string&, const std::string& line, bool final) {
+    if (tty) {
+      std::cerr << "\r\033[K" << line.substr(0, 150) << (final ? "\n" : "") << std::flush;
+      shown = final ? "" : line;
+    } else if (final) {
+      std::cerr << line << "\n";
+    }
+  };
+  auto status = runtime::container::prepare_images(**engine, io, system, progress);
+  if (tty && !shown.empty()) std::cerr << "\r\033[K" << std::flush;
+  return status;
+}
+
+int cmd_build(const std::string& file) {
+  auto choice = choose_spec("", file);
+  if (!choice) return fail(choice.error());
+  if (!choice->file) return fail(file + ": not a spec file or a directory with a zeppelin.yaml", kUsage);
+  auto parsed = spec::load_spec_file(*choice->file);
+  if (!parsed) {
+    std::cerr << parsed.error().message << "\n";
+    return parsed.error().code == Errc::kNotFound ? kFailure : kUsage;
+  }
+  if (auto s = prepare_images(*parsed); !s) return fail(s.error().message, kFailure);
+  return kOk;
+}
+
 int cmd_run(const std::string& file, const std::string& system, bool detach, const std::string& timeout_text) {
   auto timeout = parse_duration(timeout_text);
   if (!timeout) return fail("--timeout: " + timeout.error().message, kUsage);
@@ -164,6 +195,8 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
     }
     auto text = read_file(parsed->file);
     if (!text) return fail(text.error());
+    // Images first: a build or pull that fails leaves nothing half-started.
+    if (auto images = prepare_images(*parsed); !images) return fail(images.error().message, kFailure);
     name = parsed->name;
     request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", caller_environment()}};
   } else {
@@ -348,6 +381,9 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "Check a spec file and report every problem with FILE:LINE:COL");
   validate->add_option("file", file, "spec file")->required();
 
+  auto* build = app.add_subcommand("build", "Build the images of services with `build:` (and pull missing images)");
+  build->add_option("file", file, "spec file or directory (default ./zeppelin.yaml)");
+
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
@@ -398,6 +434,7 @@ int main(int argc, char** argv) {
   }
 
   if (*validate) return cmd_validate(file);
+  if (*build) return cmd_build(file);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
     return server::run_server({zeppelin_home(), listen, ready_fd});

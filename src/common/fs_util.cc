@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+extern char** environ;
+
 namespace zeppelin {
 namespace {
 Error os_error(const std::string& what, const std::string& path) {
@@ -66,6 +68,16 @@ std::string zeppelin_home() {
   }
   const char* user_home = std::getenv("HOME");
   return std::string(user_home && *user_home ? user_home : "/tmp") + "/.zeppelin";
+}
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string_view::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
 }
 
 }  // namespace zeppelin

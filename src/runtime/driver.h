@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,12 +19,29 @@
 
 namespace zeppelin::runtime {
 
+// A host directory seen by a container at `path`.
+struct Mount {
+  std::string host_dir;
+  std::string path;
+  bool read_only = false;
+};
+
+// What a container replica needs beyond a process's.
+struct ContainerLaunch {
+  std::string image;
+  std::optional<std::vector<std::string>> entrypoint;  // unset: the image's
+  std::vector<Mount> mounts;
+  std::string system, service;
+  int ordinal = 0;
+};
+
 struct LaunchSpec {
   std::string id;                    // "system/service/ordinal": names cgroups and messages
-  std::vector<std::string> argv;
+  std::vector<std::string> argv;     // containers: the arguments; empty: the image's CMD
   std::vector<std::string> env;      // "KEY=value"
-  std::string workdir;
+  std::string workdir;               // containers: in the container; empty: the image's
   spec::Resources resources;
+  std::optional<ContainerLaunch> container;  // set: run as a container
 };
 
 struct ExitStatus {
@@ -45,7 +63,9 @@ struct InstanceEvents {
 class Instance {
  public:
   virtual ~Instance() = default;
-  virtual int pid() const = 0;
+  virtual int pid() const = 0;  // 0 while not known (a container being created)
+  // How the instance is known to users: "pid 1234", "container shop-web-0".
+  virtual std::string describe() const = 0;
   // Asks the instance to stop: SIGTERM to everything it runs.
   virtual void terminate() = 0;
   // Ends the instance and everything it started, now.
@@ -59,9 +79,15 @@ class Instance {
 class Driver {
  public:
   virtual ~Driver() = default;
+  // Whether `service` can run at all (a container engine is reachable, say);
+  // checked before a system is accepted.
+  virtual Status supports(const spec::Service& service) = 0;
   virtual Result<std::unique_ptr<Instance>> start(const LaunchSpec& launch, InstanceEvents events) = 0;
-  // Ends instances a previous server left behind (after a crash); returns how many.
-  virtual int reap_leftovers() = 0;
+  // Deals with instances a previous server left behind (after a crash): those
+  // whose id `wanted` accepts may be adopted by a later start() of the same
+  // id and configuration, if the driver can; the rest are ended. Returns how
+  // many were ended.
+  virtual int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) = 0;
 };
 
 }  // namespace zeppelin::runtime

@@ -14,7 +14,9 @@
 #include "api/routes.h"
 #include "common/fs_util.h"
 #include "common/log.h"
+#include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
+#include "runtime/routing_driver.h"
 #include "state/state_store.h"
 #include "supervisor/supervisor.h"
 
@@ -59,10 +61,18 @@ int run_server(const ServerOptions& options) {
   if (driver.cgroup_version() == runtime::Cgroups::Version::kNone) {
     log::warn("no writable cgroup hierarchy: cpu and memory limits will not be enforced");
   }
+  // Image services go to a container engine, found on first use.
+  runtime::RoutingDriver drivers(driver, [&io, home = options.home]() -> Result<std::unique_ptr<runtime::Driver>> {
+    auto engine = runtime::container::Engine::connect(io, process_environment());
+    if (!engine) return engine.error();
+    log::info("container engine: {} at unix://{} (API {})", (*engine)->description(), (*engine)->socket_path(),
+              (*engine)->api_version());
+    return std::unique_ptr<runtime::Driver>(std::make_unique<runtime::container::ContainerDriver>(io, *engine, home));
+  });
   state::FileStateStore store(options.home + "/state.json");
   supervisor::SupervisorOptions sup_options;
   sup_options.home = options.home;
-  supervisor::Supervisor supervisor(io, driver, store, sup_options);
+  supervisor::Supervisor supervisor(io, drivers, store, sup_options);
   if (auto s = supervisor.recover(); !s) {
     log::error("{}", s.error().message);
     return 1;

@@ -69,7 +69,7 @@ std::string join(const std::vector<std::string>& items) {
 }  // namespace
 
 Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env) {
-  std::map<std::string, std::string> vars = caller_env;
+  std::map<std::string, std::string> vars;
   const spec::Service& svc = *id.service;
   vars["ZEPPELIN_SYSTEM"] = id.system->name;
   vars["ZEPPELIN_SERVICE"] = svc.name;
@@ -83,10 +83,10 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
   for (const auto& [dep, endpoints] : id.dependencies) vars["ZEPPELIN_SERVICE_" + env_name(dep)] = join(endpoints);
   for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
 
-  auto lookup = [&vars](const std::string& key) -> std::optional<std::string> {
-    auto it = vars.find(key);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
+  auto lookup = [&](const std::string& key) -> std::optional<std::string> {
+    if (auto it = vars.find(key); it != vars.end()) return it->second;
+    if (auto it = caller_env.find(key); it != caller_env.end()) return it->second;
+    return std::nullopt;
   };
   // Service env may refer to the contract variables and to its own earlier entries.
   for (const auto& [name, raw] : svc.env) {
@@ -109,6 +109,9 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
       out.argv.push_back(*value);
     }
   }
+  // A process inherits the caller's environment; a container gets only the
+  // contract and its own env (the host's PATH would break the image's).
+  if (!svc.is_container()) vars.insert(caller_env.begin(), caller_env.end());  // keeps the entries already set
   out.env.reserve(vars.size());
   for (const auto& [k, v] : vars) out.env.push_back(k + "=" + v);
   return out;

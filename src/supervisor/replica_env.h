@@ -21,7 +21,7 @@ struct ReplicaIdentity {
   std::string host;                                    // address the replica listens on
   std::vector<std::string> peers;                      // host[:port] of each replica of the service
   std::map<std::string, std::vector<std::string>> dependencies;  // service -> its replicas' host[:port]
-  std::map<std::string, std::string> volumes;          // volume name -> host directory
+  std::map<std::string, std::string> volumes;          // volume name -> directory as the replica sees it
   std::string home;                                    // the server's data directory
 };
 
@@ -41,9 +41,10 @@ struct LaunchEnv {
   std::vector<std::string> argv;  // expanded
 };
 
-// Builds the replica's environment: the caller's, then ZEPPELIN_* and PORT*,
-// then the service's env (expanded). argv is expanded against the result,
-// except for shell-string commands, which the shell expands itself.
+// Builds the replica's environment: the caller's (processes only), then
+// ZEPPELIN_* and PORT*, then the service's env (expanded; it may refer to the
+// caller's variables either way). argv is expanded against the result, except
+// for shell-string commands, which the shell expands itself.
 Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env);
 
 }  // namespace zeppelin::supervisor

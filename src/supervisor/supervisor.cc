@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "common/fs_util.h"
@@ -52,7 +53,6 @@ struct Supervisor::Replica {
   Health health = Health::kNone;
   std::unique_ptr<runtime::Instance> instance;
   std::uint64_t instance_id = 0;  // tells a stale probe or timer from a current one
-  int pid = 0;
   Clock::time_point started_at;
   int consecutive_crashes = 0;
   int probe_failures = 0;
@@ -163,8 +163,6 @@ Supervisor::SystemRuntime* Supervisor::find(const std::string& name) const {
 Status Supervisor::recover() {
   auto records = store_.load();
   if (!records) return records.error();
-  const int ended = driver_.reap_leftovers();
-  if (ended > 0) log::info("recovering: replaced {} replica(s) of the previous server", ended);
   for (auto& record : *records) {
     const std::string name = record.name;
     auto rt = make_runtime(record);
@@ -178,6 +176,17 @@ Status Supervisor::recover() {
     for (const auto& [key, rep] : (*rt)->record.replicas) used_addresses_.insert(rep.address);
     systems_[name] = std::move(*rt);
   }
+  // What the previous server left running may be adopted where it is still
+  // wanted (containers can be; processes cannot and are ended).
+  std::set<std::string> wanted;
+  for (const auto& [name, sys] : systems_) {
+    if (!sys->record.running) continue;
+    for (const auto& svc : sys->spec.services) {
+      for (int i = 0; i < desired_replicas(*sys, svc); ++i) wanted.insert(name + "/" + svc.name + "/" + std::to_string(i));
+    }
+  }
+  const int ended = driver_.reap_leftovers([&wanted](const std::string& id) { return wanted.count(id) > 0; });
+  if (ended > 0) log::info("recovering: ended {} replica(s) of the previous server", ended);
   schedule_reconcile();
   return ok_status();
 }
@@ -186,6 +195,9 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
   if (shutting_down_) return make_error(Errc::kUnavailable, "the server is shutting down");
   auto rt = make_runtime(std::move(record));
   if (!rt) return rt.error();
+  for (const auto& svc : (*rt)->spec.services) {
+    if (auto supported = driver_.supports(svc); !supported) return supported.error();
+  }
   const std::string name = (*rt)->record.name;
   std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
   SystemRuntime* existing = find((*rt)->record.name);
@@ -645,10 +657,13 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     auto& list = id.dependencies[dep];
     for (int i = 0; i < desired_replicas(sys, *d); ++i) list.push_back(endpoint(*d, ensure_replica(sys, *d, i)->host));
   }
+  std::vector<runtime::Mount> mounts;
   for (const auto& v : svc->volumes) {
     const std::string dir = v.source ? *v.source : volume_dir(sys, svc->name, r->ordinal, v.name);
     if (!v.source) (void)make_dirs(dir, 0755);
-    id.volumes[v.name] = dir;
+    // A container sees the directory where the spec says; a process, where it is.
+    id.volumes[v.name] = svc->is_container() ? v.path : dir;
+    mounts.push_back({dir, v.path, v.read_only});
   }
   if (!r->log) {
     const std::string dir = options_.home + "/logs/" + sys.record.name + "/" + svc->name;
@@ -670,6 +685,10 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   launch.env = std::move(launch_env->env);
   launch.workdir = svc->workdir;
   launch.resources = svc->resources;
+  if (svc->is_container()) {
+    launch.container = runtime::ContainerLaunch{svc->image, svc->entrypoint, std::move(mounts), sys.record.name,
+                                                svc->name, r->ordinal};
+  }
 
   std::weak_ptr<Replica> weak = r;
   runtime::InstanceEvents events;
@@ -703,8 +722,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     return;
   }
   r->instance = std::move(*instance);
-  r->pid = r->instance->pid();
-  event(*r, "started, pid " + std::to_string(r->pid) + ", address " + endpoint(*svc, r->host));
+  event(*r, "started, " + r->instance->describe() + ", address " + endpoint(*svc, r->host));
   if (svc->health) {
     r->state = ReplicaState::kStarting;
     r->health = Health::kStarting;
@@ -736,7 +754,6 @@ void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>
 
 void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status) {
   r->instance.reset();
-  r->pid = 0;
   r->timer.cancel();
   r->probe_timer.cancel();
   r->last_exit = status.describe();
@@ -899,7 +916,7 @@ ReplicaStatus Supervisor::status_of(const SystemRuntime& sys, const Replica& r) 
   s.replica = r.ordinal;
   s.state = r.state;
   s.health = r.health;
-  s.pid = r.pid;
+  s.pid = r.instance ? r.instance->pid() : 0;  // live: a container's is known only once it runs
   auto rec = sys.record.replicas.find(r.key);
   s.restarts = rec == sys.record.replicas.end() ? 0 : rec->second.restarts;
   const spec::Service* svc = sys.spec.find(r.service);

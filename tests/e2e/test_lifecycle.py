@@ -196,8 +196,10 @@ class ServerRecoveryTest(ZeppelinTestCase):
                         and rows, what="converged after server restart")
         self.assertNotEqual(self.server_pid(), old_server)
         self.assertEqual(len(rows), 4)
-        live = processes_with_marker(self.home)
-        self.assertEqual(sorted(live), sorted(r["pid"] for r in rows), "never more replicas than desired")
+        # A just-spawned replica shows its marker only once it has exec'd: allow for that moment.
+        pids = sorted(r["pid"] for r in rows)
+        wait_for(lambda: sorted(processes_with_marker(self.home)) == pids, timeout=5,
+                 what="exactly the listed replicas alive (never more than desired)")
 
 
     def test_server_killed_in_the_middle_of_starting_converges_to_exactly_desired(self):

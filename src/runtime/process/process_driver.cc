@@ -24,13 +24,6 @@
 namespace zeppelin::runtime {
 namespace asio = boost::asio;
 
-std::string ExitStatus::describe() const {
-  std::string s = signal ? "killed by signal " + std::to_string(signal) + " (" + ::strsignal(signal) + ")"
-                         : "exited with code " + std::to_string(code);
-  if (oom_killed) s += ", out of memory";
-  return s;
-}
-
 namespace {
 
 // Finds `name` on the replica's own PATH (not the server's), in the parent:
@@ -163,6 +156,7 @@ class ProcessInstance final : public Instance {
       : io_(io), reaper_(reaper), state_(std::move(state)), workdir_(std::move(workdir)) {}
 
   int pid() const override { return state_->pid; }
+  std::string describe() const override { return "pid " + std::to_string(state_->pid); }
   void terminate() override {
     if (!state_->exited) ::kill(-state_->pid, SIGTERM);
   }
@@ -305,7 +299,13 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
   return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, launch.workdir));
 }
 
-int ProcessDriver::reap_leftovers() {
+Status ProcessDriver::supports(const spec::Service& service) {
+  if (service.is_container()) return make_error(Errc::kInvalidArgument, "service \"" + service.name + "\" runs an image, not a process");
+  return ok_status();
+}
+
+// Processes cannot be adopted (their pipes died with the old server): all are ended.
+int ProcessDriver::reap_leftovers(const std::function<bool(const std::string&)>& /*wanted*/) {
   const std::string needle = "ZEPPELIN_SUPERVISOR=" + marker_;
   std::vector<int> pidfds;
   int groups = 0;

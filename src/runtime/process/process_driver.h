@@ -22,8 +22,9 @@ class ProcessDriver final : public Driver {
   // as ZEPPELIN_SUPERVISOR) so that a restarted server finds leftovers.
   ProcessDriver(boost::asio::io_context& io, std::string marker);
 
+  Status supports(const spec::Service& service) override;
   Result<std::unique_ptr<Instance>> start(const LaunchSpec& launch, InstanceEvents events) override;
-  int reap_leftovers() override;
+  int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) override;
 
   Cgroups::Version cgroup_version() const { return cgroups_.version(); }
 

@@ -1,0 +1,26 @@
+// Getting images in place before replicas start, as `docker compose up
+// --build` does: services with `build:` are built, missing images pulled.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/result.h"
+#include "runtime/container/engine.h"
+#include "spec/model.h"
+
+namespace zeppelin::runtime::container {
+
+// Receives progress: `line` replaces the previous line for the same `key` on
+// a terminal; elsewhere only lines with `final` set are worth printing.
+using ProgressSink = std::function<void(const std::string& key, const std::string& line, bool final)>;
+
+// Builds the images of services with `build:` and pulls those missing, one
+// service at a time. Errors name the service (and, for builds, end with the
+// build's last lines of output).
+Status prepare_images(Engine& engine, boost::asio::io_context& io, const spec::System& system, const ProgressSink& progress);
+
+// The build context directory as an uncompressed tar archive, in memory.
+Result<std::string> tar_directory(const std::string& dir);
+
+}  // namespace zeppelin::runtime::container
