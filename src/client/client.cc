@@ -4,6 +4,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 
 namespace zeppelin::client {
 
@@ -107,7 +108,8 @@ Result<Response> Client::stream(const std::string& method, const std::string& ta
   try {
     beast::flat_buffer buffer;
     http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
+    // Not boost::none: Boost 1.74 then rejects every answer with a Content-Length.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     http::read_header(*socket, buffer, parser);
     Response out;
     out.status = static_cast<int>(parser.get().result_int());

@@ -55,6 +55,9 @@ struct ExitStatus {
 struct InstanceEvents {
   // A chunk of the instance's stdout or stderr, as read (not line-aligned).
   std::function<void(std::string_view chunk, bool is_stderr)> on_output;
+  // Called once the instance really runs, if that comes later than start()
+  // returns (a container is created and started asynchronously).
+  std::function<void()> on_running;
   // Called once, when the instance and everything it started are gone.
   std::function<void(const ExitStatus&)> on_exit;
 };

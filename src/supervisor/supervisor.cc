@@ -700,6 +700,14 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     });
   };
   const std::uint64_t instance_id = next_instance_id_++;
+  events.on_running = [this, weak, instance_id] {
+    // Uptime (and so the settle time of `run -d`) counts from when it really runs.
+    auto rep = weak.lock();
+    if (!rep || rep->instance_id != instance_id) return;
+    rep->started_at = Clock::now();
+    if (rep->state == ReplicaState::kStarting && rep->health == Health::kNone) rep->state = ReplicaState::kRunning;
+    schedule_reconcile();
+  };
   events.on_exit = [this, weak, instance_id](const runtime::ExitStatus& status) {
     auto rep = weak.lock();
     if (rep && rep->instance_id == instance_id) on_exit(rep, status);
@@ -730,7 +738,8 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     r->probe_passed = false;
     schedule_probe(r, std::min<milliseconds>(svc->health->interval, milliseconds(50)));
   } else {
-    r->state = ReplicaState::kRunning;
+    // A container runs only once the engine has created and started it.
+    r->state = launch.container ? ReplicaState::kStarting : ReplicaState::kRunning;
     r->health = Health::kNone;
   }
 }

@@ -20,6 +20,12 @@ std::pair<std::string, std::string> split_image_reference(const std::string& ima
   return {image, "latest"};
 }
 
+// Containers being removed, by name: a new container of the same name is
+// created only once the old one is gone.
+struct Removals {
+  std::map<std::string, std::vector<std::function<void()>>> waiting;
+};
+
 namespace {
 
 // FNV-1a: a stable hash (unlike std::hash) so that labels written by one
@@ -51,9 +57,10 @@ int start_failure_code(const std::string& message) {
 // shared_ptr to it, so it lives until the last answer is in.
 class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
  public:
-  ContainerReplica(asio::io_context& io, std::shared_ptr<Engine> engine, InstanceEvents events, std::string name,
-                   std::string image, std::string home, json create_body)
+  ContainerReplica(asio::io_context& io, std::shared_ptr<Engine> engine, std::shared_ptr<Removals> removals,
+                   InstanceEvents events, std::string name, std::string image, std::string home, json create_body)
       : engine_(std::move(engine)),
+        removals_(std::move(removals)),
         events_(std::move(events)),
         name_(std::move(name)),
         image_(std::move(image)),
@@ -70,6 +77,10 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
   bool adopted() const { return adopted_; }
 
   void create(bool pulled) {
+    if (auto it = removals_->waiting.find(name_); it != removals_->waiting.end()) {
+      it->second.push_back([self = shared_from_this(), pulled] { self->create(pulled); });
+      return;
+    }
     engine_->request("POST", "/containers/create?name=" + query_escape(name_), create_body_.dump(),
                      [self = shared_from_this(), pulled](Result<EngineResponse> r) {
                        if (!r) return self->fail(r.error().message, 125);
@@ -97,6 +108,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
 
   void signal(const char* sig) {
     if (exited_) return;
+    stop_requested_ = true;
     if (!running_) {  // not started yet: remembered, acted on once it exists
       if (!stop_signal_ || std::string_view(sig) == "SIGKILL") stop_signal_ = sig;
       return;
@@ -172,6 +184,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
         return self->fail("cannot start container " + self->name_ + ": " + message, start_failure_code(message));
       }
       self->running_ = true;
+      if (self->events_.on_running) self->events_.on_running();
       if (self->stop_signal_) self->signal(self->stop_signal_);
       self->inspect_pid();
       self->wait();
@@ -231,14 +244,18 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     exited_ = true;
     running_ = false;
     exit_ = status;
-    auto report = [self = shared_from_this()](Result<EngineResponse>) {
-      self->removed_ = true;
-      self->maybe_report();
-    };
-    if (id_.empty()) {
-      report(EngineResponse{});
-    } else {
-      engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", report);
+    // A stop is over when the container is gone; a crash is reported at once
+    // (restarts are quicker) while the removal goes on.
+    removed_ = id_.empty() || !stop_requested_;
+    if (!id_.empty()) {
+      removals_->waiting[name_];
+      engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", [self = shared_from_this()](Result<EngineResponse>) {
+        auto waiting = std::move(self->removals_->waiting[self->name_]);
+        self->removals_->waiting.erase(self->name_);
+        for (auto& next : waiting) next();
+        self->removed_ = true;
+        self->maybe_report();
+      });
     }
     if (!output_done_) {
       // The output stream normally ends with the container; don't wait forever.
@@ -262,6 +279,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
   }
 
   std::shared_ptr<Engine> engine_;
+  std::shared_ptr<Removals> removals_;
   InstanceEvents events_;
   std::string name_;
   std::string image_;
@@ -273,6 +291,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
   bool adopted_ = false;
   bool exited_ = false;
   bool removed_ = false;
+  bool stop_requested_ = false;  // terminate() or kill() was called
   bool output_done_ = false;
   bool reported_ = false;
   const char* stop_signal_ = nullptr;  // a stop asked for before the container ran
@@ -341,7 +360,7 @@ class ContainerInstance final : public Instance {
 }  // namespace
 
 ContainerDriver::ContainerDriver(asio::io_context& io, std::shared_ptr<Engine> engine, std::string home)
-    : io_(io), engine_(std::move(engine)), home_(std::move(home)) {}
+    : io_(io), engine_(std::move(engine)), home_(std::move(home)), removals_(std::make_shared<Removals>()) {}
 
 Status ContainerDriver::supports(const spec::Service& service) {
   if (!service.is_container()) {
@@ -389,7 +408,7 @@ Result<std::unique_ptr<Instance>> ContainerDriver::start(const LaunchSpec& launc
   if (!launch.container) return make_error(Errc::kInvalidArgument, launch.id + " is not a container");
   json body = create_request(launch);
   const std::string config = body["Labels"][kLabelConfig];
-  auto replica = std::make_shared<ContainerReplica>(io_, engine_, std::move(events), container_name(*launch.container),
+  auto replica = std::make_shared<ContainerReplica>(io_, engine_, removals_, std::move(events), container_name(*launch.container),
                                                     launch.container->image, home_, std::move(body));
   auto leftover = adoptable_.find(launch.id);
   if (leftover != adoptable_.end()) {

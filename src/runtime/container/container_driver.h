@@ -24,6 +24,8 @@ inline constexpr const char* kLabelService = "io.zeppelin.service";
 inline constexpr const char* kLabelReplica = "io.zeppelin.replica";
 inline constexpr const char* kLabelConfig = "io.zeppelin.config";  // hash of the create request
 
+struct Removals;
+
 class ContainerDriver final : public Driver {
  public:
   ContainerDriver(boost::asio::io_context& io, std::shared_ptr<Engine> engine, std::string home);
@@ -45,6 +47,7 @@ class ContainerDriver final : public Driver {
     std::string config;
   };
   std::map<std::string, Leftover> adoptable_;
+  std::shared_ptr<Removals> removals_;
 };
 
 // "busybox:1.35" -> {"busybox", "1.35"}; no tag -> "latest"; digests kept whole.

@@ -37,7 +37,8 @@ Result<std::string> tar_directory(const std::string& dir) {
   for (const auto& path : paths) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;  // vanished meanwhile
-    const std::string name = fs::relative(path, dir).generic_string();
+    // lexically: fs::relative would follow a symlink to its target's name.
+    const std::string name = path.lexically_relative(dir).generic_string();
     std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(), archive_entry_free);
     archive_entry_copy_stat(entry.get(), &st);
     archive_entry_set_pathname(entry.get(), name.c_str());
