@@ -166,6 +166,25 @@ class ImageServiceTest(ContainerTestCase):
         self.assertEqual(self.replica("worker", 0, "execc")["last_exit"], "exited with code 0")
 
 
+    def test_memory_limit_is_enforced_and_an_oom_kill_is_shown(self):
+        self.write_spec(f"""\
+            name: oomc
+            services:
+              hog:
+                image: {TEST_IMAGE}
+                command: ["sh", "-c", "echo start; x=$$(head -c 200000000 /dev/zero | tr '\\\\0' a); echo survived"]
+                resources: {{memory: 16Mi}}
+                restart: never
+            """)
+        self.zeppelin("run", "-d", check=False)
+        row = wait_for(lambda: (r := self.replica("hog", 0, "oomc")) and r["state"] == "failed" and r,
+                       what="the hog to be killed")
+        self.assertEqual(row["last_exit"], "killed by signal 9 (Killed), out of memory")
+        logs = self.zeppelin("logs", "oomc/hog").stdout
+        self.assertIn("start", logs)
+        self.assertNotIn("survived", logs)
+
+
 class ContainerErrorTest(ContainerTestCase):
     def test_missing_image_fails_before_anything_starts(self):
         self.write_spec("""\
