@@ -111,6 +111,15 @@ void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exc
       record.caller_env[k] = v.get<std::string>();
     }
   }
+  if (auto images = body->find("images"); images != body->end()) {
+    if (!images->is_object()) return reply_error(ex, Errc::kInvalidArgument, "field \"images\" must be an object of strings");
+    for (const auto& [service, id] : images->items()) {
+      if (!id.is_string() || id.get<std::string>().empty() || id.get<std::string>().size() > 256) {
+        return reply_error(ex, Errc::kInvalidArgument, "images." + service + " must be an image ID (a string)");
+      }
+      record.images[service] = id.get<std::string>();
+    }
+  }
   auto applied = sup.apply(record);
   if (!applied) return reply_error(ex, applied.error());
   if (req.query.count("follow") && req.query.at("follow") == "true") {

@@ -144,9 +144,9 @@ int cmd_validate(const std::string& file) {
 
 // Builds and pulls what the system's image services need, with progress on
 // stderr (one line per service updated in place on a terminal).
-Status prepare_images(const spec::System& system) {
+Result<std::map<std::string, std::string>> prepare_images(const spec::System& system) {
   if (std::none_of(system.services.begin(), system.services.end(), [](const auto& s) { return s.is_container(); })) {
-    return ok_status();
+    return std::map<std::string, std::string>{};
   }
   boost::asio::io_context io;
   auto engine = runtime::container::Engine::connect(io, process_environment());
@@ -161,9 +161,9 @@ Status prepare_images(const spec::System& system) {
       std::cerr << line << "\n";
     }
   };
-  auto status = runtime::container::prepare_images(**engine, io, system, progress);
+  auto ids = runtime::container::prepare_images(**engine, io, system, progress);
   if (tty && !shown.empty()) std::cerr << "\r\033[K" << std::flush;
-  return status;
+  return ids;
 }
 
 int cmd_build(const std::string& file) {
@@ -175,7 +175,7 @@ int cmd_build(const std::string& file) {
     std::cerr << parsed.error().message << "\n";
     return parsed.error().code == Errc::kNotFound ? kFailure : kUsage;
   }
-  if (auto s = prepare_images(*parsed); !s) return fail(s.error().message, kFailure);
+  if (auto ids = prepare_images(*parsed); !ids) return fail(ids.error().message, kFailure);
   return kOk;
 }
 
@@ -196,9 +196,10 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
     auto text = read_file(parsed->file);
     if (!text) return fail(text.error());
     // Images first: a build or pull that fails leaves nothing half-started.
-    if (auto images = prepare_images(*parsed); !images) return fail(images.error().message, kFailure);
+    auto images = prepare_images(*parsed);
+    if (!images) return fail(images.error().message, kFailure);
     name = parsed->name;
-    request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", caller_environment()}};
+    request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", caller_environment()}, {"images", *images}};
   } else {
     name = *choice->system;
   }

@@ -23,6 +23,7 @@ Result<std::vector<SystemRecord>> FileStateStore::load() {
       r.spec_file = s.at("spec_file").get<std::string>();
       r.spec_text = s.at("spec_text").get<std::string>();
       r.caller_env = s.at("caller_env").get<std::map<std::string, std::string>>();
+      r.images = s.value("images", std::map<std::string, std::string>{});  // absent in older files
       r.running = s.at("running").get<bool>();
       r.scale = s.at("scale").get<std::map<std::string, int>>();
       for (const auto& [key, rep] : s.at("replicas").items()) {
@@ -47,6 +48,7 @@ Status FileStateStore::save(const std::vector<SystemRecord>& systems) {
                               {"spec_file", r.spec_file},
                               {"spec_text", r.spec_text},
                               {"caller_env", r.caller_env},
+                              {"images", r.images},
                               {"running", r.running},
                               {"scale", r.scale},
                               {"replicas", replicas}});

@@ -23,6 +23,7 @@ struct SystemRecord {
   std::string spec_file;                          // absolute path the spec came from
   std::string spec_text;                          // the spec as submitted
   std::map<std::string, std::string> caller_env;  // environment of the `zeppelin run` caller
+  std::map<std::string, std::string> images;      // image service -> the image ID the caller built or pulled
   bool running = true;                            // desired: running or stopped
   std::map<std::string, int> scale;               // service -> replicas, when changed by `scale`
   std::map<std::string, ReplicaRecord> replicas;  // "service/ordinal" -> history

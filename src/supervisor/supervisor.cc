@@ -107,6 +107,10 @@ std::string fingerprint(const spec::Service& svc) {
   out << '|' << svc.resources.cpu_millis.value_or(0) << '|' << svc.resources.memory_bytes.value_or(0) << '|';
   for (const auto& v : svc.volumes) out << v.name << ':' << v.path << ':' << v.source.value_or("") << ':' << v.read_only << ',';
   for (const auto& d : svc.depends_on) out << d << ',';
+  out << '|' << svc.image << '|';
+  if (svc.entrypoint) {
+    for (const auto& a : *svc.entrypoint) out << a << '\x1f';
+  }
   return out.str();
 }
 
@@ -150,7 +154,11 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
   }
   auto rt = std::make_unique<SystemRuntime>();
   rt->spec = std::move(*parsed);
-  for (const auto& svc : rt->spec.services) rt->fingerprints[svc.name] = fingerprint(svc);
+  for (const auto& svc : rt->spec.services) {
+    // A rebuilt image (same tag, new ID) changes the service like any edit would.
+    auto id = record.images.find(svc.name);
+    rt->fingerprints[svc.name] = fingerprint(svc) + (id == record.images.end() ? "" : id->second);
+  }
   rt->record = std::move(record);
   return rt;
 }
@@ -212,6 +220,7 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
     existing->record.spec_text = fresh.record.spec_text;
     existing->record.spec_file = fresh.record.spec_file;
     existing->record.caller_env = fresh.record.caller_env;
+    existing->record.images = fresh.record.images;
     existing->record.scale.clear();  // the file is the truth again
     existing->record.running = true;
     existing->spec = std::move(fresh.spec);
@@ -686,8 +695,10 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   launch.workdir = svc->workdir;
   launch.resources = svc->resources;
   if (svc->is_container()) {
-    launch.container = runtime::ContainerLaunch{svc->image, svc->entrypoint, std::move(mounts), sys.record.name,
-                                                svc->name, r->ordinal};
+    // The exact image the caller built or pulled, when it said which.
+    auto id = sys.record.images.find(svc->name);
+    launch.container = runtime::ContainerLaunch{id == sys.record.images.end() ? svc->image : id->second, svc->entrypoint,
+                                                std::move(mounts), sys.record.name, svc->name, r->ordinal};
   }
 
   std::weak_ptr<Replica> weak = r;

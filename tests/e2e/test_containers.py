@@ -144,6 +144,17 @@ class ImageServiceTest(ContainerTestCase):
         self.assertEqual(status, 200)
         logs = wait_for(lambda: "copied" in (o := self.zeppelin("logs", "built/api").stdout) and o, what="output")
         self.assertIn("hello from the build", logs)
+        # Changing the context and running again rebuilds and replaces the replica.
+        first = [c["Id"] for c in self.containers(running_only=True)]
+        with open(os.path.join(self.dir, "app", "message.txt"), "w") as f:
+            f.write("second version\n")
+        self.zeppelin("run", "-d")
+        wait_for(lambda: "second version" in self.zeppelin("logs", "built/api").stdout, what="the rebuilt image running")
+        self.assertNotEqual([c["Id"] for c in self.containers(running_only=True)], first)
+        # Running again without a change keeps the container.
+        second = [c["Id"] for c in self.containers(running_only=True)]
+        self.zeppelin("run", "-d")
+        self.assertEqual([c["Id"] for c in self.containers(running_only=True)], second)
 
     def test_exec_health_check_runs_inside_the_container_and_stop_sends_sigterm(self):
         self.write_spec(f"""\

@@ -180,24 +180,28 @@ Status pull_image(Engine& engine, boost::asio::io_context& io, const spec::Servi
 
 }  // namespace
 
-Status prepare_images(Engine& engine, boost::asio::io_context& io, const spec::System& system, const ProgressSink& progress) {
+Result<std::map<std::string, std::string>> prepare_images(Engine& engine, boost::asio::io_context& io,
+                                                          const spec::System& system, const ProgressSink& progress) {
+  std::map<std::string, std::string> ids;
   for (const auto& svc : system.services) {
     if (!svc.is_container()) continue;
     if (svc.build) {
-      if (auto s = build_image(engine, io, svc, progress); !s) return s;
-      continue;
+      if (auto s = build_image(engine, io, svc, progress); !s) return s.error();
     }
-    // The name goes in the path as it is: references hold only [a-z0-9._/:@-].
+    // The name goes in the path as it is: references hold only [a-zA-Z0-9._/:@-].
     auto inspect = engine.call("GET", "/images/" + svc.image + "/json");
+    if (inspect && inspect->status == 404 && !svc.build) {
+      if (auto s = pull_image(engine, io, svc, progress); !s) return s.error();
+      inspect = engine.call("GET", "/images/" + svc.image + "/json");
+    }
     if (!inspect) return make_error(inspect.error().code, "service \"" + svc.name + "\": " + inspect.error().message);
-    if (inspect->ok()) continue;
-    if (inspect->status != 404) {
+    if (!inspect->ok()) {
       return make_error(Errc::kUnavailable, "service \"" + svc.name + "\": cannot inspect image " + svc.image + ": " +
                                                 inspect->message());
     }
-    if (auto s = pull_image(engine, io, svc, progress); !s) return s;
+    ids[svc.name] = inspect->json().value("Id", svc.image);
   }
-  return ok_status();
+  return ids;
 }
 
 }  // namespace zeppelin::runtime::container

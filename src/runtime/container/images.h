@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "common/result.h"
@@ -16,9 +17,11 @@ namespace zeppelin::runtime::container {
 using ProgressSink = std::function<void(const std::string& key, const std::string& line, bool final)>;
 
 // Builds the images of services with `build:` and pulls those missing, one
-// service at a time. Errors name the service (and, for builds, end with the
-// build's last lines of output).
-Status prepare_images(Engine& engine, boost::asio::io_context& io, const spec::System& system, const ProgressSink& progress);
+// service at a time; returns each image service's image ID, so that the
+// server runs exactly these images. Errors name the service (and, for
+// builds, end with the build's last lines of output).
+Result<std::map<std::string, std::string>> prepare_images(Engine& engine, boost::asio::io_context& io,
+                                                          const spec::System& system, const ProgressSink& progress);
 
 // The build context directory as an uncompressed tar archive, in memory.
 Result<std::string> tar_directory(const std::string& dir);
