@@ -91,6 +91,8 @@ class Driver {
   // id and configuration, if the driver can; the rest are ended. Returns how
   // many were ended.
   virtual int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) = 0;
+  // Whether start() of this id would adopt a leftover instead of starting anew.
+  virtual bool adoptable(const std::string& id) const = 0;
 };
 
 }  // namespace zeppelin::runtime

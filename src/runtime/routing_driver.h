@@ -19,6 +19,7 @@ class RoutingDriver final : public Driver {
   Status supports(const spec::Service& service) override;
   Result<std::unique_ptr<Instance>> start(const LaunchSpec& launch, InstanceEvents events) override;
   int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) override;
+  bool adoptable(const std::string& id) const override { return containers_ && containers_->adoptable(id); }
 
  private:
   // The container driver; a failure (no engine) is retried on the next call.

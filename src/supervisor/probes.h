@@ -15,4 +15,8 @@ void probe_tcp(boost::asio::io_context& io, const std::string& host, int port, s
 void probe_http(boost::asio::io_context& io, const std::string& host, int port, const std::string& path,
                 std::chrono::milliseconds timeout, std::function<void(bool ok)> done);
 
+// Whether something already listens on host:port (another program on the
+// address, or on 0.0.0.0): a replica about to start there could not bind.
+bool port_taken(const std::string& host, int port);
+
 }  // namespace zeppelin::supervisor

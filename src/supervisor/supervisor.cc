@@ -688,8 +688,17 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     event(*r, "cannot start: " + r->detail);
     return;
   }
+  const std::string launch_id = sys.record.name + "/" + r->key;
+  for (const auto& p : svc->ports) {
+    // An instance left running by the previous server holds its ports: fine.
+    if (driver_.adoptable(launch_id) || !port_taken(r->host, p.port)) continue;
+    // Said here, clearly, rather than left to the replica's own bind error.
+    r->needs_start = false;
+    return start_failed(sys, r, *svc, "port " + std::to_string(p.port) + " (" + p.name + ") on " + r->host +
+                                          " is already taken by another program");
+  }
   runtime::LaunchSpec launch;
-  launch.id = sys.record.name + "/" + r->key;
+  launch.id = launch_id;
   launch.argv = std::move(launch_env->argv);
   launch.env = std::move(launch_env->env);
   launch.workdir = svc->workdir;
@@ -729,17 +738,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   r->detail.clear();
   r->started_at = Clock::now();
   auto instance = driver_.start(launch, std::move(events));
-  if (!instance) {
-    r->last_exit = instance.error().message;
-    event(*r, "cannot start: " + r->last_exit);
-    if (svc->restart == spec::RestartPolicy::kNever) {
-      r->state = ReplicaState::kFailed;
-      r->detail = r->last_exit;
-    } else {
-      on_crash(sys, r, r->last_exit);
-    }
-    return;
-  }
+  if (!instance) return start_failed(sys, r, *svc, instance.error().message);
   r->instance = std::move(*instance);
   event(*r, "started, " + r->instance->describe() + ", address " + endpoint(*svc, r->host));
   if (svc->health) {
@@ -752,6 +751,18 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     // A container runs only once the engine has created and started it.
     r->state = launch.container ? ReplicaState::kStarting : ReplicaState::kRunning;
     r->health = Health::kNone;
+  }
+}
+
+void Supervisor::start_failed(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const spec::Service& svc,
+                              const std::string& why) {
+  r->last_exit = why;
+  event(*r, "cannot start: " + why);
+  if (svc.restart == spec::RestartPolicy::kNever) {
+    r->state = ReplicaState::kFailed;
+    r->detail = why;
+  } else {
+    on_crash(sys, r, why);
   }
 }
 

@@ -123,6 +123,8 @@ class Supervisor {
 
   std::shared_ptr<Replica> ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal);
   void start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r);
+  // A replica that could not even be started: a crash, or a failure under `restart: never`.
+  void start_failed(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const spec::Service& svc, const std::string& why);
   void stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r);
   void on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status);
   void on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const std::string& reason);

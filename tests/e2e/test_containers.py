@@ -1,6 +1,7 @@
 """Image services end to end, against a real Docker engine started for these tests."""
 import os
 import signal
+import socket
 import time
 
 from docker_engine import TEST_IMAGE, DockerEngine
@@ -254,3 +255,22 @@ class ContainerErrorTest(ContainerTestCase):
         self.assertEqual(row["state"], "failed")
         self.assertEqual(row["last_exit"], "exited with code 127")
         self.assertIn("no-such-program", self.zeppelin("logs", "badcmd/s").stdout)
+
+    def test_port_already_taken_is_said_clearly(self):
+        with socket.socket() as holder:
+            holder.bind(("0.0.0.0", 0))  # another program, on every address
+            holder.listen()
+            port = holder.getsockname()[1]
+            self.write_spec(f"""\
+                name: portc
+                services:
+                  s:
+                    image: {TEST_IMAGE}
+                    command: ["sleep", "1000"]
+                    ports: [{{name: http, port: {port}}}]
+                    restart: never
+                """)
+            r = self.zeppelin("run", "-d", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, rf"port {port} \(http\) on 127\.[0-9.]+ is already taken by another program")
+            self.assertEqual(self.containers(), [], "nothing was created")

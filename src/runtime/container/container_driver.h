@@ -33,6 +33,7 @@ class ContainerDriver final : public Driver {
   Status supports(const spec::Service& service) override;
   Result<std::unique_ptr<Instance>> start(const LaunchSpec& launch, InstanceEvents events) override;
   int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) override;
+  bool adoptable(const std::string& id) const override { return adoptable_.count(id) > 0; }
 
   // The body of POST /containers/create for `launch` (exposed for tests).
   nlohmann::json create_request(const LaunchSpec& launch) const;

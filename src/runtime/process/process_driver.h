@@ -25,6 +25,7 @@ class ProcessDriver final : public Driver {
   Status supports(const spec::Service& service) override;
   Result<std::unique_ptr<Instance>> start(const LaunchSpec& launch, InstanceEvents events) override;
   int reap_leftovers(const std::function<bool(const std::string& id)>& wanted) override;
+  bool adoptable(const std::string&) const override { return false; }
 
   Cgroups::Version cgroup_version() const { return cgroups_.version(); }
 
