@@ -1,5 +1,7 @@
 #include "client/client.h"
 
+#include "common/url.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
@@ -21,20 +23,7 @@ std::string Response::error_message() const {
   return "request failed with HTTP " + std::to_string(status);
 }
 
-std::string url_encode(const std::string& value) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url_encode(const std::string& value) { return percent_encode(value, "/"); }
 
 namespace {
 

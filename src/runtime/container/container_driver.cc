@@ -82,7 +82,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
       return;
     }
     engine_->request("POST", "/containers/create?name=" + query_escape(name_), create_body_.dump(),
-                     [self = shared_from_this(), pulled](Result<EngineResponse> r) {
+                     [self = shared_from_this(), pulled](const Result<EngineResponse>& r) {
                        if (!r) return self->fail(r.error().message, 125);
                        if (r->status == 404 && !pulled) return self->pull();
                        if (r->status == 409) return self->resolve_name_conflict(pulled);
@@ -101,7 +101,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     const std::string since = std::to_string(std::time(nullptr));
     output_ = engine_->stream("GET", "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1&since=" + since, "",
                               [self = shared_from_this()](std::string_view d) { self->demux_.feed(d); },
-                              [self = shared_from_this()](Result<EngineResponse>) { self->output_ended(); });
+                              [self = shared_from_this()](const Result<EngineResponse>&) { self->output_ended(); });
     inspect_pid();
     wait();
   }
@@ -113,7 +113,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
       if (!stop_signal_ || std::string_view(sig) == "SIGKILL") stop_signal_ = sig;
       return;
     }
-    engine_->request("POST", "/containers/" + id_ + "/kill?signal=" + sig, "", [](Result<EngineResponse>) {});
+    engine_->request("POST", "/containers/" + id_ + "/kill?signal=" + sig, "", [](const Result<EngineResponse>&) {});
   }
 
   void exec_probe(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::function<void(bool)> done);
@@ -136,7 +136,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
             pos = nl + 1;
           }
         },
-        [self = shared_from_this(), last_error](Result<EngineResponse> r) {
+        [self = shared_from_this(), last_error](const Result<EngineResponse>& r) {
           std::string why = !r ? r.error().message : !r->ok() ? r->message() : *last_error;
           if (why.empty()) return self->create(true);
           self->fail("image " + self->image_ + " is not present and could not be pulled: " + why, 125);
@@ -147,7 +147,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
   // anyone else's is an error.
   void resolve_name_conflict(bool pulled) {
     engine_->request("GET", "/containers/" + query_escape(name_) + "/json", "",
-                     [self = shared_from_this(), pulled](Result<EngineResponse> r) {
+                     [self = shared_from_this(), pulled](const Result<EngineResponse>& r) {
                        const json info = r ? r->json() : json();
                        const json labels = info.is_object() ? info["Config"]["Labels"] : json();
                        if (!labels.is_object() || labels.value(kLabelHome, "") != self->home_) {
@@ -156,7 +156,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
                                            125);
                        }
                        self->engine_->request("DELETE", "/containers/" + query_escape(self->name_) + "?force=1&v=1", "",
-                                              [self, pulled](Result<EngineResponse>) { self->create(pulled); });
+                                              [self, pulled](const Result<EngineResponse>&) { self->create(pulled); });
                      });
   }
 
@@ -165,7 +165,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     output_ = engine_->stream(
         "POST", "/containers/" + id_ + "/attach?stream=1&stdout=1&stderr=1", "",
         [self = shared_from_this()](std::string_view d) { self->demux_.feed(d); },
-        [self = shared_from_this()](Result<EngineResponse> r) {
+        [self = shared_from_this()](const Result<EngineResponse>& r) {
           if (!r && !self->running_) return self->fail(r.error().message, 125);
           self->output_ended();
         },
@@ -177,7 +177,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
 
   void start_container() {
     if (stop_signal_) return remove_and_report(stopped_before_start());
-    engine_->request("POST", "/containers/" + id_ + "/start", "", [self = shared_from_this()](Result<EngineResponse> r) {
+    engine_->request("POST", "/containers/" + id_ + "/start", "", [self = shared_from_this()](const Result<EngineResponse>& r) {
       if (!r) return self->fail(r.error().message, 125);
       if (!r->ok()) {
         const std::string message = r->message();
@@ -192,13 +192,13 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
   }
 
   void inspect_pid() {
-    engine_->request("GET", "/containers/" + id_ + "/json", "", [self = shared_from_this()](Result<EngineResponse> r) {
+    engine_->request("GET", "/containers/" + id_ + "/json", "", [self = shared_from_this()](const Result<EngineResponse>& r) {
       if (r && r->ok()) self->pid_ = r->json()["State"].value("Pid", 0);
     });
   }
 
   void wait() {
-    engine_->request("POST", "/containers/" + id_ + "/wait", "", [self = shared_from_this()](Result<EngineResponse> r) {
+    engine_->request("POST", "/containers/" + id_ + "/wait", "", [self = shared_from_this()](const Result<EngineResponse>& r) {
       if (!r || !r->ok()) {
         ExitStatus lost;
         lost.code = 255;
@@ -206,7 +206,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
         return self->remove_and_report(lost);
       }
       // wait's StatusCode lacks the OOM flag: inspect before removing.
-      self->engine_->request("GET", "/containers/" + self->id_ + "/json", "", [self](Result<EngineResponse> r) {
+      self->engine_->request("GET", "/containers/" + self->id_ + "/json", "", [self](const Result<EngineResponse>& r) {
         ExitStatus status;
         const json state = r && r->ok() ? r->json()["State"] : json();
         if (state.is_object()) {
@@ -249,7 +249,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     removed_ = id_.empty() || !stop_requested_;
     if (!id_.empty()) {
       removals_->waiting[name_];
-      engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", [self = shared_from_this()](Result<EngineResponse>) {
+      engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", [self = shared_from_this()](const Result<EngineResponse>&) {
         auto waiting = std::move(self->removals_->waiting[self->name_]);
         self->removals_->waiting.erase(self->name_);
         for (auto& next : waiting) next();
@@ -323,15 +323,15 @@ void ContainerReplica::exec_probe(const std::vector<std::string>& argv, std::chr
     probe->finish(false);
   });
   const json body = {{"Cmd", argv}, {"AttachStdout", true}, {"AttachStderr", true}};
-  engine_->request("POST", "/containers/" + id_ + "/exec", body.dump(), [self = shared_from_this(), probe](Result<EngineResponse> r) {
+  engine_->request("POST", "/containers/" + id_ + "/exec", body.dump(), [self = shared_from_this(), probe](const Result<EngineResponse>& r) {
     if (!r || !r->ok() || !probe->done) return probe->finish(false);
     const std::string exec_id = r->json().value("Id", "");
     // Not detached: the answer streams until the command ends.
     probe->stream = self->engine_->stream(
         "POST", "/exec/" + exec_id + "/start", json{{"Detach", false}, {"Tty", false}}.dump(), [](std::string_view) {},
-        [self, probe, exec_id](Result<EngineResponse> r) {
+        [self, probe, exec_id](const Result<EngineResponse>& r) {
           if (!r || !r->ok() || !probe->done) return probe->finish(false);
-          self->engine_->request("GET", "/exec/" + exec_id + "/json", "", [probe](Result<EngineResponse> r) {
+          self->engine_->request("GET", "/exec/" + exec_id + "/json", "", [probe](const Result<EngineResponse>& r) {
             const json info = r && r->ok() ? r->json() : json();
             probe->finish(info.is_object() && !info.value("Running", true) && info.value("ExitCode", -1) == 0);
           });

@@ -1,5 +1,7 @@
 #include "runtime/container/engine.h"
 
+#include "common/url.h"
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -42,20 +44,7 @@ std::vector<std::string> candidate_sockets(const std::map<std::string, std::stri
   return out;
 }
 
-std::string query_escape(std::string_view value) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string query_escape(std::string_view value) { return percent_encode(value); }
 
 namespace {
 
@@ -260,13 +249,15 @@ Result<std::shared_ptr<Engine>> Engine::connect(asio::io_context& io, const std:
                                             "\nstart Docker or Podman, or point DOCKER_HOST at its socket");
 }
 
-void Engine::request(std::string method, std::string target, std::string body, Done done, std::string content_type) {
+void Engine::request(const std::string& method, const std::string& target, std::string body, Done done,
+                     const std::string& content_type) {
   start_exchange(io_, socket_path_, method, "/v" + api_version_ + target, std::move(body), content_type, nullptr,
                  std::move(done));
 }
 
-std::shared_ptr<Engine::Stream> Engine::stream(std::string method, std::string target, std::string body, OnData on_data,
-                                               Done done, std::function<void(int)> on_open, std::string content_type) {
+std::shared_ptr<Engine::Stream> Engine::stream(const std::string& method, const std::string& target, std::string body,
+                                               OnData on_data, Done done, std::function<void(int)> on_open,
+                                               const std::string& content_type) {
   return start_exchange(io_, socket_path_, method, "/v" + api_version_ + target, std::move(body), content_type,
                         std::move(on_data), std::move(done), std::move(on_open));
 }

@@ -52,8 +52,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& description() const { return description_; }  // "Docker Engine 20.10.24"
 
   // `target` is relative to the version prefix: "/containers/json?all=1".
-  void request(std::string method, std::string target, std::string body, Done done,
-               std::string content_type = "application/json");
+  void request(const std::string& method, const std::string& target, std::string body, Done done,
+               const std::string& content_type = "application/json");
   // Like request(), but hands the body to `on_data` as it arrives; `done` gets
   // the status with an empty body (or the collected body for non-2xx answers).
   // Without a timeout: ends when the engine closes the stream or cancel() is
@@ -61,9 +61,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   class Stream;
   // `on_open`, if given, runs once the answer's headers are in (for attach:
   // the engine now forwards output, so the container may be started).
-  std::shared_ptr<Stream> stream(std::string method, std::string target, std::string body, OnData on_data, Done done,
-                                 std::function<void(int status)> on_open = nullptr,
-                                 std::string content_type = "application/json");
+  std::shared_ptr<Stream> stream(const std::string& method, const std::string& target, std::string body, OnData on_data,
+                                 Done done, std::function<void(int status)> on_open = nullptr,
+                                 const std::string& content_type = "application/json");
 
   // Runs `request` to completion on a private io_context (for the CLI).
   Result<EngineResponse> call(const std::string& method, const std::string& target, const std::string& body = "",
