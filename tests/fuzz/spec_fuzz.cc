@@ -30,7 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(!system.services.empty());
   check(system.dependency_order().size() == system.services.size());
   for (const auto& svc : system.services) {
-    check(!svc.command.empty());
+    check(svc.is_container() || !svc.command.empty());  // an image service may run the image's own CMD
+    check(!svc.is_container() || !svc.image.empty());
     check(svc.replicas >= 0 && svc.replicas <= 10000);
     zeppelin::supervisor::ReplicaIdentity id;
     id.system = &system;
