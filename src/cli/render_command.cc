@@ -28,15 +28,15 @@ int cmd_render(const RenderArgs& args) {
   }
   // Diagnostics name the file as the user wrote it, as `validate` does.
   system->file = file;
-  auto manifest = kubernetes::render(*system, {args.ns});
-  if (!manifest) {
-    std::cerr << manifest.error().message << "\n";
+  std::vector<std::string> warnings;
+  auto out = kubernetes::render_to(
+      *system, {args.ns}, args.format == "json" ? kubernetes::Format::kJson : kubernetes::Format::kYaml, &warnings);
+  if (!out) {
+    std::cerr << out.error().message << "\n";
     return 2;
   }
-  for (const auto& w : manifest->warnings) std::cerr << "zeppelin: warning: " << w << "\n";
-  const std::string out =
-      args.format == "json" ? kubernetes::to_json(manifest->objects) : kubernetes::to_yaml(manifest->objects);
-  std::cout << out << std::flush;
+  for (const auto& w : warnings) std::cerr << "zeppelin: warning: " << w << "\n";
+  std::cout << *out << std::flush;
   return std::cout ? 0 : 1;
 }
 

@@ -1,11 +1,11 @@
 #include "kubernetes/render.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -192,12 +192,17 @@ Result<Converted> convert_value(const std::string& raw, const std::set<std::stri
   return out;
 }
 
+// The objects below are built field by field: nlohmann's nested initializer
+// lists build a temporary [key, value] array per field, which doubled the
+// cost of rendering large systems.
 json labels_for(const std::string& system, const std::string& name, const std::string& component) {
-  return {{"app.kubernetes.io/name", name},
-          {"app.kubernetes.io/instance", system},
-          {"app.kubernetes.io/component", component},
-          {"app.kubernetes.io/part-of", system},
-          {"app.kubernetes.io/managed-by", "zeppelin"}};
+  json labels = json::object();
+  labels["app.kubernetes.io/name"] = name;
+  labels["app.kubernetes.io/instance"] = system;
+  labels["app.kubernetes.io/component"] = component;
+  labels["app.kubernetes.io/part-of"] = system;
+  labels["app.kubernetes.io/managed-by"] = "zeppelin";
+  return labels;
 }
 
 json selector_for(const json& labels) {
@@ -208,12 +213,34 @@ json selector_for(const json& labels) {
   return sel;
 }
 
+// {name, valueFrom: {SOURCE: ref}}
+json env_from(const std::string& name, const char* source, json ref) {
+  json from = json::object();
+  from[source] = std::move(ref);
+  json entry = json::object();
+  entry["name"] = name;
+  entry["valueFrom"] = std::move(from);
+  return entry;
+}
+
 json field_ref(const std::string& name, const std::string& path) {
-  return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
+  json ref = json::object();
+  ref["fieldPath"] = path;
+  return env_from(name, "fieldRef", std::move(ref));
 }
 
 json secret_ref(const std::string& name, const spec::SecretRef& ref) {
-  return {{"name", name}, {"valueFrom", {{"secretKeyRef", {{"name", ref.name}, {"key", ref.key}}}}}};
+  json key_ref = json::object();
+  key_ref["name"] = ref.name;
+  key_ref["key"] = ref.key;
+  return env_from(name, "secretKeyRef", std::move(key_ref));
+}
+
+json env_value(const std::string& name, std::string value) {
+  json entry = json::object();
+  entry["name"] = name;
+  entry["value"] = std::move(value);
+  return entry;
 }
 
 enum class Workload { kDeployment, kStatefulSet, kJob };
@@ -228,11 +255,16 @@ struct Plan {
   std::optional<std::string> peers;  // ZEPPELIN_PEERS in Kubernetes syntax; none: no stable address
 };
 
+// Hands every object, in output order, to a sink as soon as it is complete.
+using Sink = std::function<void(json&&)>;
+
 class Renderer {
  public:
-  Renderer(const spec::System& system, const RenderOptions& options) : system_(system), options_(options) {}
+  Renderer(const spec::System& system, const RenderOptions& options, Sink sink)
+      : system_(system), options_(options), sink_(std::move(sink)) {}
 
-  Result<Manifest> run();
+  // Returns the warnings; on error, what the sink received must be discarded.
+  Result<std::vector<std::string>> run();
 
  private:
   void error(Location at, std::string message) { diagnostics_.push_back({at, std::move(message)}); }
@@ -258,7 +290,7 @@ class Renderer {
       error(owner ? owner->location : Location{1, 1},
             "two objects would be named " + key + "; rename a service or volume");
     }
-    manifest_.objects.push_back(std::move(object));
+    sink_(std::move(object));
   }
 
   Plan plan(const Service& svc);
@@ -279,7 +311,8 @@ class Renderer {
   std::map<std::string, Plan> plans_;
   std::set<std::string> names_;  // KIND/NAME of every object, to catch collisions
   std::string etcd_endpoints_;   // ZEPPELIN_ETCD_ENDPOINTS in Kubernetes syntax
-  Manifest manifest_;
+  Sink sink_;
+  std::vector<std::string> warnings_;
 };
 
 Plan Renderer::plan(const Service& svc) {
@@ -330,19 +363,20 @@ json Renderer::container_env(const Plan& plan, json& config_data, std::set<std::
   const Service& svc = *plan.svc;
   json env = json::array();
   auto set = [&](json entry) {
-    const std::string name = entry["name"];
+    const std::string& name = entry.at("name").get_ref<const std::string&>();
     // A later entry of the same name replaces the earlier one (an apply
     // rejects duplicate names), as it overrides it locally.
-    for (auto it = env.begin(); it != env.end(); ++it) {
-      if ((*it)["name"] == name) {
-        env.erase(it);
-        break;
+    if (!defined.insert(name).second) {
+      for (auto it = env.begin(); it != env.end(); ++it) {
+        if (it->at("name").get_ref<const std::string&>() == name) {
+          env.erase(it);
+          break;
+        }
       }
     }
-    defined.insert(name);
     env.push_back(std::move(entry));
   };
-  auto literal = [&](const std::string& name, const std::string& value) { set({{"name", name}, {"value", value}}); };
+  auto literal = [&](const std::string& name, std::string value) { set(env_value(name, std::move(value))); };
 
   set(field_ref("ZEPPELIN_NAMESPACE", "metadata.namespace"));
   set(field_ref("ZEPPELIN_POD", "metadata.name"));
@@ -363,8 +397,8 @@ json Renderer::container_env(const Plan& plan, json& config_data, std::set<std::
     if (d.peers) {
       literal("ZEPPELIN_SERVICE_" + env_name(dep), *d.peers);
     } else {
-      manifest_.warnings.push_back("service \"" + svc.name + "\": ZEPPELIN_SERVICE_" + env_name(dep) +
-                                   " is not set: \"" + dep + "\" has no ports, so no stable address in the cluster");
+      warnings_.push_back("service \"" + svc.name + "\": ZEPPELIN_SERVICE_" + env_name(dep) + " is not set: \"" + dep +
+                          "\" has no ports, so no stable address in the cluster");
     }
   }
   for (const auto& v : svc.volumes) literal("ZEPPELIN_VOLUME_" + env_name(v.name), escape_dollars(v.path));
@@ -388,10 +422,13 @@ json Renderer::container_env(const Plan& plan, json& config_data, std::set<std::
       continue;
     }
     if (value->has_refs) {
-      set({{"name", name}, {"value", value->text}});
+      set(env_value(name, std::move(value->text)));
     } else {
-      config_data[name] = value->literal;
-      set({{"name", name}, {"valueFrom", {{"configMapKeyRef", {{"name", plan.name + "-env"}, {"key", name}}}}}});
+      config_data[name] = std::move(value->literal);
+      json ref = json::object();
+      ref["name"] = plan.name + "-env";
+      ref["key"] = name;
+      set(env_from(name, "configMapKeyRef", std::move(ref)));
     }
   }
   for (const auto& s : svc.secret_env) set(secret_ref(s.variable, s.secret));
@@ -420,8 +457,8 @@ std::optional<json> Renderer::wait_container(const Plan& plan) {
       steps.push_back("until nc -z -w 2 " + d.name + ".$ZEPPELIN_NAMESPACE.svc " + port + "; do echo waiting for " +
                       d.name + "; sleep 2; done");
     } else {
-      manifest_.warnings.push_back("service \"" + svc.name + "\": cannot wait for \"" + dep +
-                                   "\" in the cluster: it has no ports and no stable pod names");
+      warnings_.push_back("service \"" + svc.name + "\": cannot wait for \"" + dep +
+                          "\" in the cluster: it has no ports and no stable pod names");
     }
   }
   if (steps.empty()) return std::nullopt;
@@ -575,8 +612,8 @@ void Renderer::render_service(const Plan& plan) {
   }
 
   if (svc.restart != spec::RestartPolicy::kAlways && plan.kind == Workload::kStatefulSet) {
-    manifest_.warnings.push_back("service \"" + svc.name + "\": restart: " + spec::to_string(svc.restart) +
-                                 " cannot be honoured by a StatefulSet; its pods are always restarted");
+    warnings_.push_back("service \"" + svc.name + "\": restart: " + spec::to_string(svc.restart) +
+                        " cannot be honoured by a StatefulSet; its pods are always restarted");
   }
 
   std::set<std::string> defined;
@@ -665,9 +702,9 @@ void Renderer::render_service(const Plan& plan) {
     } else {
       const std::string name = plan.name + "-" + v.name;
       check_name(svc, name, 253);
-      manifest_.warnings.push_back("service \"" + svc.name + "\": volume " + v.name +
-                                   ": a writable host directory becomes an empty ReadWriteMany claim \"" + name +
-                                   "\"; its files are not copied");
+      warnings_.push_back("service \"" + svc.name + "\": volume " + v.name +
+                          ": a writable host directory becomes an empty ReadWriteMany claim \"" + name +
+                          "\"; its files are not copied");
       extra_objects.push_back(
           {{"apiVersion", "v1"},
            {"kind", "PersistentVolumeClaim"},
@@ -714,8 +751,8 @@ void Renderer::render_service(const Plan& plan) {
 
   json pod_spec = json::object();
   if (auto wait = wait_container(plan)) pod_spec["initContainers"] = json::array({*wait});
-  pod_spec["containers"] = json::array({container});
-  if (!volumes.empty()) pod_spec["volumes"] = volumes;
+  pod_spec["containers"] = json::array({std::move(container)});
+  if (!volumes.empty()) pod_spec["volumes"] = std::move(volumes);
   // Deployments and StatefulSets accept only Always; see docs/kubernetes.md for Jobs.
   pod_spec["restartPolicy"] = plan.kind != Workload::kJob                  ? "Always"
                               : svc.restart == spec::RestartPolicy::kNever ? "Never"
@@ -734,7 +771,7 @@ void Renderer::render_service(const Plan& plan) {
       workload["kind"] = "Deployment";
       workload_spec = {{"replicas", svc.replicas},
                        {"selector", {{"matchLabels", selector}}},
-                       {"template", {{"metadata", template_meta}, {"spec", pod_spec}}}};
+                       {"template", {{"metadata", std::move(template_meta)}, {"spec", std::move(pod_spec)}}}};
       break;
     case Workload::kStatefulSet:
       workload["apiVersion"] = "apps/v1";
@@ -744,8 +781,8 @@ void Renderer::render_service(const Plan& plan) {
                        // A replicated service with per-replica storage starts all at once, as locally.
                        {"podManagementPolicy", svc.ordered() ? "OrderedReady" : "Parallel"},
                        {"selector", {{"matchLabels", selector}}},
-                       {"template", {{"metadata", template_meta}, {"spec", pod_spec}}}};
-      if (!claims.empty()) workload_spec["volumeClaimTemplates"] = claims;
+                       {"template", {{"metadata", std::move(template_meta)}, {"spec", std::move(pod_spec)}}}};
+      if (!claims.empty()) workload_spec["volumeClaimTemplates"] = std::move(claims);
       break;
     case Workload::kJob:
       workload["apiVersion"] = "batch/v1";
@@ -754,7 +791,7 @@ void Renderer::render_service(const Plan& plan) {
                        {"parallelism", svc.replicas},
                        {"completionMode", "Indexed"},
                        {"backoffLimit", svc.restart == spec::RestartPolicy::kNever ? 0 : 6},
-                       {"template", {{"metadata", template_meta}, {"spec", pod_spec}}}};
+                       {"template", {{"metadata", std::move(template_meta)}, {"spec", std::move(pod_spec)}}}};
       break;
   }
   workload["metadata"] = metadata(plan.name, labels);
@@ -762,7 +799,7 @@ void Renderer::render_service(const Plan& plan) {
   add(std::move(workload), &svc);
 }
 
-Result<Manifest> Renderer::run() {
+Result<std::vector<std::string>> Renderer::run() {
   for (const auto& svc : system_.services) {
     if (!svc.is_container()) {
       error(svc.location, "service \"" + svc.name +
@@ -783,109 +820,289 @@ Result<Manifest> Renderer::run() {
     return make_error(Errc::kInvalidArgument,
                       spec::format_diagnostics(system_.file.empty() ? "<spec>" : system_.file, diagnostics_));
   }
-  return std::move(manifest_);
+  return std::move(warnings_);
 }
 
 // --- Output ---------------------------------------------------------------
 
+// The YAML is written by hand rather than through yaml-cpp's emitter, which
+// takes about 20 times longer (a 1,000-service system: ~900 ms against the
+// 50 ms budget); tests/unit/kubernetes_render_test.cc reads every output back
+// with yaml-cpp and PyYAML and compares it with the JSON.
+//
+// A string is written plain only when no YAML 1.1 or 1.2 reader could take
+// it for anything but that string; otherwise it is double-quoted.
 bool plain_safe(const std::string& s) {
+  static const auto allowed = [] {
+    std::array<bool, 256> table{};
+    for (int c = 'a'; c <= 'z'; ++c) table[static_cast<std::size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) table[static_cast<std::size_t>(c)] = true;
+    for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = true;
+    for (char c : std::string_view("_./:=@+-")) table[static_cast<unsigned char>(c)] = true;
+    return table;
+  }();
   if (s.empty()) return false;
-  const unsigned char first = static_cast<unsigned char>(s[0]);
-  if (!std::isalpha(first) && first != '/' && first != '_') return false;
+  const char first = s[0];
+  if (!((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || first == '/' || first == '_')) return false;
   for (char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view("_./:=@+-").find(c) == std::string_view::npos) {
+    if (!allowed[static_cast<unsigned char>(c)]) return false;
+  }
+  if (s.back() == ':') return false;
+  if (s.size() > 5) return true;
+  // Words YAML 1.1 or 1.2 reads as booleans or null, in any case.
+  for (std::string_view word : {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}) {
+    if (word.size() == s.size() && std::equal(word.begin(), word.end(), s.begin(), [](char w, char c) {
+          return w == (c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+        })) {
       return false;
     }
   }
-  if (s.back() == ':') return false;
-  std::string lower = s;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::set<std::string> words = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"};
-  return !words.count(lower);
+  return true;
 }
 
-void emit(YAML::Emitter& out, const json& value) {
+// YAML escapes in a double-quoted scalar: the short ones, \xXX, \uXXXX, \UXXXXXXXX.
+void append_escape(std::string& out, std::uint32_t code) {
+  static const char* hex = "0123456789abcdef";
+  int digits = 2;
+  if (code <= 0xff) {
+    out += "\\x";
+  } else if (code <= 0xffff) {
+    out += "\\u";
+    digits = 4;
+  } else {
+    out += "\\U";
+    digits = 8;
+  }
+  for (int i = digits - 1; i >= 0; --i) out += hex[(code >> (4 * i)) & 0xf];
+}
+
+// Double-quoted, escaping what YAML requires (control characters, C1 and
+// no-break space, byte order marks) and nothing else: UTF-8 text stays
+// readable. A byte that is not UTF-8 becomes U+FFFD.
+void append_double_quoted(std::string& out, const std::string& s) {
+  out += '"';
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        default:
+          if (c < 0x20)
+            append_escape(out, c);
+          else
+            out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if ((c >> 5) == 0x6) {
+      extra = 1;
+      code = c & 0x1f;
+    } else if ((c >> 4) == 0xe) {
+      extra = 2;
+      code = c & 0x0f;
+    } else if ((c >> 3) == 0x1e) {
+      extra = 3;
+      code = c & 0x07;
+    }
+    bool valid = extra > 0 && i + extra < s.size();
+    for (std::size_t k = 1; valid && k <= extra; ++k) {
+      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
+        valid = false;
+      else
+        code = (code << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+    }
+    if (!valid) {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      ++i;
+      continue;
+    }
+    if ((code >= 0x80 && code <= 0xa0) || code == 0xfeff)
+      append_escape(out, code);
+    else
+      out.append(s, i, extra + 1);
+    i += extra + 1;
+  }
+  out += '"';
+}
+
+void append_scalar(std::string& out, const json& value) {
   switch (value.type()) {
-    case json::value_t::object:
-      if (value.empty()) {
-        out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
-        return;
-      }
-      out << YAML::BeginMap;
-      for (auto it = value.begin(); it != value.end(); ++it) {
-        out << YAML::Key;
-        if (plain_safe(it.key()))
-          out << it.key();
-        else
-          out << YAML::DoubleQuoted << it.key();
-        out << YAML::Value;
-        emit(out, it.value());
-      }
-      out << YAML::EndMap;
-      return;
-    case json::value_t::array:
-      if (value.empty()) {
-        out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
-        return;
-      }
-      out << YAML::BeginSeq;
-      for (const auto& item : value) emit(out, item);
-      out << YAML::EndSeq;
-      return;
     case json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
       if (plain_safe(s))
-        out << s;
+        out += s;
       else
-        out << YAML::DoubleQuoted << s;
+        append_double_quoted(out, s);
       return;
     }
     case json::value_t::boolean:
-      out << (value.get<bool>() ? "true" : "false");
+      out += value.get<bool>() ? "true" : "false";
       return;
     case json::value_t::number_integer:
-      out << value.get<std::int64_t>();
+      out += std::to_string(value.get<std::int64_t>());
       return;
     case json::value_t::number_unsigned:
-      out << value.get<std::uint64_t>();
+      out += std::to_string(value.get<std::uint64_t>());
       return;
     case json::value_t::number_float:
-      out << value.get<double>();
+      out += value.dump();
+      return;
+    case json::value_t::object:
+      out += "{}";
+      return;  // only empty ones reach here
+    case json::value_t::array:
+      out += "[]";
       return;
     default:
-      out << YAML::Null;
+      out += "~";
       return;
   }
 }
 
-}  // namespace
+bool is_block(const json& value) { return (value.is_object() || value.is_array()) && !value.empty(); }
 
-Result<Manifest> render(const spec::System& system, const RenderOptions& options) {
+void append_block(std::string& out, const json& value, std::size_t indent, bool inline_first);
+
+// A block collection: a mapping's entries each on a line at `indent`, a
+// list's items as "- " at `indent`, nested collections 2 deeper. With
+// `inline_first`, the first line continues the current one (after "- ").
+void append_block(std::string& out, const json& value, std::size_t indent, bool inline_first) {
+  bool first = true;
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      if (!(first && inline_first)) out.append(indent, ' ');
+      first = false;
+      if (plain_safe(it.key()))
+        out += it.key();
+      else
+        append_double_quoted(out, it.key());
+      out += ':';
+      if (is_block(it.value())) {
+        out += '\n';
+        append_block(out, it.value(), indent + 2, false);
+      } else {
+        out += ' ';
+        append_scalar(out, it.value());
+        out += '\n';
+      }
+    }
+    return;
+  }
+  for (const auto& item : value) {
+    if (!(first && inline_first)) out.append(indent, ' ');
+    first = false;
+    out += "- ";
+    if (is_block(item)) {
+      append_block(out, item, indent + 2, true);
+    } else {
+      append_scalar(out, item);
+      out += '\n';
+    }
+  }
+}
+
+void append_yaml_document(std::string& out, const json& object) {
+  out += "---\n";
+  if (is_block(object)) {
+    append_block(out, object, 0, false);
+  } else {
+    append_scalar(out, object);
+    out += '\n';
+  }
+}
+
+// A List as nlohmann's dump(2) writes it, one item at a time.
+constexpr std::string_view kJsonListHead = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [";
+
+void append_json_item(std::string& out, const json& object, bool first) {
+  out += first ? "\n    " : ",\n    ";
+  const std::string text = object.dump(2);
+  // dump() escapes newlines inside strings, so every '\n' ends a line.
+  std::size_t from = 0;
+  for (std::size_t nl; (nl = text.find('\n', from)) != std::string::npos; from = nl + 1) {
+    out.append(text, from, nl + 1 - from);
+    out += "    ";
+  }
+  out.append(text, from, std::string::npos);
+}
+
+void append_json_tail(std::string& out, bool empty) { out += empty ? "]\n}\n" : "\n  ]\n}\n"; }
+
+Status check_options(const RenderOptions& options) {
   if (!options.ns.empty() && !spec::is_dns_label(options.ns)) {
     return make_error(Errc::kInvalidArgument,
                       "invalid namespace \"" + options.ns +
                           "\": must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)");
   }
-  return Renderer(system, options).run();
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Manifest> render(const spec::System& system, const RenderOptions& options) {
+  if (auto checked = check_options(options); !checked) return checked.error();
+  Manifest manifest;
+  auto warnings = Renderer(system, options, [&](json&& o) { manifest.objects.push_back(std::move(o)); }).run();
+  if (!warnings) return warnings.error();
+  manifest.warnings = std::move(*warnings);
+  return manifest;
+}
+
+Result<std::string> render_to(const spec::System& system, const RenderOptions& options, Format format,
+                              std::vector<std::string>* warnings) {
+  if (auto checked = check_options(options); !checked) return checked.error();
+  std::string out;
+  out.reserve(4096 * (2 + system.services.size()));
+  bool first = true;
+  if (format == Format::kJson) out += kJsonListHead;
+  auto result = Renderer(system, options, [&](json&& o) {
+                  if (format == Format::kJson)
+                    append_json_item(out, o, first);
+                  else
+                    append_yaml_document(out, o);
+                  first = false;
+                }).run();
+  if (!result) return result.error();
+  if (format == Format::kJson) append_json_tail(out, first);
+  if (warnings) *warnings = std::move(*result);
+  return out;
 }
 
 std::string to_yaml(const std::vector<json>& objects) {
   std::string out;
-  for (const auto& object : objects) {
-    YAML::Emitter emitter;
-    emitter.SetIndent(2);
-    emit(emitter, object);
-    out += "---\n";
-    out.append(emitter.c_str(), emitter.size());
-    out += '\n';
-  }
+  out.reserve(objects.size() * 4096);
+  for (const auto& object : objects) append_yaml_document(out, object);
   return out;
 }
 
 std::string to_json(const std::vector<json>& objects) {
-  json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}};
-  return list.dump(2) + "\n";
+  std::string out(kJsonListHead);
+  for (std::size_t i = 0; i < objects.size(); ++i) append_json_item(out, objects[i], i == 0);
+  append_json_tail(out, objects.empty());
+  return out;
 }
 
 std::string format_bytes(std::int64_t bytes) {

@@ -37,6 +37,15 @@ struct Manifest {
 // per line, as FILE:LINE:COL: message.
 Result<Manifest> render(const spec::System& system, const RenderOptions& options);
 
+enum class Format { kYaml, kJson };
+
+// render() and to_yaml()/to_json() in one pass, emitting each object as soon
+// as it is complete: what `zeppelin render` prints, without keeping the whole
+// manifest in memory. Byte-identical to to_yaml(render(...)->objects) (or
+// to_json). Warnings go to `warnings` when given.
+Result<std::string> render_to(const spec::System& system, const RenderOptions& options, Format format,
+                              std::vector<std::string>* warnings = nullptr);
+
 // A YAML stream, one document per object, separated by "---".
 std::string to_yaml(const std::vector<nlohmann::ordered_json>& objects);
 // One JSON object of kind List holding every object, as kubectl prints.

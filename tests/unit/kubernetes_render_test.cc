@@ -17,6 +17,8 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "kubernetes/render.h"
 #include "spec/parser.h"
 
@@ -201,6 +203,17 @@ TEST_P(KubernetesGolden, RendersByteForByteAsExpected) {
   ASSERT_TRUE(fs::exists(expected_path)) << expected_path << " is missing; see the top of this file to create it";
   EXPECT_EQ(yaml, slurp(expected_path)) << "rendering of " << input << " changed";
 
+  // What the CLI prints (streamed) is the same, in both formats, with the same warnings.
+  std::vector<std::string> warnings;
+  auto streamed = render_to(*system, {ns}, Format::kYaml, &warnings);
+  ASSERT_TRUE(streamed) << streamed.error().message;
+  EXPECT_EQ(*streamed, yaml);
+  EXPECT_EQ(warnings, manifest->warnings);
+  auto streamed_json = render_to(*system, {ns}, Format::kJson);
+  ASSERT_TRUE(streamed_json);
+  EXPECT_EQ(*streamed_json, to_json(manifest->objects));
+  EXPECT_EQ(json::parse(*streamed_json)["items"], json(manifest->objects));
+
   // Deterministic: a second rendering is identical, in both formats.
   auto again = render(*system, {ns});
   ASSERT_TRUE(again);
@@ -242,6 +255,82 @@ TEST(KubernetesRender, YamlAndJsonCarryTheSameObjects) {
   EXPECT_EQ(documents, manifest->objects.size());
 }
 
+// Reads YAML back as JSON: quoted scalars are strings; plain ones are
+// integers, booleans or strings as YAML 1.2's core schema resolves them.
+json to_json_value(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      json out = json::object();
+      for (auto it = node.begin(); it != node.end(); ++it) out[it->first.Scalar()] = to_json_value(it->second);
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      json out = json::array();
+      for (const auto& item : node) out.push_back(to_json_value(item));
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      if (node.Tag() == "!") return s;
+      static const std::regex integer("^[-+]?[0-9]+$");
+      if (std::regex_match(s, integer)) return std::stoll(s);
+      if (s == "true" || s == "false") return s == "true";
+      static const std::regex other(
+          "^(null|Null|NULL|~|[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|"
+          "[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)|0x[0-9a-fA-F]+|0o[0-7]+)$");
+      EXPECT_FALSE(std::regex_match(s, other)) << "plain \"" << s << "\" would not read back as a string";
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+void expect_yaml_reads_back_as(const std::vector<json>& objects) {
+  const std::string yaml = to_yaml(objects);
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(yaml);
+  } catch (const YAML::Exception& e) {
+    FAIL() << "unreadable YAML: " << e.what() << "\n" << yaml;
+  }
+  ASSERT_EQ(documents.size(), objects.size());
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    // Key order aside (ordered_json compares in order; both keep the file's order).
+    EXPECT_EQ(to_json_value(documents[i]), objects[i]) << "document " << i;
+  }
+}
+
+TEST(KubernetesRender, YamlReadsBackAsTheObjectsEvenForAwkwardStrings) {
+  auto manifest = render_text(
+      "name: a\nservices:\n  s:\n    image: x\n    env:\n"
+      "      A: \"yes\"\n      B: \"3\"\n      C: \"1e3\"\n      D: \"0x1F\"\n      E: \"~\"\n      F: \"\"\n"
+      "      G: \"a: b\"\n      H: \"#x\"\n      I: \"- x\"\n      J: \"say \\\"hi\\\" \\\\ back\"\n"
+      "      K: \"tab\\tnew\\nline\\r\"\n      L: \"h\u00e9llo \u2713 \U0001F680\"\n      M: \"bell\\x01\\x1f\"\n"
+      "      N: \"nb\\u00a0sp\\u0085\"\n      O: \"1:30\"\n      P: \".inf\"\n      Q: \"Off\"\n      R: \"null\"\n"
+      "      S: \"{a}\"\n      T: \"[1]\"\n      U: \"*ref\"\n      V: \"&anchor\"\n      W: \"!tag\"\n"
+      "      X: \"%percent\"\n      Y: \"@at\"\n      Z: \"trailing:\"\n      AA: \" lead\"\n      AB: \"-1\"\n"
+      "      AC: \"+1\"\n      AD: \".5\"\n      AE: \"'single'\"\n      AF: \"a #comment\"\n      AG: \"|\"\n"
+      "      AH: \">\"\n      AI: \"?\"\n      AJ: \"a,b\"\n      AK: \"\\ufeffbom\"\n");
+  ASSERT_TRUE(manifest) << manifest.error().message;
+  expect_yaml_reads_back_as(manifest->objects);
+  const std::string yaml = to_yaml(manifest->objects);
+  EXPECT_NE(yaml.find("L: \"h\u00e9llo \u2713 \U0001F680\""), std::string::npos) << "UTF-8 stays readable";
+  EXPECT_NE(yaml.find("M: \"bell\\x01\\x1f\""), std::string::npos);
+  EXPECT_NE(yaml.find("\"N\": \"nb\\xa0sp\\x85\""), std::string::npos) << "C1 and no-break space escaped";
+}
+
+TEST(KubernetesRender, EveryGoldenRenderingReadsBackAsItsObjects) {
+  for (const auto& input : golden_inputs()) {
+    SCOPED_TRACE(input.string());
+    auto system = spec::load_spec_file(input.string());
+    ASSERT_TRUE(system) << system.error().message;
+    auto manifest = render(*system, {namespace_of(slurp(input))});
+    ASSERT_TRUE(manifest) << manifest.error().message;
+    expect_yaml_reads_back_as(manifest->objects);
+  }
+}
+
 TEST(KubernetesRender, NoSecretValueEverReachesTheManifest) {
   // The local secret files exist with a recognisable value; the rendering
   // must hold only references to them.
@@ -280,10 +369,20 @@ TEST(KubernetesRender, NoSecretValueEverReachesTheManifest) {
   fs::remove_all(home);
 }
 
+TEST(KubernetesRender, JsonOfNoObjectsIsAnEmptyList) {
+  EXPECT_EQ(json::parse(to_json({})), (json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", json::array()}}));
+  EXPECT_EQ(to_yaml({}), "");
+}
+
 TEST(KubernetesRender, ACommandOnlyServiceIsAnErrorWithItsPlace) {
-  auto manifest = render_text(
+  const std::string text =
       "name: shop\nservices:\n  db:\n    image: postgres:16\n  web:\n    command: [\"python3\", \"web.py\"]\n"
-      "  job:\n    command: make report\n");
+      "  job:\n    command: make report\n";
+  auto system = spec::parse_spec(text, "zeppelin.yaml", "/");
+  ASSERT_TRUE(system) << "valid locally";
+  auto streamed = render_to(*system, {}, Format::kYaml);
+  ASSERT_FALSE(streamed) << "no partial output";
+  auto manifest = render_text(text);
   ASSERT_FALSE(manifest);
   EXPECT_EQ(manifest.error().code, Errc::kInvalidArgument);
   const std::string& m = manifest.error().message;
