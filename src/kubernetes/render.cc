@@ -474,10 +474,20 @@ std::optional<json> Renderer::directory_config_map(const Service& svc, const spe
   const std::string where = "service \"" + svc.name + "\": volume " + vol.name + ": ";
   std::vector<fs::path> files;
   std::error_code ec;
+  std::uintmax_t listed = 0;
+  auto too_large = [&] {
+    error(svc.location,
+          where + *vol.source + " holds more than a ConfigMap can (1 MiB); put the files in the image instead");
+  };
   for (fs::recursive_directory_iterator it(*vol.source, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->is_directory(ec)) continue;
     if (!it->is_regular_file(ec)) {
       error(svc.location, where + it->path().string() + " is not a regular file; a ConfigMap holds only files");
+      return std::nullopt;
+    }
+    listed += it->file_size(ec);
+    if (listed > static_cast<std::uintmax_t>(kConfigMapLimit)) {  // stop early: `source` may be a large tree
+      too_large();
       return std::nullopt;
     }
     files.push_back(it->path());
@@ -518,9 +528,8 @@ std::optional<json> Renderer::directory_config_map(const Service& svc, const spe
       binary[key] = base64(text);
     items.push_back({{"key", key}, {"path", rel}});
   }
-  if (total > kConfigMapLimit) {
-    error(svc.location, where + *vol.source + " holds " + std::to_string(total) +
-                            " bytes, more than a ConfigMap can (1 MiB); put the files in the image instead");
+  if (total > kConfigMapLimit) {  // the files grew since they were listed
+    too_large();
     return std::nullopt;
   }
   json cm = {{"apiVersion", "v1"},

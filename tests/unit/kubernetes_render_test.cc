@@ -437,6 +437,24 @@ TEST(KubernetesRender, NamesKubernetesRejectsAreErrors) {
   EXPECT_FALSE(render_text("name: a\nservices:\n  s: {image: x}\n", "Prod"));
 }
 
+TEST(KubernetesRender, AReadOnlyHostDirectoryOverAMebibyteIsAnError) {
+  const fs::path dir = fs::temp_directory_path() / "zeppelin-render-big";
+  fs::create_directories(dir / "static");
+  std::ofstream(dir / "static" / "a.bin") << std::string(700 * 1024, 'a');
+  std::ofstream(dir / "static" / "b.bin") << std::string(400 * 1024, 'b');
+  auto system = spec::parse_spec(
+      "name: a\nservices:\n  s:\n    image: x\n    volumes: [{name: www, path: /w, source: static, read_only: true}]\n",
+      "zeppelin.yaml", dir.string());
+  ASSERT_TRUE(system) << system.error().message;
+  auto manifest = render(*system, {});
+  ASSERT_FALSE(manifest);
+  EXPECT_NE(manifest.error().message.find("zeppelin.yaml:3:3: service \"s\": volume www: " + (dir / "static").string() +
+                                          " holds more than a ConfigMap can (1 MiB)"),
+            std::string::npos)
+      << manifest.error().message;
+  fs::remove_all(dir);
+}
+
 TEST(KubernetesRender, WarnsAboutWhatTheClusterCannotHonour) {
   auto manifest = render_text(
       "name: a\nservices:\n  db:\n    image: x\n    mode: stateful\n    restart: never\n"
