@@ -141,6 +141,11 @@ struct Converted {
 
 Result<Converted> convert_value(const std::string& raw, const std::set<std::string>& defined, bool replica_defined) {
   Converted out;
+  if (raw.find('$') == std::string::npos) {  // the common case
+    out.text = raw;
+    out.literal = raw;
+    return out;
+  }
   for (std::size_t i = 0; i < raw.size(); ++i) {
     auto literal = [&](char c) {
       out.literal += c;
@@ -1094,7 +1099,7 @@ Result<std::string> render_to(const spec::System& system, const RenderOptions& o
                               std::vector<std::string>* warnings) {
   if (auto checked = check_options(options); !checked) return checked.error();
   std::string out;
-  out.reserve(4096 * (2 + system.services.size()));
+  out.reserve(8192 * (2 + system.services.size()));  // a service takes 2-8 kB
   bool first = true;
   if (format == Format::kJson) out += kJsonListHead;
   auto result = Renderer(system, options, [&](json&& o) {
