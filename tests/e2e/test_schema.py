@@ -98,6 +98,15 @@ class SpecSchemaTest(unittest.TestCase):
                 with open(path, encoding="utf-8") as f:
                     self.assert_valid(yaml.safe_load(f), path)
 
+    def test_every_golden_rendering_input_is_valid(self):
+        files = sorted(f for f in glob.glob(os.path.join(ROOT, "tests", "golden", "kubernetes", "*.yaml"))
+                       if not f.endswith(".expected.yaml"))
+        self.assertGreaterEqual(len(files), 8)
+        for path in files:
+            with self.subTest(spec=os.path.basename(path)):
+                with open(path, encoding="utf-8") as f:
+                    self.assert_valid(yaml.safe_load(f), path)
+
     def test_complete_specs_in_the_reference_are_valid(self):
         with open(SPEC_DOC, encoding="utf-8") as f:
             blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
