@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/render_command.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/units.h"
@@ -385,6 +386,13 @@ int main(int argc, char** argv) {
   auto* build = app.add_subcommand("build", "Build the images of services with `build:` (and pull missing images)");
   build->add_option("file", file, "spec file or directory (default ./zeppelin.yaml)");
 
+  RenderArgs render_args;
+  auto* render = app.add_subcommand("render", "Print the system as manifests for another platform (Kubernetes)");
+  render->add_option("--target", render_args.target, "kubernetes")->required();
+  render->add_option("file", render_args.file, "spec file, or a directory holding zeppelin.yaml")->required();
+  render->add_option("-n,--namespace", render_args.ns, "namespace of every object (default: none, kubectl's current)");
+  render->add_option("-o,--output", render_args.format, "yaml or json")->capture_default_str();
+
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
@@ -436,6 +444,7 @@ int main(int argc, char** argv) {
 
   if (*validate) return cmd_validate(file);
   if (*build) return cmd_build(file);
+  if (*render) return cmd_render(render_args);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
     return server::run_server({zeppelin_home(), listen, ready_fd});

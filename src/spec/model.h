@@ -28,6 +28,21 @@ struct Volume {
   std::string path;                   // where the replica expects it (used by containers)
   std::optional<std::string> source;  // absolute host directory; empty: per-replica volume
   bool read_only = false;
+  // Storage to request in a cluster (bytes); not enforced locally. Empty: the
+  // renderer's default.
+  std::optional<std::int64_t> size_bytes;
+};
+
+// A value kept out of the spec: key KEY of secret NAME. Locally the file
+// $ZEPPELIN_HOME/secrets/NAME/KEY; in Kubernetes the Secret NAME.
+struct SecretRef {
+  std::string name;                   // a DNS-1123 label
+  std::string key;                    // letters, digits, '-', '_', '.'; not "." or ".."
+};
+
+struct SecretEnv {
+  std::string variable;
+  SecretRef secret;
 };
 
 struct HealthCheck {
@@ -72,6 +87,7 @@ struct Service {
   // inside the container, empty for the image's own.
   std::string workdir;
   std::vector<std::pair<std::string, std::string>> env;  // in file order, unexpanded
+  std::vector<SecretEnv> secret_env;  // set after `env`, never expanded
   std::vector<Port> ports;
   int replicas = 1;
   Mode mode = Mode::kReplicated;
@@ -89,9 +105,18 @@ struct Service {
   bool ordered() const { return mode == Mode::kStateful && start == StartOrder::kOrdered; }
 };
 
+// An external etcd cluster the system's replicas use (`store: {etcd: ...}`).
+struct EtcdStore {
+  std::vector<std::string> endpoints;  // http(s)://HOST:PORT, at least one
+  std::string user;                    // empty: no authentication
+  std::optional<SecretRef> password;   // given exactly when user is
+  std::string prefix;                  // key prefix, starts with '/'; default /zeppelin/SYSTEM/
+};
+
 struct System {
   std::string name;
   std::vector<Service> services;      // in file order
+  std::optional<EtcdStore> etcd;      // store.etcd
   std::string file;                   // absolute path of the spec file ("" if from text)
   std::string base_dir;               // directory relative paths resolve against
 

@@ -142,7 +142,11 @@ class SpecReader {
   void read_command(Service& svc, const YAML::Node& node);
   void read_image(Service& svc, const YAML::Node& node);
   void read_build(Service& svc, const YAML::Node& node);
-  std::vector<std::pair<std::string, std::string>> read_name_values(const YAML::Node& node, const std::string& what);
+  // NAME: value pairs; with `secrets`, a value may also be {secret: NAME, key: KEY}.
+  std::vector<std::pair<std::string, std::string>> read_name_values(const YAML::Node& node, const std::string& what,
+                                                                    std::vector<SecretEnv>* secrets = nullptr);
+  std::optional<SecretRef> read_secret_ref(const YAML::Node& node, const std::string& what);
+  void read_store(System& system, const YAML::Node& node);
   void read_env(Service& svc, const YAML::Node& node);
   void read_ports(Service& svc, const YAML::Node& node);
   void read_volumes(Service& svc, const YAML::Node& node);
@@ -272,10 +276,12 @@ System SpecReader::read(const YAML::Node& root) {
   }
   std::optional<YAML::Node> name_node;
   std::optional<YAML::Node> services_node;
-  for_fields(root, "the system", {"name", "services"},
+  std::optional<YAML::Node> store_node;
+  for_fields(root, "the system", {"name", "services", "store"},
              [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
                if (field == "name") name_node = value;
-               else services_node = value;
+               else if (field == "services") services_node = value;
+               else store_node = value;
              });
   if (!name_node) {
     error(Location{1, 1}, "missing required field \"name\"");
@@ -286,6 +292,7 @@ System SpecReader::read(const YAML::Node& root) {
     }
     system.name = *name;
   }
+  if (store_node) read_store(system, *store_node);
   if (!services_node) {
     error(Location{1, 1}, "missing required field \"services\"");
     return system;
@@ -306,6 +313,7 @@ System SpecReader::read(const YAML::Node& root) {
     system.services.push_back(std::move(svc));
   });
   check_dependencies(system, dep_nodes);
+  if (system.etcd && system.etcd->prefix.empty()) system.etcd->prefix = "/zeppelin/" + system.name + "/";
   // A service built without a named image gets a predictable tag, as Compose's PROJECT-SERVICE.
   for (auto& svc : system.services) {
     if (svc.build && svc.image.empty()) svc.image = system.name + "-" + svc.name + ":latest";
@@ -489,10 +497,92 @@ void SpecReader::read_build(Service& svc, const YAML::Node& node) {
   svc.build = build;
 }
 
-void SpecReader::read_env(Service& svc, const YAML::Node& node) { svc.env = read_name_values(node, "env"); }
+void SpecReader::read_env(Service& svc, const YAML::Node& node) {
+  svc.env = read_name_values(node, "env", &svc.secret_env);
+}
+
+std::optional<SecretRef> SpecReader::read_secret_ref(const YAML::Node& node, const std::string& what) {
+  if (!node.IsMap()) {
+    error(node, what + " must be a secret reference {secret: NAME, key: KEY}, found " + kind_name(node));
+    return std::nullopt;
+  }
+  SecretRef ref;
+  bool has_secret = false;
+  bool has_key = false;
+  for_fields(node, what, {"secret", "key"}, [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+    auto s = string_of(value, what + " " + field);
+    if (!s) return;
+    if (field == "secret") {
+      has_secret = true;
+      if (!is_dns_label(*s)) {
+        error(value, "invalid secret name \"" + *s + "\": must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)");
+      }
+      ref.name = *s;
+    } else {
+      has_key = true;
+      auto key_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; };
+      if (s->empty() || s->size() > 253 || *s == "." || *s == ".." || !std::all_of(s->begin(), s->end(), key_char)) {
+        error(value, "invalid secret key \"" + *s + "\": letters, digits, '-', '_' and '.', at most 253, not \".\" or \"..\"");
+      }
+      ref.key = *s;
+    }
+  });
+  if (!has_secret) error(node, what + " is missing required field \"secret\"");
+  if (!has_key) error(node, what + " is missing required field \"key\"");
+  if (!has_secret || !has_key) return std::nullopt;
+  return ref;
+}
+
+void SpecReader::read_store(System& system, const YAML::Node& node) {
+  if (!expect_map(node, "store")) return;
+  for_fields(node, "store", {"etcd"}, [&](const std::string&, const YAML::Node&, const YAML::Node& etcd_node) {
+    if (!expect_map(etcd_node, "store.etcd")) return;
+    EtcdStore etcd;
+    bool has_endpoints = false;
+    std::optional<YAML::Node> user_node;
+    std::optional<YAML::Node> password_node;
+    for_fields(etcd_node, "store.etcd", {"endpoints", "user", "password", "prefix"},
+               [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+                 if (field == "endpoints") {
+                   has_endpoints = true;
+                   etcd.endpoints = string_list(value, "store.etcd.endpoints");
+                   if (value.IsSequence() && value.size() == 0) error(value, "store.etcd.endpoints must not be empty");
+                   for (std::size_t i = 0; value.IsSequence() && i < value.size() && i < etcd.endpoints.size(); ++i) {
+                     const std::string& url = etcd.endpoints[i];
+                     const std::string rest = url.starts_with("http://")    ? url.substr(7)
+                                              : url.starts_with("https://") ? url.substr(8)
+                                                                            : std::string();
+                     if (rest.empty() || rest.find_first_of(", \t/") != std::string::npos) {
+                       error(value[i], "invalid etcd endpoint \"" + url + "\": expected http://HOST:PORT or https://HOST:PORT");
+                     }
+                   }
+                 } else if (field == "user") {
+                   user_node = value;
+                   if (auto s = string_of(value, "store.etcd.user")) {
+                     if (s->empty()) error(value, "store.etcd.user must not be empty");
+                     etcd.user = *s;
+                   }
+                 } else if (field == "password") {
+                   password_node = value;
+                   etcd.password = read_secret_ref(value, "store.etcd.password");
+                 } else if (auto s = string_of(value, "store.etcd.prefix")) {
+                   if (s->empty() || (*s)[0] != '/') error(value, "store.etcd.prefix \"" + *s + "\" must start with '/'");
+                   etcd.prefix = *s;
+                 }
+               });
+    if (!has_endpoints) error(etcd_node, "store.etcd is missing required field \"endpoints\"");
+    if (user_node && !password_node) {
+      error(*user_node, "store.etcd.user needs a password: {secret: NAME, key: KEY}");
+    } else if (password_node && !user_node) {
+      error(*password_node, "store.etcd.password needs a user");
+    }
+    system.etcd = std::move(etcd);
+  });
+}
 
 std::vector<std::pair<std::string, std::string>> SpecReader::read_name_values(const YAML::Node& node,
-                                                                              const std::string& what) {
+                                                                              const std::string& what,
+                                                                              std::vector<SecretEnv>* secrets) {
   std::vector<std::pair<std::string, std::string>> out;
   auto valid_name = [](const std::string& n) {
     if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
@@ -525,8 +615,11 @@ std::vector<std::pair<std::string, std::string>> SpecReader::read_name_values(co
       out.emplace_back(name, "");
     } else if (value.IsScalar()) {
       out.emplace_back(name, value.Scalar());
+    } else if (secrets && value.IsMap()) {
+      if (auto ref = read_secret_ref(value, what + " " + name)) secrets->push_back({name, *ref});
     } else {
-      error(value, "value of " + name + " in " + what + " must be a scalar, found " + kind_name(value));
+      error(value, "value of " + name + " in " + what + " must be a scalar" +
+                       (secrets ? " or a secret reference {secret: NAME, key: KEY}" : "") + ", found " + kind_name(value));
     }
   });
   return out;
@@ -579,7 +672,8 @@ void SpecReader::read_volumes(Service& svc, const YAML::Node& node) {
     Volume vol;
     bool has_name = false;
     bool has_path = false;
-    for_fields(item, "volume", {"name", "path", "source", "read_only"},
+    std::optional<YAML::Node> size_node;
+    for_fields(item, "volume", {"name", "path", "source", "read_only", "size"},
                [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
                  if (field == "name") {
                    auto s = string_of(value, "volume name");
@@ -606,10 +700,20 @@ void SpecReader::read_volumes(Service& svc, const YAML::Node& node) {
                    if (!fs::is_directory(*vol.source, ec)) {
                      error(value, "volume source \"" + *s + "\" is not a directory (resolved to " + *vol.source + ")");
                    }
+                 } else if (field == "size") {
+                   size_node = value;
+                   auto s = string_of(value, "volume size");
+                   if (!s) return;
+                   auto bytes = parse_memory(*s);
+                   if (bytes) vol.size_bytes = *bytes;
+                   else error(value, "volume size: " + bytes.error().message);
                  } else if (auto b = bool_of(value, "read_only")) {
                    vol.read_only = *b;
                  }
                });
+    if (size_node && vol.source && vol.read_only) {
+      error(*size_node, "volume size does not apply to a read-only volume with source (it is not a claim)");
+    }
     if (!has_name) error(item, "volume is missing required field \"name\"");
     if (!has_path) error(item, "volume is missing required field \"path\"");
     if (has_name && has_path) svc.volumes.push_back(vol);

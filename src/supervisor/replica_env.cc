@@ -83,6 +83,30 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
   for (const auto& [dep, endpoints] : id.dependencies) vars["ZEPPELIN_SERVICE_" + env_name(dep)] = join(endpoints);
   for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
 
+  auto secret = [&id, &svc](const std::string& variable, const spec::SecretRef& ref) -> Result<std::string> {
+    if (!id.read_secret) return std::string();
+    auto value = id.read_secret(ref);
+    if (!value) {
+      return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": " + variable + ": secret " + ref.name +
+                                                    "/" + ref.key + ": " + value.error().message);
+    }
+    if (value->find('\0') != std::string::npos) {
+      return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": " + variable + ": secret " + ref.name +
+                                                    "/" + ref.key + " holds a NUL byte, which an environment cannot");
+    }
+    return value;
+  };
+  if (const auto& etcd = id.system->etcd) {
+    vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(etcd->endpoints);
+    vars["ZEPPELIN_ETCD_PREFIX"] = etcd->prefix;
+    if (etcd->password) {
+      auto password = secret("ZEPPELIN_ETCD_PASSWORD", *etcd->password);
+      if (!password) return password.error();
+      vars["ZEPPELIN_ETCD_USER"] = etcd->user;
+      vars["ZEPPELIN_ETCD_PASSWORD"] = *password;
+    }
+  }
+
   auto lookup = [&](const std::string& key) -> std::optional<std::string> {
     if (auto it = vars.find(key); it != vars.end()) return it->second;
     if (auto it = caller_env.find(key); it != caller_env.end()) return it->second;
@@ -94,6 +118,12 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     if (!value) {
       return make_error(Errc::kInvalidArgument, "service \"" + svc.name + "\": env " + name + ": " + value.error().message);
     }
+    vars[name] = *value;
+  }
+  // Secret values are set last and never expanded, so no other value embeds them.
+  for (const auto& [name, ref] : svc.secret_env) {
+    auto value = secret("env " + name, ref);
+    if (!value) return value.error();
     vars[name] = *value;
   }
 

@@ -103,6 +103,7 @@ std::string fingerprint(const spec::Service& svc) {
   for (const auto& a : svc.command) out << a << '\x1f';
   out << '|' << svc.shell << '|' << svc.workdir << '|';
   for (const auto& [k, v] : svc.env) out << k << '=' << v << '\x1f';
+  for (const auto& s : svc.secret_env) out << s.variable << "=secret:" << s.secret.name << '/' << s.secret.key << '\x1f';
   for (const auto& p : svc.ports) out << p.name << ':' << p.port << ',';
   out << '|' << svc.resources.cpu_millis.value_or(0) << '|' << svc.resources.memory_bytes.value_or(0) << '|';
   for (const auto& v : svc.volumes) out << v.name << ':' << v.path << ':' << v.source.value_or("") << ':' << v.read_only << ',';
@@ -660,6 +661,9 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   id.replicas = want;
   id.host = r->host;
   id.home = options_.home;
+  id.read_secret = [home = options_.home](const spec::SecretRef& ref) {
+    return read_file(home + "/secrets/" + ref.name + "/" + ref.key);
+  };
   for (int i = 0; i < want; ++i) id.peers.push_back(endpoint(*svc, ensure_replica(sys, *svc, i)->host));
   for (const auto& dep : svc->depends_on) {
     const spec::Service* d = sys.spec.find(dep);

@@ -45,6 +45,21 @@ CORPUS_REJECTED_BY_SCHEMA = [
     "start_on_replicated.yaml",
     "unknown_field.yaml",
     "wrong_type_replicas.yaml",
+    "bad_volume_size.yaml",
+    "volume_size_on_read_only_source.yaml",
+    "env_secret_missing_key.yaml",
+    "env_secret_bad_name.yaml",
+    "env_secret_bad_key.yaml",
+    "env_value_list.yaml",
+    "store_not_a_mapping.yaml",
+    "store_etcd_missing_endpoints.yaml",
+    "store_etcd_empty_endpoints.yaml",
+    "store_etcd_bad_endpoint.yaml",
+    "store_etcd_user_without_password.yaml",
+    "store_etcd_password_without_user.yaml",
+    "store_etcd_empty_user.yaml",
+    "store_etcd_relative_prefix.yaml",
+    "store_unknown_backend.yaml",
 ]
 
 MISSING = [name for name, module in (("PyYAML (import yaml)", yaml), ("jsonschema", jsonschema)) if module is None]
@@ -83,6 +98,15 @@ class SpecSchemaTest(unittest.TestCase):
                 with open(path, encoding="utf-8") as f:
                     self.assert_valid(yaml.safe_load(f), path)
 
+    def test_every_golden_rendering_input_is_valid(self):
+        files = sorted(f for f in glob.glob(os.path.join(ROOT, "tests", "golden", "kubernetes", "*.yaml"))
+                       if not f.endswith(".expected.yaml"))
+        self.assertGreaterEqual(len(files), 8)
+        for path in files:
+            with self.subTest(spec=os.path.basename(path)):
+                with open(path, encoding="utf-8") as f:
+                    self.assert_valid(yaml.safe_load(f), path)
+
     def test_complete_specs_in_the_reference_are_valid(self):
         with open(SPEC_DOC, encoding="utf-8") as f:
             blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
@@ -96,11 +120,18 @@ class SpecSchemaTest(unittest.TestCase):
     def test_every_field_and_form(self):
         self.assert_valid(yaml.safe_load(textwrap.dedent("""\
             name: full-1
+            store:
+              etcd:
+                endpoints: ["https://etcd-0.example:2379", "http://10.0.0.2:2379"]
+                user: shop
+                password: {secret: etcd-auth, key: password}
+                prefix: /apps/shop/
             services:
               db:
                 command: ["srv", "--listen", "${ZEPPELIN_HOST}:${PORT}", 8080, true]
                 workdir: ./db
-                env: {MODE: primary, LEVEL: 3, VERBOSE: true, EMPTY: null, URL: "http://${ZEPPELIN_HOST}:${PORT_HTTP}"}
+                env: {MODE: primary, LEVEL: 3, VERBOSE: true, EMPTY: null, URL: "http://${ZEPPELIN_HOST}:${PORT_HTTP}",
+                      PASSWORD: {secret: db-auth, key: password}}
                 ports:
                   - {name: http, port: 8080}
                   - {name: admin-ui, port: 9090}
@@ -109,7 +140,7 @@ class SpecSchemaTest(unittest.TestCase):
                 start: parallel
                 resources: {cpu: 500m, memory: 256Mi}
                 volumes:
-                  - {name: data, path: /data}
+                  - {name: data, path: /data, size: 10Gi}
                   - {name: config, path: /etc/db, source: ./config, read_only: true}
                 health:
                   http: {port: http, path: /healthz}

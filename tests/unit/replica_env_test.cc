@@ -111,6 +111,46 @@ TEST_F(LaunchEnvTest, DependenciesAndShellCommands) {
   EXPECT_EQ(launch->argv.back(), "echo ${UNKNOWN_TO_ZEPPELIN}");
 }
 
+TEST(LaunchEnvSecrets, SecretsAreReadWhenTheReplicaStartsAndNeverExpanded) {
+  auto parsed = spec::parse_spec(
+      "name: shop\nstore:\n  etcd: {endpoints: [\"http://e1:2379\", \"http://e2:2379\"], user: shop, "
+      "password: {secret: etcd, key: pw}}\nservices:\n  s:\n    command: [\"true\"]\n"
+      "    env: {PASSWORD: {secret: db, key: password}, COPY: \"${PASSWORD:-none}\"}\n",
+      "f", "/");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ReplicaIdentity id;
+  id.system = &*parsed;
+  id.service = &parsed->services[0];
+  id.replicas = 1;
+  std::vector<std::string> asked;
+  id.read_secret = [&](const spec::SecretRef& ref) -> Result<std::string> {
+    asked.push_back(ref.name + "/" + ref.key);
+    return std::string(ref.name == "db" ? "s3cr${et}" : "etcd-pw");
+  };
+  auto launch = build_launch_env(id, {});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  std::map<std::string, std::string> env;
+  for (const auto& kv : launch->env) env[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  EXPECT_EQ(env["PASSWORD"], "s3cr${et}");  // taken as is
+  EXPECT_EQ(env["COPY"], "none");           // plain values cannot embed a secret
+  EXPECT_EQ(env["ZEPPELIN_ETCD_ENDPOINTS"], "http://e1:2379,http://e2:2379");
+  EXPECT_EQ(env["ZEPPELIN_ETCD_PREFIX"], "/zeppelin/shop/");
+  EXPECT_EQ(env["ZEPPELIN_ETCD_USER"], "shop");
+  EXPECT_EQ(env["ZEPPELIN_ETCD_PASSWORD"], "etcd-pw");
+  EXPECT_EQ(asked, (std::vector<std::string>{"etcd/pw", "db/password"}));
+
+  id.read_secret = [](const spec::SecretRef&) -> Result<std::string> {
+    return make_error(Errc::kNotFound, "cannot open /h/secrets/db/password");
+  };
+  auto missing = build_launch_env(id, {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("ZEPPELIN_ETCD_PASSWORD: secret etcd/pw: cannot open"), std::string::npos)
+      << missing.error().message;
+  // Without a reader (checking a spec before it runs) secrets are empty, not errors.
+  id.read_secret = nullptr;
+  EXPECT_TRUE(build_launch_env(id, {}).ok());
+}
+
 TEST_F(LaunchEnvTest, UnknownVariableInArgvNamesServiceAndVariable) {
   auto parsed = spec::parse_spec("name: a\nservices:\n  s:\n    command: [\"x\", \"${NOPE}\"]\n", "f", "/");
   ASSERT_TRUE(parsed.ok());

@@ -189,6 +189,61 @@ TEST(SpecParser, ContainerOnlyFieldsAreRejectedOnProcessServices) {
   EXPECT_NE(parsed.error().message.find("command: unterminated ' quote"), std::string::npos) << parsed.error().message;
 }
 
+TEST(SpecParser, SecretEnvValuesAreReferencesKeptApartFromPlainValues) {
+  auto parsed = parse_spec(
+      "name: a\nservices:\n  s:\n    image: postgres:16\n    env:\n      USER: app\n"
+      "      PASSWORD: {secret: db-auth, key: password.txt}\n      MODE: ${USER}\n",
+      "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const Service& s = parsed->services[0];
+  EXPECT_EQ(s.env, (std::vector<std::pair<std::string, std::string>>{{"USER", "app"}, {"MODE", "${USER}"}}));
+  ASSERT_EQ(s.secret_env.size(), 1u);
+  EXPECT_EQ(s.secret_env[0].variable, "PASSWORD");
+  EXPECT_EQ(s.secret_env[0].secret.name, "db-auth");
+  EXPECT_EQ(s.secret_env[0].secret.key, "password.txt");
+  // Build args take no secrets: a mapping there is an error.
+  parsed = parse_spec("name: a\nservices:\n  s:\n    build: {context: /, args: {A: {secret: x, key: y}}}\n", "f", "/");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:4:35: value of A in build args must be a scalar, found a mapping"),
+            std::string::npos)
+      << parsed.error().message;
+}
+
+TEST(SpecParser, VolumeSizeIsAQuantityInBytes) {
+  auto parsed = parse_spec(
+      "name: a\nservices:\n  s:\n    image: x\n    volumes:\n      - {name: data, path: /data, size: 10Gi}\n"
+      "      - {name: tmp, path: /tmp}\n",
+      "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->services[0].volumes[0].size_bytes, 10LL * 1024 * 1024 * 1024);
+  EXPECT_FALSE(parsed->services[0].volumes[1].size_bytes);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    image: x\n    volumes: [{name: d, path: /d, size: 0}]\n", "f", "/");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:41: volume size: "), std::string::npos) << parsed.error().message;
+}
+
+TEST(SpecParser, StoreEtcdWithCredentialsAndADefaultPrefix) {
+  auto parsed = parse_spec(
+      "name: shop\nstore:\n  etcd:\n    endpoints: [\"https://etcd-0:2379\", \"http://10.0.0.2:2379\"]\n"
+      "    user: shop\n    password: {secret: etcd-auth, key: password}\nservices:\n  s: {image: x}\n",
+      "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  ASSERT_TRUE(parsed->etcd);
+  EXPECT_EQ(parsed->etcd->endpoints, (std::vector<std::string>{"https://etcd-0:2379", "http://10.0.0.2:2379"}));
+  EXPECT_EQ(parsed->etcd->user, "shop");
+  ASSERT_TRUE(parsed->etcd->password);
+  EXPECT_EQ(parsed->etcd->password->name, "etcd-auth");
+  EXPECT_EQ(parsed->etcd->prefix, "/zeppelin/shop/");
+  parsed = parse_spec("name: shop\nstore: {etcd: {endpoints: [\"http://e:2379\"], prefix: /apps/}}\nservices:\n  s: {image: x}\n",
+                      "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->etcd->prefix, "/apps/");
+  EXPECT_FALSE(parsed->etcd->password);
+  parsed = parse_spec("name: shop\nservices:\n  s: {image: x}\n", "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_FALSE(parsed->etcd);
+}
+
 TEST(SpecParser, MissingFileIsNotFound) {
   auto parsed = load_spec_file("/nonexistent/zeppelin.yaml");
   ASSERT_FALSE(parsed.ok());

@@ -1,0 +1,43 @@
+#include "cli/render_command.h"
+
+#include <filesystem>
+#include <iostream>
+
+#include "kubernetes/render.h"
+#include "spec/parser.h"
+
+namespace zeppelin::cli {
+
+int cmd_render(const RenderArgs& args) {
+  if (args.target != "kubernetes") {
+    std::cerr << "zeppelin: unknown --target \"" << args.target << "\" (expected kubernetes)\n";
+    return 2;
+  }
+  if (args.format != "yaml" && args.format != "json") {
+    std::cerr << "zeppelin: -o must be yaml or json\n";
+    return 2;
+  }
+  std::error_code ec;
+  const std::string file = std::filesystem::is_directory(args.file, ec)
+                               ? (std::filesystem::path(args.file) / "zeppelin.yaml").string()
+                               : args.file;
+  auto system = spec::load_spec_file(file);
+  if (!system) {
+    std::cerr << system.error().message << "\n";
+    return system.error().code == Errc::kNotFound ? 1 : 2;
+  }
+  // Diagnostics name the file as the user wrote it, as `validate` does.
+  system->file = file;
+  std::vector<std::string> warnings;
+  auto out = kubernetes::render_to(
+      *system, {args.ns}, args.format == "json" ? kubernetes::Format::kJson : kubernetes::Format::kYaml, &warnings);
+  if (!out) {
+    std::cerr << out.error().message << "\n";
+    return 2;
+  }
+  for (const auto& w : warnings) std::cerr << "zeppelin: warning: " << w << "\n";
+  std::cout << *out << std::flush;
+  return std::cout ? 0 : 1;
+}
+
+}  // namespace zeppelin::cli
