@@ -99,6 +99,9 @@ class DockerEngine:
                                         {"Content-Type": "application/x-tar"})
         if status != 200 or b'"error"' in data:
             raise RuntimeError(f"image import failed: {status} {data[-500:]!r}")
+        if self.request("GET", f"/images/{reference}/json")[0] != 200:
+            # Podman's import names the image REPO:latest whatever the tag: tag it as asked.
+            self.request("POST", "/images/" + repo + ":latest/tag?" + urllib.parse.urlencode({"repo": repo, "tag": tag}))
         return reference
 
     def containers(self, label=None, all=True):

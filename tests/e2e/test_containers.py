@@ -4,7 +4,9 @@ import signal
 import socket
 import time
 
-from docker_engine import TEST_IMAGE, DockerEngine
+import json
+
+from docker_engine import TEST_IMAGE, DockerEngine, UnixHTTPConnection
 from harness import ZeppelinTestCase, http_get, wait_for
 
 ENGINE = None
@@ -274,3 +276,27 @@ class ContainerErrorTest(ContainerTestCase):
             self.assertEqual(r.returncode, 1)
             self.assertRegex(r.stderr, rf"port {port} \(http\) on 127\.[0-9.]+ is already taken by another program")
             self.assertEqual(self.containers(), [], "nothing was created")
+
+    def test_missing_image_through_the_api_fails_the_replica_with_the_reason(self):
+        # The API does not build or pull first (the CLI does): the server tries a
+        # pull when creating the container, and says why it could not.
+        spec = self.write_spec("""\
+            name: apimiss
+            services:
+              ghost:
+                image: zeppelin-test/not-here:2
+                restart: never
+            """)
+        self.zeppelin("ps")  # starts the server
+        conn = UnixHTTPConnection(os.path.join(self.home, "zeppelin.sock"))
+        with open(spec) as f:
+            conn.request("POST", "/v1/systems", json.dumps({"spec_file": spec, "spec_text": f.read()}),
+                         {"Content-Type": "application/json"})
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+        row = wait_for(lambda: (r := self.replica("ghost", 0, "apimiss")) and r["state"] == "failed" and r,
+                       what="the replica to fail")
+        self.assertEqual(row["last_exit"], "exited with code 125")
+        self.assertIn("image zeppelin-test/not-here:2 is not present and could not be pulled",
+                      self.zeppelin("logs", "apimiss/ghost").stdout)
+        self.zeppelin("stop", "apimiss", timeout=30)

@@ -88,8 +88,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
                        if (r->status == 409) return self->resolve_name_conflict(pulled);
                        if (!r->ok()) return self->fail("cannot create container " + self->name_ + ": " + r->message(), 125);
                        self->id_ = r->json().value("Id", "");
-                       if (self->stop_signal_) return self->remove_and_report(self->stopped_before_start());
-                       self->attach();
+                       self->start_container();
                      });
   }
 
@@ -98,10 +97,7 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     id_ = container_id;
     adopted_ = true;
     running_ = true;
-    const std::string since = std::to_string(std::time(nullptr));
-    output_ = engine_->stream("GET", "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1&since=" + since, "",
-                              [self = shared_from_this()](std::string_view d) { self->demux_.feed(d); },
-                              [self = shared_from_this()](const Result<EngineResponse>&) { self->output_ended(); });
+    follow_output("&since=" + std::to_string(std::time(nullptr)));  // what it printed before is in the old log
     inspect_pid();
     wait();
   }
@@ -160,21 +156,6 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
                      });
   }
 
-  // Attaches before starting, as `docker run` does, so that no output is lost.
-  void attach() {
-    output_ = engine_->stream(
-        "POST", "/containers/" + id_ + "/attach?stream=1&stdout=1&stderr=1", "",
-        [self = shared_from_this()](std::string_view d) { self->demux_.feed(d); },
-        [self = shared_from_this()](const Result<EngineResponse>& r) {
-          if (!r && !self->running_) return self->fail(r.error().message, 125);
-          self->output_ended();
-        },
-        [self = shared_from_this()](int status) {
-          if (status < 200 || status >= 300) return self->fail("cannot attach to container " + self->name_, 125);
-          self->start_container();
-        });
-  }
-
   void start_container() {
     if (stop_signal_) return remove_and_report(stopped_before_start());
     engine_->request("POST", "/containers/" + id_ + "/start", "", [self = shared_from_this()](const Result<EngineResponse>& r) {
@@ -186,9 +167,19 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
       self->running_ = true;
       if (self->events_.on_running) self->events_.on_running();
       if (self->stop_signal_) self->signal(self->stop_signal_);
+      self->follow_output("");
       self->inspect_pid();
       self->wait();
     });
+  }
+
+  // The engine keeps what a container prints from its first byte, so following
+  // its log once it has started loses nothing (and works alike on Docker and
+  // Podman, unlike attaching to a created container).
+  void follow_output(const std::string& since) {
+    output_ = engine_->stream("GET", "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1" + since, "",
+                              [self = shared_from_this()](std::string_view d) { self->demux_.feed(d); },
+                              [self = shared_from_this()](const Result<EngineResponse>&) { self->output_ended(); });
   }
 
   void inspect_pid() {
@@ -244,36 +235,43 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
     exited_ = true;
     running_ = false;
     exit_ = status;
-    // A stop is over when the container is gone; a crash is reported at once
-    // (restarts are quicker) while the removal goes on.
-    removed_ = id_.empty() || !stop_requested_;
-    if (!id_.empty()) {
-      removals_->waiting[name_];
-      engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", [self = shared_from_this()](const Result<EngineResponse>&) {
-        auto waiting = std::move(self->removals_->waiting[self->name_]);
-        self->removals_->waiting.erase(self->name_);
-        for (auto& next : waiting) next();
-        self->removed_ = true;
-        self->maybe_report();
-      });
-    }
-    if (!output_done_) {
-      // The output stream normally ends with the container; don't wait forever.
-      drain_timer_.expires_after(std::chrono::seconds(2));
-      drain_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec && self->output_) self->output_->cancel();
-      });
-    }
+    if (!output_) output_done_ = true;
+    if (output_done_) return remove();
+    // The log stream normally ends with the container; don't wait forever.
+    drain_timer_.expires_after(std::chrono::seconds(2));
+    drain_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->output_->cancel();
+    });
   }
 
   void output_ended() {
+    if (output_done_) return;
     output_done_ = true;
     drain_timer_.cancel();
+    if (exited_) remove();
+  }
+
+  // Removes the container once all its output is in. A stop is over when the
+  // container is gone; a crash is reported at once (restarts are quicker)
+  // while the removal goes on.
+  void remove() {
+    if (id_.empty()) {
+      removed_ = true;
+      return maybe_report();
+    }
+    removals_->waiting[name_];
+    engine_->request("DELETE", "/containers/" + id_ + "?force=1&v=1", "", [self = shared_from_this()](const Result<EngineResponse>&) {
+      auto waiting = std::move(self->removals_->waiting[self->name_]);
+      self->removals_->waiting.erase(self->name_);
+      for (auto& next : waiting) next();
+      self->removed_ = true;
+      self->maybe_report();
+    });
     maybe_report();
   }
 
   void maybe_report() {
-    if (reported_ || !exited_ || !removed_ || !output_done_) return;
+    if (reported_ || !exited_ || !output_done_ || (stop_requested_ && !removed_)) return;
     reported_ = true;
     if (events_.on_exit) events_.on_exit(exit_);
   }

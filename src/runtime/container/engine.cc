@@ -55,13 +55,12 @@ constexpr std::size_t kMaxCollectedBody = 64 * 1024 * 1024;
 class Exchange final : public Engine::Stream, public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(asio::io_context& io, std::string socket_path, http::request<http::string_body> request,
-           Engine::OnData on_data, Engine::Done done, std::function<void(int)> on_open)
+           Engine::OnData on_data, Engine::Done done)
       : socket_(io),
         socket_path_(std::move(socket_path)),
         request_(std::move(request)),
         on_data_(std::move(on_data)),
-        done_(std::move(done)),
-        on_open_(std::move(on_open)) {
+        done_(std::move(done)) {
     // Not boost::none: Boost 1.74 then rejects every Content-Length.
     parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
   }
@@ -88,7 +87,6 @@ class Exchange final : public Engine::Stream, public std::enable_shared_from_thi
     http::async_read_header(socket_, buffer_, parser_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) return self->fail("the container engine closed the connection: " + ec.message());
       self->response_.status = static_cast<int>(self->parser_.get().result_int());
-      if (self->on_open_) std::exchange(self->on_open_, nullptr)(self->response_.status);
       self->read_body();
     });
   }
@@ -138,7 +136,6 @@ class Exchange final : public Engine::Stream, public std::enable_shared_from_thi
   http::request<http::string_body> request_;
   Engine::OnData on_data_;
   Engine::Done done_;
-  std::function<void(int)> on_open_;
   beast::flat_buffer buffer_;
   http::response_parser<http::buffer_body> parser_;
   EngineResponse response_;
@@ -159,10 +156,9 @@ http::request<http::string_body> make_request(const std::string& method, const s
 
 std::shared_ptr<Exchange> start_exchange(asio::io_context& io, const std::string& socket_path, const std::string& method,
                                          const std::string& target, std::string body, const std::string& content_type,
-                                         Engine::OnData on_data, Engine::Done done,
-                                         std::function<void(int)> on_open = nullptr) {
+                                         Engine::OnData on_data, Engine::Done done) {
   auto exchange = std::make_shared<Exchange>(io, socket_path, make_request(method, target, std::move(body), content_type),
-                                             std::move(on_data), std::move(done), std::move(on_open));
+                                             std::move(on_data), std::move(done));
   exchange->run();
   return exchange;
 }
@@ -256,10 +252,9 @@ void Engine::request(const std::string& method, const std::string& target, std::
 }
 
 std::shared_ptr<Engine::Stream> Engine::stream(const std::string& method, const std::string& target, std::string body,
-                                               OnData on_data, Done done, std::function<void(int)> on_open,
-                                               const std::string& content_type) {
+                                               OnData on_data, Done done, const std::string& content_type) {
   return start_exchange(io_, socket_path_, method, "/v" + api_version_ + target, std::move(body), content_type,
-                        std::move(on_data), std::move(done), std::move(on_open));
+                        std::move(on_data), std::move(done));
 }
 
 Result<EngineResponse> Engine::call(const std::string& method, const std::string& target, const std::string& body,

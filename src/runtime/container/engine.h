@@ -59,11 +59,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Without a timeout: ends when the engine closes the stream or cancel() is
   // called on the returned handle.
   class Stream;
-  // `on_open`, if given, runs once the answer's headers are in (for attach:
-  // the engine now forwards output, so the container may be started).
   std::shared_ptr<Stream> stream(const std::string& method, const std::string& target, std::string body, OnData on_data,
-                                 Done done, std::function<void(int status)> on_open = nullptr,
-                                 const std::string& content_type = "application/json");
+                                 Done done, const std::string& content_type = "application/json");
 
   // Runs `request` to completion on a private io_context (for the CLI).
   Result<EngineResponse> call(const std::string& method, const std::string& target, const std::string& body = "",

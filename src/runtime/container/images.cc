@@ -93,7 +93,7 @@ Result<EngineResponse> run_stream(Engine& engine, boost::asio::io_context& io, c
   Result<EngineResponse> result = make_error(Errc::kInternal, "no answer from the container engine");
   engine.stream(
       method, target, std::move(body), [&lines](std::string_view d) { lines.feed(d); },
-      [&result](Result<EngineResponse> r) { result = std::move(r); }, nullptr, content_type);
+      [&result](Result<EngineResponse> r) { result = std::move(r); }, content_type);
   io.restart();
   io.run();
   return result;
