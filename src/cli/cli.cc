@@ -337,6 +337,7 @@ int main(int argc, char** argv) {
   std::string format = "table";
   std::string timeout = "60s";
   std::string listen;
+  std::string etcd_listen;
   std::string home_flag;
   bool detach = false;
   bool follow = false;
@@ -350,6 +351,7 @@ int main(int argc, char** argv) {
 
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
+  server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT");
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
 
@@ -400,7 +402,7 @@ int main(int argc, char** argv) {
   if (*validate) return cmd_validate(file);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
-    return server::run_server({zeppelin_home(), listen, ready_fd});
+    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen});
   }
   if (*shutdown) {
     client::Client c(socket_path(zeppelin_home()));

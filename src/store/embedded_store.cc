@@ -96,12 +96,12 @@ const Entry* latest(const History& h) { return h.empty() || h.back().tombstone()
 
 Error compacted_error(int64_t asked, int64_t compacted) {
   return make_error(Errc::kInvalidArgument, std::string(kErrCompacted) + " (asked " + std::to_string(asked) +
-                                           ", compacted at " + std::to_string(compacted) + ")");
+                                                ", compacted at " + std::to_string(compacted) + ")");
 }
 
 Error future_error(int64_t asked, int64_t current) {
   return make_error(Errc::kInvalidArgument, std::string(kErrFutureRevision) + " (asked " + std::to_string(asked) +
-                                           ", current " + std::to_string(current) + ")");
+                                                ", current " + std::to_string(current) + ")");
 }
 
 Error lease_not_found(int64_t id) {
@@ -154,6 +154,7 @@ class WatchImpl final : public Watch {
       : store_(store), request_(std::move(request)), callback_(std::move(callback)) {}
   ~WatchImpl() override;
   void request_progress() override;
+  int64_t revision() const override { return created_revision_; }
 
   bool matches(const Event& e) const {
     if (e.kv.mod_revision < min_revision_) return false;
@@ -167,6 +168,7 @@ class WatchImpl final : public Watch {
   WatchRequest request_;
   WatchCallback callback_;
   int64_t min_revision_ = 0;  // events below it were delivered at registration (or not asked for)
+  int64_t created_revision_ = 0;
 };
 
 class StoreImpl final : public EmbeddedStore {
@@ -416,6 +418,7 @@ class StoreImpl final : public EmbeddedStore {
     auto w = std::make_unique<WatchImpl>(this, request, std::move(callback));
     std::lock_guard<std::mutex> hub(hub_mu_);
     const int64_t committed = committed_revision_.load();
+    w->created_revision_ = committed;
     w->min_revision_ = std::max(request.start_revision, committed + 1);
     if (request.start_revision > 0 && request.start_revision <= committed) {
       WatchUpdate catch_up;

@@ -168,6 +168,8 @@ class Watch {
   // Delivers a progress notification: every matching event up to the current
   // revision has already been delivered.
   virtual void request_progress() = 0;
+  // The store's revision when the watch was registered: events after it are delivered live.
+  virtual int64_t revision() const = 0;
 };
 
 struct LeaseGrant {

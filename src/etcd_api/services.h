@@ -1,0 +1,86 @@
+// The etcd services, one class each; EtcdServer owns and registers them.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "etcd_api/etcd_server.h"
+#include "rpc.grpc.pb.h"
+#include "store/store.h"
+
+namespace zeppelin::etcd_api {
+
+// Fills the ResponseHeader fields every etcd response carries.
+class Header {
+ public:
+  Header(store::Store& store, const EtcdServerOptions& options) : store_(store), options_(options) {}
+  // Keeps a revision already set (the one a write was applied at); else the current one.
+  void fill(etcdserverpb::ResponseHeader* h) const;
+
+ private:
+  store::Store& store_;
+  const EtcdServerOptions& options_;
+};
+
+class KvService final : public etcdserverpb::KV::Service {
+ public:
+  KvService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Range(grpc::ServerContext*, const etcdserverpb::RangeRequest*, etcdserverpb::RangeResponse*) override;
+  grpc::Status Put(grpc::ServerContext*, const etcdserverpb::PutRequest*, etcdserverpb::PutResponse*) override;
+  grpc::Status DeleteRange(grpc::ServerContext*, const etcdserverpb::DeleteRangeRequest*,
+                           etcdserverpb::DeleteRangeResponse*) override;
+  grpc::Status Txn(grpc::ServerContext*, const etcdserverpb::TxnRequest*, etcdserverpb::TxnResponse*) override;
+  grpc::Status Compact(grpc::ServerContext*, const etcdserverpb::CompactionRequest*,
+                       etcdserverpb::CompactionResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class WatchService final : public etcdserverpb::Watch::Service {
+ public:
+  WatchService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Watch(grpc::ServerContext*,
+                     grpc::ServerReaderWriter<etcdserverpb::WatchResponse, etcdserverpb::WatchRequest>*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class LeaseService final : public etcdserverpb::Lease::Service {
+ public:
+  LeaseService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status LeaseGrant(grpc::ServerContext*, const etcdserverpb::LeaseGrantRequest*,
+                          etcdserverpb::LeaseGrantResponse*) override;
+  grpc::Status LeaseRevoke(grpc::ServerContext*, const etcdserverpb::LeaseRevokeRequest*,
+                           etcdserverpb::LeaseRevokeResponse*) override;
+  grpc::Status LeaseKeepAlive(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<etcdserverpb::LeaseKeepAliveResponse, etcdserverpb::LeaseKeepAliveRequest>*) override;
+  grpc::Status LeaseTimeToLive(grpc::ServerContext*, const etcdserverpb::LeaseTimeToLiveRequest*,
+                               etcdserverpb::LeaseTimeToLiveResponse*) override;
+  grpc::Status LeaseLeases(grpc::ServerContext*, const etcdserverpb::LeaseLeasesRequest*,
+                           etcdserverpb::LeaseLeasesResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class MaintenanceService final : public etcdserverpb::Maintenance::Service {
+ public:
+  MaintenanceService(store::Store& store, const Header& header, const EtcdServerOptions& options)
+      : store_(store), header_(header), options_(options) {}
+  grpc::Status Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*, etcdserverpb::StatusResponse*) override;
+  grpc::Status Snapshot(grpc::ServerContext*, const etcdserverpb::SnapshotRequest*,
+                        grpc::ServerWriter<etcdserverpb::SnapshotResponse>*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+  const EtcdServerOptions& options_;
+};
+
+}  // namespace zeppelin::etcd_api
