@@ -785,15 +785,47 @@ class StoreImpl final : public EmbeddedStore {
     return c.target != Compare::Target::kValue && compare_kv(c, KeyValue{});
   }
 
-  // Checks what applying `ops` needs before anything changes, so a failed
-  // transaction leaves no trace.
-  Status validate_ops(const std::vector<RequestOp>& ops, std::set<std::string>& put_keys) const {
+  // Rejects a put of the same key twice in one branch (nested transactions
+  // included), in both branches, as etcd does before looking at the store.
+  Status check_duplicates(const std::vector<RequestOp>& ops, std::set<std::string>& put_keys) const {
     for (const auto& op : ops) {
       if (const auto* put = std::get_if<PutRequest>(&op)) {
-        if (auto s = validate_put(*put); !s) return s;
         if (!put_keys.insert(put->key).second) {
           return make_error(Errc::kInvalidArgument, std::string(kErrDuplicateKey) + " (" + put->key + ")");
         }
+      } else if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op)) {
+        if (!*txn) return make_error(Errc::kInvalidArgument, "empty nested transaction");
+        std::set<std::string> success_keys = put_keys;
+        std::set<std::string> failure_keys = put_keys;
+        if (auto s = check_duplicates((*txn)->success, success_keys); !s) return s;
+        if (auto s = check_duplicates((*txn)->failure, failure_keys); !s) return s;
+        put_keys.insert(success_keys.begin(), success_keys.end());
+        put_keys.insert(failure_keys.begin(), failure_keys.end());
+      }
+    }
+    return ok_status();
+  }
+
+  // The branch each (nested) transaction takes, in pre-order, decided on the
+  // state before the transaction, as etcd decides it.
+  void compute_path(const TxnRequest& r, std::vector<bool>& path) const {
+    const bool succeeded =
+        std::all_of(r.compare.begin(), r.compare.end(), [&](const Compare& c) { return compare_holds(c); });
+    path.push_back(succeeded);
+    for (const auto& op : succeeded ? r.success : r.failure) {
+      if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op)) compute_path(**txn, path);
+    }
+  }
+
+  // Checks what applying the taken branches needs before anything changes,
+  // so a failed transaction leaves no trace.
+  Status validate_path(const TxnRequest& r, const std::vector<bool>& path, std::size_t& at) const {
+    for (const auto& c : r.compare) {
+      if (c.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
+    }
+    for (const auto& op : path[at++] ? r.success : r.failure) {
+      if (const auto* put = std::get_if<PutRequest>(&op)) {
+        if (auto s = validate_put(*put); !s) return s;
       } else if (const auto* del = std::get_if<DeleteRangeRequest>(&op)) {
         if (del->key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
       } else if (const auto* range = std::get_if<RangeRequest>(&op)) {
@@ -802,38 +834,29 @@ class StoreImpl final : public EmbeddedStore {
         if (range->revision > 0 && range->revision < compact_revision_) {
           return compacted_error(range->revision, compact_revision_);
         }
-      } else if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op)) {
-        if (!*txn) return make_error(Errc::kInvalidArgument, "empty nested transaction");
-        // Either branch of a nested transaction may run.
-        std::set<std::string> success_keys = put_keys;
-        std::set<std::string> failure_keys = put_keys;
-        if (auto s = validate_ops((*txn)->success, success_keys); !s) return s;
-        if (auto s = validate_ops((*txn)->failure, failure_keys); !s) return s;
-        put_keys.insert(success_keys.begin(), success_keys.end());
-        put_keys.insert(failure_keys.begin(), failure_keys.end());
+      } else {
+        if (auto s = validate_path(*std::get<std::shared_ptr<TxnRequest>>(op), path, at); !s) return s;
       }
     }
     return ok_status();
   }
 
   Result<TxnResponse> txn_locked(WriteContext& ctx, const TxnRequest& r) {
-    if (r.compare.size() > 0) {
-      for (const auto& c : r.compare) {
-        if (c.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
-      }
-    }
     std::set<std::string> put_keys;
-    // Both branches are checked, as etcd does, whichever runs.
-    if (auto s = validate_ops(r.success, put_keys); !s) return s.error();
+    if (auto s = check_duplicates(r.success, put_keys); !s) return s.error();
     put_keys.clear();
-    if (auto s = validate_ops(r.failure, put_keys); !s) return s.error();
-    return apply_txn(ctx, r);
+    if (auto s = check_duplicates(r.failure, put_keys); !s) return s.error();
+    std::vector<bool> path;
+    compute_path(r, path);
+    std::size_t at = 0;
+    if (auto s = validate_path(r, path, at); !s) return s.error();
+    at = 0;
+    return apply_txn(ctx, r, path, at);
   }
 
-  TxnResponse apply_txn(WriteContext& ctx, const TxnRequest& r) {
+  TxnResponse apply_txn(WriteContext& ctx, const TxnRequest& r, const std::vector<bool>& path, std::size_t& at) {
     TxnResponse response;
-    response.succeeded =
-        std::all_of(r.compare.begin(), r.compare.end(), [&](const Compare& c) { return compare_holds(c); });
+    response.succeeded = path[at++];
     for (const auto& op : response.succeeded ? r.success : r.failure) {
       if (const auto* put = std::get_if<PutRequest>(&op)) {
         response.responses.emplace_back(put_locked(ctx, *put));
@@ -844,7 +867,7 @@ class StoreImpl final : public EmbeddedStore {
         response.responses.emplace_back(std::move(range_locked(*range, ctx.revision, revision_).value()));
       } else {
         const auto& nested = std::get<std::shared_ptr<TxnRequest>>(op);
-        response.responses.emplace_back(std::make_shared<TxnResponse>(apply_txn(ctx, *nested)));
+        response.responses.emplace_back(std::make_shared<TxnResponse>(apply_txn(ctx, *nested, path, at)));
       }
     }
     const int64_t revision = ctx.changed() ? ctx.revision : revision_;

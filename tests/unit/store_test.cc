@@ -311,6 +311,34 @@ TEST_F(StoreTest, TxnRejectsDuplicatePutsAndUnknownLeasesWithoutApplyingAnything
   EXPECT_EQ(store_->status().revision, 1);
 }
 
+// Only the branch taken is checked against the store (a failure branch may
+// name a lease that is gone), but duplicates are refused in either branch.
+TEST_F(StoreTest, TxnChecksLeasesOnlyOnTheBranchTaken) {
+  put("k", "v");
+  TxnRequest t;
+  t.compare = {{"k", "", Compare::Target::kVersion, Compare::Op::kEqual, 99}};
+  t.success = {PutRequest{"k", "x", /*lease=*/777}};
+  t.failure = {RangeRequest{"k"}};
+  auto r = store_->txn(t);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->succeeded);
+
+  t.success = {PutRequest{"a", "1"}, PutRequest{"a", "2"}};
+  EXPECT_FALSE(store_->txn(t).ok());
+
+  // Nested: the inner branch is chosen on the state before the transaction.
+  auto inner = std::make_shared<TxnRequest>();
+  inner->compare = {{"k", "", Compare::Target::kValue, Compare::Op::kEqual, 0, "v"}};
+  inner->success = {PutRequest{"inner", "yes"}};
+  inner->failure = {PutRequest{"inner", "no", /*lease=*/777}};
+  TxnRequest outer;
+  outer.success = {PutRequest{"k", "changed"}, inner};
+  auto nested = store_->txn(outer);
+  ASSERT_TRUE(nested.ok()) << nested.error().message;
+  EXPECT_EQ(get("inner")->value, "yes");
+  EXPECT_TRUE(std::get<std::shared_ptr<TxnResponse>>(nested->responses[1])->succeeded);
+}
+
 TEST_F(StoreTest, CompactionForgetsOldRevisionsButKeepsCurrentValues) {
   put("a", "1");                                  // 2
   put("a", "2");                                  // 3
