@@ -21,7 +21,9 @@ class EtcdServerImpl final : public EtcdServer {
         kv_(store, header_),
         watch_(store, header_),
         lease_(store, header_),
-        maintenance_(store, header_, options_) {}
+        maintenance_(store, header_, options_),
+        lock_(store, header_),
+        election_(store, header_) {}
 
   ~EtcdServerImpl() override { shutdown(); }
 
@@ -39,6 +41,8 @@ class EtcdServerImpl final : public EtcdServer {
     builder.RegisterService(&watch_);
     builder.RegisterService(&lease_);
     builder.RegisterService(&maintenance_);
+    builder.RegisterService(&lock_);
+    builder.RegisterService(&election_);
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
       return make_error(Errc::kUnavailable, "cannot listen on " + options_.listen + " for the etcd API");
@@ -65,6 +69,8 @@ class EtcdServerImpl final : public EtcdServer {
   WatchService watch_;
   LeaseService lease_;
   MaintenanceService maintenance_;
+  LockService lock_;
+  ElectionService election_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
 };

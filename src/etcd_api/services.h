@@ -7,6 +7,8 @@
 #include "etcd_api/etcd_server.h"
 #include "rpc.grpc.pb.h"
 #include "store/store.h"
+#include "v3election.grpc.pb.h"
+#include "v3lock.grpc.pb.h"
 
 namespace zeppelin::etcd_api {
 
@@ -81,6 +83,36 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
   store::Store& store_;
   const Header& header_;
   const EtcdServerOptions& options_;
+};
+
+// etcd's server-side Lock: a contender's key under NAME/, served in creation order.
+class LockService final : public v3lockpb::Lock::Service {
+ public:
+  LockService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Lock(grpc::ServerContext*, const v3lockpb::LockRequest*, v3lockpb::LockResponse*) override;
+  grpc::Status Unlock(grpc::ServerContext*, const v3lockpb::UnlockRequest*, v3lockpb::UnlockResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+// etcd's server-side Election: the leader is the contender whose key under NAME/ was created first.
+class ElectionService final : public v3electionpb::Election::Service {
+ public:
+  ElectionService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Campaign(grpc::ServerContext*, const v3electionpb::CampaignRequest*,
+                        v3electionpb::CampaignResponse*) override;
+  grpc::Status Proclaim(grpc::ServerContext*, const v3electionpb::ProclaimRequest*,
+                        v3electionpb::ProclaimResponse*) override;
+  grpc::Status Leader(grpc::ServerContext*, const v3electionpb::LeaderRequest*, v3electionpb::LeaderResponse*) override;
+  grpc::Status Observe(grpc::ServerContext*, const v3electionpb::LeaderRequest*,
+                       grpc::ServerWriter<v3electionpb::LeaderResponse>*) override;
+  grpc::Status Resign(grpc::ServerContext*, const v3electionpb::ResignRequest*, v3electionpb::ResignResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
 };
 
 }  // namespace zeppelin::etcd_api

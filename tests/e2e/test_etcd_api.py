@@ -275,6 +275,28 @@ class EtcdApiDifferentialTest(unittest.TestCase):
         self.both("put", "big", input=big, check=False)  # over the 1.5 MiB request limit
         self.both_json("get", "big")
 
+    def test_09_etcdctl_lock_and_elect(self):
+        # etcdctl builds these from leases, transactions and watches.
+        locked = self.both("lock", "diff-lock", "echo", "holding the lock")
+        self.assertEqual(locked[0].stdout, "holding the lock\n")
+        self.assertEqual(locked[0].stdout, locked[1].stdout)
+
+        def leader_value(endpoint):
+            r = ctl(endpoint, "get", "diff-election/", "--prefix", "--print-value-only")
+            return r.stdout if r.returncode == 0 else ""
+
+        leaders = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            campaign = subprocess.Popen([ETCDCTL, f"--endpoints={endpoint}", "elect", "diff-election", "alice"],
+                                        env=dict(os.environ, ETCDCTL_API="3"), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            try:
+                leaders.append(wait_for(lambda: leader_value(endpoint), timeout=30, what=f"a leader on {endpoint}"))
+            finally:
+                campaign.send_signal(signal.SIGINT)  # resigns, as on Ctrl-C
+                campaign.wait(timeout=30)
+        self.assertEqual(leaders, ["alice\n", "alice\n"])
+        self.assertEqual([leader_value(e) for e in (self.etcd_endpoint, self.zeppelin_endpoint)], ["", ""])
 
 if __name__ == "__main__":
     unittest.main()
