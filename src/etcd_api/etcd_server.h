@@ -1,4 +1,4 @@
-// The etcd v3 gRPC API (KV, Watch, Lease, Maintenance) served from a Store,
+// The etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Lock, Election) served from a Store,
 // so that etcd clients (etcdctl, clientv3, jetcd, python-etcd3...) work
 // against zeppelin unchanged.
 //

@@ -1,6 +1,7 @@
 #include "store/embedded_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,6 +141,29 @@ bool compare_kv(const Compare& c, const KeyValue& kv) {
   return false;
 }
 
+// Holds DIR/store.lock for as long as it lives: one process per store, since
+// two writers on one database would each keep their own index.
+class DirectoryLock {
+ public:
+  static Result<std::unique_ptr<DirectoryLock>> take(const std::string& dir) {
+    const std::string path = dir + "/store.lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return make_error(Errc::kInternal, "open " + path + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return make_error(Errc::kUnavailable, "the store in " + dir + " is in use by another process");
+    }
+    return std::unique_ptr<DirectoryLock>(new DirectoryLock(fd));
+  }
+  ~DirectoryLock() { ::close(fd_); }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  explicit DirectoryLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 struct PendingWrite {
   std::function<Status(Batch&)> apply;
   Status status;
@@ -192,6 +216,9 @@ class StoreImpl final : public EmbeddedStore {
 
   Status open() {
     if (auto s = make_dirs(dir_, 0700); !s) return s;
+    auto lock = DirectoryLock::take(dir_);
+    if (!lock) return lock.error();
+    lock_ = std::move(*lock);
     auto db = sqlite::Db::open(database_path(dir_));
     if (!db) return db.error();
     db_ = std::move(*db);
@@ -924,7 +951,8 @@ class StoreImpl final : public EmbeddedStore {
 
   const std::string dir_;
   const EmbeddedStoreOptions options_;
-  std::unique_ptr<sqlite::Db> db_;  // used by the writer thread only (after open)
+  std::unique_ptr<DirectoryLock> lock_;  // released last, after the threads and the database
+  std::unique_ptr<sqlite::Db> db_;       // used by the writer thread only (after open)
   sqlite::Statement insert_kv_, delete_kv_, insert_lease_, delete_lease_, set_meta_, begin_, commit_;
 
   // The index. Readers share index_mu_; the writer thread alone takes it exclusively.
@@ -982,6 +1010,8 @@ Status restore_snapshot(const std::string& snapshot_path, const std::string& dir
   }
   check->reset();
   if (auto s = make_dirs(dir, 0700); !s) return s;
+  auto lock = DirectoryLock::take(dir);
+  if (!lock) return lock.error();
   const std::string target = database_path(dir);
   const std::string part = target + ".restore";
   ::unlink(part.c_str());

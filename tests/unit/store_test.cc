@@ -563,6 +563,16 @@ TEST_F(StoreTest, ExpiryRunsInTheBackgroundWithTheRealClock) {
   EXPECT_EQ(s->range({"ephemeral"})->count, 0);
 }
 
+TEST_F(StoreTest, OneProcessAtATimeOpensAStore) {
+  auto second = EmbeddedStore::open(dir_.string());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::kUnavailable);
+  EXPECT_NE(second.error().message.find(dir_.string()), std::string::npos) << second.error().message;
+  EXPECT_FALSE(restore_snapshot("/nonexistent", dir_.string()).ok());
+  store_.reset();
+  EXPECT_TRUE(EmbeddedStore::open(dir_.string()).ok());
+}
+
 TEST_F(StoreTest, SnapshotRestoresTheWholeStore) {
   put("s/1", "one");
   put("s/2", "two");
