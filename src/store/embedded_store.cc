@@ -22,6 +22,7 @@
 #include <unordered_set>
 
 #include "common/fs_util.h"
+#include "common/log.h"
 #include "store/sqlite.h"
 
 namespace zeppelin::store {
@@ -212,6 +213,12 @@ class StoreImpl final : public EmbeddedStore {
     lease_timer_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
     if (lease_timer_.joinable()) lease_timer_.join();
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
   }
 
   Status open() {
@@ -231,6 +238,8 @@ class StoreImpl final : public EmbeddedStore {
     mode->reset();
     // FULL: in WAL mode, every commit fsyncs the log before it returns.
     if (auto s = db_->exec("PRAGMA synchronous=FULL"); !s) return s;
+    // Checkpoints run on their own thread (below), never inside a commit.
+    if (auto s = db_->exec("PRAGMA wal_autocheckpoint=0"); !s) return s;
     if (auto s = db_->exec(
             "CREATE TABLE IF NOT EXISTS kv (revision INTEGER NOT NULL, sub INTEGER NOT NULL, key BLOB NOT NULL,"
             " create_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL, value BLOB NOT NULL,"
@@ -244,6 +253,12 @@ class StoreImpl final : public EmbeddedStore {
     if (auto s = prepare_statements(); !s) return s;
     if (auto s = load(); !s) return s;
     writer_ = std::thread([this] { writer_loop(); });
+    auto checkpoint_db = sqlite::Db::open(database_path(dir_));
+    if (!checkpoint_db) return checkpoint_db.error();
+    checkpoint_db_ = std::move(*checkpoint_db);
+    if (auto s = checkpoint_db_->exec("PRAGMA synchronous=FULL"); !s) return s;
+    sqlite3_wal_hook(db_->handle(), &StoreImpl::on_wal_commit, this);
+    checkpointer_ = std::thread([this] { checkpoint_loop(); });
     if (options_.expire_leases_in_background) lease_timer_ = std::thread([this] { lease_timer_loop(); });
     return ok_status();
   }
@@ -644,15 +659,48 @@ class StoreImpl final : public EmbeddedStore {
       delete_lease_.bind(1, id);
       if (auto s = delete_lease_.run(); !s) return s;
     }
-    set_meta_.bind_blob(1, "revision");
-    set_meta_.bind(2, batch.revision);
-    if (auto s = set_meta_.run(); !s) return s;
+    // The revision is the newest row's, except when compaction removed the
+    // newest rows (tombstones): only then is it recorded on its own.
     if (batch.compacted) {
+      set_meta_.bind_blob(1, "revision");
+      set_meta_.bind(2, batch.revision);
+      if (auto s = set_meta_.run(); !s) return s;
       set_meta_.bind_blob(1, "compact_revision");
       set_meta_.bind(2, compact_revision_);
       if (auto s = set_meta_.run(); !s) return s;
     }
     return ok_status();
+  }
+
+  // SQLite calls this after each commit with the number of frames in the WAL.
+  static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+    auto* store = static_cast<StoreImpl*>(self);
+    if (frames >= kCheckpointFrames) {
+      std::lock_guard<std::mutex> lock(store->checkpoint_mu_);
+      store->checkpoint_wanted_ = true;
+      store->checkpoint_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  // Copies the WAL into the database from a second connection, beside the
+  // writer rather than inside one of its commits. PASSIVE never blocks the
+  // writer; once everything is copied, the next commit starts the WAL over.
+  void checkpoint_loop() {
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    for (;;) {
+      checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stop_; });
+      if (checkpoint_stop_) return;
+      checkpoint_wanted_ = false;
+      lock.unlock();
+      const int rc =
+          sqlite3_wal_checkpoint_v2(checkpoint_db_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        // Not fatal: the WAL keeps every commit; the next attempt may succeed.
+        log::warn("store {}: checkpoint: {}", dir_, sqlite3_errmsg(checkpoint_db_->handle()));
+      }
+      lock.lock();
+    }
   }
 
   // Makes a committed batch visible to readers and watchers.
@@ -951,8 +999,15 @@ class StoreImpl final : public EmbeddedStore {
 
   const std::string dir_;
   const EmbeddedStoreOptions options_;
-  std::unique_ptr<DirectoryLock> lock_;  // released last, after the threads and the database
-  std::unique_ptr<sqlite::Db> db_;       // used by the writer thread only (after open)
+  std::unique_ptr<DirectoryLock> lock_;           // released last, after the threads and the database
+  std::unique_ptr<sqlite::Db> db_;                // used by the writer thread only (after open)
+  std::unique_ptr<sqlite::Db> checkpoint_db_;     // used by the checkpointer thread only (after open)
+  static constexpr int kCheckpointFrames = 1000;  // SQLite's own default threshold
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;  // guarded by checkpoint_mu_
+  bool checkpoint_stop_ = false;    // guarded by checkpoint_mu_
+  std::thread checkpointer_;
   sqlite::Statement insert_kv_, delete_kv_, insert_lease_, delete_lease_, set_meta_, begin_, commit_;
 
   // The index. Readers share index_mu_; the writer thread alone takes it exclusively.
