@@ -12,6 +12,7 @@ namespace {
 // gRPC refuses messages beyond this itself (ResourceExhausted); between
 // kMaxRequestBytes and this, the handlers answer etcd's "request is too large".
 constexpr int kGrpcOverheadBytes = 512 * 1024;
+constexpr int kMaxHandlerThreads = 4096;
 
 class EtcdServerImpl final : public EtcdServer {
  public:
@@ -37,6 +38,13 @@ class EtcdServerImpl final : public EtcdServer {
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // Handlers block on fsync (group commit) and on locks and elections: let
+    // many run at once, so that concurrent writers share commits.
+    grpc::ResourceQuota quota("zeppelin-etcd-api");
+    quota.SetMaxThreads(kMaxHandlerThreads);
+    builder.SetResourceQuota(quota);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
     builder.RegisterService(&kv_);
     builder.RegisterService(&watch_);
     builder.RegisterService(&lease_);
