@@ -12,51 +12,92 @@ void Header::fill(pb::ResponseHeader* h) const {
   if (h->revision() == 0) h->set_revision(store_.status().revision);
 }
 
-grpc::Status KvService::Range(grpc::ServerContext*, const pb::RangeRequest* request, pb::RangeResponse* response) {
-  if (request->ByteSizeLong() > kMaxRequestBytes) return request_too_large();
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context, const pb::RangeRequest* request,
+                                           pb::RangeResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->ByteSizeLong() > kMaxRequestBytes) {
+    reactor->Finish(request_too_large());
+    return reactor;
+  }
+  // Served from memory: answered right here.
   auto r = store_.range(from_proto(*request));
-  if (!r) return to_status(r.error());
+  if (!r) {
+    reactor->Finish(to_status(r.error()));
+    return reactor;
+  }
   to_proto(*r, *request, response);
   header_.fill(response->mutable_header());
-  return grpc::Status::OK;
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
-grpc::Status KvService::Put(grpc::ServerContext*, const pb::PutRequest* request, pb::PutResponse* response) {
-  if (request->ByteSizeLong() > kMaxRequestBytes) return request_too_large();
-  auto r = store_.put(from_proto(*request));
-  if (!r) return to_status(r.error());
-  to_proto(*r, response);
-  header_.fill(response->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context, const pb::PutRequest* request,
+                                         pb::PutResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->ByteSizeLong() > kMaxRequestBytes) {
+    reactor->Finish(request_too_large());
+    return reactor;
+  }
+  store_.put_async(from_proto(*request), [this, reactor, response](Result<store::PutResponse> r) {
+    if (!r) return reactor->Finish(to_status(r.error()));
+    to_proto(*r, response);
+    header_.fill(response->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status KvService::DeleteRange(grpc::ServerContext*, const pb::DeleteRangeRequest* request,
-                                    pb::DeleteRangeResponse* response) {
-  if (request->ByteSizeLong() > kMaxRequestBytes) return request_too_large();
-  auto r = store_.delete_range(from_proto(*request));
-  if (!r) return to_status(r.error());
-  to_proto(*r, response);
-  header_.fill(response->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
+                                                 const pb::DeleteRangeRequest* request,
+                                                 pb::DeleteRangeResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->ByteSizeLong() > kMaxRequestBytes) {
+    reactor->Finish(request_too_large());
+    return reactor;
+  }
+  store_.delete_range_async(from_proto(*request), [this, reactor, response](Result<store::DeleteRangeResponse> r) {
+    if (!r) return reactor->Finish(to_status(r.error()));
+    to_proto(*r, response);
+    header_.fill(response->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status KvService::Txn(grpc::ServerContext*, const pb::TxnRequest* request, pb::TxnResponse* response) {
-  if (request->ByteSizeLong() > kMaxRequestBytes) return request_too_large();
-  if (auto s = check_txn(*request); !s.ok()) return s;
-  auto r = store_.txn(from_proto(*request));
-  if (!r) return to_status(r.error());
-  to_proto(*r, *request, response);
-  header_.fill(response->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const pb::TxnRequest* request,
+                                         pb::TxnResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->ByteSizeLong() > kMaxRequestBytes) {
+    reactor->Finish(request_too_large());
+    return reactor;
+  }
+  if (auto s = check_txn(*request); !s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
+  // `request` stays valid until Finish: the response is built from both.
+  store_.txn_async(from_proto(*request), [this, reactor, request, response](Result<store::TxnResponse> r) {
+    if (!r) return reactor->Finish(to_status(r.error()));
+    to_proto(*r, *request, response);
+    header_.fill(response->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status KvService::Compact(grpc::ServerContext*, const pb::CompactionRequest* request,
-                                pb::CompactionResponse* response) {
+grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context, const pb::CompactionRequest* request,
+                                             pb::CompactionResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  // Rare, and its wait is one commit: done in place.
   auto r = store_.compact(request->revision());
-  if (!r) return to_status(r.error());
+  if (!r) {
+    reactor->Finish(to_status(r.error()));
+    return reactor;
+  }
   response->mutable_header()->set_revision(r->revision);
   header_.fill(response->mutable_header());
-  return grpc::Status::OK;
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace zeppelin::etcd_api

@@ -24,16 +24,21 @@ class Header {
   const EtcdServerOptions& options_;
 };
 
-class KvService final : public etcdserverpb::KV::Service {
+// KV on gRPC's callback API: a write holds no thread while it waits for its
+// group commit; the store completes the call from its writer thread.
+class KvService final : public etcdserverpb::KV::CallbackService {
  public:
   KvService(store::Store& store, const Header& header) : store_(store), header_(header) {}
-  grpc::Status Range(grpc::ServerContext*, const etcdserverpb::RangeRequest*, etcdserverpb::RangeResponse*) override;
-  grpc::Status Put(grpc::ServerContext*, const etcdserverpb::PutRequest*, etcdserverpb::PutResponse*) override;
-  grpc::Status DeleteRange(grpc::ServerContext*, const etcdserverpb::DeleteRangeRequest*,
-                           etcdserverpb::DeleteRangeResponse*) override;
-  grpc::Status Txn(grpc::ServerContext*, const etcdserverpb::TxnRequest*, etcdserverpb::TxnResponse*) override;
-  grpc::Status Compact(grpc::ServerContext*, const etcdserverpb::CompactionRequest*,
-                       etcdserverpb::CompactionResponse*) override;
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext*, const etcdserverpb::RangeRequest*,
+                                  etcdserverpb::RangeResponse*) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const etcdserverpb::PutRequest*,
+                                etcdserverpb::PutResponse*) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext*, const etcdserverpb::DeleteRangeRequest*,
+                                        etcdserverpb::DeleteRangeResponse*) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext*, const etcdserverpb::TxnRequest*,
+                                etcdserverpb::TxnResponse*) override;
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext*, const etcdserverpb::CompactionRequest*,
+                                    etcdserverpb::CompactionResponse*) override;
 
  private:
   store::Store& store_;

@@ -168,7 +168,8 @@ class DirectoryLock {
 struct PendingWrite {
   std::function<Status(Batch&)> apply;
   Status status;
-  std::promise<void> done;
+  std::promise<void> done;                  // a blocking caller waits on it
+  std::function<void(const Status&)> then;  // or an asynchronous caller is called back
 };
 
 class StoreImpl;
@@ -336,13 +337,7 @@ class StoreImpl final : public EmbeddedStore {
 
   Result<PutResponse> put(const PutRequest& request) override {
     PutResponse response;
-    Status s = submit([&](Batch& batch) -> Status {
-      if (auto v = validate_put(request); !v) return v;
-      WriteContext ctx{&batch, revision_ + 1};
-      response = put_locked(ctx, request);
-      revision_ = ctx.revision;
-      return ok_status();
-    });
+    Status s = submit([&](Batch& batch) { return apply_put(request, response, batch); });
     if (!s) return s.error();
     return response;
   }
@@ -350,30 +345,45 @@ class StoreImpl final : public EmbeddedStore {
   Result<DeleteRangeResponse> delete_range(const DeleteRangeRequest& request) override {
     if (request.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
     DeleteRangeResponse response;
-    Status s = submit([&](Batch& batch) -> Status {
-      WriteContext ctx{&batch, revision_ + 1};
-      response = delete_locked(ctx, request);
-      if (ctx.changed()) revision_ = ctx.revision;
-      response.revision = revision_;
-      return ok_status();
-    });
+    Status s = submit([&](Batch& batch) { return apply_delete(request, response, batch); });
     if (!s) return s.error();
     return response;
   }
 
   Result<TxnResponse> txn(const TxnRequest& request) override {
     TxnResponse response;
-    Status s = submit([&](Batch& batch) -> Status {
-      WriteContext ctx{&batch, revision_ + 1};
-      auto r = txn_locked(ctx, request);
-      if (!r) return r.error();
-      response = std::move(*r);
-      if (ctx.changed()) revision_ = ctx.revision;
-      response.revision = revision_;
-      return ok_status();
-    });
+    Status s = submit([&](Batch& batch) { return apply_txn_request(request, response, batch); });
     if (!s) return s.error();
     return response;
+  }
+
+  void put_async(const PutRequest& request, std::function<void(Result<PutResponse>)> done) override {
+    auto state = std::make_shared<std::pair<PutRequest, PutResponse>>(request, PutResponse{});
+    submit_async([this, state](Batch& batch) { return apply_put(state->first, state->second, batch); },
+                 [state, done = std::move(done)](const Status& s) {
+                   if (!s) return done(s.error());
+                   done(std::move(state->second));
+                 });
+  }
+
+  void delete_range_async(const DeleteRangeRequest& request,
+                          std::function<void(Result<DeleteRangeResponse>)> done) override {
+    if (request.key.empty()) return done(make_error(Errc::kInvalidArgument, kErrEmptyKey));
+    auto state = std::make_shared<std::pair<DeleteRangeRequest, DeleteRangeResponse>>(request, DeleteRangeResponse{});
+    submit_async([this, state](Batch& batch) { return apply_delete(state->first, state->second, batch); },
+                 [state, done = std::move(done)](const Status& s) {
+                   if (!s) return done(s.error());
+                   done(std::move(state->second));
+                 });
+  }
+
+  void txn_async(const TxnRequest& request, std::function<void(Result<TxnResponse>)> done) override {
+    auto state = std::make_shared<std::pair<TxnRequest, TxnResponse>>(request, TxnResponse{});
+    submit_async([this, state](Batch& batch) { return apply_txn_request(state->first, state->second, batch); },
+                 [state, done = std::move(done)](const Status& s) {
+                   if (!s) return done(s.error());
+                   done(std::move(state->second));
+                 });
   }
 
   Result<CompactResponse> compact(int64_t revision) override {
@@ -575,8 +585,25 @@ class StoreImpl final : public EmbeddedStore {
 
   // ---- the writer thread ---------------------------------------------------
 
+  // Queues a write for the next group commit; `then` runs on the writer
+  // thread once the write is durable or has failed.
+  void submit_async(std::function<Status(Batch&)> apply, std::function<void(const Status&)> then) {
+    auto write = std::make_unique<PendingWrite>();
+    write->apply = std::move(apply);
+    write->then = std::move(then);
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (!stopping_) {
+        queue_.push_back(write.release());
+        queue_cv_.notify_one();
+        return;
+      }
+    }
+    write->then(make_error(Errc::kUnavailable, "store " + dir_ + " is closing"));
+  }
+
   Status submit(std::function<Status(Batch&)> apply) {
-    PendingWrite write{std::move(apply), {}, {}};
+    PendingWrite write{std::move(apply), {}, {}, {}};
     auto done = write.done.get_future();
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -615,7 +642,14 @@ class StoreImpl final : public EmbeddedStore {
           writes_ += static_cast<int64_t>(writes.size());
         }
       }
-      for (auto* w : writes) w->done.set_value();
+      for (auto* w : writes) {
+        if (w->then) {
+          w->then(w->status);
+          delete w;  // queued by submit_async, owned by the queue since
+        } else {
+          w->done.set_value();
+        }
+      }
       writes.clear();
     }
   }
@@ -742,6 +776,32 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   // ---- applying requests (writer thread, index_mu_ held exclusively) --------
+
+  Status apply_put(const PutRequest& request, PutResponse& response, Batch& batch) {
+    if (auto v = validate_put(request); !v) return v;
+    WriteContext ctx{&batch, revision_ + 1};
+    response = put_locked(ctx, request);
+    revision_ = ctx.revision;
+    return ok_status();
+  }
+
+  Status apply_delete(const DeleteRangeRequest& request, DeleteRangeResponse& response, Batch& batch) {
+    WriteContext ctx{&batch, revision_ + 1};
+    response = delete_locked(ctx, request);
+    if (ctx.changed()) revision_ = ctx.revision;
+    response.revision = revision_;
+    return ok_status();
+  }
+
+  Status apply_txn_request(const TxnRequest& request, TxnResponse& response, Batch& batch) {
+    WriteContext ctx{&batch, revision_ + 1};
+    auto r = txn_locked(ctx, request);
+    if (!r) return r.error();
+    response = std::move(*r);
+    if (ctx.changed()) revision_ = ctx.revision;
+    response.revision = revision_;
+    return ok_status();
+  }
 
   Status validate_put(const PutRequest& r) const {
     if (r.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);

@@ -595,6 +595,40 @@ TEST_F(StoreTest, SnapshotRestoresTheWholeStore) {
   fs::remove(junk);
 }
 
+TEST_F(StoreTest, AsyncWritesCompleteInOrderOnceDurable) {
+  constexpr int kWrites = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int64_t> revisions(kWrites, 0);
+  int done = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    store_->put_async({"async/" + std::to_string(i), "v"}, [&, i](Result<PutResponse> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      revisions[i] = r.ok() ? r->revision : -1;
+      ++done;
+      cv.notify_all();
+    });
+  }
+  TxnRequest t;
+  t.success = {DeleteRangeRequest{"async/0"}};
+  std::optional<Result<TxnResponse>> txn;
+  store_->txn_async(t, [&](Result<TxnResponse> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    txn = std::move(r);
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return done == kWrites && txn.has_value(); }));
+  }
+  for (int i = 0; i < kWrites; ++i) EXPECT_EQ(revisions[i], i + 2) << i;  // queue order is revision order
+  ASSERT_TRUE(txn->ok());
+  EXPECT_EQ((*txn)->revision, kWrites + 2);
+  EXPECT_LT(store_->stats().commits, kWrites);  // queued together, committed together
+  reopen();
+  EXPECT_EQ(store_->range({"async/", prefix_end("async/")})->count, kWrites - 1);
+}
+
 TEST_F(StoreTest, ConcurrentWritersShareCommits) {
   constexpr int kThreads = 64;
   constexpr int kPuts = 20;
