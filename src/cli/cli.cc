@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/store_commands.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/units.h"
@@ -386,6 +387,15 @@ int main(int argc, char** argv) {
   auto* restart = app.add_subcommand("restart", "Rolling restart, one replica at a time");
   restart->add_option("target", target, "SYSTEM[/SERVICE]")->required();
 
+  auto* store = app.add_subcommand("store", "The coordination store in $ZEPPELIN_HOME/store");
+  auto* snapshot = store->add_subcommand("snapshot", "Back up or restore the whole store (server stopped)");
+  snapshot->require_subcommand(1);
+  auto* snapshot_save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
+  snapshot_save->add_option("file", file, "snapshot file")->required();
+  auto* snapshot_restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
+  snapshot_restore->add_option("file", file, "snapshot file")->required();
+  store->require_subcommand(1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -420,6 +430,8 @@ int main(int argc, char** argv) {
     }
     return cmd_run(file, system, detach, timeout);
   }
+  if (*snapshot_save) return cmd_store_snapshot_save(zeppelin_home(), file);
+  if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {
