@@ -638,7 +638,7 @@ class StoreImpl final : public EmbeddedStore {
           failed_ = make_error(Errc::kInternal, "store " + dir_ + " stopped accepting writes: " + s.error().message);
           for (auto* w : writes) w->status = *failed_;
         } else {
-          publish(std::move(batch));
+          publish(batch);
           writes_ += static_cast<int64_t>(writes.size());
         }
       }
@@ -738,7 +738,7 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   // Makes a committed batch visible to readers and watchers.
-  void publish(Batch batch) {
+  void publish(const Batch& batch) {
     std::lock_guard<std::mutex> hub(hub_mu_);
     committed_revision_.store(batch.revision);
     if (batch.events.empty()) return;

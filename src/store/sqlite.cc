@@ -25,7 +25,7 @@ void Statement::bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index
 
 void Statement::bind_blob(int index, std::string_view value, bool copy) {
   // A zero-length blob still binds as a blob (not NULL) with a non-null pointer.
-  static const char kEmpty = 0;
+  static constexpr char kEmpty = 0;
   sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(), value.size(),
                       copy ? SQLITE_TRANSIENT : SQLITE_STATIC);
 }

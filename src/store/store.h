@@ -202,14 +202,17 @@ class Store {
   // (or has failed), on a store thread, and must not block. These defaults
   // call the blocking versions; an engine with a write queue does better.
   virtual void put_async(const PutRequest& request, std::function<void(Result<PutResponse>)> done) {
-    done(put(request));
+    auto callback = std::move(done);
+    callback(put(request));
   }
   virtual void delete_range_async(const DeleteRangeRequest& request,
                                   std::function<void(Result<DeleteRangeResponse>)> done) {
-    done(delete_range(request));
+    auto callback = std::move(done);
+    callback(delete_range(request));
   }
   virtual void txn_async(const TxnRequest& request, std::function<void(Result<TxnResponse>)> done) {
-    done(txn(request));
+    auto callback = std::move(done);
+    callback(txn(request));
   }
   // Forgets history before `revision`: reads and watches below it fail with kErrCompacted.
   virtual Result<CompactResponse> compact(int64_t revision) = 0;
