@@ -14,13 +14,13 @@ namespace {
 constexpr auto kCancelCheck = std::chrono::milliseconds(200);
 
 // Waits for the first event of a watch, or for `cancelled`.
-Status wait_for_event(store::Store& store, store::WatchRequest request, const std::function<bool()>& cancelled) {
+Status wait_for_event(store::Store& store, const store::WatchRequest& request, const std::function<bool()>& cancelled) {
   struct Signal {
     std::mutex mu;
     std::condition_variable cv;
     bool fired = false;
   } signal;
-  auto watch = store.watch(request, [&signal](store::WatchUpdate u) {
+  auto watch = store.watch(request, [&signal](const store::WatchUpdate& u) {
     if (u.events.empty() && !u.compact_revision) return;
     std::lock_guard<std::mutex> lock(signal.mu);
     signal.fired = true;

@@ -99,7 +99,7 @@ class WatchStream {
       std::lock_guard<std::mutex> q(mu_);
       creating_.insert(id);
     }
-    auto watch = store_.watch(from_proto(request), [this, id](store::WatchUpdate u) { on_update(id, std::move(u)); });
+    auto watch = store_.watch(from_proto(request), [this, id](const store::WatchUpdate& u) { on_update(id, u); });
     pb::WatchResponse created;
     created.set_watch_id(id);
     created.set_created(true);
@@ -158,7 +158,7 @@ class WatchStream {
   }
 
   // Runs on a store thread: only builds the response and queues it.
-  void on_update(int64_t id, store::WatchUpdate u) {
+  void on_update(int64_t id, const store::WatchUpdate& u) {
     pb::WatchResponse r;
     r.set_watch_id(id);
     r.mutable_header()->set_revision(u.revision);
