@@ -38,6 +38,9 @@ class EtcdServerImpl final : public EtcdServer {
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port
+    // would silently take half of the connections. Fail to start instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     // Handlers block on fsync (group commit) and on locks and elections: let
     // many run at once, so that concurrent writers share commits.
     grpc::ResourceQuota quota("zeppelin-etcd-api");

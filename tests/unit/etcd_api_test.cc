@@ -98,6 +98,17 @@ TEST_F(EtcdApiTest, HeadersCarryRevisionAndIds) {
   EXPECT_GT(resp.header().raft_term(), 0u);
 }
 
+// Regression: gRPC's default SO_REUSEPORT let a second server share the port
+// and take part of the connections.
+TEST_F(EtcdApiTest, ASecondServerCannotListenOnTheSamePort) {
+  EtcdServerOptions options;
+  options.listen = server_->address();
+  options.snapshot_dir = dir_.string();
+  auto second = EtcdServer::start(*store_, options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find(server_->address()), std::string::npos) << second.error().message;
+}
+
 TEST_F(EtcdApiTest, ErrorsUseEtcdCodesAndMessages) {
   ASSERT_TRUE(put("a", "1").ok());
   ASSERT_TRUE(put("a", "2").ok());
