@@ -14,6 +14,7 @@
 
 #include "cli/autostart.h"
 #include "cli/render_command.h"
+#include "cli/store_commands.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/units.h"
@@ -372,6 +373,7 @@ int main(int argc, char** argv) {
   std::string format = "table";
   std::string timeout = "60s";
   std::string listen;
+  std::string etcd_listen;
   std::string home_flag;
   bool detach = false;
   bool follow = false;
@@ -395,6 +397,7 @@ int main(int argc, char** argv) {
 
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
+  server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT");
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
 
@@ -429,6 +432,15 @@ int main(int argc, char** argv) {
   auto* restart = app.add_subcommand("restart", "Rolling restart, one replica at a time");
   restart->add_option("target", target, "SYSTEM[/SERVICE]")->required();
 
+  auto* store = app.add_subcommand("store", "The coordination store in $ZEPPELIN_HOME/store");
+  auto* snapshot = store->add_subcommand("snapshot", "Back up or restore the whole store (server stopped)");
+  snapshot->require_subcommand(1);
+  auto* snapshot_save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
+  snapshot_save->add_option("file", file, "snapshot file")->required();
+  auto* snapshot_restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
+  snapshot_restore->add_option("file", file, "snapshot file")->required();
+  store->require_subcommand(1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -447,7 +459,7 @@ int main(int argc, char** argv) {
   if (*render) return cmd_render(render_args);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
-    return server::run_server({zeppelin_home(), listen, ready_fd});
+    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen});
   }
   if (*shutdown) {
     client::Client c(socket_path(zeppelin_home()));
@@ -465,6 +477,8 @@ int main(int argc, char** argv) {
     }
     return cmd_run(file, system, detach, timeout);
   }
+  if (*snapshot_save) return cmd_store_snapshot_save(zeppelin_home(), file);
+  if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {

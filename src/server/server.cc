@@ -14,10 +14,12 @@
 #include "api/routes.h"
 #include "common/fs_util.h"
 #include "common/log.h"
+#include "etcd_api/etcd_server.h"
 #include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
 #include "runtime/routing_driver.h"
 #include "state/state_store.h"
+#include "store/embedded_store.h"
 #include "supervisor/supervisor.h"
 
 namespace zeppelin::server {
@@ -39,6 +41,30 @@ void raise_fd_limit() {
     lim.rlim_cur = lim.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &lim);
   }
+}
+
+// The coordination store in HOME/store and the etcd API over it.
+struct EtcdEndpoint {
+  std::unique_ptr<store::EmbeddedStore> store;
+  std::unique_ptr<etcd_api::EtcdServer> server;  // declared last: stops before the store closes
+};
+
+Result<EtcdEndpoint> start_etcd_api(const ServerOptions& options) {
+  EtcdEndpoint endpoint;
+  const std::string dir = options.home + "/store";
+  auto opened = store::EmbeddedStore::open(dir);
+  if (!opened) return opened.error();
+  endpoint.store = std::move(*opened);
+  etcd_api::EtcdServerOptions etcd_options;
+  etcd_options.listen = options.etcd_listen;
+  etcd_options.snapshot_dir = dir;
+  // Stable per data directory, never 0 (etcd clients treat 0 as unset).
+  etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
+  etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
+  auto started = etcd_api::EtcdServer::start(*endpoint.store, etcd_options);
+  if (!started) return started.error();
+  endpoint.server = std::move(*started);
+  return endpoint;
 }
 
 }  // namespace
@@ -114,6 +140,17 @@ int run_server(const ServerOptions& options) {
                 options.tcp_listen);
     }
     listeners.push_back(std::move(*tcp));
+  }
+
+  EtcdEndpoint etcd;
+  if (!options.etcd_listen.empty()) {
+    auto started = start_etcd_api(options);
+    if (!started) {
+      log::error("etcd API: {}", started.error().message);
+      return 1;
+    }
+    etcd = std::move(*started);
+    log::info("etcd API listening on {}", etcd.server->address());
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -1,0 +1,97 @@
+#include "etcd_api/etcd_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "etcd_api/convert.h"
+#include "etcd_api/services.h"
+
+namespace zeppelin::etcd_api {
+
+namespace {
+
+// gRPC refuses messages beyond this itself (ResourceExhausted); between
+// kMaxRequestBytes and this, the handlers answer etcd's "request is too large".
+constexpr int kGrpcOverheadBytes = 512 * 1024;
+constexpr int kMaxHandlerThreads = 4096;
+
+class EtcdServerImpl final : public EtcdServer {
+ public:
+  EtcdServerImpl(store::Store& store, EtcdServerOptions options)
+      : options_(std::move(options)),
+        header_(store, options_),
+        kv_(store, header_),
+        watch_(store, header_),
+        lease_(store, header_),
+        maintenance_(store, header_, options_),
+        lock_(store, header_),
+        election_(store, header_) {}
+
+  ~EtcdServerImpl() override { shutdown(); }
+
+  Status start() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytes) + kGrpcOverheadBytes);
+    builder.SetMaxSendMessageSize(INT32_MAX);
+    // etcd clients ping every few seconds on idle watch streams; let them.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port
+    // would silently take half of the connections. Fail to start instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Handlers block on fsync (group commit) and on locks and elections: let
+    // many run at once, so that concurrent writers share commits.
+    grpc::ResourceQuota quota("zeppelin-etcd-api");
+    quota.SetMaxThreads(kMaxHandlerThreads);
+    builder.SetResourceQuota(quota);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
+    builder.RegisterService(&kv_);
+    builder.RegisterService(&watch_);
+    builder.RegisterService(&lease_);
+    builder.RegisterService(&maintenance_);
+    builder.RegisterService(&lock_);
+    builder.RegisterService(&election_);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0) {
+      return make_error(Errc::kUnavailable, "cannot listen on " + options_.listen + " for the etcd API");
+    }
+    const std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+    address_ = host + ":" + std::to_string(port);
+    return ok_status();
+  }
+
+  std::string address() const override { return address_; }
+
+  void shutdown() override {
+    if (!server_) return;
+    // A deadline of now cancels open streams (watches, keep-alives) at once.
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+    server_.reset();
+  }
+
+ private:
+  EtcdServerOptions options_;
+  Header header_;
+  KvService kv_;
+  WatchService watch_;
+  LeaseService lease_;
+  MaintenanceService maintenance_;
+  LockService lock_;
+  ElectionService election_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EtcdServer>> EtcdServer::start(store::Store& store, const EtcdServerOptions& options) {
+  auto server = std::make_unique<EtcdServerImpl>(store, options);
+  if (auto s = server->start(); !s) return s.error();
+  return std::unique_ptr<EtcdServer>(std::move(server));
+}
+
+}  // namespace zeppelin::etcd_api

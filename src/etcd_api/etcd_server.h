@@ -1,0 +1,36 @@
+// The etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Lock, Election) served from a Store,
+// so that etcd clients (etcdctl, clientv3, jetcd, python-etcd3...) work
+// against zeppelin unchanged.
+//
+// gRPC runs the handlers on its own threads; the Store is thread-safe, and the
+// server's event loop is not involved.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "store/store.h"
+
+namespace zeppelin::etcd_api {
+
+struct EtcdServerOptions {
+  std::string listen;        // "HOST:PORT"; port 0 picks a free one
+  std::string snapshot_dir;  // where Maintenance.Snapshot stages its file
+  uint64_t cluster_id = 0;   // reported in every ResponseHeader
+  uint64_t member_id = 0;
+};
+
+class EtcdServer {
+ public:
+  // Listens and serves until destroyed. `store` must outlive the server.
+  static Result<std::unique_ptr<EtcdServer>> start(store::Store& store, const EtcdServerOptions& options);
+  virtual ~EtcdServer() = default;
+  // "HOST:PORT" with the port actually bound.
+  virtual std::string address() const = 0;
+  // Ends every call (open watch and keep-alive streams included) and stops listening.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace zeppelin::etcd_api

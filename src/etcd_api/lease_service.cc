@@ -1,0 +1,63 @@
+#include "etcd_api/convert.h"
+#include "etcd_api/services.h"
+
+namespace zeppelin::etcd_api {
+
+namespace pb = etcdserverpb;
+
+grpc::Status LeaseService::LeaseGrant(grpc::ServerContext*, const pb::LeaseGrantRequest* request,
+                                      pb::LeaseGrantResponse* response) {
+  auto r = store_.lease_grant(request->id(), request->ttl());
+  if (!r) return to_status(r.error());
+  response->set_id(r->id);
+  response->set_ttl(r->ttl);
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status LeaseService::LeaseRevoke(grpc::ServerContext*, const pb::LeaseRevokeRequest* request,
+                                       pb::LeaseRevokeResponse* response) {
+  if (auto s = store_.lease_revoke(request->id()); !s) return to_status(s.error());
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status LeaseService::LeaseKeepAlive(
+    grpc::ServerContext*, grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* stream) {
+  pb::LeaseKeepAliveRequest request;
+  while (stream->Read(&request)) {
+    pb::LeaseKeepAliveResponse response;
+    response.set_id(request.id());
+    // As etcd: an unknown or expired lease is answered with TTL 0, not an error.
+    auto ttl = store_.lease_keep_alive(request.id());
+    response.set_ttl(ttl ? *ttl : 0);
+    header_.fill(response.mutable_header());
+    if (!stream->Write(response)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext*, const pb::LeaseTimeToLiveRequest* request,
+                                           pb::LeaseTimeToLiveResponse* response) {
+  response->set_id(request->id());
+  auto r = store_.lease_time_to_live(request->id(), request->keys());
+  if (!r) {
+    if (!store::is_error(r.error(), store::kErrLeaseNotFound)) return to_status(r.error());
+    response->set_ttl(-1);  // etcd answers a missing lease this way
+  } else {
+    response->set_ttl(r->ttl);
+    response->set_grantedttl(r->granted_ttl);
+    for (const auto& key : r->keys) response->add_keys(key);
+  }
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status LeaseService::LeaseLeases(grpc::ServerContext*, const pb::LeaseLeasesRequest*,
+                                       pb::LeaseLeasesResponse* response) {
+  for (int64_t id : store_.lease_list()) response->add_leases()->set_id(id);
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
+}  // namespace zeppelin::etcd_api

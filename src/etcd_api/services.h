@@ -1,0 +1,123 @@
+// The etcd services, one class each; EtcdServer owns and registers them.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "etcd_api/etcd_server.h"
+#include "rpc.grpc.pb.h"
+#include "store/store.h"
+#include "v3election.grpc.pb.h"
+#include "v3lock.grpc.pb.h"
+
+namespace zeppelin::etcd_api {
+
+// Fills the ResponseHeader fields every etcd response carries.
+class Header {
+ public:
+  Header(store::Store& store, const EtcdServerOptions& options) : store_(store), options_(options) {}
+  // Keeps a revision already set (the one a write was applied at); else the current one.
+  void fill(etcdserverpb::ResponseHeader* h) const;
+
+ private:
+  store::Store& store_;
+  const EtcdServerOptions& options_;
+};
+
+// KV on gRPC's callback API: a write holds no thread while it waits for its
+// group commit; the store completes the call from its writer thread.
+class KvService final : public etcdserverpb::KV::CallbackService {
+ public:
+  KvService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext*, const etcdserverpb::RangeRequest*,
+                                  etcdserverpb::RangeResponse*) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const etcdserverpb::PutRequest*,
+                                etcdserverpb::PutResponse*) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext*, const etcdserverpb::DeleteRangeRequest*,
+                                        etcdserverpb::DeleteRangeResponse*) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext*, const etcdserverpb::TxnRequest*,
+                                etcdserverpb::TxnResponse*) override;
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext*, const etcdserverpb::CompactionRequest*,
+                                    etcdserverpb::CompactionResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class WatchService final : public etcdserverpb::Watch::Service {
+ public:
+  WatchService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Watch(grpc::ServerContext*,
+                     grpc::ServerReaderWriter<etcdserverpb::WatchResponse, etcdserverpb::WatchRequest>*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class LeaseService final : public etcdserverpb::Lease::Service {
+ public:
+  LeaseService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status LeaseGrant(grpc::ServerContext*, const etcdserverpb::LeaseGrantRequest*,
+                          etcdserverpb::LeaseGrantResponse*) override;
+  grpc::Status LeaseRevoke(grpc::ServerContext*, const etcdserverpb::LeaseRevokeRequest*,
+                           etcdserverpb::LeaseRevokeResponse*) override;
+  grpc::Status LeaseKeepAlive(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<etcdserverpb::LeaseKeepAliveResponse, etcdserverpb::LeaseKeepAliveRequest>*) override;
+  grpc::Status LeaseTimeToLive(grpc::ServerContext*, const etcdserverpb::LeaseTimeToLiveRequest*,
+                               etcdserverpb::LeaseTimeToLiveResponse*) override;
+  grpc::Status LeaseLeases(grpc::ServerContext*, const etcdserverpb::LeaseLeasesRequest*,
+                           etcdserverpb::LeaseLeasesResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+class MaintenanceService final : public etcdserverpb::Maintenance::Service {
+ public:
+  MaintenanceService(store::Store& store, const Header& header, const EtcdServerOptions& options)
+      : store_(store), header_(header), options_(options) {}
+  grpc::Status Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*, etcdserverpb::StatusResponse*) override;
+  grpc::Status Snapshot(grpc::ServerContext*, const etcdserverpb::SnapshotRequest*,
+                        grpc::ServerWriter<etcdserverpb::SnapshotResponse>*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+  const EtcdServerOptions& options_;
+};
+
+// etcd's server-side Lock: a contender's key under NAME/, served in creation order.
+class LockService final : public v3lockpb::Lock::Service {
+ public:
+  LockService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Lock(grpc::ServerContext*, const v3lockpb::LockRequest*, v3lockpb::LockResponse*) override;
+  grpc::Status Unlock(grpc::ServerContext*, const v3lockpb::UnlockRequest*, v3lockpb::UnlockResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+// etcd's server-side Election: the leader is the contender whose key under NAME/ was created first.
+class ElectionService final : public v3electionpb::Election::Service {
+ public:
+  ElectionService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  grpc::Status Campaign(grpc::ServerContext*, const v3electionpb::CampaignRequest*,
+                        v3electionpb::CampaignResponse*) override;
+  grpc::Status Proclaim(grpc::ServerContext*, const v3electionpb::ProclaimRequest*,
+                        v3electionpb::ProclaimResponse*) override;
+  grpc::Status Leader(grpc::ServerContext*, const v3electionpb::LeaderRequest*, v3electionpb::LeaderResponse*) override;
+  grpc::Status Observe(grpc::ServerContext*, const v3electionpb::LeaderRequest*,
+                       grpc::ServerWriter<v3electionpb::LeaderResponse>*) override;
+  grpc::Status Resign(grpc::ServerContext*, const v3electionpb::ResignRequest*, v3electionpb::ResignResponse*) override;
+
+ private:
+  store::Store& store_;
+  const Header& header_;
+};
+
+}  // namespace zeppelin::etcd_api

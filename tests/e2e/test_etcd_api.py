@@ -1,0 +1,302 @@
+"""Differential test of zeppelin's etcd v3 API: the same etcdctl commands run
+against a real etcd (Debian's etcd-server, started here) and against
+`zeppelin server --etcd-listen`, and their outputs must match once the parts
+that legitimately differ (cluster and member ids, lease ids, sizes) are
+normalized. Both stores see the same commands in the same order, so their
+revisions must match too."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, wait_for
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ctl(endpoint, *args, input=None, timeout=30):
+    return subprocess.run([ETCDCTL, f"--endpoints={endpoint}", "--command-timeout=10s", *args],
+                          env=dict(os.environ, ETCDCTL_API="3"), input=input, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def error_line(stderr):
+    """etcdctl's one-line verdict ("Error: ..."), without its retry logging."""
+    lines = [l for l in stderr.splitlines() if l.startswith("Error:")]
+    return lines[-1] if lines else stderr.strip()
+
+
+class Normalizer:
+    """Replaces what differs between two servers by placeholders."""
+
+    def __init__(self):
+        self.leases = {}
+
+    def lease(self, lease_id):
+        return self.leases.setdefault(lease_id, f"LEASE{len(self.leases) + 1}")
+
+    def __call__(self, value, key=None):
+        if isinstance(value, dict):
+            return {k: self(v, k) for k, v in value.items() if k not in ("cluster_id", "member_id", "raft_term")}
+        if isinstance(value, list):
+            return [self(v, key) for v in value]
+        if key in ("ID", "id", "lease") and isinstance(value, int) and value != 0:
+            return self.lease(value)
+        return value
+
+
+class EtcdApiDifferentialTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="zeppelin-etcd-diff-")
+        client, peer, zport = free_port(), free_port(), free_port()
+        cls.etcd_endpoint = f"127.0.0.1:{client}"
+        cls.zeppelin_endpoint = f"127.0.0.1:{zport}"
+        cls.etcd_log = open(os.path.join(cls.dir, "etcd.log"), "w")
+        cls.etcd = subprocess.Popen(
+            [ETCD, "--name", "diff", "--data-dir", os.path.join(cls.dir, "etcd-data"),
+             "--listen-client-urls", f"http://{cls.etcd_endpoint}", "--advertise-client-urls",
+             f"http://{cls.etcd_endpoint}", "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-cluster", f"diff=http://127.0.0.1:{peer}"],
+            stdout=cls.etcd_log, stderr=subprocess.STDOUT)
+        cls.zeppelin_log = open(os.path.join(cls.dir, "zeppelin.log"), "w")
+        home = os.path.join(cls.dir, "home")
+        cls.zeppelin = subprocess.Popen(
+            [BIN, "server", "--home", home, "--etcd-listen", cls.zeppelin_endpoint],
+            stdout=cls.zeppelin_log, stderr=subprocess.STDOUT, env=dict(os.environ, ZEPPELIN_HOME=home))
+        for endpoint in (cls.etcd_endpoint, cls.zeppelin_endpoint):
+            wait_for(lambda: ctl(endpoint, "endpoint", "status").returncode == 0, timeout=30,
+                     what=f"an etcd API on {endpoint}")
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in (cls.zeppelin, cls.etcd):
+            p.send_signal(signal.SIGTERM)
+        for p in (cls.zeppelin, cls.etcd):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        cls.etcd_log.close()
+        cls.zeppelin_log.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def setUp(self):
+        self.normalize = {self.etcd_endpoint: Normalizer(), self.zeppelin_endpoint: Normalizer()}
+
+    def both(self, *args, input=None, check=True):
+        """Runs etcdctl against etcd then zeppelin; returns both results after
+        asserting that exit codes and (normalized) outputs agree."""
+        results = [ctl(e, *args, input=input) for e in (self.etcd_endpoint, self.zeppelin_endpoint)]
+        etcd, zeppelin = results
+        what = f"etcdctl {' '.join(args)}"
+        self.assertEqual(etcd.returncode, zeppelin.returncode,
+                         f"{what}: exit codes differ\netcd: {etcd.stderr}\nzeppelin: {zeppelin.stderr}")
+        if check:
+            self.assertEqual(etcd.returncode, 0, f"{what} failed on etcd: {etcd.stderr}")
+        if etcd.returncode != 0:
+            self.assertEqual(error_line(etcd.stderr), error_line(zeppelin.stderr), what)
+        return etcd, zeppelin
+
+    def both_json(self, *args, input=None):
+        etcd, zeppelin = self.both(*args, "-w", "json", input=input)
+        parsed = []
+        for endpoint, r in ((self.etcd_endpoint, etcd), (self.zeppelin_endpoint, zeppelin)):
+            parsed.append(self.normalize[endpoint](json.loads(r.stdout)))
+        self.assertEqual(parsed[0], parsed[1], f"etcdctl {' '.join(args)} -w json")
+        return parsed[0]
+
+    def both_lease(self, ttl):
+        """Grants a lease on each server; returns (etcd id, zeppelin id) in hex as etcdctl takes them."""
+        granted = self.both_json("lease", "grant", str(ttl))
+        self.assertEqual(granted["TTL"], ttl)
+        ids = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            raw = [k for k, v in self.normalize[endpoint].leases.items() if v == granted["ID"]]
+            ids.append(format(raw[0], "x"))
+        return ids
+
+    def per_endpoint(self, args_by_endpoint, drop=()):
+        """Runs different arguments per server (lease ids differ); compares normalized JSON
+        without the fields in `drop` (returned per server as `dropped`)."""
+        parsed = []
+        self.dropped = []
+        for endpoint, args in args_by_endpoint:
+            r = ctl(endpoint, *args, "-w", "json")
+            self.assertEqual(r.returncode, 0, f"{endpoint}: etcdctl {' '.join(args)}: {r.stderr}")
+            out = self.normalize[endpoint](json.loads(r.stdout))
+            self.dropped.append({k: out.pop(k) for k in drop if k in out})
+            parsed.append(out)
+        self.assertEqual(parsed[0], parsed[1], f"etcdctl {' '.join(args_by_endpoint[0][1])}")
+        return parsed[0]
+
+    # The tests run in name order against both servers, so revisions stay in step.
+
+    def test_01_put_get_delete(self):
+        self.both("put", "kv/a", "1")
+        put = self.both_json("put", "kv/a", "2", "--prev-kv")
+        self.assertEqual(put["prev_kv"]["value"], "MQ==")  # base64 "1"
+        got = self.both_json("get", "kv/a")
+        self.assertEqual(got["kvs"][0]["version"], 2)
+        old = self.both_json("get", "kv/a", f"--rev={got['kvs'][0]['mod_revision'] - 1}")
+        self.assertEqual(old["kvs"][0]["value"], "MQ==")
+        self.both_json("del", "kv/a", "--prev-kv")
+        self.both_json("get", "kv/a")
+        self.both_json("del", "kv/nothing")
+        self.both("get", "kv/a", "--rev=100000", check=False)  # future revision: the same error
+
+    def test_02_prefix_limit_keys_count_sort(self):
+        for i in (3, 1, 2):
+            self.both("put", f"pre/{i}", f"value-{i}")
+        self.both("put", "prefix-not", "x")
+        self.both_json("get", "pre/", "--prefix")
+        limited = self.both_json("get", "pre/", "--prefix", "--limit=2")
+        self.assertTrue(limited["more"])
+        self.both_json("get", "pre/", "--prefix", "--keys-only")
+        self.both_json("get", "pre/", "--prefix", "--sort-by=MODIFY", "--order=DESCEND")
+        self.both_json("get", "pre/2", "--from-key")
+        self.both_json("get", "pre/1", "pre/3")
+        deleted = self.both_json("del", "pre/", "--prefix")
+        self.assertEqual(deleted["deleted"], 3)
+
+    def test_03_txn(self):
+        self.both("put", "txn/k", "v1")
+        script = 'value("txn/k") = "v1"\n\nput txn/k v2\nget txn/k\n\nput txn/failed yes\n\n'
+        first = self.both_json("txn", input=script)
+        self.assertTrue(first["succeeded"])
+        second = self.both_json("txn", input=script)
+        self.assertFalse(second.get("succeeded", False))
+        versions = 'ver("txn/k") > "1"\nmod("txn/k") > "0"\n\nget txn/failed\n\n\n'
+        self.both_json("txn", input=versions)
+        self.both("txn", input='\n\nput txn/dup a\nput txn/dup b\n\n\n', check=False)  # duplicate key
+
+    def test_04_lease_grant_attach_revoke(self):
+        etcd_id, zeppelin_id = self.both_lease(60)
+        self.per_endpoint([(self.etcd_endpoint, ["put", "lease/k", "v", f"--lease={etcd_id}"]),
+                           (self.zeppelin_endpoint, ["put", "lease/k", "v", f"--lease={zeppelin_id}"])])
+        got = self.both_json("get", "lease/k")
+        self.assertEqual(got["kvs"][0]["lease"], "LEASE1")
+        ttl = self.per_endpoint([(self.etcd_endpoint, ["lease", "timetolive", etcd_id, "--keys"]),
+                                 (self.zeppelin_endpoint, ["lease", "timetolive", zeppelin_id, "--keys"])],
+                                drop=("ttl",))
+        self.assertEqual(ttl["granted-ttl"], 60)
+        for left in self.dropped:  # seconds left: counts down on each server separately
+            self.assertTrue(0 < left["ttl"] <= 60, left)
+        self.assertEqual(ttl["keys"], ["bGVhc2Uvaw=="])
+        for endpoint, lease in ((self.etcd_endpoint, etcd_id), (self.zeppelin_endpoint, zeppelin_id)):
+            r = ctl(endpoint, "lease", "revoke", lease)
+            self.assertEqual(r.stdout, f"lease {lease} revoked\n")
+        after = self.both_json("get", "lease/k")
+        self.assertEqual(after.get("count", 0), 0)
+        gone = self.per_endpoint([(self.etcd_endpoint, ["lease", "timetolive", etcd_id]),
+                                  (self.zeppelin_endpoint, ["lease", "timetolive", zeppelin_id])])
+        self.assertEqual(gone["ttl"], -1)
+        self.both("lease", "revoke", "1234abcd", check=False)  # the same "lease not found" error
+        self.both("put", "lease/x", "v", "--lease=1234abcd", check=False)
+
+    def test_05_watch_from_a_revision(self):
+        first = self.both_json("put", "watch/a", "1")
+        start = first["header"]["revision"]
+        self.both("put", "watch/b", "1")
+        self.both("put", "outside", "1")
+        self.both("del", "watch/a")
+        self.both("put", "watch/b", "2")
+        outputs = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            p = subprocess.Popen([ETCDCTL, f"--endpoints={endpoint}", "watch", "watch/", "--prefix",
+                                  f"--rev={start}", "--prev-kv", "-w", "json"],
+                                 env=dict(os.environ, ETCDCTL_API="3"), stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+            events = []
+            try:
+                while len(events) < 4:
+                    line = p.stdout.readline()
+                    if not line:
+                        break
+                    events += json.loads(line)["Events"]
+            finally:
+                p.kill()
+                p.wait()
+                p.stdout.close()
+            outputs.append(self.normalize[endpoint](events))
+        self.assertEqual(len(outputs[0]), 4)
+        self.assertEqual(outputs[0], outputs[1])
+
+    def test_06_compaction(self):
+        self.both("put", "compact/k", "1")
+        second = self.both_json("put", "compact/k", "2")
+        revision = second["header"]["revision"]
+        self.both("compaction", str(revision))
+        failed = self.both("get", "compact/k", f"--rev={revision - 1}", check=False)
+        self.assertIn("required revision has been compacted", error_line(failed[1].stderr))
+        self.both("compaction", str(revision - 1), check=False)
+        self.both_json("get", "compact/k", f"--rev={revision}")
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            r = subprocess.run([ETCDCTL, f"--endpoints={endpoint}", "watch", "compact/k", f"--rev={revision - 1}"],
+                               env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=30)
+            self.assertIn("required revision has been compacted", r.stdout + r.stderr, endpoint)
+
+    def test_07_endpoint_status_and_snapshot(self):
+        statuses = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            r = ctl(endpoint, "endpoint", "status", "-w", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            statuses.append(json.loads(r.stdout)[0]["Status"])
+        etcd, zeppelin = statuses
+        self.assertEqual(etcd["header"]["revision"], zeppelin["header"]["revision"])
+        self.assertEqual(sorted(etcd.keys()), sorted(zeppelin.keys()))
+        self.assertEqual(zeppelin["leader"], zeppelin["header"]["member_id"])
+        self.assertTrue(zeppelin["version"].startswith("3.4"))
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            path = os.path.join(self.dir, f"snapshot-{endpoint.split(':')[1]}.db")
+            r = ctl(endpoint, "snapshot", "save", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"Snapshot saved at {path}", r.stdout)
+            self.assertGreater(os.path.getsize(path), 32)
+        with open(os.path.join(self.dir, f"snapshot-{self.zeppelin_endpoint.split(':')[1]}.db"), "rb") as f:
+            self.assertEqual(f.read(16), b"SQLite format 3\0")
+
+    def test_08_errors(self):
+        self.both("get", "", check=False)  # empty key
+        big = "x" * (1536 * 1024 + 100)
+        self.both("put", "big", input=big, check=False)  # over the 1.5 MiB request limit
+        self.both_json("get", "big")
+
+    def test_09_etcdctl_lock_and_elect(self):
+        # etcdctl builds these from leases, transactions and watches.
+        locked = self.both("lock", "diff-lock", "echo", "holding the lock")
+        self.assertEqual(locked[0].stdout, "holding the lock\n")
+        self.assertEqual(locked[0].stdout, locked[1].stdout)
+
+        def leader_value(endpoint):
+            r = ctl(endpoint, "get", "diff-election/", "--prefix", "--print-value-only")
+            return r.stdout if r.returncode == 0 else ""
+
+        leaders = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            campaign = subprocess.Popen([ETCDCTL, f"--endpoints={endpoint}", "elect", "diff-election", "alice"],
+                                        env=dict(os.environ, ETCDCTL_API="3"), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            try:
+                leaders.append(wait_for(lambda: leader_value(endpoint), timeout=30, what=f"a leader on {endpoint}"))
+            finally:
+                campaign.send_signal(signal.SIGINT)  # resigns, as on Ctrl-C
+                campaign.wait(timeout=30)
+        self.assertEqual(leaders, ["alice\n", "alice\n"])
+        self.assertEqual([leader_value(e) for e in (self.etcd_endpoint, self.zeppelin_endpoint)], ["", ""])
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,326 @@
+// The etcd API through a real gRPC channel to an EtcdServer over an
+// EmbeddedStore: the Lock and Election services (which etcdctl does not use,
+// so the differential e2e test does not reach them), watch streams, and errors.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "etcd_api/etcd_server.h"
+#include "rpc.grpc.pb.h"
+#include "store/embedded_store.h"
+#include "v3election.grpc.pb.h"
+#include "v3lock.grpc.pb.h"
+
+namespace zeppelin::etcd_api {
+namespace {
+
+namespace fs = std::filesystem;
+
+class EtcdApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("zeppelin-etcd-api-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    auto store = store::EmbeddedStore::open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(*store);
+    EtcdServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.snapshot_dir = dir_.string();
+    options.cluster_id = 11;
+    options.member_id = 22;
+    auto server = EtcdServer::start(*store_, options);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    kv_ = etcdserverpb::KV::NewStub(channel_);
+    lease_ = etcdserverpb::Lease::NewStub(channel_);
+    watch_ = etcdserverpb::Watch::NewStub(channel_);
+    lock_ = v3lockpb::Lock::NewStub(channel_);
+    election_ = v3electionpb::Election::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  int64_t grant(int64_t ttl) {
+    grpc::ClientContext ctx;
+    etcdserverpb::LeaseGrantRequest req;
+    req.set_ttl(ttl);
+    etcdserverpb::LeaseGrantResponse resp;
+    EXPECT_TRUE(lease_->LeaseGrant(&ctx, req, &resp).ok());
+    return resp.id();
+  }
+
+  grpc::Status put(const std::string& key, const std::string& value, etcdserverpb::PutResponse* resp = nullptr) {
+    grpc::ClientContext ctx;
+    etcdserverpb::PutRequest req;
+    req.set_key(key);
+    req.set_value(value);
+    etcdserverpb::PutResponse local;
+    return kv_->Put(&ctx, req, resp ? resp : &local);
+  }
+
+  std::string get(const std::string& key) {
+    grpc::ClientContext ctx;
+    etcdserverpb::RangeRequest req;
+    req.set_key(key);
+    etcdserverpb::RangeResponse resp;
+    EXPECT_TRUE(kv_->Range(&ctx, req, &resp).ok());
+    return resp.kvs_size() ? resp.kvs(0).value() : "";
+  }
+
+  fs::path dir_;
+  std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<EtcdServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease_;
+  std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
+  std::unique_ptr<v3lockpb::Lock::Stub> lock_;
+  std::unique_ptr<v3electionpb::Election::Stub> election_;
+};
+
+TEST_F(EtcdApiTest, HeadersCarryRevisionAndIds) {
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(put("a", "1", &resp).ok());
+  EXPECT_EQ(resp.header().revision(), 2);
+  EXPECT_EQ(resp.header().cluster_id(), 11u);
+  EXPECT_EQ(resp.header().member_id(), 22u);
+  EXPECT_GT(resp.header().raft_term(), 0u);
+}
+
+// Regression: gRPC's default SO_REUSEPORT let a second server share the port
+// and take part of the connections.
+TEST_F(EtcdApiTest, ASecondServerCannotListenOnTheSamePort) {
+  EtcdServerOptions options;
+  options.listen = server_->address();
+  options.snapshot_dir = dir_.string();
+  auto second = EtcdServer::start(*store_, options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find(server_->address()), std::string::npos) << second.error().message;
+}
+
+TEST_F(EtcdApiTest, ErrorsUseEtcdCodesAndMessages) {
+  ASSERT_TRUE(put("a", "1").ok());
+  ASSERT_TRUE(put("a", "2").ok());
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::CompactionRequest req;
+    req.set_revision(3);
+    etcdserverpb::CompactionResponse resp;
+    ASSERT_TRUE(kv_->Compact(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  etcdserverpb::RangeRequest req;
+  req.set_key("a");
+  req.set_revision(2);
+  etcdserverpb::RangeResponse resp;
+  auto s = kv_->Range(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(s.error_message(), "etcdserver: mvcc: required revision has been compacted");
+
+  grpc::ClientContext revoke_ctx;
+  etcdserverpb::LeaseRevokeRequest revoke;
+  revoke.set_id(424242);
+  etcdserverpb::LeaseRevokeResponse revoked;
+  auto r = lease_->LeaseRevoke(&revoke_ctx, revoke, &revoked);
+  EXPECT_EQ(r.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(r.error_message(), "etcdserver: requested lease not found");
+
+  auto big = put("big", std::string(1536 * 1024 + 1, 'x'));
+  EXPECT_EQ(big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(big.error_message(), "etcdserver: request is too large");
+  auto huge = put("huge", std::string(3 * 1024 * 1024, 'x'));
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(EtcdApiTest, WatchStreamCreatesReplaysAndCancels) {
+  ASSERT_TRUE(put("w/1", "a").ok());
+  grpc::ClientContext ctx;
+  auto stream = watch_->Watch(&ctx);
+  etcdserverpb::WatchRequest create;
+  create.mutable_create_request()->set_key("w/");
+  create.mutable_create_request()->set_range_end("w0");
+  create.mutable_create_request()->set_start_revision(1);
+  ASSERT_TRUE(stream->Write(create));
+  etcdserverpb::WatchResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_TRUE(resp.created());
+  const int64_t id = resp.watch_id();
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).kv().key(), "w/1");
+  ASSERT_TRUE(put("w/2", "b").ok());
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).kv().key(), "w/2");
+  EXPECT_EQ(resp.header().revision(), 3);
+
+  etcdserverpb::WatchRequest progress;
+  progress.mutable_progress_request();
+  ASSERT_TRUE(stream->Write(progress));
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.watch_id(), -1);
+  EXPECT_EQ(resp.header().revision(), 3);
+  EXPECT_EQ(resp.events_size(), 0);
+
+  etcdserverpb::WatchRequest cancel;
+  cancel.mutable_cancel_request()->set_watch_id(id);
+  ASSERT_TRUE(stream->Write(cancel));
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_TRUE(resp.canceled());
+  EXPECT_EQ(resp.watch_id(), id);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// Contenders increment a counter with a read-modify-write that is only
+// correct under mutual exclusion.
+TEST_F(EtcdApiTest, LockGivesMutualExclusionUnderContention) {
+  constexpr int kWorkers = 6;
+  constexpr int kRounds = 10;
+  ASSERT_TRUE(put("counter", "0").ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      const int64_t lease = grant(60);
+      for (int i = 0; i < kRounds; ++i) {
+        grpc::ClientContext ctx;
+        v3lockpb::LockRequest req;
+        req.set_name("counter-lock");
+        req.set_lease(lease);
+        v3lockpb::LockResponse locked;
+        if (!lock_->Lock(&ctx, req, &locked).ok()) {
+          ++failures;
+          return;
+        }
+        const int value = std::stoi(get("counter"));
+        std::this_thread::yield();
+        if (!put("counter", std::to_string(value + 1)).ok()) ++failures;
+        grpc::ClientContext unlock_ctx;
+        v3lockpb::UnlockRequest unlock;
+        unlock.set_key(locked.key());
+        v3lockpb::UnlockResponse unlocked;
+        if (!lock_->Unlock(&unlock_ctx, unlock, &unlocked).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(get("counter"), std::to_string(kWorkers * kRounds));
+}
+
+TEST_F(EtcdApiTest, RevokingTheHoldersLeaseReleasesTheLock) {
+  const int64_t first = grant(60);
+  const int64_t second = grant(60);
+  grpc::ClientContext ctx;
+  v3lockpb::LockRequest req;
+  req.set_name("l");
+  req.set_lease(first);
+  v3lockpb::LockResponse held;
+  ASSERT_TRUE(lock_->Lock(&ctx, req, &held).ok());
+
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    grpc::ClientContext c;
+    v3lockpb::LockRequest r;
+    r.set_name("l");
+    r.set_lease(second);
+    v3lockpb::LockResponse resp;
+    acquired = lock_->Lock(&c, r, &resp).ok();
+  });
+  grpc::ClientContext revoke_ctx;
+  etcdserverpb::LeaseRevokeRequest revoke;
+  revoke.set_id(first);
+  etcdserverpb::LeaseRevokeResponse revoked;
+  ASSERT_TRUE(lease_->LeaseRevoke(&revoke_ctx, revoke, &revoked).ok());
+  waiter.join();
+  EXPECT_TRUE(acquired.load());
+}
+
+TEST_F(EtcdApiTest, ElectionCampaignProclaimObserveResign) {
+  const int64_t alice = grant(60);
+  const int64_t bob = grant(60);
+  v3electionpb::CampaignResponse alice_won;
+  {
+    grpc::ClientContext ctx;
+    v3electionpb::CampaignRequest req;
+    req.set_name("e");
+    req.set_lease(alice);
+    req.set_value("alice");
+    ASSERT_TRUE(election_->Campaign(&ctx, req, &alice_won).ok());
+  }
+  EXPECT_EQ(alice_won.leader().name(), "e");
+  EXPECT_EQ(alice_won.leader().lease(), alice);
+
+  grpc::ClientContext observe_ctx;
+  v3electionpb::LeaderRequest observe_req;
+  observe_req.set_name("e");
+  auto observer = election_->Observe(&observe_ctx, observe_req);
+  v3electionpb::LeaderResponse observed;
+  ASSERT_TRUE(observer->Read(&observed));
+  EXPECT_EQ(observed.kv().value(), "alice");
+
+  v3electionpb::CampaignResponse bob_won;
+  std::thread bob_campaign([&] {
+    grpc::ClientContext ctx;
+    v3electionpb::CampaignRequest req;
+    req.set_name("e");
+    req.set_lease(bob);
+    req.set_value("bob");
+    EXPECT_TRUE(election_->Campaign(&ctx, req, &bob_won).ok());
+  });
+
+  {
+    grpc::ClientContext ctx;
+    v3electionpb::ProclaimRequest req;
+    *req.mutable_leader() = alice_won.leader();
+    req.set_value("alice, again");
+    v3electionpb::ProclaimResponse resp;
+    ASSERT_TRUE(election_->Proclaim(&ctx, req, &resp).ok());
+  }
+  ASSERT_TRUE(observer->Read(&observed));
+  EXPECT_EQ(observed.kv().value(), "alice, again");
+  {
+    grpc::ClientContext ctx;
+    v3electionpb::LeaderRequest req;
+    req.set_name("e");
+    v3electionpb::LeaderResponse resp;
+    ASSERT_TRUE(election_->Leader(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.kv().value(), "alice, again");
+  }
+  {
+    grpc::ClientContext ctx;
+    v3electionpb::ResignRequest req;
+    *req.mutable_leader() = alice_won.leader();
+    v3electionpb::ResignResponse resp;
+    ASSERT_TRUE(election_->Resign(&ctx, req, &resp).ok());
+  }
+  bob_campaign.join();
+  EXPECT_EQ(bob_won.leader().lease(), bob);
+  ASSERT_TRUE(observer->Read(&observed));
+  EXPECT_EQ(observed.kv().value(), "bob");
+
+  // Alice no longer leads: her proclamations are refused.
+  grpc::ClientContext ctx;
+  v3electionpb::ProclaimRequest req;
+  *req.mutable_leader() = alice_won.leader();
+  req.set_value("usurper");
+  v3electionpb::ProclaimResponse resp;
+  auto s = election_->Proclaim(&ctx, req, &resp);
+  EXPECT_EQ(s.error_message(), "election: not leader");
+  observe_ctx.TryCancel();
+}
+
+}  // namespace
+}  // namespace zeppelin::etcd_api
