@@ -1,5 +1,7 @@
 #include "runtime/container/container_driver.h"
 
+#include "runtime/container/images.h"
+
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <ctime>
@@ -9,16 +11,6 @@ namespace zeppelin::runtime::container {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-
-std::pair<std::string, std::string> split_image_reference(const std::string& image) {
-  if (image.find('@') != std::string::npos) return {image, ""};
-  const auto slash = image.rfind('/');
-  const auto colon = image.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-    return {image.substr(0, colon), image.substr(colon + 1)};
-  }
-  return {image, "latest"};
-}
 
 // Containers being removed, by name: a new container of the same name is
 // created only once the old one is gone.
@@ -116,27 +108,10 @@ class ContainerReplica : public std::enable_shared_from_this<ContainerReplica> {
 
  private:
   void pull() {
-    auto [repo, tag] = split_image_reference(image_);
-    std::string target = "/images/create?fromImage=" + query_escape(repo);
-    if (!tag.empty()) target += "&tag=" + query_escape(tag);
-    auto last_error = std::make_shared<std::string>();
-    engine_->stream(
-        "POST", target, "",
-        [last_error](std::string_view data) {
-          // Progress is a stream of JSON objects; failures arrive as {"error": ...}.
-          for (std::size_t pos = 0; pos < data.size();) {
-            auto nl = data.find('\n', pos);
-            auto line = json::parse(data.substr(pos, nl == std::string_view::npos ? nl : nl - pos), nullptr, false);
-            if (line.is_object() && line.contains("error")) *last_error = line.value("error", "");
-            if (nl == std::string_view::npos) break;
-            pos = nl + 1;
-          }
-        },
-        [self = shared_from_this(), last_error](const Result<EngineResponse>& r) {
-          std::string why = !r ? r.error().message : !r->ok() ? r->message() : *last_error;
-          if (why.empty()) return self->create(true);
-          self->fail("image " + self->image_ + " is not present and could not be pulled: " + why, 125);
-        });
+    pull_image(*engine_, image_, nullptr, [self = shared_from_this()](const Status& pulled) {
+      if (pulled) return self->create(true);
+      self->fail(pulled.error().message, 125);
+    });
   }
 
   // A container of the same name exists: ours (left by a crash) is replaced,

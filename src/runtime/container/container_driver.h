@@ -51,7 +51,4 @@ class ContainerDriver final : public Driver {
   std::shared_ptr<Removals> removals_;
 };
 
-// "busybox:1.35" -> {"busybox", "1.35"}; no tag -> "latest"; digests kept whole.
-std::pair<std::string, std::string> split_image_reference(const std::string& image);
-
 }  // namespace zeppelin::runtime::container

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <memory>
 
-#include "runtime/container/container_driver.h"
 
 namespace zeppelin::runtime::container {
 
@@ -141,14 +140,10 @@ Status build_image(Engine& engine, boost::asio::io_context& io, const spec::Serv
   return ok_status();
 }
 
-Status pull_image(Engine& engine, boost::asio::io_context& io, const spec::Service& svc, const ProgressSink& progress) {
-  auto [repo, tag] = split_image_reference(svc.image);
-  std::string target = "/images/create?fromImage=" + query_escape(repo);
-  if (!tag.empty()) target += "&tag=" + query_escape(tag);
+Status pull_with_progress(Engine& engine, boost::asio::io_context& io, const spec::Service& svc,
+                          const ProgressSink& progress) {
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> layers;  // id -> (current, total)
-  std::string error;
-  JsonLines lines([&](const json& item) {
-    if (item.contains("error")) error = item.value("error", "");
+  auto on_item = [&](const json& item) {
     const std::string id = item.value("id", "");
     if (id.empty() || !item.contains("progressDetail") || !item["progressDetail"].is_object()) return;
     const json& d = item["progressDetail"];
@@ -165,20 +160,52 @@ Status pull_image(Engine& engine, boost::asio::io_context& io, const spec::Servi
     progress(svc.name, "pulling " + svc.image + ": " + std::to_string(complete) + "/" + std::to_string(layers.size()) +
                            " layers, " + std::to_string(current >> 20) + "/" + std::to_string(total >> 20) + " MiB",
              false);
-  });
+  };
   progress(svc.name, "pulling " + svc.image, false);
-  auto r = run_stream(engine, io, "POST", target, "", "application/json", lines);
-  if (r && !r->ok()) error = r->message();
-  if (!r) error = r.error().message;
-  if (!error.empty()) {
-    return make_error(Errc::kNotFound, "service \"" + svc.name + "\": image " + svc.image +
-                                           " is not present and could not be pulled: " + trim(error));
-  }
+  Status pulled;
+  pull_image(engine, svc.image, on_item, [&pulled](const Status& s) { pulled = s; });
+  io.restart();
+  io.run();
+  if (!pulled) return make_error(pulled.error().code, "service \"" + svc.name + "\": " + pulled.error().message);
   progress(svc.name, "pulled " + svc.image, true);
   return ok_status();
 }
 
 }  // namespace
+
+std::pair<std::string, std::string> split_image_reference(const std::string& image) {
+  if (image.find('@') != std::string::npos) return {image, ""};
+  const auto slash = image.rfind('/');
+  const auto colon = image.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    return {image.substr(0, colon), image.substr(colon + 1)};
+  }
+  return {image, "latest"};
+}
+
+void pull_image(Engine& engine, const std::string& image, std::function<void(const json&)> on_item,
+                std::function<void(Status)> done) {
+  auto [repo, tag] = split_image_reference(image);
+  std::string target = "/images/create?fromImage=" + query_escape(repo);
+  if (!tag.empty()) target += "&tag=" + query_escape(tag);
+  // Progress is a stream of JSON objects; a failure arrives as {"error": ...} in a 200 answer.
+  struct Pull {
+    std::string error;
+    std::unique_ptr<JsonLines> lines;
+  };
+  auto pull = std::make_shared<Pull>();
+  pull->lines = std::make_unique<JsonLines>([raw = pull.get(), on_item = std::move(on_item)](const json& item) {
+    if (item.contains("error")) raw->error = item.value("error", "");
+    if (on_item) on_item(item);
+  });
+  engine.stream(
+      "POST", target, "", [pull](std::string_view d) { pull->lines->feed(d); },
+      [pull, image, done = std::move(done)](Result<EngineResponse> r) {
+        const std::string why = !r ? r.error().message : !r->ok() ? r->message() : pull->error;
+        if (why.empty()) return done(ok_status());
+        done(make_error(Errc::kNotFound, "image " + image + " is not present and could not be pulled: " + trim(why)));
+      });
+}
 
 Result<std::map<std::string, std::string>> prepare_images(Engine& engine, boost::asio::io_context& io,
                                                           const spec::System& system, const ProgressSink& progress) {
@@ -191,7 +218,7 @@ Result<std::map<std::string, std::string>> prepare_images(Engine& engine, boost:
     // The name goes in the path as it is: references hold only [a-zA-Z0-9._/:@-].
     auto inspect = engine.call("GET", "/images/" + svc.image + "/json");
     if (inspect && inspect->status == 404 && !svc.build) {
-      if (auto s = pull_image(engine, io, svc, progress); !s) return s.error();
+      if (auto s = pull_with_progress(engine, io, svc, progress); !s) return s.error();
       inspect = engine.call("GET", "/images/" + svc.image + "/json");
     }
     if (!inspect) return make_error(inspect.error().code, "service \"" + svc.name + "\": " + inspect.error().message);

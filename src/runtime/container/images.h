@@ -23,6 +23,14 @@ using ProgressSink = std::function<void(const std::string& key, const std::strin
 Result<std::map<std::string, std::string>> prepare_images(Engine& engine, boost::asio::io_context& io,
                                                           const spec::System& system, const ProgressSink& progress);
 
+// Pulls `image` on the engine's event loop: `on_item` (may be empty) sees each
+// progress object as it arrives; `done` gets ok, or why the pull failed.
+void pull_image(Engine& engine, const std::string& image, std::function<void(const nlohmann::json&)> on_item,
+                std::function<void(Status)> done);
+
+// "busybox:1.35" -> {"busybox", "1.35"}; no tag -> "latest"; digests kept whole.
+std::pair<std::string, std::string> split_image_reference(const std::string& image);
+
 // The build context directory as an uncompressed tar archive, in memory.
 Result<std::string> tar_directory(const std::string& dir);
 
