@@ -191,7 +191,7 @@ Status Supervisor::recover() {
   for (const auto& [name, sys] : systems_) {
     if (!sys->record.running) continue;
     for (const auto& svc : sys->spec.services) {
-      for (int i = 0; i < desired_replicas(*sys, svc); ++i) wanted.insert(name + "/" + svc.name + "/" + std::to_string(i));
+      for (int i = 0; i < desired_replicas(*sys, svc); ++i) wanted.insert(name + "/" + replica_key(svc.name, i));
     }
   }
   const int ended = driver_.reap_leftovers([&wanted](const std::string& id) { return wanted.count(id) > 0; });
