@@ -365,7 +365,7 @@ int check_system_name(const std::string& system) {
 int main(int argc, char** argv) {
   CLI::App app{"Zeppelin: build, run and manage replicated systems", "zeppelin"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "zeppelin 0.1.0");
+  app.set_version_flag("--version", std::string("zeppelin ") + ZEPPELIN_VERSION);
 
   std::string file;
   std::string system;
@@ -391,7 +391,12 @@ int main(int argc, char** argv) {
   RenderArgs render_args;
   auto* render = app.add_subcommand("render", "Print the system as manifests for another platform (Kubernetes)");
   render->add_option("--target", render_args.target, "kubernetes")->required();
-  render->add_option("file", render_args.file, "spec file, or a directory holding zeppelin.yaml")->required();
+  render->add_option("file", render_args.file, "spec file, or a directory holding zeppelin.yaml");
+  render->add_flag("--self", render_args.self, "the zeppelin server itself, with RBAC limited to its namespace");
+  render_args.image = std::string("zeppelin:") + ZEPPELIN_VERSION;
+  render->add_option("--image", render_args.image, "with --self: the zeppelin image")->capture_default_str();
+  render->add_option("--storage", render_args.storage, "with --self: size of the server's data volume")
+      ->capture_default_str();
   render->add_option("-n,--namespace", render_args.ns, "namespace of every object (default: none, kubectl's current)");
   render->add_option("-o,--output", render_args.format, "yaml or json")->capture_default_str();
 

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "kubernetes/render.h"
+#include "kubernetes/self.h"
 #include "spec/parser.h"
 
 namespace zeppelin::cli {
@@ -15,6 +16,23 @@ int cmd_render(const RenderArgs& args) {
   }
   if (args.format != "yaml" && args.format != "json") {
     std::cerr << "zeppelin: -o must be yaml or json\n";
+    return 2;
+  }
+  if (args.self) {
+    if (!args.file.empty()) {
+      std::cerr << "zeppelin: --self renders the zeppelin server itself and takes no spec file\n";
+      return 2;
+    }
+    auto objects = kubernetes::render_self({args.ns, args.image, args.storage});
+    if (!objects) {
+      std::cerr << "zeppelin: " << objects.error().message << "\n";
+      return 2;
+    }
+    std::cout << (args.format == "json" ? kubernetes::to_json(*objects) : kubernetes::to_yaml(*objects)) << std::flush;
+    return std::cout ? 0 : 1;
+  }
+  if (args.file.empty()) {
+    std::cerr << "zeppelin: render needs a spec file (or --self)\n";
     return 2;
   }
   std::error_code ec;

@@ -1,4 +1,5 @@
-// `zeppelin render --target kubernetes FILE [-n NAMESPACE] [-o yaml|json]`.
+// `zeppelin render --target kubernetes FILE [-n NAMESPACE] [-o yaml|json]`, and
+// `zeppelin render --target kubernetes --self -n NAMESPACE [--image IMAGE]`.
 #pragma once
 
 #include <string>
@@ -10,6 +11,9 @@ struct RenderArgs {
   std::string file;    // a spec file, or a directory holding zeppelin.yaml
   std::string ns;      // metadata.namespace; empty: none
   std::string format = "yaml";
+  bool self = false;   // the zeppelin server itself instead of a system
+  std::string image;   // with self: the zeppelin image
+  std::string storage = "1Gi";  // with self: the data volume's size
 };
 
 // Prints the manifest on stdout and returns 0; on any problem prints nothing

@@ -75,6 +75,8 @@ Result<std::vector<std::string>> split_words(const std::string& text) {
   return words;
 }
 
+}  // namespace
+
 // Checks NAME[:TAG][@DIGEST] against the shape of a Docker image reference;
 // returns what is wrong, if anything.
 std::optional<std::string> image_reference_problem(const std::string& ref) {
@@ -109,6 +111,8 @@ std::optional<std::string> image_reference_problem(const std::string& ref) {
   }
   return std::nullopt;
 }
+
+namespace {
 
 // Walks the YAML tree once, filling the model and collecting diagnostics.
 class SpecReader {

@@ -2,6 +2,7 @@
 // its place in the file, as "FILE:LINE:COL: message".
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,8 @@ Result<System> load_spec_file(const std::string& path);
 
 // True for a DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
 bool is_dns_label(const std::string& name);
+
+// What is wrong with an image reference NAME[:TAG][@DIGEST], if anything.
+std::optional<std::string> image_reference_problem(const std::string& ref);
 
 }  // namespace zeppelin::spec

@@ -133,6 +133,35 @@ class RenderTest(ZeppelinTestCase):
         self.assertIn('warning: service "ledger": restart: never cannot be honoured by a StatefulSet', r.stderr)
         self.assertNotIn("warning", r.stdout)
 
+    def test_self_renders_the_server_for_one_namespace(self):
+        r = self.render("--self", "-n", "ops", "--image", "registry.local/zeppelin:0.1.0", "-o", "json")
+        objects = json.loads(r.stdout)["items"]
+        kinds = [o["kind"] for o in objects]
+        self.assertEqual(kinds, ["ServiceAccount", "Role", "RoleBinding", "Service", "StatefulSet"])
+        self.assertTrue(all(o["metadata"]["namespace"] == "ops" for o in objects))
+        pod = objects[-1]["spec"]["template"]["spec"]
+        self.assertEqual(pod["containers"][0]["image"], "registry.local/zeppelin:0.1.0")
+        self.assertEqual(pod["containers"][0]["args"][0], "server")
+        # The same objects in YAML, and the default image is this version's.
+        version = self.zeppelin("--version").stdout.split()[-1]
+        self.assertIn(f"image: zeppelin:{version}\n", self.render("--self", "-n", "ops").stdout)
+
+    def test_self_usage_errors(self):
+        path = self.write_spec(SPEC)
+        cases = {
+            "no namespace": ["--self"],
+            "a spec file too": ["--self", "-n", "ops", path],
+            "bad image": ["--self", "-n", "ops", "--image", "Not An Image"],
+            "bad storage": ["--self", "-n", "ops", "--storage", "plenty"],
+            "neither file nor self": [],
+        }
+        for what, args in cases.items():
+            with self.subTest(what):
+                r = self.render(*args, check=False)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(r.stdout, "")
+                self.assertIn("zeppelin:", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

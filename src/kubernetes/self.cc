@@ -1,0 +1,133 @@
+#include "kubernetes/self.h"
+
+#include "common/units.h"
+#include "spec/parser.h"
+
+namespace zeppelin::kubernetes {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr const char* kName = "zeppelin";
+constexpr const char* kHome = "/var/lib/zeppelin";
+// The image's unprivileged user (see Dockerfile); the volume is made writable for it through fsGroup.
+constexpr int kUser = 65532;
+
+json labels() {
+  return {{"app.kubernetes.io/name", kName},
+          {"app.kubernetes.io/instance", kName},
+          {"app.kubernetes.io/component", "server"},
+          {"app.kubernetes.io/managed-by", "zeppelin"}};
+}
+
+json selector() {
+  return {{"app.kubernetes.io/name", kName}, {"app.kubernetes.io/instance", kName}};
+}
+
+json metadata(const SelfOptions& options) {
+  return {{"name", kName}, {"namespace", options.ns}, {"labels", labels()}};
+}
+
+// What `zeppelin deploy` does in the namespace: server-side apply and prune of
+// the objects render emits, rollout watches, pod logs. Nothing cluster-wide.
+json role_rules() {
+  const json verbs = {"get", "list", "watch", "create", "update", "patch", "delete"};
+  return json::array(
+      {{{"apiGroups", {""}},
+        {"resources", {"configmaps", "secrets", "services", "persistentvolumeclaims", "pods"}},
+        {"verbs", verbs}},
+       {{"apiGroups", {""}}, {"resources", {"pods/log"}}, {"verbs", {"get", "list", "watch"}}},
+       {{"apiGroups", {""}}, {"resources", {"events"}}, {"verbs", {"get", "list", "watch"}}},
+       {{"apiGroups", {"apps"}}, {"resources", {"deployments", "statefulsets"}}, {"verbs", verbs}},
+       {{"apiGroups", {"batch"}}, {"resources", {"jobs"}}, {"verbs", verbs}}});
+}
+
+json server_container(const SelfOptions& options) {
+  return {
+      {"name", "server"},
+      {"image", options.image},
+      {"args",
+       {"server", "--listen", "0.0.0.0:" + std::to_string(kSelfApiPort), "--etcd-listen",
+        "0.0.0.0:" + std::to_string(kSelfEtcdPort)}},
+      {"env", {{{"name", "ZEPPELIN_HOME"}, {"value", kHome}}}},
+      {"ports",
+       {{{"name", "api"}, {"containerPort", kSelfApiPort}, {"protocol", "TCP"}},
+        {{"name", "etcd"}, {"containerPort", kSelfEtcdPort}, {"protocol", "TCP"}}}},
+      {"readinessProbe", {{"tcpSocket", {{"port", "api"}}}, {"periodSeconds", 5}}},
+      {"livenessProbe", {{"tcpSocket", {{"port", "api"}}}, {"periodSeconds", 10}, {"failureThreshold", 3}}},
+      {"resources", {{"requests", {{"cpu", "100m"}, {"memory", "128Mi"}}}, {"limits", {{"memory", "512Mi"}}}}},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"capabilities", {{"drop", {"ALL"}}}}}},
+      {"volumeMounts", json::array({{{"name", "data"}, {"mountPath", kHome}}})}};
+}
+
+}  // namespace
+
+Result<std::vector<nlohmann::ordered_json>> render_self(const SelfOptions& options) {
+  if (options.ns.empty()) {
+    return make_error(Errc::kInvalidArgument,
+                      "--self needs -n NAMESPACE: the server's RoleBinding names its ServiceAccount's namespace");
+  }
+  if (!spec::is_dns_label(options.ns)) {
+    return make_error(Errc::kInvalidArgument, "invalid namespace \"" + options.ns +
+                                                  "\": must be a DNS-1123 label (lowercase letters, digits and "
+                                                  "'-', at most 63)");
+  }
+  if (auto problem = spec::image_reference_problem(options.image)) {
+    return make_error(Errc::kInvalidArgument, "invalid --image \"" + options.image + "\": " + *problem);
+  }
+  if (auto size = parse_memory(options.storage); !size || *size <= 0) {
+    return make_error(Errc::kInvalidArgument,
+                      "invalid --storage \"" + options.storage + "\": expected a size such as 1Gi or 500Mi");
+  }
+
+  std::vector<json> objects;
+  objects.push_back({{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", metadata(options)}});
+  objects.push_back({{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                     {"kind", "Role"},
+                     {"metadata", metadata(options)},
+                     {"rules", role_rules()}});
+  objects.push_back({{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                     {"kind", "RoleBinding"},
+                     {"metadata", metadata(options)},
+                     {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", kName}}},
+                     {"subjects", json::array({{{"kind", "ServiceAccount"}, {"name", kName}, {"namespace", options.ns}}})}});
+  objects.push_back(
+      {{"apiVersion", "v1"},
+       {"kind", "Service"},
+       {"metadata", metadata(options)},
+       {"spec",
+        {{"type", "ClusterIP"},
+         {"selector", selector()},
+         {"ports",
+          {{{"name", "api"}, {"port", kSelfApiPort}, {"targetPort", "api"}, {"protocol", "TCP"}},
+           {{"name", "etcd"}, {"port", kSelfEtcdPort}, {"targetPort", "etcd"}, {"protocol", "TCP"}}}}}}});
+  json claim = {{"metadata", {{"name", "data"}, {"labels", labels()}}},
+                {"spec",
+                 {{"accessModes", json::array({"ReadWriteOnce"})},
+                  {"resources", {{"requests", {{"storage", options.storage}}}}}}}};
+  objects.push_back(
+      {{"apiVersion", "apps/v1"},
+       {"kind", "StatefulSet"},
+       {"metadata", metadata(options)},
+       {"spec",
+        {// One server per data directory: the store and the supervisor's state live on its volume.
+         {"replicas", 1},
+         {"serviceName", kName},
+         {"selector", {{"matchLabels", selector()}}},
+         {"template",
+          {{"metadata", {{"labels", labels()}}},
+           {"spec",
+            {{"serviceAccountName", kName},
+             {"securityContext",
+              {{"runAsNonRoot", true}, {"runAsUser", kUser}, {"runAsGroup", kUser}, {"fsGroup", kUser}}},
+             {"containers", json::array({server_container(options)})},
+             {"terminationGracePeriodSeconds", 60},
+             {"enableServiceLinks", false}}}}},
+         {"volumeClaimTemplates", json::array({claim})}}}});
+  return objects;
+}
+
+}  // namespace zeppelin::kubernetes
