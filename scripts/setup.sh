@@ -8,6 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libarchive-dev
   libsqlite3-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
+  libgoogle-perftools-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
   # container tests: a real engine, a test image made from busybox, Compose for the side-by-side bench
