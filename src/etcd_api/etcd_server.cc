@@ -62,13 +62,20 @@ class EtcdServerImpl final : public EtcdServer {
     builder.RegisterService(&election_);
     server_ = builder.BuildAndStart();
     if (!server_) return make_error(Errc::kUnavailable, "cannot start the etcd API's gRPC server");
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(INT32_MAX);
-    gateway_ = std::make_unique<JsonGateway>(server_->InProcessChannel(args));
-    port_->start([this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
-                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); });
     const std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
     address_ = host + ":" + std::to_string(port_->port());
+    // The gateway is a gRPC client of this very server over loopback HTTP/2
+    // (not an in-process channel, which has no flow control: a watcher that
+    // stops reading must push back on its stream, as gRPC clients do).
+    std::string loopback = address_;
+    if (host.empty() || host == "0.0.0.0") loopback = "127.0.0.1:" + std::to_string(port_->port());
+    if (host == "[::]" || host == "::") loopback = "[::1]:" + std::to_string(port_->port());
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(INT32_MAX);
+    gateway_ = std::make_unique<JsonGateway>(
+        grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args));
+    port_->start([this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
+                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); });
     return ok_status();
   }
 

@@ -184,7 +184,13 @@ class Connection {
       http::request_parser<http::string_body> parser;
       parser.body_limit(kMaxGatewayBodyBytes);
       boost::system::error_code ec;
-      http::read(socket_, buffer_, parser, ec);
+      http::read_header(socket_, buffer_, parser, ec);
+      if (!ec && parser.get()[http::field::expect] == "100-continue") {
+        // curl asks before sending a large body, and waits a second for no answer.
+        http::response<http::empty_body> go_on(http::status::continue_, 11);
+        http::write(socket_, go_on, ec);
+      }
+      if (!ec) http::read(socket_, buffer_, parser, ec);
       if (ec == http::error::body_limit) {
         reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "request body larger than max (" +
                                                                              std::to_string(kMaxGatewayBodyBytes) +
