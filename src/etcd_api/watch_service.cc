@@ -53,13 +53,15 @@ class WatchStream {
     }
   }
 
-  // Waits for the next response; false once the stream is closed.
-  bool next(pb::WatchResponse* out) {
+  // Waits for the next response; false once the stream is closed. `*more`
+  // tells whether another response is already queued behind it.
+  bool next(pb::WatchResponse* out, bool* more) {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       if (!queue_.empty()) {
         *out = std::move(queue_.front());
         queue_.pop_front();
+        *more = !queue_.empty();
         queued_bytes_ -= std::min(queued_bytes_, out->ByteSizeLong());
         if (!paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2) {
           lock.unlock();
@@ -280,8 +282,13 @@ grpc::Status WatchService::Watch(grpc::ServerContext* context,
     watches.close();
   });
   pb::WatchResponse response;
-  while (watches.next(&response)) {
-    if (!stream->Write(response)) {
+  bool more = false;
+  while (watches.next(&response, &more)) {
+    // With more responses queued (one per watcher after a put), let gRPC
+    // coalesce them; the last one of the batch is written without the hint, which flushes.
+    grpc::WriteOptions options;
+    if (more) options.set_buffer_hint();
+    if (!stream->Write(response, options)) {
       context->TryCancel();  // the client is gone: unblock the reader
       break;
     }
