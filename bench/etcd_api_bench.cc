@@ -3,12 +3,29 @@
 // zeppelin's --etcd-listen and a real etcd (bench/etcd_side_by_side.sh starts both).
 //   BM_Put/<name>/threads:N    durable puts of 256-byte values, one channel per client thread
 //   BM_Range/<name>/threads:N  single-key linearizable reads
+//   BM_WatchFanout/<name>/watchers:N  N watchers on one key (multiplexed on 10
+//                              streams over 10 connections, as etcd clients do): time from
+//                              a put until every watcher got its event (median_ms, p99_ms)
+//   BM_GatewayPut/<name>/threads:N, BM_GatewayRange/<name>/threads:N  the same puts and
+//                              ranges through the JSON gateway, HTTP/1.1 keep-alive,
+//                              one connection per client thread
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rpc.grpc.pb.h"
@@ -63,10 +80,174 @@ void bench_range(benchmark::State& state, std::string endpoint) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// --- Watch fan-out -----------------------------------------------------------
+
+void bench_watch_fanout(benchmark::State& state, std::string endpoint) {
+  const int watchers = static_cast<int>(state.range(0));
+  constexpr int kStreams = 10;
+  constexpr int kPuts = 50;
+  const std::string key = "bench/fanout";
+  std::atomic<int64_t> delivered{0};
+  std::mutex mu;
+  std::condition_variable cv;
+
+  struct Stream {
+    std::unique_ptr<etcdserverpb::Watch::Stub> stub;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>> rw;
+    std::thread reader;
+  };
+  std::vector<std::unique_ptr<Stream>> streams;
+  std::atomic<int> created{0};
+  for (int i = 0; i < kStreams; ++i) {
+    auto s = std::make_unique<Stream>();
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);
+    s->stub = etcdserverpb::Watch::NewStub(grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args));
+    s->rw = s->stub->Watch(&s->ctx);
+    Stream* raw = s.get();
+    s->reader = std::thread([raw, &delivered, &created, &mu, &cv] {
+      etcdserverpb::WatchResponse r;
+      while (raw->rw->Read(&r)) {
+        if (r.created()) created.fetch_add(1);
+        if (r.events_size() > 0) delivered.fetch_add(1);
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+      }
+    });
+    streams.push_back(std::move(s));
+  }
+  for (int w = 0; w < watchers; ++w) {
+    etcdserverpb::WatchRequest req;
+    req.mutable_create_request()->set_key(key);
+    streams[w % kStreams]->rw->Write(req);
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return created.load() >= watchers; });
+  }
+  auto kv = connect(endpoint);
+  std::vector<double> latencies_ms;
+  for (auto _ : state) {
+    for (int i = 0; i < kPuts; ++i) {
+      const int64_t target = delivered.load() + watchers;
+      const auto start = std::chrono::steady_clock::now();
+      grpc::ClientContext ctx;
+      etcdserverpb::PutRequest req;
+      req.set_key(key);
+      req.set_value(std::to_string(i));
+      etcdserverpb::PutResponse resp;
+      if (auto st = kv->Put(&ctx, req, &resp); !st.ok()) {
+        state.SkipWithError(st.error_message().c_str());
+        break;
+      }
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return delivered.load() >= target; });
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  for (auto& s : streams) {
+    s->ctx.TryCancel();
+    s->reader.join();
+  }
+  if (latencies_ms.empty()) return;
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  state.counters["median_ms"] = latencies_ms[latencies_ms.size() / 2];
+  state.counters["p99_ms"] = latencies_ms[std::min(latencies_ms.size() - 1, latencies_ms.size() * 99 / 100)];
+}
+
+// --- The JSON gateway ----------------------------------------------------------
+
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+class HttpClient {
+ public:
+  explicit HttpClient(const std::string& endpoint) : socket_(io_) {
+    const auto colon = endpoint.rfind(':');
+    host_ = endpoint.substr(0, colon);
+    tcp::resolver resolver(io_);
+    boost::asio::connect(socket_, resolver.resolve(host_, endpoint.substr(colon + 1)));
+  }
+  // POSTs `body`; false unless the answer is 200.
+  bool post(const std::string& path, const std::string& body) {
+    http::request<http::string_body> req(http::verb::post, path, 11);
+    req.set(http::field::host, host_);
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    boost::system::error_code ec;
+    http::write(socket_, req, ec);
+    if (ec) return false;
+    http::response<http::string_body> res;
+    http::read(socket_, buffer_, res, ec);
+    return !ec && res.result() == http::status::ok;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+  std::string host_;
+};
+
+std::string base64(const std::string& in) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : in) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(table[(val >> bits) & 0x3F]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(table[((val << 8) >> (bits + 8)) & 0x3F]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+void bench_gateway_put(benchmark::State& state, std::string endpoint) {
+  HttpClient client(endpoint);
+  const std::string value = base64(std::string(256, 'v'));
+  const std::string prefix = "bench/gwput/" + std::to_string(state.thread_index()) + "/";
+  int64_t i = 0;
+  for (auto _ : state) {
+    const std::string body =
+        R"({"key":")" + base64(prefix + std::to_string(i++ % 1000)) + R"(","value":")" + value + R"("})";
+    if (!client.post("/v3/kv/put", body)) {
+      state.SkipWithError("gateway put failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void bench_gateway_range(benchmark::State& state, std::string endpoint) {
+  HttpClient client(endpoint);
+  const std::string key = base64("bench/gwrange");
+  (void)client.post("/v3/kv/put", R"({"key":")" + key + R"(","value":")" + base64(std::string(256, 'v')) + R"("})");
+  const std::string body = R"({"key":")" + key + R"("})";
+  for (auto _ : state) {
+    if (!client.post("/v3/kv/range", body)) {
+      state.SkipWithError("gateway range failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // Many connections and watchers: raise the soft open-files limit to the hard one.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   const char* spec = std::getenv("ETCD_BENCH_ENDPOINTS");
   if (!spec) {
     std::fprintf(stderr, "set ETCD_BENCH_ENDPOINTS=name=HOST:PORT[,name=HOST:PORT...]\n");
@@ -87,6 +268,23 @@ int main(int argc, char** argv) {
     }
     for (int threads : {1, 64}) {
       benchmark::RegisterBenchmark(("BM_Range/" + name).c_str(), bench_range, endpoint)
+          ->Threads(threads)
+          ->UseRealTime();
+    }
+    for (int watchers : {1000, 10000}) {
+      benchmark::RegisterBenchmark(("BM_WatchFanout/" + name).c_str(), bench_watch_fanout, endpoint)
+          ->Arg(watchers)
+          ->ArgName("watchers")
+          ->Iterations(1)
+          ->UseRealTime();
+    }
+    for (int threads : {1, 64}) {
+      benchmark::RegisterBenchmark(("BM_GatewayPut/" + name).c_str(), bench_gateway_put, endpoint)
+          ->Threads(threads)
+          ->UseRealTime();
+    }
+    for (int threads : {1, 64}) {
+      benchmark::RegisterBenchmark(("BM_GatewayRange/" + name).c_str(), bench_gateway_range, endpoint)
           ->Threads(threads)
           ->UseRealTime();
     }

@@ -1,9 +1,12 @@
 #include "etcd_api/etcd_server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
 
 #include "etcd_api/convert.h"
+#include "etcd_api/json_gateway.h"
 #include "etcd_api/services.h"
+#include "etcd_api/shared_port.h"
 
 namespace zeppelin::etcd_api {
 
@@ -29,9 +32,12 @@ class EtcdServerImpl final : public EtcdServer {
   ~EtcdServerImpl() override { shutdown(); }
 
   Status start() {
+    // gRPC and the JSON gateway share one port, as on etcd: the port is ours,
+    // and connections that speak HTTP/2 are handed to gRPC.
+    auto port = SharedPort::bind(options_.listen);
+    if (!port) return port.error();
+    port_ = std::move(*port);
     grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
     builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytes) + kGrpcOverheadBytes);
     builder.SetMaxSendMessageSize(INT32_MAX);
     // etcd clients ping every few seconds on idle watch streams; let them.
@@ -55,11 +61,21 @@ class EtcdServerImpl final : public EtcdServer {
     builder.RegisterService(&lock_);
     builder.RegisterService(&election_);
     server_ = builder.BuildAndStart();
-    if (!server_ || port == 0) {
-      return make_error(Errc::kUnavailable, "cannot listen on " + options_.listen + " for the etcd API");
-    }
+    if (!server_) return make_error(Errc::kUnavailable, "cannot start the etcd API's gRPC server");
     const std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
-    address_ = host + ":" + std::to_string(port);
+    address_ = host + ":" + std::to_string(port_->port());
+    // The gateway is a gRPC client of this very server over loopback HTTP/2
+    // (not an in-process channel, which has no flow control: a watcher that
+    // stops reading must push back on its stream, as gRPC clients do).
+    std::string loopback = address_;
+    if (host.empty() || host == "0.0.0.0") loopback = "127.0.0.1:" + std::to_string(port_->port());
+    if (host == "[::]" || host == "::") loopback = "[::1]:" + std::to_string(port_->port());
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(INT32_MAX);
+    gateway_ = std::make_unique<JsonGateway>(
+        grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args));
+    port_->start([this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
+                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); });
     return ok_status();
   }
 
@@ -67,8 +83,10 @@ class EtcdServerImpl final : public EtcdServer {
 
   void shutdown() override {
     if (!server_) return;
-    // A deadline of now cancels open streams (watches, keep-alives) at once.
+    // A deadline of now cancels open streams (watches, keep-alives), the
+    // gateway's included; then the gateway's connections can end.
     server_->Shutdown(std::chrono::system_clock::now());
+    port_->stop();
     server_->Wait();
     server_.reset();
   }
@@ -82,7 +100,9 @@ class EtcdServerImpl final : public EtcdServer {
   MaintenanceService maintenance_;
   LockService lock_;
   ElectionService election_;
+  std::unique_ptr<SharedPort> port_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<JsonGateway> gateway_;
   std::string address_;
 };
 

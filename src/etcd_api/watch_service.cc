@@ -18,6 +18,11 @@ namespace {
 // How often a watch created with progress_notify hears the current revision (etcd's default).
 constexpr auto kProgressInterval = std::chrono::minutes(10);
 constexpr int64_t kStreamWide = -1;  // watch_id of a progress answer for the whole stream
+// Responses a stream holds for a client that reads slower than events come.
+// Beyond this, its watches pause and later resume from where they stopped
+// (the store keeps the history), as etcd's slow watchers catch up from its
+// backend: memory stays bounded and the client misses nothing.
+constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 
 // One Watch call: the watches created on it and the responses waiting to be
 // written. Requests are handled on a reader thread; responses are written by
@@ -48,13 +53,20 @@ class WatchStream {
     }
   }
 
-  // Waits for the next response; false once the stream is closed.
-  bool next(pb::WatchResponse* out) {
+  // Waits for the next response; false once the stream is closed. `*more`
+  // tells whether another response is already queued behind it.
+  bool next(pb::WatchResponse* out, bool* more) {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       if (!queue_.empty()) {
         *out = std::move(queue_.front());
         queue_.pop_front();
+        *more = !queue_.empty();
+        queued_bytes_ -= std::min(queued_bytes_, out->ByteSizeLong());
+        if (!paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2) {
+          lock.unlock();
+          resume_paused();
+        }
         return true;
       }
       if (closed_) return false;
@@ -76,8 +88,44 @@ class WatchStream {
  private:
   struct Entry {
     std::unique_ptr<store::Watch> watch;
+    store::WatchRequest request;
     bool progress_notify = false;
   };
+
+  // Re-creates the watches paused by a full queue from the revision after
+  // the last one they delivered.
+  void resume_paused() {
+    std::lock_guard<std::mutex> lock(watches_mu_);
+    for (auto& [id, entry] : watches_) {
+      int64_t from = 0;
+      {
+        std::lock_guard<std::mutex> q(mu_);
+        auto paused = paused_.find(id);
+        if (paused == paused_.end()) continue;
+        from = paused->second;
+      }
+      entry.watch.reset();  // no callback of the old watch runs after this
+      {
+        std::lock_guard<std::mutex> q(mu_);
+        paused_.erase(id);
+      }
+      store::WatchRequest request = entry.request;
+      request.start_revision = from;
+      const int64_t watch_id = id;
+      auto watch = store_.watch(request, [this, watch_id](const store::WatchUpdate& u) { on_update(watch_id, u); });
+      if (watch) {
+        entry.watch = std::move(*watch);
+        continue;
+      }
+      pb::WatchResponse canceled;
+      canceled.set_watch_id(id);
+      canceled.set_canceled(true);
+      canceled.set_cancel_reason(to_status(watch.error()).error_message());
+      header_.fill(canceled.mutable_header());
+      push(std::move(canceled));
+    }
+    std::erase_if(watches_, [](const auto& item) { return item.second.watch == nullptr; });
+  }
 
   void create(const pb::WatchCreateRequest& request) {
     std::lock_guard<std::mutex> lock(watches_mu_);
@@ -99,7 +147,8 @@ class WatchStream {
       std::lock_guard<std::mutex> q(mu_);
       creating_.insert(id);
     }
-    auto watch = store_.watch(from_proto(request), [this, id](const store::WatchUpdate& u) { on_update(id, u); });
+    const store::WatchRequest store_request = from_proto(request);
+    auto watch = store_.watch(store_request, [this, id](const store::WatchUpdate& u) { on_update(id, u); });
     pb::WatchResponse created;
     created.set_watch_id(id);
     created.set_created(true);
@@ -110,13 +159,13 @@ class WatchStream {
     } else {
       created.mutable_header()->set_revision((*watch)->revision());
       header_.fill(created.mutable_header());
-      watches_[id] = Entry{std::move(*watch), request.progress_notify()};
+      watches_[id] = Entry{std::move(*watch), store_request, request.progress_notify()};
     }
     // The answer to the create goes first, then whatever the watch already produced.
     std::lock_guard<std::mutex> q(mu_);
-    queue_.push_back(std::move(created));
+    enqueue(std::move(created));
     auto& held = held_[id];
-    for (auto& r : held) queue_.push_back(std::move(r));
+    for (auto& r : held) enqueue(std::move(r));
     held_.erase(id);
     creating_.erase(id);
     cv_.notify_all();
@@ -125,6 +174,10 @@ class WatchStream {
   void cancel(int64_t id) {
     std::lock_guard<std::mutex> lock(watches_mu_);
     if (watches_.erase(id) == 0) return;
+    {
+      std::lock_guard<std::mutex> q(mu_);
+      paused_.erase(id);
+    }
     pb::WatchResponse canceled;
     canceled.set_watch_id(id);
     canceled.set_canceled(true);
@@ -159,6 +212,10 @@ class WatchStream {
 
   // Runs on a store thread: only builds the response and queues it.
   void on_update(int64_t id, const store::WatchUpdate& u) {
+    {
+      std::lock_guard<std::mutex> q(mu_);
+      if (paused_.count(id)) return;  // resume_paused() fetches it again later
+    }
     pb::WatchResponse r;
     r.set_watch_id(id);
     r.mutable_header()->set_revision(u.revision);
@@ -178,12 +235,19 @@ class WatchStream {
       held_[id].push_back(std::move(r));
       return;
     }
-    queue_.push_back(std::move(r));
-    cv_.notify_all();
+    enqueue(std::move(r));
+    // Everything up to u.revision is queued; a paused watch resumes after it.
+    if (queued_bytes_ > kMaxQueuedBytes && !u.compact_revision) paused_[id] = u.revision + 1;
   }
 
   void push(pb::WatchResponse r) {
     std::lock_guard<std::mutex> q(mu_);
+    enqueue(std::move(r));
+  }
+
+  // REQUIRES: mu_ held.
+  void enqueue(pb::WatchResponse r) {
+    queued_bytes_ += r.ByteSizeLong();
     queue_.push_back(std::move(r));
     cv_.notify_all();
   }
@@ -198,6 +262,8 @@ class WatchStream {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<pb::WatchResponse> queue_;                     // guarded by mu_
+  std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_
+  std::map<int64_t, int64_t> paused_;                       // guarded by mu_: watch id -> revision to resume from
   std::set<int64_t> creating_;                              // guarded by mu_
   std::map<int64_t, std::vector<pb::WatchResponse>> held_;  // guarded by mu_
   int stream_wide_progress_ = 0;                            // guarded by mu_
@@ -216,8 +282,13 @@ grpc::Status WatchService::Watch(grpc::ServerContext* context,
     watches.close();
   });
   pb::WatchResponse response;
-  while (watches.next(&response)) {
-    if (!stream->Write(response)) {
+  bool more = false;
+  while (watches.next(&response, &more)) {
+    // With more responses queued (one per watcher after a put), let gRPC
+    // coalesce them; the last one of the batch is written without the hint, which flushes.
+    grpc::WriteOptions options;
+    if (more) options.set_buffer_hint();
+    if (!stream->Write(response, options)) {
       context->TryCancel();  // the client is gone: unblock the reader
       break;
     }

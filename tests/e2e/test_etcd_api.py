@@ -4,6 +4,8 @@ against a real etcd (Debian's etcd-server, started here) and against
 that legitimately differ (cluster and member ids, lease ids, sizes) are
 normalized. Both stores see the same commands in the same order, so their
 revisions must match too."""
+import base64
+import http.client
 import json
 import os
 import shutil
@@ -31,6 +33,45 @@ def ctl(endpoint, *args, input=None, timeout=30):
                           text=True, timeout=timeout)
 
 
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def post(endpoint, path, body, headers=None):
+    """POSTs to the JSON gateway; returns (HTTP status, parsed JSON or text)."""
+    host, port = endpoint.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        conn.request("POST", path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        text = r.read().decode()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+    finally:
+        conn.close()
+
+
+class Stream:
+    """A streaming gateway call (watch, keep-alive): one JSON object per line."""
+
+    def __init__(self, endpoint, path, body):
+        host, port = endpoint.split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        self.conn.request("POST", path, body=json.dumps(body))
+        self.response = self.conn.getresponse()
+
+    def next(self):
+        line = self.response.readline()
+        return json.loads(line) if line else None
+
+    def close(self):
+        self.response.close()  # closes the connection: the server ends the call
+        self.conn.close()
+
+
 def error_line(stderr):
     """etcdctl's one-line verdict ("Error: ..."), without its retry logging."""
     lines = [l for l in stderr.splitlines() if l.startswith("Error:")]
@@ -53,6 +94,8 @@ class Normalizer:
             return [self(v, key) for v in value]
         if key in ("ID", "id", "lease") and isinstance(value, int) and value != 0:
             return self.lease(value)
+        if key in ("ID", "id", "lease") and isinstance(value, str) and value.isdigit() and value != "0":
+            return self.lease(int(value))  # the JSON gateway writes 64-bit integers as strings
         return value
 
 
@@ -289,15 +332,182 @@ class EtcdApiDifferentialTest(unittest.TestCase):
         leaders = []
         for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
             campaign = subprocess.Popen([ETCDCTL, f"--endpoints={endpoint}", "elect", "diff-election", "alice"],
-                                        env=dict(os.environ, ETCDCTL_API="3"), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                                        env=dict(os.environ, ETCDCTL_API="3"), stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
             try:
-                leaders.append(wait_for(lambda: leader_value(endpoint), timeout=30, what=f"a leader on {endpoint}"))
+                # etcdctl prints the leader key once its campaign has won; only then does Ctrl-C resign.
+                self.assertTrue(campaign.stdout.readline().startswith("diff-election/"), endpoint)
+                leaders.append(leader_value(endpoint))
             finally:
                 campaign.send_signal(signal.SIGINT)  # resigns, as on Ctrl-C
                 campaign.wait(timeout=30)
+                campaign.stdout.close()
         self.assertEqual(leaders, ["alice\n", "alice\n"])
         self.assertEqual([leader_value(e) for e in (self.etcd_endpoint, self.zeppelin_endpoint)], ["", ""])
+
+    # The JSON gateway, on the same port as gRPC, compared with etcd's.
+
+    def both_http(self, path, body, status=200, drop=()):
+        """POSTs the same body to both; statuses and normalized answers must agree."""
+        answers = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            code, answer = post(endpoint, path, body)
+            self.assertEqual(code, status, f"{endpoint} {path} {body}: {answer}")
+            answer = self.normalize[endpoint](answer)
+            if isinstance(answer, dict):
+                for k in drop:
+                    answer.pop(k, None)
+            answers.append(answer)
+        self.assertEqual(answers[0], answers[1], f"POST {path} {body}")
+        return answers[0]
+
+    def test_10_gateway_kv_and_txn(self):
+        self.both_http("/v3/kv/put", {"key": b64("gw/a"), "value": b64("1")})
+        put = self.both_http("/v3/kv/put", {"key": b64("gw/a"), "value": b64("2"), "prev_kv": True})
+        self.assertEqual(put["prev_kv"]["value"], b64("1"))
+        self.assertIsInstance(put["header"]["revision"], str)  # int64 as a JSON string
+        self.both_http("/v3/kv/put", {"key": b64("gw/b"), "value": b64("3")})
+        got = self.both_http("/v3/kv/range", {"key": b64("gw/a")})
+        self.assertEqual(got["kvs"][0]["version"], "2")
+        prefix = self.both_http("/v3/kv/range", {"key": b64("gw/"), "range_end": b64("gw0")})
+        self.assertEqual(prefix["count"], "2")
+        self.both_http("/v3/kv/range", {"key": b64("gw/"), "range_end": b64("gw0"), "keys_only": True,
+                                        "sort_order": "DESCEND", "limit": 1})
+        self.both_http("/v3/kv/range", {"key": b64("gw/nothing")})  # no kvs, count omitted
+        txn = {"compare": [{"key": b64("gw/a"), "result": "EQUAL", "target": "VALUE", "value": b64("2")}],
+               "success": [{"request_put": {"key": b64("gw/a"), "value": b64("4")}},
+                           {"request_range": {"key": b64("gw/a")}}],
+               "failure": [{"request_range": {"key": b64("gw/b")}}]}
+        self.assertTrue(self.both_http("/v3/kv/txn", txn)["succeeded"])
+        self.assertNotIn("succeeded", self.both_http("/v3/kv/txn", txn))
+        deleted = self.both_http("/v3/kv/deleterange", {"key": b64("gw/"), "range_end": b64("gw0"), "prev_kv": True})
+        self.assertEqual(deleted["deleted"], "2")
+        status = self.both_http("/v3/maintenance/status", {}, drop=("version", "dbSize", "dbSizeInUse", "leader",
+                                                                     "raftIndex", "raftAppliedIndex", "raftTerm"))
+        self.assertIn("header", status)
+
+    def test_11_gateway_lease(self):
+        self.both_http("/v3/kv/lease/timetolive", {"ID": "1234"})  # unknown lease: TTL -1
+        granted = self.both_http("/v3/lease/grant", {"TTL": 60})
+        self.assertEqual(granted["TTL"], "60")
+        ids = [k for e in (self.etcd_endpoint, self.zeppelin_endpoint)
+               for k, v in self.normalize[e].leases.items() if v == granted["ID"]]
+        for endpoint, lease in zip((self.etcd_endpoint, self.zeppelin_endpoint), ids):
+            code, _ = post(endpoint, "/v3/kv/put", {"key": b64("gw/leased"), "value": b64("v"), "lease": str(lease)})
+            self.assertEqual(code, 200)
+        answers = []
+        for endpoint, lease in zip((self.etcd_endpoint, self.zeppelin_endpoint), ids):
+            code, answer = post(endpoint, "/v3/lease/timetolive", {"ID": str(lease), "keys": True})
+            self.assertEqual(code, 200, answer)
+            self.assertTrue(0 < int(answer.pop("TTL")) <= 60, answer)
+            answers.append(self.normalize[endpoint](answer))
+        self.assertEqual(answers[0], answers[1])
+        self.assertEqual(answers[0]["keys"], [b64("gw/leased")])
+        for endpoint, lease in zip((self.etcd_endpoint, self.zeppelin_endpoint), ids):
+            code, stream_answer = post(endpoint, "/v3/lease/leases", {})
+            self.assertIn({"ID": str(lease)}, stream_answer["leases"])
+            keepalive = Stream(endpoint, "/v3/lease/keepalive", {"ID": str(lease)})
+            renewed = keepalive.next()
+            keepalive.close()
+            self.assertEqual(renewed["result"]["TTL"], "60", endpoint)
+        revoked = []
+        for endpoint, lease in zip((self.etcd_endpoint, self.zeppelin_endpoint), ids):
+            code, answer = post(endpoint, "/v3/lease/revoke", {"ID": str(lease)})
+            self.assertEqual(code, 200, answer)
+            revoked.append(self.normalize[endpoint](answer))
+        self.assertEqual(revoked[0], revoked[1])
+        self.assertNotIn("kvs", self.both_http("/v3/kv/range", {"key": b64("gw/leased")}))
+        missing = self.both_http("/v3/kv/lease/revoke", {"ID": str(ids[0])}, status=404)
+        self.assertEqual(missing["code"], 5)
+
+    def test_12_gateway_watch_stream(self):
+        streams = {e: Stream(e, "/v3/watch", {"create_request": {"key": b64("gw/w/"), "range_end": b64("gw/w0"),
+                                                                   "prev_kv": True}})
+                   for e in (self.etcd_endpoint, self.zeppelin_endpoint)}
+        try:
+            created = [self.normalize[e](s.next()) for e, s in streams.items()]
+            self.assertEqual(created[0], created[1])
+            self.assertTrue(created[0]["result"]["created"])
+            self.both_http("/v3/kv/put", {"key": b64("gw/w/x"), "value": b64("1")})
+            self.both_http("/v3/kv/put", {"key": b64("gw/w/x"), "value": b64("2")})
+            self.both_http("/v3/kv/put", {"key": b64("gw/other"), "value": b64("3")})
+            self.both_http("/v3/kv/deleterange", {"key": b64("gw/w/x")})
+            seen = []
+            for e, s in streams.items():
+                events = []
+                while len(events) < 3:
+                    events += s.next()["result"]["events"]
+                seen.append(self.normalize[e](events))
+            self.assertEqual(seen[0], seen[1])
+            self.assertEqual([ev.get("type", "PUT") for ev in seen[0]], ["PUT", "PUT", "DELETE"])
+            self.assertEqual(seen[0][2]["prev_kv"]["value"], b64("2"))
+        finally:
+            for s in streams.values():
+                s.close()  # cancels the watch
+        # A watch from an old revision replays history the same way on both.
+        start = int(created[0]["result"]["header"]["revision"]) + 1
+        replays = []
+        for e in (self.etcd_endpoint, self.zeppelin_endpoint):
+            s = Stream(e, "/v3/watch", {"create_request": {"key": b64("gw/w/x"), "start_revision": str(start)}})
+            try:
+                first, second = s.next(), s.next()
+            finally:
+                s.close()
+            replays.append(self.normalize[e]([first, second]))
+        self.assertEqual(replays[0], replays[1])
+        self.assertEqual(len(replays[0][1]["result"]["events"]), 3)
+
+    def test_13_gateway_lock_and_election(self):
+        keys = []
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            code, granted = post(endpoint, "/v3/lease/grant", {"TTL": 60})
+            self.assertEqual(code, 200, granted)
+            lease = granted["ID"]
+            code, locked = post(endpoint, "/v3/lock/lock", {"name": b64("gw-lock"), "lease": lease})
+            self.assertEqual(code, 200, locked)
+            key = base64.b64decode(locked["key"]).decode()
+            self.assertEqual(key, f"gw-lock/{int(lease):x}")
+            code, unlocked = post(endpoint, "/v3/lock/unlock", {"key": locked["key"]})
+            self.assertEqual(code, 200, unlocked)
+            code, campaign = post(endpoint, "/v3/election/campaign", {"name": b64("gw-elect"), "lease": lease,
+                                                                        "value": b64("alice")})
+            self.assertEqual(code, 200, campaign)
+            code, leader = post(endpoint, "/v3/election/leader", {"name": b64("gw-elect")})
+            self.assertEqual(code, 200, leader)
+            self.assertEqual(leader["kv"]["value"], b64("alice"))
+            code, resigned = post(endpoint, "/v3/election/resign", {"leader": campaign["leader"]})
+            self.assertEqual(code, 200, resigned)
+            code, _ = post(endpoint, "/v3/lease/revoke", {"ID": lease})
+            self.assertEqual(code, 200)
+            keys.append(key)
+        no_leader = self.both_http("/v3/election/leader", {"name": b64("gw-elect")}, status=500)
+        self.assertEqual(no_leader["message"], "election: no leader")
+
+    def test_14_gateway_errors(self):
+        empty = self.both_http("/v3/kv/range", {"key": ""}, status=400)
+        self.assertEqual(empty, {"error": "etcdserver: key is not provided",
+                                 "message": "etcdserver: key is not provided", "code": 3})
+        self.both_http("/v3/kv/put", {"key": b64("gw/x"), "value": "!!"}, status=400, drop=("error", "message"))
+        bad = self.both_http("/v3/kv/range", "{bad", status=400, drop=("error", "message"))
+        self.assertEqual(bad, {"code": 3})
+        self.both_http("/v3/watch", "{bad", status=500, drop=("error", "message"))
+        self.both_http("/v3/kv/range", {"key": b64("gw/x"), "revision": "100000"}, status=400)  # future revision
+        self.both_http("/v3/kv/range", {"key": b64("gw/x"), "unknown_field": 1})  # ignored, as etcd does
+        for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+            code, text = post(endpoint, "/v3/kv/nope", {})
+            self.assertEqual((code, text), (404, "Not Found\n"), endpoint)
+
+    def test_15_request_limits(self):
+        # Over etcd's 1.5 MiB request limit: refused by the server, over gRPC and the gateway alike.
+        too_large = {"key": b64("gw/big"), "value": base64.b64encode(b"x" * (1536 * 1024 + 100)).decode()}
+        refused = self.both_http("/v3/kv/put", too_large, status=400)
+        self.assertEqual(refused["error"], "etcdserver: request is too large")
+        # Over gRPC's 2 MiB message limit: ResourceExhausted, with the same message.
+        huge = {"key": b64("gw/big"), "value": base64.b64encode(b"x" * (3 * 1024 * 1024)).decode()}
+        exhausted = self.both_http("/v3/kv/put", huge, status=429)
+        self.assertEqual(exhausted["code"], 8)
+        self.assertNotIn("kvs", self.both_http("/v3/kv/range", {"key": b64("gw/big")}))
+        self.both("put", "gw/big", input="x" * (3 * 1024 * 1024), check=False)  # gRPC: ResourceExhausted on both
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,447 @@
+#include "etcd_api/json_gateway.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <map>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "etcd_api/convert.h"
+
+namespace zeppelin::etcd_api {
+
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+namespace protobuf = google::protobuf;
+using tcp = net::ip::tcp;
+using Request = http::request<http::string_body>;
+
+// gRPC refuses larger messages itself (RESOURCE_EXHAUSTED), as etcd's does;
+// the gateway checks it before calling, with the message etcd's gateway relays.
+constexpr std::size_t kMaxGrpcMessageBytes = 2 * 1024 * 1024;
+
+struct Route {
+  const char* service;  // full proto name
+  const char* method;
+};
+
+// etcd 3.4's gateway paths (from the google.api.http options of its protos).
+const std::map<std::string, Route, std::less<>>& routes() {
+  static const std::map<std::string, Route, std::less<>> table = {
+      {"/v3/kv/range", {"etcdserverpb.KV", "Range"}},
+      {"/v3/kv/put", {"etcdserverpb.KV", "Put"}},
+      {"/v3/kv/deleterange", {"etcdserverpb.KV", "DeleteRange"}},
+      {"/v3/kv/txn", {"etcdserverpb.KV", "Txn"}},
+      {"/v3/kv/compaction", {"etcdserverpb.KV", "Compact"}},
+      {"/v3/watch", {"etcdserverpb.Watch", "Watch"}},
+      {"/v3/lease/grant", {"etcdserverpb.Lease", "LeaseGrant"}},
+      {"/v3/lease/revoke", {"etcdserverpb.Lease", "LeaseRevoke"}},
+      {"/v3/kv/lease/revoke", {"etcdserverpb.Lease", "LeaseRevoke"}},
+      {"/v3/lease/keepalive", {"etcdserverpb.Lease", "LeaseKeepAlive"}},
+      {"/v3/lease/timetolive", {"etcdserverpb.Lease", "LeaseTimeToLive"}},
+      {"/v3/kv/lease/timetolive", {"etcdserverpb.Lease", "LeaseTimeToLive"}},
+      {"/v3/lease/leases", {"etcdserverpb.Lease", "LeaseLeases"}},
+      {"/v3/kv/lease/leases", {"etcdserverpb.Lease", "LeaseLeases"}},
+      {"/v3/maintenance/alarm", {"etcdserverpb.Maintenance", "Alarm"}},
+      {"/v3/maintenance/status", {"etcdserverpb.Maintenance", "Status"}},
+      {"/v3/maintenance/defragment", {"etcdserverpb.Maintenance", "Defragment"}},
+      {"/v3/maintenance/hash", {"etcdserverpb.Maintenance", "Hash"}},
+      {"/v3/maintenance/snapshot", {"etcdserverpb.Maintenance", "Snapshot"}},
+      {"/v3/maintenance/transfer-leadership", {"etcdserverpb.Maintenance", "MoveLeader"}},
+      {"/v3/cluster/member/add", {"etcdserverpb.Cluster", "MemberAdd"}},
+      {"/v3/cluster/member/remove", {"etcdserverpb.Cluster", "MemberRemove"}},
+      {"/v3/cluster/member/update", {"etcdserverpb.Cluster", "MemberUpdate"}},
+      {"/v3/cluster/member/list", {"etcdserverpb.Cluster", "MemberList"}},
+      {"/v3/cluster/member/promote", {"etcdserverpb.Cluster", "MemberPromote"}},
+      {"/v3/auth/enable", {"etcdserverpb.Auth", "AuthEnable"}},
+      {"/v3/auth/disable", {"etcdserverpb.Auth", "AuthDisable"}},
+      {"/v3/auth/authenticate", {"etcdserverpb.Auth", "Authenticate"}},
+      {"/v3/auth/user/add", {"etcdserverpb.Auth", "UserAdd"}},
+      {"/v3/auth/user/get", {"etcdserverpb.Auth", "UserGet"}},
+      {"/v3/auth/user/list", {"etcdserverpb.Auth", "UserList"}},
+      {"/v3/auth/user/delete", {"etcdserverpb.Auth", "UserDelete"}},
+      {"/v3/auth/user/changepw", {"etcdserverpb.Auth", "UserChangePassword"}},
+      {"/v3/auth/user/grant", {"etcdserverpb.Auth", "UserGrantRole"}},
+      {"/v3/auth/user/revoke", {"etcdserverpb.Auth", "UserRevokeRole"}},
+      {"/v3/auth/role/add", {"etcdserverpb.Auth", "RoleAdd"}},
+      {"/v3/auth/role/get", {"etcdserverpb.Auth", "RoleGet"}},
+      {"/v3/auth/role/list", {"etcdserverpb.Auth", "RoleList"}},
+      {"/v3/auth/role/delete", {"etcdserverpb.Auth", "RoleDelete"}},
+      {"/v3/auth/role/grant", {"etcdserverpb.Auth", "RoleGrantPermission"}},
+      {"/v3/auth/role/revoke", {"etcdserverpb.Auth", "RoleRevokePermission"}},
+      {"/v3/lock/lock", {"v3lockpb.Lock", "Lock"}},
+      {"/v3/lock/unlock", {"v3lockpb.Lock", "Unlock"}},
+      {"/v3/election/campaign", {"v3electionpb.Election", "Campaign"}},
+      {"/v3/election/proclaim", {"v3electionpb.Election", "Proclaim"}},
+      {"/v3/election/leader", {"v3electionpb.Election", "Leader"}},
+      {"/v3/election/observe", {"v3electionpb.Election", "Observe"}},
+      {"/v3/election/resign", {"v3electionpb.Election", "Resign"}},
+  };
+  return table;
+}
+
+// grpc-gateway's mapping from gRPC codes to HTTP statuses (the one etcd 3.4 ships).
+http::status http_status(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return http::status::ok;
+    case grpc::StatusCode::CANCELLED: return http::status::request_timeout;
+    case grpc::StatusCode::UNKNOWN: return http::status::internal_server_error;
+    case grpc::StatusCode::INVALID_ARGUMENT: return http::status::bad_request;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return http::status::gateway_timeout;
+    case grpc::StatusCode::NOT_FOUND: return http::status::not_found;
+    case grpc::StatusCode::ALREADY_EXISTS: return http::status::conflict;
+    case grpc::StatusCode::PERMISSION_DENIED: return http::status::forbidden;
+    case grpc::StatusCode::UNAUTHENTICATED: return http::status::unauthorized;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return http::status::too_many_requests;
+    case grpc::StatusCode::FAILED_PRECONDITION: return http::status::precondition_failed;
+    case grpc::StatusCode::ABORTED: return http::status::conflict;
+    case grpc::StatusCode::OUT_OF_RANGE: return http::status::bad_request;
+    case grpc::StatusCode::UNIMPLEMENTED: return http::status::not_implemented;
+    case grpc::StatusCode::INTERNAL: return http::status::internal_server_error;
+    case grpc::StatusCode::UNAVAILABLE: return http::status::service_unavailable;
+    case grpc::StatusCode::DATA_LOSS: return http::status::internal_server_error;
+    default: return http::status::internal_server_error;
+  }
+}
+
+std::string error_body(const grpc::Status& status) {
+  nlohmann::ordered_json body;
+  body["error"] = status.error_message();
+  body["message"] = status.error_message();
+  body["code"] = static_cast<int>(status.error_code());
+  return body.dump();
+}
+
+// What grpc-gateway writes when a stream ends in an error after it started.
+std::string stream_error_body(const grpc::Status& status) {
+  const auto http = http_status(status.error_code());
+  nlohmann::ordered_json error;
+  error["grpc_code"] = static_cast<int>(status.error_code());
+  error["http_code"] = static_cast<int>(http);
+  error["message"] = status.error_message();
+  error["http_status"] = std::string(http::obsolete_reason(http));
+  return nlohmann::json{{"error", error}}.dump() + "\n";
+}
+
+template <class Body>
+void set_common_headers(http::response<Body>& res) {
+  res.set("Access-Control-Allow-Headers", "accept, content-type, authorization");
+  res.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE");
+  res.set("Access-Control-Allow-Origin", "*");
+}
+
+// Cancels a call when the HTTP client closes its connection, while the call runs.
+class HangupWatch {
+ public:
+  HangupWatch(int fd, grpc::ClientContext& ctx) {
+    if (::pipe2(stop_, O_CLOEXEC) != 0) return;
+    thread_ = std::thread([this, fd, &ctx] {
+      // Only the hang-up is watched: bytes the client sends meanwhile stay unread.
+      pollfd p[2] = {{fd, POLLRDHUP, 0}, {stop_[0], POLLIN, 0}};
+      while (::poll(p, 2, -1) < 0 && errno == EINTR) {
+      }
+      if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) ctx.TryCancel();
+    });
+  }
+  ~HangupWatch() {
+    if (!thread_.joinable()) return;
+    const char byte = 0;
+    (void)!::write(stop_[1], &byte, 1);
+    thread_.join();
+    ::close(stop_[0]);
+    ::close(stop_[1]);
+  }
+  HangupWatch(const HangupWatch&) = delete;
+  HangupWatch& operator=(const HangupWatch&) = delete;
+
+ private:
+  int stop_[2] = {-1, -1};
+  std::thread thread_;
+};
+
+class Connection {
+ public:
+  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel)
+      : socket_(socket), stub_(channel) {}
+
+  void serve() {
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(kMaxGatewayBodyBytes);
+      boost::system::error_code ec;
+      http::read_header(socket_, buffer_, parser, ec);
+      if (!ec && parser.get()[http::field::expect] == "100-continue") {
+        // curl asks before sending a large body, and waits a second for no answer.
+        http::response<http::empty_body> go_on(http::status::continue_, 11);
+        http::write(socket_, go_on, ec);
+      }
+      if (!ec) http::read(socket_, buffer_, parser, ec);
+      if (ec == http::error::body_limit) {
+        reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "request body larger than max (" +
+                                                                             std::to_string(kMaxGatewayBodyBytes) +
+                                                                             " bytes)"),
+                    false);
+        return;
+      }
+      if (ec) {
+        if (ec != http::error::end_of_stream) reply_text(http::status::bad_request, "Bad Request\n", false);
+        return;
+      }
+      if (!handle(parser.get())) return;
+    }
+  }
+
+ private:
+  // Answers one request; false when the connection must close afterwards.
+  bool handle(const Request& req) {
+    keep_alive_ = req.keep_alive();
+    std::string_view path(req.target().data(), req.target().size());
+    path = path.substr(0, path.find('?'));
+    if (req.method() == http::verb::options) return reply_text(http::status::ok, "", keep_alive_);
+    const auto route = routes().find(path);
+    if (route == routes().end()) return reply_text(http::status::not_found, "Not Found\n", keep_alive_);
+    if (req.method() != http::verb::post) {
+      return reply_text(http::status::method_not_allowed, "Method Not Allowed\n", keep_alive_);
+    }
+    const std::string method_path = std::string("/") + route->second.service + "/" + route->second.method;
+    const auto* service = protobuf::DescriptorPool::generated_pool()->FindServiceByName(route->second.service);
+    const auto* method = service ? service->FindMethodByName(route->second.method) : nullptr;
+    if (!method) {
+      // What a gRPC server answers for a service or method it lacks.
+      return reply_error(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                      service ? "unknown method " + std::string(route->second.method) +
+                                                    " for service " + route->second.service
+                                              : "unknown service " + std::string(route->second.service)),
+                         keep_alive_);
+    }
+    grpc::ClientContext ctx;
+    if (auto auth = req.find(http::field::authorization); auth != req.end()) {
+      ctx.AddMetadata("authorization", std::string(auth->value()));
+    }
+    if (method->client_streaming() || method->server_streaming()) return stream(req, *method, method_path, ctx);
+    return unary(req, *method, method_path, ctx);
+  }
+
+  bool unary(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
+             grpc::ClientContext& ctx) {
+    grpc::ByteBuffer request;
+    if (auto s = to_buffer(req.body(), *method.input_type(), &request); !s.ok()) {
+      return reply_error(s, keep_alive_);
+    }
+    // Lock and Campaign wait for their turn: give up the turn if the client does.
+    std::optional<HangupWatch> hangup;
+    if (method.name() == "Lock" || method.name() == "Campaign") hangup.emplace(socket_.native_handle(), ctx);
+    grpc::CompletionQueue cq;
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    auto call = stub_.PrepareUnaryCall(&ctx, path, request, &cq);
+    call->StartCall();
+    call->Finish(&response, &status, this);
+    wait(cq);
+    hangup.reset();
+    cq.Shutdown();
+    drain(cq);
+    if (!status.ok()) return reply_error(status, keep_alive_);
+    std::string json;
+    if (auto s = to_json(response, *method.output_type(), &json); !s.ok()) return reply_error(s, false);
+    http::response<http::string_body> res(http::status::ok, 11);
+    set_common_headers(res);
+    res.set(http::field::content_type, "application/json");
+    res.body() = std::move(json);
+    return send(std::move(res), keep_alive_);
+  }
+
+  // Streams: the body's JSON objects are the requests; each response is
+  // written as {"result": ...} and a newline, until the call ends or the
+  // client goes away. The connection closes afterwards.
+  bool stream(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
+              grpc::ClientContext& ctx) {
+    std::vector<grpc::ByteBuffer> requests;
+    if (auto s = split_requests(req.body(), method, &requests); !s.ok()) {
+      // grpc-gateway reports a stream's undecodable body as UNKNOWN.
+      return reply_error(grpc::Status(grpc::StatusCode::UNKNOWN, s.error_message()), false);
+    }
+    grpc::CompletionQueue cq;
+    auto call = stub_.PrepareCall(&ctx, path, &cq);
+    call->StartCall(this);
+    bool ok = wait(cq);
+    for (auto& r : requests) {
+      if (!ok) break;
+      call->Write(r, this);
+      ok = wait(cq);
+    }
+    // A bidirectional stream stays open for the client's lifetime (etcd's
+    // watch stream outlives a half-close); the others expect one request.
+    if (ok && !method.client_streaming()) {
+      call->WritesDone(this);
+      ok = wait(cq);
+    }
+
+    http::response<http::empty_body> res(http::status::ok, 11);
+    set_common_headers(res);
+    res.set(http::field::content_type, "application/json");
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> serializer(res);
+    boost::system::error_code ec;
+    http::write_header(socket_, serializer, ec);
+
+    // The client closing its side is the only way it ends a watch.
+    HangupWatch hangup(socket_.native_handle(), ctx);
+    grpc::ByteBuffer response;
+    while (ok && !ec) {
+      call->Read(&response, this);
+      if (!wait(cq)) break;
+      std::string json;
+      if (auto s = to_json(response, *method.output_type(), &json); !s.ok()) break;
+      const std::string line = "{\"result\":" + json + "}\n";
+      net::write(socket_, http::make_chunk(net::buffer(line)), ec);
+    }
+    if (ec) ctx.TryCancel();  // the client is gone: end the call
+    grpc::Status status;
+    call->Finish(&status, this);
+    wait(cq);
+    if (!ec && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      const std::string line = stream_error_body(status);
+      net::write(socket_, http::make_chunk(net::buffer(line)), ec);
+    }
+    if (!ec) net::write(socket_, http::make_chunk_last(), ec);
+    cq.Shutdown();
+    drain(cq);
+    return false;
+  }
+
+  static grpc::Status to_buffer(const std::string& json, const protobuf::Descriptor& type, grpc::ByteBuffer* out) {
+    std::unique_ptr<protobuf::Message> message(new_message(type));
+    const bool blank = json.find_first_not_of(" \t\r\n") == std::string::npos;
+    if (!blank) {
+      protobuf::util::JsonParseOptions options;
+      options.ignore_unknown_fields = true;  // as etcd's gateway does
+      auto parsed = protobuf::util::JsonStringToMessage(json, message.get(), options);
+      if (!parsed.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(parsed.message()));
+    }
+    std::string bytes;
+    message->SerializeToString(&bytes);
+    if (bytes.size() > kMaxGrpcMessageBytes) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "grpc: received message larger than max (" + std::to_string(bytes.size()) + " vs. " +
+                              std::to_string(kMaxGrpcMessageBytes) + ")");
+    }
+    grpc::Slice slice(bytes);
+    *out = grpc::ByteBuffer(&slice, 1);
+    return grpc::Status::OK;
+  }
+
+  // A stream's body: one request per JSON value, in order.
+  static grpc::Status split_requests(const std::string& body, const protobuf::MethodDescriptor& method,
+                                     std::vector<grpc::ByteBuffer>* out) {
+    std::istringstream in(body);
+    for (;;) {
+      in >> std::ws;
+      if (in.peek() == std::char_traits<char>::eof()) break;
+      nlohmann::json value;
+      try {
+        in >> value;
+      } catch (const nlohmann::json::exception& e) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+      }
+      grpc::ByteBuffer request;
+      if (auto s = to_buffer(value.dump(), *method.input_type(), &request); !s.ok()) return s;
+      out->push_back(std::move(request));
+      if (!method.client_streaming()) break;
+    }
+    if (out->empty()) {  // an empty body is the default request
+      grpc::ByteBuffer request;
+      if (auto s = to_buffer("", *method.input_type(), &request); !s.ok()) return s;
+      out->push_back(std::move(request));
+    }
+    return grpc::Status::OK;
+  }
+
+  static grpc::Status to_json(const grpc::ByteBuffer& buffer, const protobuf::Descriptor& type, std::string* out) {
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (buffer.Valid() && buffer.Dump(&slices).ok()) {
+      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    std::unique_ptr<protobuf::Message> message(new_message(type));
+    if (!message->ParseFromString(bytes)) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot decode a " + type.full_name());
+    }
+    protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;  // etcd's gateway: OrigName, defaults omitted
+    auto printed = protobuf::util::MessageToJsonString(*message, out, options);
+    if (!printed.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, std::string(printed.message()));
+    return grpc::Status::OK;
+  }
+
+  static protobuf::Message* new_message(const protobuf::Descriptor& type) {
+    return protobuf::MessageFactory::generated_factory()->GetPrototype(&type)->New();
+  }
+
+  static bool wait(grpc::CompletionQueue& cq) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok;
+  }
+
+  static void drain(grpc::CompletionQueue& cq) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+
+  bool reply_error(const grpc::Status& status, bool keep_alive) {
+    http::response<http::string_body> res(http_status(status.error_code()), 11);
+    set_common_headers(res);
+    res.set(http::field::content_type, "application/json");
+    res.body() = error_body(status);
+    return send(std::move(res), keep_alive);
+  }
+
+  bool reply_text(http::status code, std::string text, bool keep_alive) {
+    http::response<http::string_body> res(code, 11);
+    set_common_headers(res);
+    if (!text.empty()) res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::move(text);
+    return send(std::move(res), keep_alive);
+  }
+
+  // Writes `res`; true when the connection stays open for another request.
+  bool send(http::response<http::string_body> res, bool keep_alive) {
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    boost::system::error_code ec;
+    http::write(socket_, res, ec);
+    return !ec && keep_alive;
+  }
+
+  tcp::socket& socket_;
+  grpc::GenericStub stub_;
+  boost::beast::flat_buffer buffer_;
+  bool keep_alive_ = true;
+};
+
+}  // namespace
+
+void JsonGateway::serve(tcp::socket& socket) const {
+  Connection(socket, channel_).serve();
+}
+
+}  // namespace zeppelin::etcd_api
