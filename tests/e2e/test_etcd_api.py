@@ -336,6 +336,11 @@ class EtcdApiDifferentialTest(unittest.TestCase):
             self.assertEqual(error_line(denied[1].stderr), "Error: etcdserver: permission denied")
             self.both_out(alice, "put", "shared", "v", check=False)  # read only
             self.both_out(alice, "get", "", "--from-key", check=False)  # wider than app/
+            self.both_out(alice, "lock", "app/lock", "echo", "held")
+            self.both_out(alice, "lock", "other-lock", "echo", "held", check=False)
+            watched = self.both_out(alice, "watch", "other", check=False)  # created and canceled at once
+            self.assertIn("PermissionDenied desc = etcdserver: permission denied", watched[1].stderr)
+            self.both_out(alice, "snapshot", "save", os.path.join(self.dir, "denied.db"), check=False)
             self.both_out(alice, "del", "app/", "--prefix")
             self.both_out(alice, "txn", input='\n\nput app/t 1\nput other 1\n\n\n', check=False)
             wrong = self.both_out("--user=alice:wrong", "get", "app/k", check=False)
