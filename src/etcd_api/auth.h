@@ -10,6 +10,7 @@
 // match on. All methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -134,6 +135,7 @@ class AuthStore {
   AuthOptions options_;
   mutable std::mutex mu_;
   State state_;                                // GUARDED_BY(mu_)
+  std::atomic<bool> enabled_{false};           // state_.enabled, read without mu_ on every request
   std::map<std::string, Session> sessions_;    // token -> session; GUARDED_BY(mu_)
 };
 

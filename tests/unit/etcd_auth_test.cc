@@ -5,8 +5,13 @@
 
 #include <filesystem>
 
+#include <grpcpp/grpcpp.h>
+
 #include "common/fs_util.h"
 #include "etcd_api/auth.h"
+#include "etcd_api/etcd_server.h"
+#include "rpc.grpc.pb.h"
+#include "store/embedded_store.h"
 
 namespace zeppelin::etcd_api {
 namespace {
@@ -214,6 +219,89 @@ TEST_F(AuthStoreTest, CorruptStateIsAnErrorNamingTheFile) {
   auto opened = AuthStore::open(options);
   ASSERT_FALSE(opened.ok());
   EXPECT_NE(opened.error().message.find("auth.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zeppelin::etcd_api
+
+// Through a real gRPC channel: the token travels in metadata "token" (etcd
+// clients) or "authorization" (the JSON gateway).
+namespace zeppelin::etcd_api {
+namespace {
+
+TEST(EtcdAuthServiceTest, TokenInEitherMetadataKeyAndRootOnlyAdministration) {
+  const fs::path dir = fs::temp_directory_path() / ("zeppelin-auth-grpc-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto store = store::EmbeddedStore::open(dir.string());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EtcdServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.snapshot_dir = dir.string();
+  options.auth_file = (dir / "auth.json").string();
+  auto server = EtcdServer::start(**store, options);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  auto auth = etcdserverpb::Auth::NewStub(channel);
+  auto kv = etcdserverpb::KV::NewStub(channel);
+
+  auto call = [](auto method, const auto& request, auto* response, const std::string& key = "",
+                 const std::string& token = "") {
+    grpc::ClientContext ctx;
+    if (!key.empty()) ctx.AddMetadata(key, token);
+    return method(&ctx, request, response);
+  };
+  etcdserverpb::AuthUserAddRequest add;
+  add.set_name("root");
+  add.set_password("pw");
+  etcdserverpb::AuthUserAddResponse added;
+  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return auth->UserAdd(c, r, o); }, add, &added).ok());
+  add.set_name("bob");
+  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return auth->UserAdd(c, r, o); }, add, &added).ok());
+  etcdserverpb::AuthUserGrantRoleRequest grant;
+  grant.set_user("root");
+  grant.set_role("root");
+  etcdserverpb::AuthUserGrantRoleResponse granted;
+  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return auth->UserGrantRole(c, r, o); }, grant, &granted).ok());
+  etcdserverpb::AuthEnableResponse enabled;
+  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return auth->AuthEnable(c, r, o); },
+                   etcdserverpb::AuthEnableRequest(), &enabled)
+                  .ok());
+
+  auto login = [&](const std::string& name) {
+    etcdserverpb::AuthenticateRequest req;
+    req.set_name(name);
+    req.set_password("pw");
+    etcdserverpb::AuthenticateResponse resp;
+    EXPECT_TRUE(call([&](auto* c, auto& r, auto* o) { return auth->Authenticate(c, r, o); }, req, &resp).ok());
+    return resp.token();
+  };
+  const std::string root = login("root"), bob = login("bob");
+  etcdserverpb::PutRequest put;
+  put.set_key("k");
+  put.set_value("v");
+  etcdserverpb::PutResponse put_resp;
+  auto do_put = [&](auto* c, auto& r, auto* o) { return kv->Put(c, r, o); };
+  EXPECT_EQ(call(do_put, put, &put_resp).error_message(), "etcdserver: user name is empty");
+  EXPECT_TRUE(call(do_put, put, &put_resp, "token", root).ok());
+  EXPECT_TRUE(call(do_put, put, &put_resp, "authorization", root).ok());
+  EXPECT_EQ(call(do_put, put, &put_resp, "authorization", bob).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(call(do_put, put, &put_resp, "token", "forged").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  etcdserverpb::AuthUserListResponse users;
+  auto list = [&](auto* c, auto& r, auto* o) { return auth->UserList(c, r, o); };
+  EXPECT_EQ(call(list, etcdserverpb::AuthUserListRequest(), &users, "token", bob).error_message(),
+            "etcdserver: permission denied");
+  ASSERT_TRUE(call(list, etcdserverpb::AuthUserListRequest(), &users, "token", root).ok());
+  EXPECT_EQ(users.users_size(), 2);
+  // Auth state is not in the key space.
+  etcdserverpb::RangeRequest all;
+  all.set_key(std::string(1, '\0'));
+  all.set_range_end(std::string(1, '\0'));
+  etcdserverpb::RangeResponse everything;
+  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return kv->Range(c, r, o); }, all, &everything, "token", root)
+                  .ok());
+  EXPECT_EQ(everything.kvs_size(), 1);
+  (*server)->shutdown();
+  fs::remove_all(dir);
 }
 
 }  // namespace
