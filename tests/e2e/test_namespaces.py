@@ -110,6 +110,29 @@ class EmbeddedStoreNamespaceTest(NamespaceScenario, unittest.TestCase):
         cls.server.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
+    def test_z_auth_survives_a_restart_outside_the_key_space(self):
+        ctl(self.endpoint, "user", "add", "root:rootpw")  # the scenario may have made it already
+        for args in (["user", "grant-role", "root", "root"], ["auth", "enable"]):
+            r = ctl(self.endpoint, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            self.server.stop()
+            home = os.path.join(self.dir, "home")
+            type(self).server = Server([BIN, "server", "--home", home, "--etcd-listen", self.endpoint],
+                                       os.path.join(self.dir, "zeppelin-restarted.log"),
+                                       env=dict(os.environ, ZEPPELIN_HOME=home))
+            wait_for(lambda: ctl(self.endpoint, "endpoint", "status").returncode == 0, timeout=30,
+                     what="the restarted etcd API")
+            anonymous = ctl(self.endpoint, "get", "x")
+            self.assertEqual(error_line(anonymous.stderr), "Error: etcdserver: user name is empty")
+            everything = ctl(self.endpoint, "--user=root:rootpw", "get", "", "--from-key", "--keys-only")
+            self.assertEqual(everything.returncode, 0, everything.stderr)
+            self.assertNotIn("root", everything.stdout)
+            with open(os.path.join(home, "store", "auth.json")) as f:
+                self.assertNotIn("rootpw", f.read())
+        finally:
+            ctl(self.endpoint, "--user=root:rootpw", "auth", "disable")
+
 
 class RealEtcdNamespaceTest(NamespaceScenario, unittest.TestCase):
     @classmethod
