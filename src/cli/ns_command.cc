@@ -102,8 +102,7 @@ class Etcd {
     if (s.error_message() == "etcdserver: user name is empty") {
       message += std::string(" (auth is enabled: pass --user NAME, its password in $") + kDefaultPasswordEnv + ")";
     }
-    return make_error(s.error_code() == grpc::StatusCode::UNAVAILABLE ? Errc::kUnavailable : Errc::kInternal,
-                      message);
+    return make_error(s.error_code() == grpc::StatusCode::UNAVAILABLE ? Errc::kUnavailable : Errc::kInternal, message);
   }
 
   pb::KV::Stub& kv() { return *kv_; }

@@ -132,11 +132,11 @@ nlohmann::json to_json(const AuthStore::State& s) {
   for (const auto& [name, perms] : s.roles) {
     auto& list = j["roles"][name] = nlohmann::json::array();
     for (const auto& p : perms) {
-      list.push_back({{"read", p.read},
-                      {"write", p.write},
-                      {"key", hex(reinterpret_cast<const unsigned char*>(p.key.data()), p.key.size())},
-                      {"range_end",
-                       hex(reinterpret_cast<const unsigned char*>(p.range_end.data()), p.range_end.size())}});
+      list.push_back(
+          {{"read", p.read},
+           {"write", p.write},
+           {"key", hex(reinterpret_cast<const unsigned char*>(p.key.data()), p.key.size())},
+           {"range_end", hex(reinterpret_cast<const unsigned char*>(p.range_end.data()), p.range_end.size())}});
     }
   }
   return j;

@@ -134,9 +134,9 @@ class AuthStore {
 
   AuthOptions options_;
   mutable std::mutex mu_;
-  State state_;                                // GUARDED_BY(mu_)
-  std::atomic<bool> enabled_{false};           // state_.enabled, read without mu_ on every request
-  std::map<std::string, Session> sessions_;    // token -> session; GUARDED_BY(mu_)
+  State state_;                              // GUARDED_BY(mu_)
+  std::atomic<bool> enabled_{false};         // state_.enabled, read without mu_ on every request
+  std::map<std::string, Session> sessions_;  // token -> session; GUARDED_BY(mu_)
 };
 
 }  // namespace zeppelin::etcd_api

@@ -22,16 +22,14 @@ const std::string kFromKey(1, '\0');
 
 KeyPermission read(std::string key, std::string end = "") { return {true, false, std::move(key), std::move(end)}; }
 KeyPermission write(std::string key, std::string end = "") { return {false, true, std::move(key), std::move(end)}; }
-KeyPermission readwrite(std::string key, std::string end = "") {
-  return {true, true, std::move(key), std::move(end)};
-}
+KeyPermission readwrite(std::string key, std::string end = "") { return {true, true, std::move(key), std::move(end)}; }
 
 TEST(PermissionCheckerTest, SingleKeyGrantCoversOnlyThatKey) {
   const std::vector<KeyPermission> g = {read("a")};
   EXPECT_TRUE(covered(g, "a", "", Access::kRead));
   EXPECT_FALSE(covered(g, "a", "", Access::kWrite));
   EXPECT_FALSE(covered(g, "ab", "", Access::kRead));
-  EXPECT_FALSE(covered(g, "a", "b", Access::kRead));  // the range [a, b) holds more than "a"
+  EXPECT_FALSE(covered(g, "a", "b", Access::kRead));                   // the range [a, b) holds more than "a"
   EXPECT_TRUE(covered(g, "a", std::string("a\0", 2), Access::kRead));  // [a, a\0) is just "a"
 }
 
@@ -42,13 +40,13 @@ TEST(PermissionCheckerTest, PrefixGrantCoversKeysAndSubrangesUnderIt) {
   EXPECT_TRUE(covered(g, "/ns/a/b", "/ns/a/c", Access::kRead));
   EXPECT_FALSE(covered(g, "/ns/a", "", Access::kRead));  // the prefix without its slash
   EXPECT_FALSE(covered(g, "/ns/b/x", "", Access::kRead));
-  EXPECT_FALSE(covered(g, "/ns/", "/ns0", Access::kRead));  // wider than the grant
+  EXPECT_FALSE(covered(g, "/ns/", "/ns0", Access::kRead));      // wider than the grant
   EXPECT_FALSE(covered(g, "/ns/a/", kFromKey, Access::kRead));  // unbounded
 }
 
 TEST(PermissionCheckerTest, AdjoiningAndOverlappingGrantsAddUp) {
   const std::vector<KeyPermission> g = {read("c", "e"), read("a", "c"), read("b", "d"), write("x")};
-  EXPECT_TRUE(covered(g, "a", "e", Access::kRead));   // a..c then c..e: no gap
+  EXPECT_TRUE(covered(g, "a", "e", Access::kRead));  // a..c then c..e: no gap
   EXPECT_TRUE(covered(g, "b", "d", Access::kRead));
   EXPECT_FALSE(covered(g, "a", "f", Access::kRead));  // e..f is not granted
   EXPECT_FALSE(covered(g, "a", "e", Access::kWrite));
@@ -297,8 +295,8 @@ TEST(EtcdAuthServiceTest, TokenInEitherMetadataKeyAndRootOnlyAdministration) {
   all.set_key(std::string(1, '\0'));
   all.set_range_end(std::string(1, '\0'));
   etcdserverpb::RangeResponse everything;
-  ASSERT_TRUE(call([&](auto* c, auto& r, auto* o) { return kv->Range(c, r, o); }, all, &everything, "token", root)
-                  .ok());
+  ASSERT_TRUE(
+      call([&](auto* c, auto& r, auto* o) { return kv->Range(c, r, o); }, all, &everything, "token", root).ok());
   EXPECT_EQ(everything.kvs_size(), 1);
   (*server)->shutdown();
   fs::remove_all(dir);
