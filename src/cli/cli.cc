@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/ns_command.h"
 #include "cli/render_command.h"
 #include "cli/store_commands.h"
 #include "client/client.h"
@@ -446,6 +447,9 @@ int main(int argc, char** argv) {
   snapshot_restore->add_option("file", file, "snapshot file")->required();
   store->require_subcommand(1);
 
+  NsArgs ns_args;
+  auto* ns = add_ns_command(app, ns_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -484,6 +488,7 @@ int main(int argc, char** argv) {
   }
   if (*snapshot_save) return cmd_store_snapshot_save(zeppelin_home(), file);
   if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
+  if (*ns) return cmd_ns(*ns, ns_args);
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {

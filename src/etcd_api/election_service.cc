@@ -22,10 +22,22 @@ Result<store::TxnResponse> if_leader(store::Store& store, const pb::LeaderKey& l
   return store.txn(t);
 }
 
+// An election NAME is its candidates' keys under NAME/: read by all, written by candidates.
+grpc::Status election_access(AuthStore& auth, const grpc::ServerContext& context, const std::string& prefix,
+                             bool write) {
+  Caller caller = Caller::unrestricted();
+  grpc::Status s = auth.caller(context, &caller);
+  const std::string end = store::prefix_end(prefix);
+  if (s.ok()) s = caller.may(prefix, end, Access::kRead);
+  if (s.ok() && write) s = caller.may(prefix, end, Access::kWrite);
+  return s;
+}
+
 }  // namespace
 
 grpc::Status ElectionService::Campaign(grpc::ServerContext* context, const pb::CampaignRequest* request,
                                        pb::CampaignResponse* response) {
+  if (auto s = election_access(auth_, *context, request->name() + "/", true); !s.ok()) return s;
   const std::string prefix = request->name() + "/";
   auto claimed = claim(store_, prefix, request->lease(), request->value());
   if (!claimed) return to_status(claimed.error());
@@ -52,8 +64,9 @@ grpc::Status ElectionService::Campaign(grpc::ServerContext* context, const pb::C
   return grpc::Status::OK;
 }
 
-grpc::Status ElectionService::Proclaim(grpc::ServerContext*, const pb::ProclaimRequest* request,
+grpc::Status ElectionService::Proclaim(grpc::ServerContext* context, const pb::ProclaimRequest* request,
                                        pb::ProclaimResponse* response) {
+  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s.ok()) return s;
   if (!request->has_leader()) return missing_leader();
   const auto& leader = request->leader();
   auto r = if_leader(store_, leader,
@@ -65,8 +78,9 @@ grpc::Status ElectionService::Proclaim(grpc::ServerContext*, const pb::ProclaimR
   return grpc::Status::OK;
 }
 
-grpc::Status ElectionService::Leader(grpc::ServerContext*, const pb::LeaderRequest* request,
+grpc::Status ElectionService::Leader(grpc::ServerContext* context, const pb::LeaderRequest* request,
                                      pb::LeaderResponse* response) {
+  if (auto s = election_access(auth_, *context, request->name() + "/", false); !s.ok()) return s;
   auto first = first_created(store_, request->name() + "/");
   if (!first) return to_status(first.error());
   if (!first->first) return no_leader();
@@ -79,6 +93,7 @@ grpc::Status ElectionService::Leader(grpc::ServerContext*, const pb::LeaderReque
 // Streams the leader's key each time the leader or its value changes.
 grpc::Status ElectionService::Observe(grpc::ServerContext* context, const pb::LeaderRequest* request,
                                       grpc::ServerWriter<pb::LeaderResponse>* writer) {
+  if (auto s = election_access(auth_, *context, request->name() + "/", false); !s.ok()) return s;
   const std::string prefix = request->name() + "/";
   auto cancelled = [context] { return context->IsCancelled(); };
   int64_t sent_mod_revision = 0;
@@ -101,8 +116,9 @@ grpc::Status ElectionService::Observe(grpc::ServerContext* context, const pb::Le
   return grpc::Status::CANCELLED;
 }
 
-grpc::Status ElectionService::Resign(grpc::ServerContext*, const pb::ResignRequest* request,
+grpc::Status ElectionService::Resign(grpc::ServerContext* context, const pb::ResignRequest* request,
                                      pb::ResignResponse* response) {
+  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s.ok()) return s;
   if (!request->has_leader()) return missing_leader();
   const auto& leader = request->leader();
   auto r = if_leader(store_, leader, store::DeleteRangeRequest{leader.key(), "", false});

@@ -19,15 +19,17 @@ constexpr int kMaxHandlerThreads = 4096;
 
 class EtcdServerImpl final : public EtcdServer {
  public:
-  EtcdServerImpl(store::Store& store, EtcdServerOptions options)
+  EtcdServerImpl(store::Store& store, EtcdServerOptions options, std::unique_ptr<AuthStore> auth)
       : options_(std::move(options)),
+        auth_(std::move(auth)),
         header_(store, options_),
-        kv_(store, header_),
-        watch_(store, header_),
-        lease_(store, header_),
-        maintenance_(store, header_, options_),
-        lock_(store, header_),
-        election_(store, header_) {}
+        kv_(store, header_, *auth_),
+        watch_(store, header_, *auth_),
+        lease_(store, header_, *auth_),
+        maintenance_(store, header_, options_, *auth_),
+        lock_(store, header_, *auth_),
+        election_(store, header_, *auth_),
+        auth_service_(*auth_, header_) {}
 
   ~EtcdServerImpl() override { shutdown(); }
 
@@ -60,6 +62,7 @@ class EtcdServerImpl final : public EtcdServer {
     builder.RegisterService(&maintenance_);
     builder.RegisterService(&lock_);
     builder.RegisterService(&election_);
+    builder.RegisterService(&auth_service_);
     server_ = builder.BuildAndStart();
     if (!server_) return make_error(Errc::kUnavailable, "cannot start the etcd API's gRPC server");
     const std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
@@ -93,6 +96,7 @@ class EtcdServerImpl final : public EtcdServer {
 
  private:
   EtcdServerOptions options_;
+  std::unique_ptr<AuthStore> auth_;
   Header header_;
   KvService kv_;
   WatchService watch_;
@@ -101,6 +105,7 @@ class EtcdServerImpl final : public EtcdServer {
   LockService lock_;
   ElectionService election_;
   std::unique_ptr<SharedPort> port_;
+  AuthService auth_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<JsonGateway> gateway_;
   std::string address_;
@@ -109,7 +114,11 @@ class EtcdServerImpl final : public EtcdServer {
 }  // namespace
 
 Result<std::unique_ptr<EtcdServer>> EtcdServer::start(store::Store& store, const EtcdServerOptions& options) {
-  auto server = std::make_unique<EtcdServerImpl>(store, options);
+  AuthOptions auth_options;
+  auth_options.path = options.auth_file;
+  auto auth = AuthStore::open(std::move(auth_options));
+  if (!auth) return auth.error();
+  auto server = std::make_unique<EtcdServerImpl>(store, options, std::move(*auth));
   if (auto s = server->start(); !s) return s.error();
   return std::unique_ptr<EtcdServer>(std::move(server));
 }

@@ -1,4 +1,4 @@
-// The etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Lock, Election) served from a Store,
+// The etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Lock, Election, Auth) served from a Store,
 // so that etcd clients (etcdctl, clientv3, jetcd, python-etcd3...) work
 // against zeppelin unchanged.
 //
@@ -18,6 +18,8 @@ namespace zeppelin::etcd_api {
 struct EtcdServerOptions {
   std::string listen;        // "HOST:PORT"; port 0 picks a free one
   std::string snapshot_dir;  // where Maintenance.Snapshot stages its file
+  // Users, roles and the auth switch (JSON, outside the key space); empty: in memory only.
+  std::string auth_file;
   uint64_t cluster_id = 0;   // reported in every ResponseHeader
   uint64_t member_id = 0;
 };

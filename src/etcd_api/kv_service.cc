@@ -5,6 +5,44 @@ namespace zeppelin::etcd_api {
 
 namespace pb = etcdserverpb;
 
+namespace {
+
+// What etcd checks for each operation of a transaction, nested ones included.
+grpc::Status txn_access(const Caller& caller, const pb::TxnRequest& txn) {
+  for (const auto& c : txn.compare()) {
+    if (auto s = caller.may(c.key(), c.range_end(), Access::kRead); !s.ok()) return s;
+  }
+  for (const auto* ops : {&txn.success(), &txn.failure()}) {
+    for (const auto& op : *ops) {
+      grpc::Status s;
+      switch (op.request_case()) {
+        case pb::RequestOp::kRequestRange:
+          s = caller.may(op.request_range().key(), op.request_range().range_end(), Access::kRead);
+          break;
+        case pb::RequestOp::kRequestPut:
+          s = caller.may(op.request_put().key(), "", Access::kWrite);
+          if (s.ok() && op.request_put().prev_kv()) s = caller.may(op.request_put().key(), "", Access::kRead);
+          break;
+        case pb::RequestOp::kRequestDeleteRange: {
+          const auto& d = op.request_delete_range();
+          s = caller.may(d.key(), d.range_end(), Access::kWrite);
+          if (s.ok() && d.prev_kv()) s = caller.may(d.key(), d.range_end(), Access::kRead);
+          break;
+        }
+        case pb::RequestOp::kRequestTxn:
+          s = txn_access(caller, op.request_txn());
+          break;
+        case pb::RequestOp::REQUEST_NOT_SET:
+          break;
+      }
+      if (!s.ok()) return s;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
 void Header::fill(pb::ResponseHeader* h) const {
   h->set_cluster_id(options_.cluster_id);
   h->set_member_id(options_.member_id);
@@ -17,6 +55,10 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
   auto* reactor = context->DefaultReactor();
   if (request->ByteSizeLong() > kMaxRequestBytes) {
     reactor->Finish(request_too_large());
+    return reactor;
+  }
+  if (auto s = auth_.authorize(*context, request->key(), request->range_end(), Access::kRead); !s.ok()) {
+    reactor->Finish(s);
     return reactor;
   }
   // Served from memory: answered right here.
@@ -38,6 +80,14 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context, c
     reactor->Finish(request_too_large());
     return reactor;
   }
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = caller.may(request->key(), "", Access::kWrite);
+  if (allowed.ok() && request->prev_kv()) allowed = caller.may(request->key(), "", Access::kRead);
+  if (!allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
   store_.put_async(from_proto(*request), [this, reactor, response](Result<store::PutResponse> r) {
     if (!r) return reactor->Finish(to_status(r.error()));
     to_proto(*r, response);
@@ -53,6 +103,14 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* co
   auto* reactor = context->DefaultReactor();
   if (request->ByteSizeLong() > kMaxRequestBytes) {
     reactor->Finish(request_too_large());
+    return reactor;
+  }
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = caller.may(request->key(), request->range_end(), Access::kWrite);
+  if (allowed.ok() && request->prev_kv()) allowed = caller.may(request->key(), request->range_end(), Access::kRead);
+  if (!allowed.ok()) {
+    reactor->Finish(allowed);
     return reactor;
   }
   store_.delete_range_async(from_proto(*request), [this, reactor, response](Result<store::DeleteRangeResponse> r) {
@@ -75,6 +133,13 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, c
     reactor->Finish(s);
     return reactor;
   }
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = txn_access(caller, *request);
+  if (!allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
   // `request` stays valid until Finish: the response is built from both.
   store_.txn_async(from_proto(*request), [this, reactor, request, response](Result<store::TxnResponse> r) {
     if (!r) return reactor->Finish(to_status(r.error()));
@@ -88,6 +153,14 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, c
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context, const pb::CompactionRequest* request,
                                              pb::CompactionResponse* response) {
   auto* reactor = context->DefaultReactor();
+  // Compaction discards every user's history: the root role only.
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = caller.admin();
+  if (!allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
   // Rare, and its wait is one commit: done in place.
   auto r = store_.compact(request->revision());
   if (!r) {

@@ -5,8 +5,23 @@ namespace zeppelin::etcd_api {
 
 namespace pb = etcdserverpb;
 
-grpc::Status LeaseService::LeaseGrant(grpc::ServerContext*, const pb::LeaseGrantRequest* request,
+namespace {
+
+// With auth enabled, leases are for authenticated users (any role).
+grpc::Status authenticated(AuthStore& auth, const grpc::ServerContext& context, Caller* caller) {
+  grpc::Status s = auth.caller(context, caller);
+  if (s.ok() && auth.enabled() && caller->user().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: user name is empty");
+  }
+  return s;
+}
+
+}  // namespace
+
+grpc::Status LeaseService::LeaseGrant(grpc::ServerContext* context, const pb::LeaseGrantRequest* request,
                                       pb::LeaseGrantResponse* response) {
+  Caller caller = Caller::unrestricted();
+  if (auto s = authenticated(auth_, *context, &caller); !s.ok()) return s;
   auto r = store_.lease_grant(request->id(), request->ttl());
   if (!r) return to_status(r.error());
   response->set_id(r->id);
@@ -15,15 +30,29 @@ grpc::Status LeaseService::LeaseGrant(grpc::ServerContext*, const pb::LeaseGrant
   return grpc::Status::OK;
 }
 
-grpc::Status LeaseService::LeaseRevoke(grpc::ServerContext*, const pb::LeaseRevokeRequest* request,
+grpc::Status LeaseService::LeaseRevoke(grpc::ServerContext* context, const pb::LeaseRevokeRequest* request,
                                        pb::LeaseRevokeResponse* response) {
+  Caller caller = Caller::unrestricted();
+  if (auto s = authenticated(auth_, *context, &caller); !s.ok()) return s;
+  // As etcd: revoking deletes the lease's keys, so the caller must be allowed to write each.
+  if (auth_.enabled()) {
+    auto ttl = store_.lease_time_to_live(request->id(), true);
+    if (ttl) {
+      for (const auto& key : ttl->keys) {
+        if (auto s = caller.may(key, "", Access::kWrite); !s.ok()) return s;
+      }
+    }
+  }
   if (auto s = store_.lease_revoke(request->id()); !s) return to_status(s.error());
   header_.fill(response->mutable_header());
   return grpc::Status::OK;
 }
 
 grpc::Status LeaseService::LeaseKeepAlive(
-    grpc::ServerContext*, grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* stream) {
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* stream) {
+  Caller caller = Caller::unrestricted();
+  if (auto s = authenticated(auth_, *context, &caller); !s.ok()) return s;
   pb::LeaseKeepAliveRequest request;
   while (stream->Read(&request)) {
     pb::LeaseKeepAliveResponse response;
@@ -37,8 +66,10 @@ grpc::Status LeaseService::LeaseKeepAlive(
   return grpc::Status::OK;
 }
 
-grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext*, const pb::LeaseTimeToLiveRequest* request,
+grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext* context, const pb::LeaseTimeToLiveRequest* request,
                                            pb::LeaseTimeToLiveResponse* response) {
+  Caller caller = Caller::unrestricted();
+  if (auto s = authenticated(auth_, *context, &caller); !s.ok()) return s;
   response->set_id(request->id());
   auto r = store_.lease_time_to_live(request->id(), request->keys());
   if (!r) {
@@ -53,8 +84,10 @@ grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext*, const pb::Lease
   return grpc::Status::OK;
 }
 
-grpc::Status LeaseService::LeaseLeases(grpc::ServerContext*, const pb::LeaseLeasesRequest*,
+grpc::Status LeaseService::LeaseLeases(grpc::ServerContext* context, const pb::LeaseLeasesRequest*,
                                        pb::LeaseLeasesResponse* response) {
+  Caller caller = Caller::unrestricted();
+  if (auto s = authenticated(auth_, *context, &caller); !s.ok()) return s;
   for (int64_t id : store_.lease_list()) response->add_leases()->set_id(id);
   header_.fill(response->mutable_header());
   return grpc::Status::OK;

@@ -4,8 +4,23 @@
 
 namespace zeppelin::etcd_api {
 
+namespace {
+
+// A lock NAME is its contenders' keys under NAME/: they are read and written.
+grpc::Status lock_access(AuthStore& auth, const grpc::ServerContext& context, const std::string& prefix) {
+  Caller caller = Caller::unrestricted();
+  grpc::Status s = auth.caller(context, &caller);
+  const std::string end = store::prefix_end(prefix);
+  if (s.ok()) s = caller.may(prefix, end, Access::kRead);
+  if (s.ok()) s = caller.may(prefix, end, Access::kWrite);
+  return s;
+}
+
+}  // namespace
+
 grpc::Status LockService::Lock(grpc::ServerContext* context, const v3lockpb::LockRequest* request,
                                v3lockpb::LockResponse* response) {
+  if (auto s = lock_access(auth_, *context, request->name() + "/"); !s.ok()) return s;
   auto claimed = claim(store_, request->name() + "/", request->lease(), "");
   if (!claimed) return to_status(claimed.error());
   auto turn = wait_for_turn(store_, request->name() + "/", claimed->kv.create_revision,
@@ -24,8 +39,9 @@ grpc::Status LockService::Lock(grpc::ServerContext* context, const v3lockpb::Loc
   return grpc::Status::OK;
 }
 
-grpc::Status LockService::Unlock(grpc::ServerContext*, const v3lockpb::UnlockRequest* request,
+grpc::Status LockService::Unlock(grpc::ServerContext* context, const v3lockpb::UnlockRequest* request,
                                  v3lockpb::UnlockResponse* response) {
+  if (auto s = auth_.authorize(*context, request->key(), "", Access::kWrite); !s.ok()) return s;
   auto deleted = store_.delete_range({request->key(), "", false});
   if (!deleted) return to_status(deleted.error());
   response->mutable_header()->set_revision(deleted->revision);

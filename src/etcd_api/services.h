@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 
+#include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
 #include "rpc.grpc.pb.h"
 #include "store/store.h"
@@ -28,7 +29,8 @@ class Header {
 // group commit; the store completes the call from its writer thread.
 class KvService final : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  KvService(store::Store& store, const Header& header, AuthStore& auth)
+      : store_(store), header_(header), auth_(auth) {}
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext*, const etcdserverpb::RangeRequest*,
                                   etcdserverpb::RangeResponse*) override;
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const etcdserverpb::PutRequest*,
@@ -43,22 +45,26 @@ class KvService final : public etcdserverpb::KV::CallbackService {
  private:
   store::Store& store_;
   const Header& header_;
+  AuthStore& auth_;
 };
 
 class WatchService final : public etcdserverpb::Watch::Service {
  public:
-  WatchService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  WatchService(store::Store& store, const Header& header, AuthStore& auth)
+      : store_(store), header_(header), auth_(auth) {}
   grpc::Status Watch(grpc::ServerContext*,
                      grpc::ServerReaderWriter<etcdserverpb::WatchResponse, etcdserverpb::WatchRequest>*) override;
 
  private:
   store::Store& store_;
   const Header& header_;
+  AuthStore& auth_;
 };
 
 class LeaseService final : public etcdserverpb::Lease::Service {
  public:
-  LeaseService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  LeaseService(store::Store& store, const Header& header, AuthStore& auth)
+      : store_(store), header_(header), auth_(auth) {}
   grpc::Status LeaseGrant(grpc::ServerContext*, const etcdserverpb::LeaseGrantRequest*,
                           etcdserverpb::LeaseGrantResponse*) override;
   grpc::Status LeaseRevoke(grpc::ServerContext*, const etcdserverpb::LeaseRevokeRequest*,
@@ -74,12 +80,13 @@ class LeaseService final : public etcdserverpb::Lease::Service {
  private:
   store::Store& store_;
   const Header& header_;
+  AuthStore& auth_;
 };
 
 class MaintenanceService final : public etcdserverpb::Maintenance::Service {
  public:
-  MaintenanceService(store::Store& store, const Header& header, const EtcdServerOptions& options)
-      : store_(store), header_(header), options_(options) {}
+  MaintenanceService(store::Store& store, const Header& header, const EtcdServerOptions& options, AuthStore& auth)
+      : store_(store), header_(header), options_(options), auth_(auth) {}
   grpc::Status Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*, etcdserverpb::StatusResponse*) override;
   grpc::Status Snapshot(grpc::ServerContext*, const etcdserverpb::SnapshotRequest*,
                         grpc::ServerWriter<etcdserverpb::SnapshotResponse>*) override;
@@ -88,24 +95,28 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
   store::Store& store_;
   const Header& header_;
   const EtcdServerOptions& options_;
+  AuthStore& auth_;
 };
 
 // etcd's server-side Lock: a contender's key under NAME/, served in creation order.
 class LockService final : public v3lockpb::Lock::Service {
  public:
-  LockService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  LockService(store::Store& store, const Header& header, AuthStore& auth)
+      : store_(store), header_(header), auth_(auth) {}
   grpc::Status Lock(grpc::ServerContext*, const v3lockpb::LockRequest*, v3lockpb::LockResponse*) override;
   grpc::Status Unlock(grpc::ServerContext*, const v3lockpb::UnlockRequest*, v3lockpb::UnlockResponse*) override;
 
  private:
   store::Store& store_;
   const Header& header_;
+  AuthStore& auth_;
 };
 
 // etcd's server-side Election: the leader is the contender whose key under NAME/ was created first.
 class ElectionService final : public v3electionpb::Election::Service {
  public:
-  ElectionService(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  ElectionService(store::Store& store, const Header& header, AuthStore& auth)
+      : store_(store), header_(header), auth_(auth) {}
   grpc::Status Campaign(grpc::ServerContext*, const v3electionpb::CampaignRequest*,
                         v3electionpb::CampaignResponse*) override;
   grpc::Status Proclaim(grpc::ServerContext*, const v3electionpb::ProclaimRequest*,
@@ -117,6 +128,54 @@ class ElectionService final : public v3electionpb::Election::Service {
 
  private:
   store::Store& store_;
+  const Header& header_;
+  AuthStore& auth_;
+};
+
+// etcd's Auth service: users, roles and permissions over an AuthStore. With
+// auth enabled, everything but Authenticate needs the root role.
+class AuthService final : public etcdserverpb::Auth::Service {
+ public:
+  AuthService(AuthStore& auth, const Header& header) : auth_(auth), header_(header) {}
+  grpc::Status AuthEnable(grpc::ServerContext*, const etcdserverpb::AuthEnableRequest*,
+                          etcdserverpb::AuthEnableResponse*) override;
+  grpc::Status AuthDisable(grpc::ServerContext*, const etcdserverpb::AuthDisableRequest*,
+                           etcdserverpb::AuthDisableResponse*) override;
+  grpc::Status Authenticate(grpc::ServerContext*, const etcdserverpb::AuthenticateRequest*,
+                            etcdserverpb::AuthenticateResponse*) override;
+  grpc::Status UserAdd(grpc::ServerContext*, const etcdserverpb::AuthUserAddRequest*,
+                       etcdserverpb::AuthUserAddResponse*) override;
+  grpc::Status UserGet(grpc::ServerContext*, const etcdserverpb::AuthUserGetRequest*,
+                       etcdserverpb::AuthUserGetResponse*) override;
+  grpc::Status UserList(grpc::ServerContext*, const etcdserverpb::AuthUserListRequest*,
+                        etcdserverpb::AuthUserListResponse*) override;
+  grpc::Status UserDelete(grpc::ServerContext*, const etcdserverpb::AuthUserDeleteRequest*,
+                          etcdserverpb::AuthUserDeleteResponse*) override;
+  grpc::Status UserChangePassword(grpc::ServerContext*, const etcdserverpb::AuthUserChangePasswordRequest*,
+                                  etcdserverpb::AuthUserChangePasswordResponse*) override;
+  grpc::Status UserGrantRole(grpc::ServerContext*, const etcdserverpb::AuthUserGrantRoleRequest*,
+                             etcdserverpb::AuthUserGrantRoleResponse*) override;
+  grpc::Status UserRevokeRole(grpc::ServerContext*, const etcdserverpb::AuthUserRevokeRoleRequest*,
+                              etcdserverpb::AuthUserRevokeRoleResponse*) override;
+  grpc::Status RoleAdd(grpc::ServerContext*, const etcdserverpb::AuthRoleAddRequest*,
+                       etcdserverpb::AuthRoleAddResponse*) override;
+  grpc::Status RoleGet(grpc::ServerContext*, const etcdserverpb::AuthRoleGetRequest*,
+                       etcdserverpb::AuthRoleGetResponse*) override;
+  grpc::Status RoleList(grpc::ServerContext*, const etcdserverpb::AuthRoleListRequest*,
+                        etcdserverpb::AuthRoleListResponse*) override;
+  grpc::Status RoleDelete(grpc::ServerContext*, const etcdserverpb::AuthRoleDeleteRequest*,
+                          etcdserverpb::AuthRoleDeleteResponse*) override;
+  grpc::Status RoleGrantPermission(grpc::ServerContext*, const etcdserverpb::AuthRoleGrantPermissionRequest*,
+                                   etcdserverpb::AuthRoleGrantPermissionResponse*) override;
+  grpc::Status RoleRevokePermission(grpc::ServerContext*, const etcdserverpb::AuthRoleRevokePermissionRequest*,
+                                    etcdserverpb::AuthRoleRevokePermissionResponse*) override;
+
+ private:
+  grpc::Status admin(grpc::ServerContext* context);
+  template <typename Response>
+  grpc::Status done(const grpc::Status& s, Response* response);
+
+  AuthStore& auth_;
   const Header& header_;
 };
 

@@ -29,7 +29,9 @@ constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 // the call's own thread; store callbacks only append to the queue.
 class WatchStream {
  public:
-  WatchStream(store::Store& store, const Header& header) : store_(store), header_(header) {}
+  // `token` is the one the stream was opened with: each watch it creates is checked with it.
+  WatchStream(store::Store& store, const Header& header, AuthStore& auth, std::string token)
+      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {}
 
   ~WatchStream() {
     // Store watches first: after this no callback touches the queue.
@@ -139,6 +141,20 @@ class WatchStream {
       refused.set_created(true);
       refused.set_canceled(true);
       refused.set_cancel_reason("etcdserver: mvcc: watcher id already exists");
+      header_.fill(refused.mutable_header());
+      push(std::move(refused));
+      return;
+    }
+    Caller caller = Caller::unrestricted();
+    grpc::Status allowed = auth_.caller(token_, &caller);
+    if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+    if (!allowed.ok()) {
+      // As etcd: created and canceled at once, the reason in gRPC's error form.
+      pb::WatchResponse refused;
+      refused.set_watch_id(id);
+      refused.set_created(true);
+      refused.set_canceled(true);
+      refused.set_cancel_reason("rpc error: code = PermissionDenied desc = etcdserver: permission denied");
       header_.fill(refused.mutable_header());
       push(std::move(refused));
       return;
@@ -254,6 +270,8 @@ class WatchStream {
 
   store::Store& store_;
   const Header& header_;
+  AuthStore& auth_;
+  const std::string token_;
 
   std::mutex watches_mu_;             // taken before mu_
   std::map<int64_t, Entry> watches_;  // guarded by watches_mu_
@@ -275,7 +293,7 @@ class WatchStream {
 
 grpc::Status WatchService::Watch(grpc::ServerContext* context,
                                  grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* stream) {
-  WatchStream watches(store_, header_);
+  WatchStream watches(store_, header_, auth_, AuthStore::token_of(*context));
   std::thread reader([&] {
     pb::WatchRequest request;
     while (stream->Read(&request)) watches.handle(request);

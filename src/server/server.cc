@@ -58,6 +58,7 @@ Result<EtcdEndpoint> start_etcd_api(const ServerOptions& options) {
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
   etcd_options.snapshot_dir = dir;
+  etcd_options.auth_file = dir + "/auth.json";
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;

@@ -1,0 +1,142 @@
+// etcd's authentication and access control (users, roles, key-range
+// permissions, "simple" tokens), kept out of the client key space.
+//
+// Two parts: the permission checker (`covered`, a pure function over granted
+// ranges, and `Caller`, what one request may do) and `AuthStore`, the durable
+// users and roles behind the Auth service. The KV, Watch, Lease, Lock,
+// Election and Maintenance handlers only call `authorize`/`caller`.
+//
+// Errors are etcd's gRPC statuses (code and message), which etcd clients
+// match on. All methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+
+#include "common/result.h"
+
+namespace zeppelin::etcd_api {
+
+enum class Access { kRead, kWrite };
+
+// One granted range, as etcd's authpb.Permission: `range_end` empty is the
+// single key `key`; "\0" is every key from `key` on; else [key, range_end).
+struct KeyPermission {
+  bool read = false;
+  bool write = false;
+  std::string key;
+  std::string range_end;
+  bool operator==(const KeyPermission&) const = default;
+};
+
+// True when every key of the request range [key, range_end) (range_end as in
+// a request: empty = the single key, "\0" = to the end) lies within the union
+// of the granted ranges allowing `access`. Grants may overlap and adjoin.
+bool covered(const std::vector<KeyPermission>& granted, std::string_view key, std::string_view range_end,
+             Access access);
+
+// What one request may do: a snapshot of its user's permissions taken when it
+// arrived (a request in flight keeps them even if a grant changes meanwhile).
+class Caller {
+ public:
+  static Caller unrestricted() { return Caller(true, "", {}); }
+  Caller(bool all, std::string user, std::vector<KeyPermission> granted)
+      : all_(all), user_(std::move(user)), granted_(std::move(granted)) {}
+  // OK, or etcd's "permission denied" (or "user name is empty" without a token).
+  grpc::Status may(std::string_view key, std::string_view range_end, Access access) const;
+  // Maintenance and auth administration: the root role only.
+  grpc::Status admin() const;
+  const std::string& user() const { return user_; }
+
+ private:
+  bool all_ = false;  // auth disabled, or the root role
+  std::string user_;  // empty: no token with auth enabled
+  std::vector<KeyPermission> granted_;
+};
+
+struct AuthOptions {
+  // The durable state (JSON, rewritten atomically); empty keeps it in memory only.
+  std::string path;
+  // etcd's simple tokens expire after this long unused.
+  std::chrono::seconds token_ttl{300};
+  // PBKDF2 rounds; tests lower it.
+  int hash_iterations = 100000;
+  std::function<std::chrono::steady_clock::time_point()> now = [] { return std::chrono::steady_clock::now(); };
+};
+
+class AuthStore {
+ public:
+  static Result<std::unique_ptr<AuthStore>> open(AuthOptions options);
+
+  bool enabled() const;
+
+  // The token a call carries: gRPC metadata "token" (etcd clients) or
+  // "authorization" (the JSON gateway); empty without one.
+  static std::string token_of(const grpc::ServerContextBase& context);
+  // Resolves the call's token (invalid or expired: etcd's "invalid auth token").
+  grpc::Status caller(const grpc::ServerContextBase& context, Caller* out);
+  grpc::Status caller(const std::string& token, Caller* out);
+  // caller() then Caller::may() for one range.
+  grpc::Status authorize(const grpc::ServerContextBase& context, std::string_view key, std::string_view range_end,
+                         Access access);
+
+  // The Auth service's operations, with etcd 3.4's checks and errors. The
+  // caller's right to administer is checked by the service, not here.
+  grpc::Status enable();
+  grpc::Status disable();
+  grpc::Status authenticate(const std::string& name, const std::string& password, std::string* token);
+  grpc::Status user_add(const std::string& name, const std::string& password, bool no_password);
+  grpc::Status user_get(const std::string& name, std::vector<std::string>* roles) const;
+  std::vector<std::string> user_list() const;
+  grpc::Status user_delete(const std::string& name);
+  grpc::Status user_change_password(const std::string& name, const std::string& password);
+  grpc::Status user_grant_role(const std::string& name, const std::string& role);
+  grpc::Status user_revoke_role(const std::string& name, const std::string& role);
+  grpc::Status role_add(const std::string& name);
+  grpc::Status role_get(const std::string& name, std::vector<KeyPermission>* perms) const;
+  std::vector<std::string> role_list() const;
+  grpc::Status role_delete(const std::string& name);
+  grpc::Status role_grant_permission(const std::string& name, const KeyPermission& perm);
+  grpc::Status role_revoke_permission(const std::string& name, const std::string& key, const std::string& range_end);
+
+  struct User {
+    std::string password_hash;  // "pbkdf2-sha256$ROUNDS$SALT_HEX$HASH_HEX"; empty with no_password
+    bool no_password = false;
+    std::set<std::string> roles;
+  };
+  struct State {
+    bool enabled = false;
+    std::map<std::string, User> users;
+    std::map<std::string, std::vector<KeyPermission>> roles;  // permissions sorted by (key, range_end)
+  };
+
+ private:
+  explicit AuthStore(AuthOptions options) : options_(std::move(options)) {}
+  // Writes `next` durably, then makes it the current state. REQUIRES: mu_ held.
+  grpc::Status commit(State next);
+  void drop_tokens_of(const std::string& user);  // REQUIRES: mu_ held
+
+  struct Session {
+    std::string user;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  AuthOptions options_;
+  mutable std::mutex mu_;
+  State state_;                              // GUARDED_BY(mu_)
+  std::atomic<bool> enabled_{false};         // state_.enabled, read without mu_ on every request
+  std::map<std::string, Session> sessions_;  // token -> session; GUARDED_BY(mu_)
+};
+
+}  // namespace zeppelin::etcd_api
