@@ -434,7 +434,7 @@ int main(int argc, char** argv) {
   restart->add_option("target", target, "SYSTEM[/SERVICE]")->required();
 
   auto* store = app.add_subcommand("store", "The coordination store in $ZEPPELIN_HOME/store");
-  auto* snapshot = store->add_subcommand("snapshot", "Back up or restore the whole store (server stopped)");
+  auto* snapshot = store->add_subcommand("snapshot", "Back up the whole store (online or not), or restore it (server stopped)");
   snapshot->require_subcommand(1);
   auto* snapshot_save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
   snapshot_save->add_option("file", file, "snapshot file")->required();
