@@ -151,6 +151,7 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
     id.service = &svc;
     id.replicas = svc.replicas;
     id.host = "127.0.0.1";
+    id.etcd_endpoints = options_.etcd_endpoints;
     for (const auto& dep : svc.depends_on) id.dependencies[dep] = {};
     for (const auto& v : svc.volumes) id.volumes[v.name] = v.source.value_or("");
     auto env = build_launch_env(id, record.caller_env);
