@@ -234,6 +234,17 @@ void Supervisor::reload_desired() {
     present.insert(name);
     SystemRuntime* sys = find(name);
     if (sys && sys->removing) continue;
+    if (!sys) {
+      auto kept = std::find_if(unrestorable_.begin(), unrestorable_.end(),
+                               [&](const state::SystemRecord& r) { return r.name == name; });
+      if (kept != unrestorable_.end() && kept->spec_text == record.spec_text && kept->spec_file == record.spec_file &&
+          kept->caller_env == record.caller_env && kept->images == record.images) {
+        // Still the spec that does not load (reported at recovery): keep what else changed.
+        kept->scale = record.scale;
+        kept->running = record.running;
+        continue;
+      }
+    }
     const bool new_spec = !sys || sys->record.spec_text != record.spec_text || sys->record.spec_file != record.spec_file ||
                           sys->record.caller_env != record.caller_env || sys->record.images != record.images;
     std::unique_ptr<SystemRuntime> fresh;
