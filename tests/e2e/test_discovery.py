@@ -92,7 +92,29 @@ class DiscoveryTest(ZeppelinTestCase):
         self.etcdctl("put", "/zeppelin/systems/bad", "not json")
         self.zeppelin("run", "-d")
         self.assertEqual(len(self.ps("edit")), 1)
-        self.assertIn("ignoring /zeppelin/systems/bad: not a system record", open(self.home + "/server.log").read())
+        wait_for(lambda: "ignoring /zeppelin/systems/bad: not a system record" in open(self.home + "/server.log").read(),
+                 what="the ill-formed record reported")
+
+
+class StateFileMigrationTest(ZeppelinTestCase):
+    def test_a_state_file_of_an_earlier_version_is_imported_once(self):
+        spec = self.write_spec("name: old\nservices:\n  s:\n    command: [\"sleep\", \"1000\"]\n")
+        os.makedirs(self.home, mode=0o700)
+        state = {"version": 1, "systems": [{
+            "name": "old", "spec_file": spec, "spec_text": open(spec).read(), "caller_env": {"PATH": os.environ["PATH"]},
+            "images": {}, "running": True, "scale": {"s": 2},
+            "replicas": {"s/0": {"address": "127.250.0.7", "restarts": 5}}}]}
+        with open(os.path.join(self.home, "state.json"), "w") as f:
+            json.dump(state, f)
+        rows = wait_for(lambda: (rows := self.ps("old")) and sum(r["state"] == "running" for r in rows) == 2 and rows,
+                        what="the imported system running at its stored scale")
+        self.assertEqual(rows[0]["address"], "127.250.0.7")
+        self.assertEqual(rows[0]["restarts"], 5)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "state.json")))
+        self.assertTrue(os.path.exists(os.path.join(self.home, "state.json.migrated")))
+        record = json.loads(self.store_get("/zeppelin/systems/old")["/zeppelin/systems/old"])
+        self.assertEqual(record["scale"], {"s": 2})
+        self.assertIn("imported 1 system(s) from state.json", open(os.path.join(self.home, "server.log")).read())
 
 
 if __name__ == "__main__":
