@@ -21,6 +21,26 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// Counts the loads of the real StoreStateStore it forwards to: how often the
+// supervisor read desired state back.
+class CountingStateStore final : public state::StateStore {
+ public:
+  explicit CountingStateStore(state::StateStore& inner) : inner_(inner) {}
+  Result<std::vector<state::SystemRecord>> load() override {
+    ++loads;
+    return inner_.load();
+  }
+  Status save(const std::vector<state::SystemRecord>& systems) override { return inner_.save(systems); }
+  Result<std::unique_ptr<state::StateWatch>> watch(state::StateChangeCallback callback) override {
+    return inner_.watch(std::move(callback));
+  }
+  bool own_write(int64_t revision) override { return inner_.own_write(revision); }
+  int loads = 0;
+
+ private:
+  state::StateStore& inner_;
+};
+
 class SupervisorStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -32,6 +52,7 @@ class SupervisorStoreTest : public ::testing::Test {
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     store_ = std::move(*opened);
     state_ = std::make_unique<state::StoreStateStore>(*store_);
+    counting_ = std::make_unique<CountingStateStore>(*state_);
     auto registry = state::StoreServiceRegistry::open(*store_, "/zeppelin/", 10);
     ASSERT_TRUE(registry.ok()) << registry.error().message;
     registry_ = std::move(*registry);
@@ -40,7 +61,7 @@ class SupervisorStoreTest : public ::testing::Test {
     options.home = home_.string();
     options.registry = registry_.get();
     options.etcd_endpoints = {"http://127.0.0.1:1"};
-    sup_ = std::make_unique<Supervisor>(io_, *driver_, *state_, options);
+    sup_ = std::make_unique<Supervisor>(io_, *driver_, *counting_, options);
     ASSERT_TRUE(sup_->recover().ok());
   }
 
@@ -50,6 +71,7 @@ class SupervisorStoreTest : public ::testing::Test {
     run_until([&] { return done; });
     sup_.reset();
     registry_.reset();
+    counting_.reset();
     state_.reset();
     store_.reset();
     fs::remove_all(home_);
@@ -113,6 +135,7 @@ class SupervisorStoreTest : public ::testing::Test {
   fs::path home_;
   std::unique_ptr<store::EmbeddedStore> store_;
   std::unique_ptr<state::StoreStateStore> state_;
+  std::unique_ptr<CountingStateStore> counting_;
   std::unique_ptr<state::StoreServiceRegistry> registry_;
   std::unique_ptr<runtime::ProcessDriver> driver_;
   std::unique_ptr<Supervisor> sup_;
@@ -147,6 +170,19 @@ TEST_F(SupervisorStoreTest, ScaleAndStopWrittenToTheStoreAreReconciled) {
   ASSERT_TRUE(store_->delete_range(del).ok());
   run_until([&] { return sup_->systems().empty(); });
   run_until([&] { return keys("/zeppelin/replicas/t/").empty(); });
+}
+
+TEST_F(SupervisorStoreTest, OwnWritesAreNotReadBack) {
+  EXPECT_EQ(counting_->loads, 1);  // recover()
+  ASSERT_TRUE(sup_->apply(record(home_, kSpec)).ok());
+  ASSERT_TRUE(sup_->scale("t", "s", 2).ok());
+  ASSERT_TRUE(sup_->scale("t", "s", 3).ok());
+  run_until([&] { return running() == 3; });
+  // Changes are reported in revision order: once this one has been acted on,
+  // the reports of the server's own saves before it have been handled too.
+  edit_record([](json& doc) { doc["scale"] = {{"s", 1}}; });
+  run_until([&] { return running() == 1; });
+  EXPECT_EQ(counting_->loads, 2) << "only the foreign change is read back";
 }
 
 TEST_F(SupervisorStoreTest, ASystemPutIntoTheStoreIsStarted) {
