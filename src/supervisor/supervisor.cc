@@ -65,7 +65,7 @@ struct Supervisor::Replica {
   std::string last_exit;
   std::string detail;
   std::string fingerprint;        // the service definition it runs
-  std::string announcement;       // what the registry holds for it; "" when nothing
+  std::uint64_t announced_instance = 0;  // the instance_id the registry holds for it; 0 when none
   std::unique_ptr<ReplicaLog> log;
   asio::steady_timer timer;       // backoff, or the stop grace period
   asio::steady_timer probe_timer;
@@ -586,26 +586,24 @@ void Supervisor::sync_announcements() {
       const spec::Service* svc = sys->spec.find(service);
       for (auto& r : reps) {
         if (!r) continue;
-        std::string want;
-        if (svc && alive(*r) && ready(*r) && !shutting_down_) {
-          nlohmann::json doc{{"address", r->host}, {"replica", r->ordinal}, {"ports", nlohmann::json::object()}};
-          for (const auto& p : svc->ports) doc["ports"][p.name] = p.port;
-          if (svc->is_container()) {
-            std::string name = r->instance->describe();  // "container NAME[ (adopted ...)]"
-            if (name.starts_with("container ")) name.erase(0, 10);
-            doc["container"] = name.substr(0, name.find(' '));
-          } else {
-            doc["pid"] = r->instance->pid();
-          }
-          want = doc.dump();
-        }
-        if (want == r->announcement) continue;
-        if (want.empty()) {
+        // The instance that should be announced; 0 for none.
+        const std::uint64_t want = svc && alive(*r) && ready(*r) && !shutting_down_ ? r->instance_id : 0;
+        if (want == r->announced_instance) continue;
+        r->announced_instance = want;
+        if (want == 0) {
           options_.registry->withdraw(name, service, r->ordinal);
-        } else {
-          options_.registry->announce(name, service, r->ordinal, want);
+          continue;
         }
-        r->announcement = std::move(want);
+        nlohmann::json doc{{"address", r->host}, {"replica", r->ordinal}, {"ports", nlohmann::json::object()}};
+        for (const auto& p : svc->ports) doc["ports"][p.name] = p.port;
+        if (svc->is_container()) {
+          std::string container = r->instance->describe();  // "container NAME[ (adopted ...)]"
+          if (container.starts_with("container ")) container.erase(0, 10);
+          doc["container"] = container.substr(0, container.find(' '));
+        } else {
+          doc["pid"] = r->instance->pid();
+        }
+        options_.registry->announce(name, service, r->ordinal, doc.dump());
       }
     }
   }
