@@ -169,13 +169,30 @@ void handle_logs(Supervisor& sup, const std::string& system, const Request& req,
   follow(sup, filter, ex);
 }
 
+void handle_snapshot(const StoreAccess& store, const Request& req, const std::shared_ptr<Exchange>& ex) {
+  auto body = parse_body(req);
+  if (!body) return reply_error(ex, body.error());
+  auto path = string_field(*body, "path", true);
+  if (!path) return reply_error(ex, path.error());
+  if (path->empty() || (*path)[0] != '/') return reply_error(ex, Errc::kInvalidArgument, "path must be an absolute path");
+  if (!store.snapshot) return reply_error(ex, Errc::kUnavailable, "this server has no store to snapshot");
+  auto revision = store.snapshot(*path);
+  if (!revision) return reply_error(ex, revision.error());
+  ex->reply(200, {{"path", *path}, {"revision", *revision}});
+}
+
 }  // namespace
 
-Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown) {
-  return [&sup, on_shutdown = std::move(on_shutdown)](const Request& req, const std::shared_ptr<Exchange>& ex) {
+Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAccess store) {
+  return [&sup, on_shutdown = std::move(on_shutdown), store = std::move(store)](const Request& req,
+                                                                               const std::shared_ptr<Exchange>& ex) {
     static const std::regex system_route(R"(^/v1/systems/([a-z0-9-]{1,63})(/[a-z]+)?$)");
     const std::string& m = req.method;
     if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
+    if (req.path == "/v1/etcd" && m == "GET") {
+      return ex->reply(200, {{"endpoints", store.endpoints}, {"backend", store.backend}});
+    }
+    if (req.path == "/v1/store/snapshot" && m == "POST") return handle_snapshot(store, req, ex);
     if (req.path == "/v1/shutdown" && m == "POST") {
       ex->reply(202, {{"shutting_down", true}});
       return on_shutdown();

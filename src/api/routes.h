@@ -2,14 +2,26 @@
 // desired state through the Supervisor; none starts or stops a process itself.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "api/http_server.h"
 #include "supervisor/supervisor.h"
 
 namespace zeppelin::api {
 
+// The coordination store the server uses, as GET /v1/etcd and
+// POST /v1/store/snapshot expose it.
+struct StoreAccess {
+  std::vector<std::string> endpoints;  // the etcd API's URLs
+  std::string backend;                 // "embedded" or "etcd"
+  // Writes a snapshot of the whole store to an absolute path; returns its revision.
+  std::function<Result<std::int64_t>(const std::string& path)> snapshot;
+};
+
 // `on_shutdown` runs for POST /v1/shutdown.
-Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown);
+Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown, StoreAccess store = {});
 
 }  // namespace zeppelin::api

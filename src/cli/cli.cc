@@ -374,7 +374,7 @@ int main(int argc, char** argv) {
   std::string format = "table";
   std::string timeout = "60s";
   std::string listen;
-  std::string etcd_listen;
+  std::string etcd_listen = "127.0.0.1:0";
   std::string home_flag;
   bool detach = false;
   bool follow = false;
@@ -403,7 +403,8 @@ int main(int argc, char** argv) {
 
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
-  server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT");
+  server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT (port 0: a free one)")
+      ->capture_default_str();
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
 
@@ -439,7 +440,7 @@ int main(int argc, char** argv) {
   restart->add_option("target", target, "SYSTEM[/SERVICE]")->required();
 
   auto* store = app.add_subcommand("store", "The coordination store in $ZEPPELIN_HOME/store");
-  auto* snapshot = store->add_subcommand("snapshot", "Back up or restore the whole store (server stopped)");
+  auto* snapshot = store->add_subcommand("snapshot", "Back up the whole store (online or not), or restore it (server stopped)");
   snapshot->require_subcommand(1);
   auto* snapshot_save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
   snapshot_save->add_option("file", file, "snapshot file")->required();

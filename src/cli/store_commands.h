@@ -1,7 +1,7 @@
 // `zeppelin store snapshot save|restore FILE`: backup and restore of the
-// coordination store in $ZEPPELIN_HOME/store while no server has it open.
-// (With a server running, `etcdctl snapshot save` against --etcd-listen takes
-// the same snapshot online.)
+// coordination store in $ZEPPELIN_HOME/store. While a server runs, it holds
+// the store open: save asks it for the snapshot (POST /v1/store/snapshot),
+// restore refuses.
 #pragma once
 
 #include <string>

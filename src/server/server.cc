@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 
 #include "api/http_server.h"
@@ -18,7 +19,8 @@
 #include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
 #include "runtime/routing_driver.h"
-#include "state/state_store.h"
+#include "state/service_registry.h"
+#include "state/store_state_store.h"
 #include "store/embedded_store.h"
 #include "supervisor/supervisor.h"
 
@@ -43,30 +45,46 @@ void raise_fd_limit() {
   }
 }
 
-// The coordination store in HOME/store and the etcd API over it.
-struct EtcdEndpoint {
-  std::unique_ptr<store::EmbeddedStore> store;
-  std::unique_ptr<etcd_api::EtcdServer> server;  // declared last: stops before the store closes
-};
-
-Result<EtcdEndpoint> start_etcd_api(const ServerOptions& options) {
-  EtcdEndpoint endpoint;
-  const std::string dir = options.home + "/store";
-  auto opened = store::EmbeddedStore::open(dir);
+// The one place that picks the coordination store behind the control plane.
+Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
+  auto opened = store::EmbeddedStore::open(options.home + "/store");
   if (!opened) return opened.error();
-  endpoint.store = std::move(*opened);
+  return std::unique_ptr<store::Store>(std::move(*opened));
+}
+
+// The etcd v3 API over `store`, on options.etcd_listen. When that asks for a
+// free port, the previous server's port (HOME/etcd.address) is tried first, so
+// that replicas outliving a restart (adopted containers) keep a working
+// ZEPPELIN_ETCD_ENDPOINTS.
+Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store, const ServerOptions& options) {
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
-  etcd_options.snapshot_dir = dir;
-  etcd_options.auth_file = dir + "/auth.json";
+  etcd_options.snapshot_dir = options.home + "/store";
+  etcd_options.auth_file = options.home + "/store/auth.json";
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
-  auto started = etcd_api::EtcdServer::start(*endpoint.store, etcd_options);
-  if (!started) return started.error();
-  endpoint.server = std::move(*started);
-  return endpoint;
+  const std::string remembered = options.home + "/etcd.address";
+  std::unique_ptr<etcd_api::EtcdServer> server;
+  if (options.etcd_listen.ends_with(":0")) {
+    const std::string host = options.etcd_listen.substr(0, options.etcd_listen.size() - 1);  // "HOST:"
+    if (auto last = read_file(remembered); last && last->starts_with(host) && last->size() > host.size()) {
+      etcd_options.listen = *last;
+      if (auto started = etcd_api::EtcdServer::start(store, etcd_options)) server = std::move(*started);
+      etcd_options.listen = options.etcd_listen;
+    }
+  }
+  if (!server) {
+    auto started = etcd_api::EtcdServer::start(store, etcd_options);
+    if (!started) return started.error();
+    server = std::move(*started);
+  }
+  if (auto s = write_file_atomic(remembered, server->address()); !s) log::warn("{}", s.error().message);
+  return server;
 }
+
+// Announcements of running replicas live this long without a keep-alive.
+constexpr int64_t kRegistryTtlSeconds = 10;
 
 }  // namespace
 
@@ -96,10 +114,56 @@ int run_server(const ServerOptions& options) {
               (*engine)->api_version());
     return std::unique_ptr<runtime::Driver>(std::make_unique<runtime::container::ContainerDriver>(io, *engine, home));
   });
-  state::FileStateStore store(options.home + "/state.json");
+  auto opened = open_store(options);
+  if (!opened) {
+    log::error("coordination store: {}", opened.error().message);
+    return 1;
+  }
+  std::unique_ptr<store::Store> store = std::move(*opened);
+  auto etcd_started = start_etcd_api(*store, options);
+  if (!etcd_started) {
+    log::error("etcd API: {}", etcd_started.error().message);
+    return 1;
+  }
+  std::unique_ptr<etcd_api::EtcdServer> etcd = std::move(*etcd_started);  // stops before the store closes
+  api::StoreAccess store_access;
+  store_access.endpoints = {"http://" + etcd->address()};
+  store_access.backend = "embedded";
+  store_access.snapshot = [&store](const std::string& path) -> Result<std::int64_t> {
+    const std::int64_t revision = store->status().revision;
+    if (auto s = store->snapshot(path); !s) return s.error();
+    return revision;
+  };
+  log::info("etcd API listening on {} (store: {})", store_access.endpoints.front(), store_access.backend);
+
+  state::StoreStateStore state_store(*store);
+  auto migrated = state::migrate_state_file(options.home + "/state.json", state_store);
+  if (!migrated) {
+    log::error("cannot import {}/state.json into the store: {}", options.home, migrated.error().message);
+    return 1;
+  }
+  if (*migrated > 0) log::info("imported {} system(s) from state.json into the store", *migrated);
+  auto registry = state::StoreServiceRegistry::open(*store, state::kDefaultPrefix, kRegistryTtlSeconds);
+  if (!registry) {
+    log::error("service registry: {}", registry.error().message);
+    return 1;
+  }
+  asio::steady_timer keep_alive(io);
+  std::function<void()> schedule_keep_alive = [&] {
+    keep_alive.expires_after(std::chrono::seconds(kRegistryTtlSeconds) / 3);
+    keep_alive.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = (*registry)->keep_alive(); !s) log::warn("service registry: {}", s.error().message);
+      schedule_keep_alive();
+    });
+  };
+  schedule_keep_alive();
+
   supervisor::SupervisorOptions sup_options;
   sup_options.home = options.home;
-  supervisor::Supervisor supervisor(io, drivers, store, sup_options);
+  sup_options.registry = registry->get();
+  sup_options.etcd_endpoints = store_access.endpoints;
+  supervisor::Supervisor supervisor(io, drivers, state_store, sup_options);
   if (auto s = supervisor.recover(); !s) {
     log::error("{}", s.error().message);
     return 1;
@@ -115,11 +179,12 @@ int run_server(const ServerOptions& options) {
     // that `zeppelin shutdown` can wait for the socket to disappear.
     supervisor.shutdown([&] {
       for (auto& l : listeners) l->close();
+      keep_alive.cancel();
       ::unlink((options.home + "/zeppelin.sock").c_str());
       io.stop();
     });
   };
-  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); });
+  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
   if (!unix_listener) {
@@ -141,17 +206,6 @@ int run_server(const ServerOptions& options) {
                 options.tcp_listen);
     }
     listeners.push_back(std::move(*tcp));
-  }
-
-  EtcdEndpoint etcd;
-  if (!options.etcd_listen.empty()) {
-    auto started = start_etcd_api(options);
-    if (!started) {
-      log::error("etcd API: {}", started.error().message);
-      return 1;
-    }
-    etcd = std::move(*started);
-    log::info("etcd API listening on {}", etcd.server->address());
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -1,5 +1,6 @@
-// The composition root: picks the concrete driver and state store, wires them
-// into the supervisor and the API, and runs the event loop until stopped.
+// The composition root: picks the concrete driver and coordination store
+// (desired state, service discovery and the etcd API all live on it), wires
+// them into the supervisor and the API, and runs the event loop until stopped.
 #pragma once
 
 #include <string>
@@ -10,7 +11,7 @@ struct ServerOptions {
   std::string home;          // data directory ($ZEPPELIN_HOME)
   std::string tcp_listen;    // optional "HOST:PORT" for the API besides the unix socket
   int ready_fd = -1;         // written to (one byte) once the API accepts requests
-  std::string etcd_listen;   // optional "HOST:PORT" for the etcd v3 API over the coordination store
+  std::string etcd_listen = "127.0.0.1:0";  // "HOST:PORT" of the etcd v3 API over the coordination store (0: a free port)
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the

@@ -1,9 +1,12 @@
 // Durable desired state: the systems the user asked for, how far each service
 // is scaled, and the replica history (addresses, restart counts) that must
 // survive a server restart. StateStore is the seam; FileStateStore keeps it in
-// one JSON document replaced atomically.
+// one JSON document replaced atomically; StoreStateStore
+// (state/store_state_store.h) keeps it in the coordination store.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,11 +32,35 @@ struct SystemRecord {
   std::map<std::string, ReplicaRecord> replicas;  // "service/ordinal" -> history
 };
 
+// A subscription to changes of desired state; destroying it ends the callbacks.
+class StateWatch {
+ public:
+  virtual ~StateWatch() = default;
+};
+
+// Called on any thread (the store's) with the revision of a change to desired
+// state; it must not block. Revision 0 means "something changed, revision unknown".
+using StateChangeCallback = std::function<void(int64_t revision)>;
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
   virtual Result<std::vector<SystemRecord>> load() = 0;
+  // Replaces the stored state with `systems`, atomically.
   virtual Status save(const std::vector<SystemRecord>& systems) = 0;
+  // Reports changes of desired state (not of replica history) made after the
+  // last load(), including this store's own saves (see own_write). A store
+  // that nobody else writes returns no watch (nullptr).
+  virtual Result<std::unique_ptr<StateWatch>> watch(StateChangeCallback callback) {
+    (void)callback;
+    return std::unique_ptr<StateWatch>();
+  }
+  // Whether the change at `revision` was written by this store's save().
+  // Call from the thread that saves, after the change was reported.
+  virtual bool own_write(int64_t revision) {
+    (void)revision;
+    return false;
+  }
 };
 
 class FileStateStore final : public StateStore {

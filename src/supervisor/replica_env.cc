@@ -105,6 +105,8 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
       vars["ZEPPELIN_ETCD_USER"] = etcd->user;
       vars["ZEPPELIN_ETCD_PASSWORD"] = *password;
     }
+  } else if (!id.etcd_endpoints.empty()) {
+    vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(id.etcd_endpoints);
   }
 
   auto lookup = [&](const std::string& key) -> std::optional<std::string> {

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/fs_util.h"
 #include "common/log.h"
 #include "spec/parser.h"
@@ -63,6 +65,7 @@ struct Supervisor::Replica {
   std::string last_exit;
   std::string detail;
   std::string fingerprint;        // the service definition it runs
+  std::uint64_t announced_instance = 0;  // the instance_id the registry holds for it; 0 when none
   std::unique_ptr<ReplicaLog> log;
   asio::steady_timer timer;       // backoff, or the stop grace period
   asio::steady_timer probe_timer;
@@ -148,6 +151,7 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
     id.service = &svc;
     id.replicas = svc.replicas;
     id.host = "127.0.0.1";
+    id.etcd_endpoints = options_.etcd_endpoints;
     for (const auto& dep : svc.depends_on) id.dependencies[dep] = {};
     for (const auto& v : svc.volumes) id.volumes[v.name] = v.source.value_or("");
     auto env = build_launch_env(id, record.caller_env);
@@ -196,8 +200,107 @@ Status Supervisor::recover() {
   }
   const int ended = driver_.reap_leftovers([&wanted](const std::string& id) { return wanted.count(id) > 0; });
   if (ended > 0) log::info("recovering: ended {} replica(s) of the previous server", ended);
+  if (options_.registry) {
+    // Announcements of a server that died without withdrawing them.
+    for (const auto& record : *records) options_.registry->withdraw_all(record.name);
+  }
+  auto watch = store_.watch([this, &io = io_, alive = std::weak_ptr<bool>(lifetime_)](int64_t revision) {
+    asio::post(io, [this, alive, revision] {
+      if (alive.lock()) on_desired_changed(revision);
+    });
+  });
+  if (!watch) return watch.error();
+  desired_watch_ = std::move(*watch);
   schedule_reconcile();
   return ok_status();
+}
+
+void Supervisor::on_desired_changed(int64_t revision) {
+  if (revision != 0 && store_.own_write(revision)) return;  // written by persist(): already in effect
+  reload_desired();
+}
+
+void Supervisor::reload_desired() {
+  if (shutting_down_) return;
+  auto records = store_.load();
+  if (!records) {
+    log::error("cannot read desired state from the store: {}", records.error().message);
+    return;
+  }
+  bool changed = false;
+  std::set<std::string> present;
+  for (auto& record : *records) {
+    const std::string name = record.name;
+    present.insert(name);
+    SystemRuntime* sys = find(name);
+    if (sys && sys->removing) continue;
+    if (!sys) {
+      auto kept = std::find_if(unrestorable_.begin(), unrestorable_.end(),
+                               [&](const state::SystemRecord& r) { return r.name == name; });
+      if (kept != unrestorable_.end() && kept->spec_text == record.spec_text && kept->spec_file == record.spec_file &&
+          kept->caller_env == record.caller_env && kept->images == record.images) {
+        // Still the spec that does not load (reported at recovery): keep what else changed.
+        kept->scale = record.scale;
+        kept->running = record.running;
+        continue;
+      }
+    }
+    const bool new_spec = !sys || sys->record.spec_text != record.spec_text || sys->record.spec_file != record.spec_file ||
+                          sys->record.caller_env != record.caller_env || sys->record.images != record.images;
+    std::unique_ptr<SystemRuntime> fresh;
+    if (new_spec) {
+      auto rt = make_runtime(record);
+      Status supported = ok_status();
+      if (rt) {
+        for (const auto& svc : (*rt)->spec.services) {
+          if (auto s = driver_.supports(svc); !s && supported) supported = s;
+        }
+      }
+      if (!rt || !supported) {
+        log::error("ignoring the store's new desired state of system {}: {}", name,
+                   (!rt ? rt.error() : supported.error()).message);
+        continue;
+      }
+      fresh = std::move(*rt);
+    }
+    if (!sys) {
+      log::info("system {} added through the store", name);
+      std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
+      for (const auto& [key, rep] : fresh->record.replicas) used_addresses_.insert(rep.address);
+      systems_[name] = std::move(fresh);
+      changed = true;
+      continue;
+    }
+    if (fresh) {
+      log::info("system {}: new spec from the store", name);
+      replace_spec(*sys, *fresh);
+      changed = true;
+    }
+    if (record.scale != sys->record.scale) {
+      log::info("system {}: new scale from the store", name);
+      sys->record.scale = record.scale;
+      changed = true;
+    }
+    if (record.running != sys->record.running) {
+      log::info("system {}: {} through the store", name, record.running ? "started" : "stopped");
+      sys->record.running = record.running;
+      if (!record.running) sys->rollout.clear();
+      changed = true;
+    }
+  }
+  for (auto& [name, sys] : systems_) {
+    if (present.count(name) || sys->removing) continue;
+    log::info("system {} removed through the store", name);
+    sys->removing = true;
+    sys->record.running = false;
+    sys->rollout.clear();
+    changed = true;
+  }
+  std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return !present.count(r.name); });
+  if (changed) {
+    mark_dirty();  // replica history of added systems; desired state is already stored
+    schedule_reconcile();
+  }
 }
 
 Result<std::string> Supervisor::apply(state::SystemRecord record) {
@@ -217,35 +320,38 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
     systems_[name] = std::move(*rt);
   } else {
     if (existing->removing) return make_error(Errc::kUnavailable, "system " + existing->record.name + " is being removed");
-    auto& fresh = **rt;
-    existing->record.spec_text = fresh.record.spec_text;
-    existing->record.spec_file = fresh.record.spec_file;
-    existing->record.caller_env = fresh.record.caller_env;
-    existing->record.images = fresh.record.images;
     existing->record.scale.clear();  // the file is the truth again
     existing->record.running = true;
-    existing->spec = std::move(fresh.spec);
-    existing->fingerprints = std::move(fresh.fingerprints);
-    for (const spec::Service* svc : existing->spec.dependency_order()) {
-      auto& reps = existing->replicas[svc->name];
-      std::vector<std::shared_ptr<Replica>> ordered(reps.begin(), reps.end());
-      if (svc->mode == spec::Mode::kStateful) std::reverse(ordered.begin(), ordered.end());
-      for (auto& r : ordered) {
-        if (!r) continue;
-        if (r->state == ReplicaState::kFailed || (r->state == ReplicaState::kStopped && !r->needs_start)) {
-          r->state = ReplicaState::kStopped;
-          r->needs_start = true;
-        }
-        if (alive(*r) && r->fingerprint != existing->fingerprints[svc->name] &&
-            std::find(existing->rollout.begin(), existing->rollout.end(), r->key) == existing->rollout.end()) {
-          existing->rollout.push_back(r->key);
-        }
-      }
-    }
+    replace_spec(*existing, **rt);
   }
   persist();
   schedule_reconcile();
   return name;
+}
+
+void Supervisor::replace_spec(SystemRuntime& existing, SystemRuntime& fresh) {
+  existing.record.spec_text = fresh.record.spec_text;
+  existing.record.spec_file = fresh.record.spec_file;
+  existing.record.caller_env = fresh.record.caller_env;
+  existing.record.images = fresh.record.images;
+  existing.spec = std::move(fresh.spec);
+  existing.fingerprints = std::move(fresh.fingerprints);
+  for (const spec::Service* svc : existing.spec.dependency_order()) {
+    auto& reps = existing.replicas[svc->name];
+    std::vector<std::shared_ptr<Replica>> ordered(reps.begin(), reps.end());
+    if (svc->mode == spec::Mode::kStateful) std::reverse(ordered.begin(), ordered.end());
+    for (auto& r : ordered) {
+      if (!r) continue;
+      if (r->state == ReplicaState::kFailed || (r->state == ReplicaState::kStopped && !r->needs_start)) {
+        r->state = ReplicaState::kStopped;
+        r->needs_start = true;
+      }
+      if (alive(*r) && r->fingerprint != existing.fingerprints[svc->name] &&
+          std::find(existing.rollout.begin(), existing.rollout.end(), r->key) == existing.rollout.end()) {
+        existing.rollout.push_back(r->key);
+      }
+    }
+  }
 }
 
 Status Supervisor::stop(const std::string& name, std::function<void()> done) {
@@ -428,6 +534,9 @@ void Supervisor::schedule_reconcile() {
 }
 
 void Supervisor::reconcile() {
+  // Withdraws what stopped since the last pass before anything restarts it,
+  // so that a watcher sees a crashed replica go and come back.
+  sync_announcements();
   std::vector<std::string> finished;
   // Run after the removals below: a waiter's reply may reach its client at once.
   std::vector<std::function<void()>> stopped_callbacks;
@@ -456,6 +565,7 @@ void Supervisor::reconcile() {
     persist();
   }
   for (auto& callback : stopped_callbacks) callback();
+  sync_announcements();
   check_waiters();
   if (shutting_down_ && shutdown_done_) {
     const bool replicas_left =
@@ -465,6 +575,36 @@ void Supervisor::reconcile() {
       auto done = std::move(shutdown_done_);
       shutdown_done_ = nullptr;
       done();
+    }
+  }
+}
+
+void Supervisor::sync_announcements() {
+  if (!options_.registry) return;
+  for (auto& [name, sys] : systems_) {
+    for (auto& [service, reps] : sys->replicas) {
+      const spec::Service* svc = sys->spec.find(service);
+      for (auto& r : reps) {
+        if (!r) continue;
+        // The instance that should be announced; 0 for none.
+        const std::uint64_t want = svc && alive(*r) && ready(*r) && !shutting_down_ ? r->instance_id : 0;
+        if (want == r->announced_instance) continue;
+        r->announced_instance = want;
+        if (want == 0) {
+          options_.registry->withdraw(name, service, r->ordinal);
+          continue;
+        }
+        nlohmann::json doc{{"address", r->host}, {"replica", r->ordinal}, {"ports", nlohmann::json::object()}};
+        for (const auto& p : svc->ports) doc["ports"][p.name] = p.port;
+        if (svc->is_container()) {
+          std::string container = r->instance->describe();  // "container NAME[ (adopted ...)]"
+          if (container.starts_with("container ")) container.erase(0, 10);
+          doc["container"] = container.substr(0, container.find(' '));
+        } else {
+          doc["pid"] = r->instance->pid();
+        }
+        options_.registry->announce(name, service, r->ordinal, doc.dump());
+      }
     }
   }
 }
@@ -661,6 +801,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   id.replicas = want;
   id.host = r->host;
   id.home = options_.home;
+  id.etcd_endpoints = options_.etcd_endpoints;
   id.read_secret = [home = options_.home](const spec::SecretRef& ref) {
     return read_file(home + "/secrets/" + ref.name + "/" + ref.key);
   };

@@ -23,6 +23,7 @@
 #include "common/result.h"
 #include "runtime/driver.h"
 #include "spec/model.h"
+#include "state/service_registry.h"
 #include "state/state_store.h"
 #include "supervisor/log_hub.h"
 
@@ -71,6 +72,11 @@ struct SupervisorOptions {
   std::chrono::milliseconds backoff_cap{30000};
   std::chrono::milliseconds stable_after{10000};   // uptime that resets the backoff
   std::chrono::milliseconds settle_time{500};      // wait_ready: uptime that makes a replica without health check ready
+  // Where ready replicas are announced for service discovery; none when null.
+  state::ServiceRegistry* registry = nullptr;
+  // The coordination store's URLs, given to replicas as ZEPPELIN_ETCD_ENDPOINTS
+  // (unless their system names an etcd cluster of its own).
+  std::vector<std::string> etcd_endpoints;
 };
 
 class Supervisor {
@@ -79,6 +85,8 @@ class Supervisor {
   ~Supervisor();
 
   // Loads persisted systems, ends leftovers of a previous server, converges.
+  // From then on, changes of desired state that others write to the state
+  // store (when it reports them) are picked up and reconciled.
   Status recover();
 
   // Adds or replaces a system and wants it running. Replicas whose service
@@ -116,6 +124,14 @@ class Supervisor {
   SystemRuntime* find(const std::string& name) const;
   void schedule_reconcile();
   void reconcile();
+  // Desired state changed in the store at `revision` (0: unknown).
+  void on_desired_changed(int64_t revision);
+  void reload_desired();
+  // Takes a new spec (and everything else of `fresh` but scale, running and
+  // history) into a known system; replicas whose definition changed are queued for a rolling replacement.
+  void replace_spec(SystemRuntime& existing, SystemRuntime& fresh);
+  // Announces ready replicas and withdraws the others (options_.registry).
+  void sync_announcements();
   void reconcile_running(SystemRuntime& sys);
   void reconcile_stopping(SystemRuntime& sys);
   void advance_rollout(SystemRuntime& sys);
@@ -164,6 +180,10 @@ class Supervisor {
 
   struct ReadyWaiter;
   std::vector<std::shared_ptr<ReadyWaiter>> waiters_;
+
+  std::unique_ptr<state::StateWatch> desired_watch_;
+  // Handlers posted from the store's threads check it: the loop may outlive the supervisor.
+  std::shared_ptr<bool> lifetime_ = std::make_shared<bool>(true);
 };
 
 }  // namespace zeppelin::supervisor

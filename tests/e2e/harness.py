@@ -1,9 +1,12 @@
 """Drives the real zeppelin binary against real processes, each test in its own
 $ZEPPELIN_HOME. Waiting is bounded polling of observable state, never a fixed sleep."""
+import base64
+import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import textwrap
@@ -14,6 +17,7 @@ import urllib.request
 BIN = os.environ.get("ZEPPELIN_BIN") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "zeppelin")
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec_corpus")
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
@@ -43,6 +47,31 @@ def processes_with_marker(home):
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             pass
     return found
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def api_get(home, path, timeout=10.0):
+    """GET on the server's unix socket; the decoded JSON body."""
+    conn = _UnixConnection(os.path.join(home, "zeppelin.sock"), timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise AssertionError(f"GET {path}: {r.status} {body!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
 
 
 def http_get(address, path, timeout=2.0):
@@ -105,6 +134,23 @@ class ZeppelinTestCase(unittest.TestCase):
                 if needle in cmd and "zeppelin" in cmd:
                     return int(entry)
         return None
+
+    def etcd_endpoints(self):
+        """The server's coordination store, as GET /v1/etcd announces it."""
+        return ",".join(api_get(self.home, "/v1/etcd")["endpoints"])
+
+    def etcdctl(self, *args, check=True, timeout=30):
+        r = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--command-timeout=10s", *args],
+                           env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"etcdctl {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def store_get(self, prefix):
+        """{key: value} of every key under `prefix` in the server's store."""
+        out = json.loads(self.etcdctl("get", "--prefix", prefix, "-w", "json").stdout)
+        return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
+                for kv in out.get("kvs", [])}
 
     def volume(self, system, service, ordinal, name="data"):
         return os.path.join(self.home, "volumes", system, service, str(ordinal), name)

@@ -245,8 +245,7 @@ class ServerRecoveryTest(ZeppelinTestCase):
         self.assertEqual(self.ps(), [], "the new server cannot load it")
         other = self.write_spec("name: other\nservices:\n  s:\n    command: [\"sleep\", \"1000\"]\n", "other.yaml")
         self.zeppelin("run", "-d", "-f", other)  # the new server writes its state
-        with open(os.path.join(self.home, "state.json")) as f:
-            self.assertIn("keep", [s["name"] for s in json.load(f)["systems"]])
+        self.assertIn("/zeppelin/systems/keep", self.store_get("/zeppelin/systems/"))
         self.assertIn("cannot restore system keep", open(os.path.join(self.home, "server.log")).read())
         os.mkdir(os.path.join(self.dir, "conf"))
         self.zeppelin("run", "-d", "keep")

@@ -27,8 +27,9 @@ class LocalSecretsTest(ZeppelinTestCase):
         wait_for(lambda: os.path.exists(out), what="the replica to write what it saw")
         with open(out) as f:
             self.assertEqual(f.read(), "pa$$word with spaces")
-        with open(os.path.join(self.home, "state.json")) as f:
-            self.assertNotIn("word with spaces", f.read())
+        stored = self.store_get("/zeppelin/")
+        self.assertIn("/zeppelin/systems/sec", stored)
+        self.assertNotIn("word with spaces", "".join(stored.values()))
 
     def test_a_missing_secret_fails_the_replica_and_names_the_file(self):
         self.write_spec("""\

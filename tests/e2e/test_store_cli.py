@@ -1,5 +1,6 @@
-"""`zeppelin store snapshot save|restore`: offline backup and restore of the
-coordination store, including a snapshot taken online with etcdctl."""
+"""`zeppelin store snapshot save|restore`: backup (through the running server,
+or offline) and restore of the coordination store, including a snapshot
+taken online with etcdctl."""
 import base64
 import json
 import os
@@ -56,9 +57,15 @@ class StoreSnapshotCliTest(unittest.TestCase):
         r = ctl(self.endpoint, "snapshot", "save", online)
         self.assertEqual(r.returncode, 0, r.stderr)
 
-        busy = self.zeppelin("store", "snapshot", "save", os.path.join(self.dir, "busy.db"))
-        self.assertEqual(busy.returncode, 1)
-        self.assertIn("in use by another process", busy.stderr)
+        # The running server holds the store: it takes the snapshot, and refuses a restore.
+        busy = os.path.join(self.dir, "busy.db")
+        through_server = self.zeppelin("store", "snapshot", "save", busy)
+        self.assertEqual(through_server.returncode, 0, through_server.stderr)
+        self.assertIn("running server's store at revision 3", through_server.stdout)
+        self.assertTrue(os.path.getsize(busy) > 0)
+        refused = self.zeppelin("store", "snapshot", "restore", busy)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("is running and holds the store open", refused.stderr)
 
         self.assertEqual(ctl(self.endpoint, "put", "c", "v").returncode, 0)
         self.stop_server()
