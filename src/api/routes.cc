@@ -171,11 +171,15 @@ void handle_logs(Supervisor& sup, const std::string& system, const Request& req,
 
 }  // namespace
 
-Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown) {
-  return [&sup, on_shutdown = std::move(on_shutdown)](const Request& req, const std::shared_ptr<Exchange>& ex) {
+Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, EtcdAnnouncement etcd) {
+  return [&sup, on_shutdown = std::move(on_shutdown), etcd = std::move(etcd)](const Request& req,
+                                                                             const std::shared_ptr<Exchange>& ex) {
     static const std::regex system_route(R"(^/v1/systems/([a-z0-9-]{1,63})(/[a-z]+)?$)");
     const std::string& m = req.method;
     if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
+    if (req.path == "/v1/etcd" && m == "GET") {
+      return ex->reply(200, {{"endpoints", etcd.endpoints}, {"backend", etcd.backend}});
+    }
     if (req.path == "/v1/shutdown" && m == "POST") {
       ex->reply(202, {{"shutting_down", true}});
       return on_shutdown();

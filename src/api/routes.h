@@ -3,13 +3,22 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "api/http_server.h"
 #include "supervisor/supervisor.h"
 
 namespace zeppelin::api {
 
+// Where clients reach the coordination store, for GET /v1/etcd.
+struct EtcdAnnouncement {
+  std::vector<std::string> endpoints;  // empty: the server serves no etcd API
+  std::string backend = "embedded";    // "embedded" or "etcd"
+};
+
 // `on_shutdown` runs for POST /v1/shutdown.
-Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown);
+Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown,
+                    EtcdAnnouncement etcd = {});
 
 }  // namespace zeppelin::api

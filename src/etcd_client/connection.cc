@@ -182,7 +182,9 @@ Status Connection::authenticate() {
   return to_error(status, "etcd authentication as '" + options_.user + "'");
 }
 
-grpc::Status Connection::call(Retry retry, const std::function<grpc::Status(Member&, grpc::ClientContext&)>& fn) {
+grpc::Status Connection::call(Retry retry, const Call& fn) { return call(retry, fn, options_.request_timeout); }
+
+grpc::Status Connection::call(Retry retry, const Call& fn, std::chrono::milliseconds timeout) {
   // Two rounds over the members, then give up; a short pause between rounds
   // gives a cluster that lost its leader time to elect another.
   const std::size_t attempts = std::max<std::size_t>(3, 2 * members_.size() + 1);
@@ -191,7 +193,7 @@ grpc::Status Connection::call(Retry retry, const std::function<grpc::Status(Memb
   for (std::size_t attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0 && attempt % members_.size() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     const std::size_t i = current();
-    auto ctx = unary_context();
+    auto ctx = context(timeout);
     status = fn(*members_[i], *ctx);
     if (status.ok()) return status;
     if (is_invalid_token(status) && !reauthenticated && !options_.user.empty()) {

@@ -82,7 +82,11 @@ class Connection {
 
   // Runs `call` on the current member, failing over and retrying per `retry`
   // (see the top of this file); re-authenticates once on an invalid token.
-  grpc::Status call(Retry retry, const std::function<grpc::Status(Member&, grpc::ClientContext&)>& call);
+  // Each attempt gets `timeout` (default: the request timeout; zero: none, for
+  // calls that block until something happens, like Lock or Campaign).
+  using Call = std::function<grpc::Status(Member&, grpc::ClientContext&)>;
+  grpc::Status call(Retry retry, const Call& call);
+  grpc::Status call(Retry retry, const Call& call, std::chrono::milliseconds timeout);
 
   // For a stream that broke: true when the status means "try another member"
   // (and `index` has been marked failed); re-authenticates on an invalid token.

@@ -15,6 +15,7 @@
 #include "common/fs_util.h"
 #include "common/log.h"
 #include "etcd_api/etcd_server.h"
+#include "etcd_client/etcd_store.h"
 #include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
 #include "runtime/routing_driver.h"
@@ -43,28 +44,47 @@ void raise_fd_limit() {
   }
 }
 
-// The coordination store in HOME/store and the etcd API over it.
+// The coordination store: the embedded one in HOME/store, or (--store etcd)
+// an external etcd cluster, every key under the prefix.
+Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
+  const StoreOptions& o = options.store;
+  if (o.backend == "etcd") {
+    etcd_client::EtcdStoreOptions etcd;
+    auto endpoints = etcd_client::parse_endpoints(o.etcd_endpoints);
+    if (!endpoints) return make_error(Errc::kInvalidArgument, "--etcd-endpoints: " + endpoints.error().message);
+    etcd.connection.endpoints = *endpoints;
+    etcd.connection.user = o.etcd_user;
+    etcd.connection.password = o.etcd_password;
+    etcd.connection.ca_file = o.etcd_cacert;
+    etcd.connection.cert_file = o.etcd_cert;
+    etcd.connection.key_file = o.etcd_key;
+    etcd.prefix = o.etcd_prefix;
+    auto opened = etcd_client::EtcdStore::open(etcd);
+    if (!opened) return opened.error();
+    return std::unique_ptr<store::Store>(std::move(*opened));
+  }
+  if (o.backend != "embedded") {
+    return make_error(Errc::kInvalidArgument, "--store: '" + o.backend + "' is not a store (embedded or etcd)");
+  }
+  auto opened = store::EmbeddedStore::open(options.home + "/store");
+  if (!opened) return opened.error();
+  return std::unique_ptr<store::Store>(std::move(*opened));
+}
+
+// The coordination store and the etcd API over it.
 struct EtcdEndpoint {
-  std::unique_ptr<store::EmbeddedStore> store;
+  std::unique_ptr<store::Store> store;
   std::unique_ptr<etcd_api::EtcdServer> server;  // declared last: stops before the store closes
 };
 
-Result<EtcdEndpoint> start_etcd_api(const ServerOptions& options) {
-  EtcdEndpoint endpoint;
-  const std::string dir = options.home + "/store";
-  auto opened = store::EmbeddedStore::open(dir);
-  if (!opened) return opened.error();
-  endpoint.store = std::move(*opened);
+Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(const ServerOptions& options, store::Store& store) {
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
-  etcd_options.snapshot_dir = dir;
+  etcd_options.snapshot_dir = options.home + "/store";
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
-  auto started = etcd_api::EtcdServer::start(*endpoint.store, etcd_options);
-  if (!started) return started.error();
-  endpoint.server = std::move(*started);
-  return endpoint;
+  return etcd_api::EtcdServer::start(store, etcd_options);
 }
 
 }  // namespace
@@ -118,7 +138,35 @@ int run_server(const ServerOptions& options) {
       io.stop();
     });
   };
-  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); });
+  // With --store etcd the store is the user's cluster, and the server serves
+  // no etcd API of its own unless --etcd-listen asks for one.
+  EtcdEndpoint etcd;
+  api::EtcdAnnouncement announcement;
+  announcement.backend = options.store.backend;
+  if (options.store.backend != "embedded" || !options.etcd_listen.empty()) {
+    auto opened = open_store(options);
+    if (!opened) {
+      log::error("coordination store: {}", opened.error().message);
+      return 1;
+    }
+    etcd.store = std::move(*opened);
+    if (options.store.backend == "etcd") {
+      log::info("coordination store: etcd at {} (prefix {})", options.store.etcd_endpoints, options.store.etcd_prefix);
+      auto endpoints = etcd_client::parse_endpoints(options.store.etcd_endpoints);
+      if (endpoints) announcement.endpoints = *endpoints;
+    }
+  }
+  if (!options.etcd_listen.empty()) {
+    auto started = start_etcd_api(options, *etcd.store);
+    if (!started) {
+      log::error("etcd API: {}", started.error().message);
+      return 1;
+    }
+    etcd.server = std::move(*started);
+    log::info("etcd API listening on {}", etcd.server->address());
+    if (options.store.backend == "embedded") announcement.endpoints = {"http://" + etcd.server->address()};
+  }
+  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, announcement);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
   if (!unix_listener) {
@@ -142,16 +190,6 @@ int run_server(const ServerOptions& options) {
     listeners.push_back(std::move(*tcp));
   }
 
-  EtcdEndpoint etcd;
-  if (!options.etcd_listen.empty()) {
-    auto started = start_etcd_api(options);
-    if (!started) {
-      log::error("etcd API: {}", started.error().message);
-      return 1;
-    }
-    etcd = std::move(*started);
-    log::info("etcd API listening on {}", etcd.server->address());
-  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
