@@ -49,7 +49,8 @@ struct EtcdMember {
 // A cluster of `n` members under `dir`, started at once with a static --initial-cluster.
 class EtcdCluster {
  public:
-  EtcdCluster(const std::filesystem::path& dir, int n) : dir_(dir) {
+  EtcdCluster(const std::filesystem::path& dir, int n, std::vector<std::string> extra_args = {})
+      : dir_(dir), extra_args_(std::move(extra_args)) {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     for (int i = 0; i < n; ++i) {
@@ -119,6 +120,7 @@ class EtcdCluster {
                                      "--initial-cluster-state", "new",
                                      "--heartbeat-interval", "50",
                                      "--election-timeout", "500"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     const pid_t pid = ::fork();
     if (pid == 0) {
       std::vector<char*> argv;
@@ -137,6 +139,7 @@ class EtcdCluster {
   }
 
   std::filesystem::path dir_;
+  std::vector<std::string> extra_args_;
   std::vector<EtcdMember> members_;
 };
 
