@@ -186,11 +186,14 @@ grpc::Status Connection::call(Retry retry, const Call& fn) { return call(retry, 
 
 grpc::Status Connection::call(Retry retry, const Call& fn, std::chrono::milliseconds timeout) {
   // Two rounds over the members, then give up; a short pause between rounds
-  // gives a cluster that lost its leader time to elect another.
+  // gives a cluster that lost its leader time to elect another. Calls that
+  // could not even connect are cheap to repeat and safe, so they go on for
+  // one request timeout (a member still starting, a loaded machine).
   const std::size_t attempts = std::max<std::size_t>(3, 2 * members_.size() + 1);
+  const auto connect_patience = std::chrono::steady_clock::now() + options_.request_timeout;
   bool reauthenticated = false;
   grpc::Status status;
-  for (std::size_t attempt = 0; attempt < attempts; ++attempt) {
+  for (std::size_t attempt = 0;; ++attempt) {
     if (attempt > 0 && attempt % members_.size() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     const std::size_t i = current();
     auto ctx = context(timeout);
@@ -206,9 +209,10 @@ grpc::Status Connection::call(Retry retry, const Call& fn, std::chrono::millisec
     }
     if (!is_transport_failure(status)) return status;
     failed(i);
-    if (retry == Retry::kUnsent && !never_sent(status)) return status;
+    const bool unsent = never_sent(status);
+    if (retry == Retry::kUnsent && !unsent) return status;
+    if (attempt + 1 >= attempts && !(unsent && std::chrono::steady_clock::now() < connect_patience)) return status;
   }
-  return status;
 }
 
 bool Connection::should_fail_over(std::size_t index, const grpc::Status& status) {

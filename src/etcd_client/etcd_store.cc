@@ -477,8 +477,9 @@ class EtcdStoreImpl : public EtcdStore {
 
   Result<std::unique_ptr<store::Watch>> watch(const store::WatchRequest& request,
                                               store::WatchCallback callback) override {
+    // The watch may outlive this store: it records compactions through a shared counter.
     auto w = std::make_unique<EtcdWatch>(conn_, keys_, request, std::move(callback),
-                                         [this](int64_t rev) { saw_compaction(rev); });
+                                         [known = compact_revision_](int64_t rev) { raise(*known, rev); });
     if (auto s = w->start(); !s) return s.error();
     return std::unique_ptr<store::Watch>(std::move(w));
   }
@@ -576,7 +577,7 @@ class EtcdStoreImpl : public EtcdStore {
       out.revision = resp.header().revision();
       out.db_size = resp.dbsize();
     }
-    out.compact_revision = compact_revision_.load();
+    out.compact_revision = compact_revision_->load();
     return out;
   }
 
@@ -609,9 +610,11 @@ class EtcdStoreImpl : public EtcdStore {
  private:
   // etcd 3.4 does not report its compaction point: only the compactions
   // this client makes or its watches run into are known.
-  void saw_compaction(int64_t revision) {
-    int64_t cur = compact_revision_.load();
-    while (revision > cur && !compact_revision_.compare_exchange_weak(cur, revision)) {
+  void saw_compaction(int64_t revision) { raise(*compact_revision_, revision); }
+
+  static void raise(std::atomic<int64_t>& value, int64_t to) {
+    int64_t cur = value.load();
+    while (to > cur && !value.compare_exchange_weak(cur, to)) {
     }
   }
 
@@ -638,7 +641,7 @@ class EtcdStoreImpl : public EtcdStore {
 
   std::shared_ptr<Connection> conn_;
   Keys keys_;
-  std::atomic<int64_t> compact_revision_{0};
+  std::shared_ptr<std::atomic<int64_t>> compact_revision_ = std::make_shared<std::atomic<int64_t>>(0);
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

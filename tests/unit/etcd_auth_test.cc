@@ -68,3 +68,65 @@ TEST(EtcdAuth, PasswordGetsATokenThatIsRenewedWhenItExpires) {
 
 }  // namespace
 }  // namespace zeppelin::etcd_client
+
+namespace zeppelin::etcd_client {
+namespace {
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl tool.
+bool make_certificates(const fs::path& dir) {
+  const std::string d = dir.string();
+  const std::string script =
+      "set -e; cd '" + d + "'; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca; "
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1; "
+      "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 "
+      "-extfile server.ext; "
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client; "
+      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext; "
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1 "
+      "-extfile client.ext";
+  return std::system(("(" + script + ") >/dev/null 2>&1").c_str()) == 0;
+}
+
+TEST(EtcdTls, ClientCertificateAndCaAreUsed) {
+  const fs::path dir = fs::temp_directory_path() / ("zeppelin-tls-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_TRUE(make_certificates(dir));
+  const std::string d = dir.string() + "/";
+  testing::EtcdCluster cluster(dir / "etcd", 1,
+                               {"--cert-file", d + "server.pem", "--key-file", d + "server.key",
+                                "--trusted-ca-file", d + "ca.pem", "--client-cert-auth"},
+                               "https");
+  EtcdStoreOptions options;
+  options.connection.endpoints = {cluster.members()[0].client_url()};
+  options.connection.ca_file = d + "ca.pem";
+  options.connection.cert_file = d + "client.pem";
+  options.connection.key_file = d + "client.key";
+  options.prefix = "/tls/";
+  Result<std::unique_ptr<EtcdStore>> opened = make_error(Errc::kUnavailable, "not tried");
+  for (int i = 0; i < 300 && !(opened = EtcdStore::open(options)).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  ASSERT_TRUE((*opened)->put({"k", "secure"}).ok());
+  EXPECT_EQ((*opened)->range({"k"})->kvs.at(0).value, "secure");
+
+  // Without the client certificate the member refuses the connection.
+  EtcdStoreOptions no_cert = options;
+  no_cert.connection.cert_file.clear();
+  no_cert.connection.key_file.clear();
+  no_cert.connection.request_timeout = std::chrono::milliseconds(2000);
+  EXPECT_FALSE(EtcdStore::open(no_cert).ok());
+
+  auto missing = options;
+  missing.connection.ca_file = d + "nope.pem";
+  auto bad = EtcdStore::open(missing);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("nope.pem"), std::string::npos) << bad.error().message;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace zeppelin::etcd_client

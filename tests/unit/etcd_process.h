@@ -42,22 +42,25 @@ struct EtcdMember {
   int client_port = 0;
   int peer_port = 0;
   pid_t pid = -1;
-  std::string client_url() const { return "http://127.0.0.1:" + std::to_string(client_port); }
+  std::string scheme = "http";  // "https" when the members serve clients over TLS
+  std::string client_url() const { return scheme + "://127.0.0.1:" + std::to_string(client_port); }
   std::string peer_url() const { return "http://127.0.0.1:" + std::to_string(peer_port); }
 };
 
 // A cluster of `n` members under `dir`, started at once with a static --initial-cluster.
 class EtcdCluster {
  public:
-  EtcdCluster(const std::filesystem::path& dir, int n, std::vector<std::string> extra_args = {})
+  // `extra_args` go to every member; with `scheme` "https" they must include the TLS flags.
+  EtcdCluster(const std::filesystem::path& dir, int n, std::vector<std::string> extra_args = {},
+              const std::string& scheme = "http")
       : dir_(dir), extra_args_(std::move(extra_args)) {
-    std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     for (int i = 0; i < n; ++i) {
       EtcdMember m;
       m.name = "m" + std::to_string(i);
       m.client_port = free_port();
       m.peer_port = free_port();
+      m.scheme = scheme;
       members_.push_back(m);
     }
     std::string initial;
