@@ -81,11 +81,9 @@ Result<std::vector<std::string>> find_endpoints(const std::string& flag, const s
   return out;
 }
 
-Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const CoordArgs& args, const std::string& home) {
-  auto endpoints = find_endpoints(args.endpoints, home);
-  if (!endpoints) return endpoints.error();
+Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const std::vector<std::string>& endpoints) {
   etcd_client::EtcdStoreOptions options;
-  options.connection.endpoints = *endpoints;
+  options.connection.endpoints = endpoints;
   if (const char* user = std::getenv("ZEPPELIN_ETCD_USER"); user && *user) {
     options.connection.user = user;
     if (const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD")) options.connection.password = password;
@@ -436,7 +434,7 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
   a->kv = app.add_subcommand("kv", "Keys and values in the coordination store (etcd v3)");
   a->kv->require_subcommand(1);
   endpoints(a->kv);
-  a->get = a->kv->add_subcommand("get", "Print KEY and its value (with --prefix: every key starting with KEY)");
+  a->get = a->kv->add_subcommand("get", "Print KEY and its value (with --prefix: every key starting with KEY); exits 1 if KEY is absent");
   a->get->add_option("key", a->key, "key")->required();
   a->get->add_flag("--prefix", a->prefix, "every key starting with KEY");
   a->get->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
@@ -473,9 +471,12 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
 std::optional<int> run_coord_command(CoordArgs& a, const std::string& home) {
   if (!*a.kv && !*a.lock && !*a.elect) return std::nullopt;
   if (a.ttl < 1) return fail("--ttl: must be at least 1 second", kUsage);
+  // First, as it may start a server, which must not inherit blocked signals.
+  auto endpoints = find_endpoints(a.endpoints, home);
+  if (!endpoints) return fail(endpoints.error());
   // Before any thread exists: signals are taken by one thread, with sigwait.
   const sigset_t signals = block_stop_signals();
-  auto store = open_store(a, home);
+  auto store = open_store(*endpoints);
   if (!store) return fail(store.error());
   auto& s = **store;
   if (*a.get) return kv_get(s, a);
