@@ -190,7 +190,6 @@ int run_server(const ServerOptions& options) {
     listeners.push_back(std::move(*tcp));
   }
 
-
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (!ec) shutdown();
