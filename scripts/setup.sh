@@ -10,7 +10,7 @@ packages=(
   libsqlite3-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   libgoogle-perftools-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
+  libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client openssl
   # container tests: a real engine, a test image made from busybox, Compose for the side-by-side bench
   docker.io busybox-static docker-compose
   # fuzzing (clang's libFuzzer)

@@ -14,6 +14,7 @@
 
 #include "cli/autostart.h"
 #include "cli/ns_command.h"
+#include "cli/coord_commands.h"
 #include "cli/render_command.h"
 #include "cli/store_commands.h"
 #include "client/client.h"
@@ -407,6 +408,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
+  server::StoreOptions server_store;
+  add_server_store_flags(*server, server_store);
 
   auto* shutdown = app.add_subcommand("shutdown", "Stop the server and its replicas (desired state is kept)");
 
@@ -447,6 +450,7 @@ int main(int argc, char** argv) {
   auto* snapshot_restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
   snapshot_restore->add_option("file", file, "snapshot file")->required();
   store->require_subcommand(1);
+  auto coord = add_coord_commands(app);
 
   NsArgs ns_args;
   auto* ns = add_ns_command(app, ns_args);
@@ -464,12 +468,15 @@ int main(int argc, char** argv) {
     return kUsage;
   }
 
+  if (auto code = run_coord_command(*coord, zeppelin_home())) return *code;
   if (*validate) return cmd_validate(file);
   if (*build) return cmd_build(file);
   if (*render) return cmd_render(render_args);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
-    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen});
+    // With --store etcd, replicas use the user's cluster: no etcd API of our own unless asked.
+    if (server_store.backend == "etcd" && server->get_option("--etcd-listen")->count() == 0) etcd_listen.clear();
+    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store});
   }
   if (*shutdown) {
     client::Client c(socket_path(zeppelin_home()));

@@ -16,6 +16,7 @@
 #include "common/fs_util.h"
 #include "common/log.h"
 #include "etcd_api/etcd_server.h"
+#include "etcd_client/etcd_store.h"
 #include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
 #include "runtime/routing_driver.h"
@@ -45,8 +46,30 @@ void raise_fd_limit() {
   }
 }
 
-// The one place that picks the coordination store behind the control plane.
+// The coordination store: the embedded one in HOME/store, or (--store etcd)
+// an external etcd cluster, every key under the prefix.
 Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
+  const StoreOptions& o = options.store;
+  if (o.backend == "etcd") {
+    etcd_client::EtcdStoreOptions etcd;
+    auto endpoints = etcd_client::parse_endpoints(o.etcd_endpoints);
+    if (!endpoints) return make_error(Errc::kInvalidArgument, "--etcd-endpoints: " + endpoints.error().message);
+    etcd.connection.endpoints = *endpoints;
+    etcd.connection.user = o.etcd_user;
+    etcd.connection.password = o.etcd_password;
+    etcd.connection.ca_file = o.etcd_cacert;
+    etcd.connection.cert_file = o.etcd_cert;
+    etcd.connection.key_file = o.etcd_key;
+    // Zeppelin's own keys carry the prefix themselves (StoreStateStore,
+    // StoreServiceRegistry), so that applications see the same layout as on
+    // the embedded store: /zeppelin/services/... by default.
+    auto opened = etcd_client::EtcdStore::open(etcd);
+    if (!opened) return opened.error();
+    return std::unique_ptr<store::Store>(std::move(*opened));
+  }
+  if (o.backend != "embedded") {
+    return make_error(Errc::kInvalidArgument, "--store: '" + o.backend + "' is not a store (embedded or etcd)");
+  }
   auto opened = store::EmbeddedStore::open(options.home + "/store");
   if (!opened) return opened.error();
   return std::unique_ptr<store::Store>(std::move(*opened));
@@ -120,30 +143,44 @@ int run_server(const ServerOptions& options) {
     return 1;
   }
   std::unique_ptr<store::Store> store = std::move(*opened);
-  auto etcd_started = start_etcd_api(*store, options);
-  if (!etcd_started) {
-    log::error("etcd API: {}", etcd_started.error().message);
-    return 1;
+  const bool external = options.store.backend == "etcd";
+  // The embedded store is always served over the etcd API; with --store etcd
+  // the store is the user's cluster, served by zeppelin only if --etcd-listen asks.
+  std::unique_ptr<etcd_api::EtcdServer> etcd;  // stops before the store closes
+  if (!external || !options.etcd_listen.empty()) {
+    ServerOptions listen_options = options;
+    if (listen_options.etcd_listen.empty()) listen_options.etcd_listen = "127.0.0.1:0";
+    auto etcd_started = start_etcd_api(*store, listen_options);
+    if (!etcd_started) {
+      log::error("etcd API: {}", etcd_started.error().message);
+      return 1;
+    }
+    etcd = std::move(*etcd_started);
+    log::info("etcd API listening on http://{}", etcd->address());
   }
-  std::unique_ptr<etcd_api::EtcdServer> etcd = std::move(*etcd_started);  // stops before the store closes
   api::StoreAccess store_access;
-  store_access.endpoints = {"http://" + etcd->address()};
-  store_access.backend = "embedded";
+  store_access.backend = options.store.backend;
+  if (external) {
+    store_access.endpoints = *etcd_client::parse_endpoints(options.store.etcd_endpoints);  // checked by open_store
+  } else {
+    store_access.endpoints = {"http://" + etcd->address()};
+  }
   store_access.snapshot = [&store](const std::string& path) -> Result<std::int64_t> {
     const std::int64_t revision = store->status().revision;
     if (auto s = store->snapshot(path); !s) return s.error();
     return revision;
   };
-  log::info("etcd API listening on {} (store: {})", store_access.endpoints.front(), store_access.backend);
+  log::info("coordination store: {} at {}", store_access.backend, store_access.endpoints.front());
+  const std::string prefix = external ? options.store.etcd_prefix : state::kDefaultPrefix;
 
-  state::StoreStateStore state_store(*store);
+  state::StoreStateStore state_store(*store, prefix);
   auto migrated = state::migrate_state_file(options.home + "/state.json", state_store);
   if (!migrated) {
     log::error("cannot import {}/state.json into the store: {}", options.home, migrated.error().message);
     return 1;
   }
   if (*migrated > 0) log::info("imported {} system(s) from state.json into the store", *migrated);
-  auto registry = state::StoreServiceRegistry::open(*store, state::kDefaultPrefix, kRegistryTtlSeconds);
+  auto registry = state::StoreServiceRegistry::open(*store, prefix, kRegistryTtlSeconds);
   if (!registry) {
     log::error("service registry: {}", registry.error().message);
     return 1;

@@ -7,11 +7,24 @@
 
 namespace zeppelin::server {
 
+// Which coordination store the server keeps (`--store`), and how to reach an external one.
+struct StoreOptions {
+  std::string backend = "embedded";  // "embedded" (HOME/store) or "etcd"
+  std::string etcd_endpoints;        // with "etcd": URL[,URL...]
+  std::string etcd_prefix = "/zeppelin/";
+  std::string etcd_user;
+  std::string etcd_password;         // taken from the variable named by --etcd-password-env
+  std::string etcd_cacert;
+  std::string etcd_cert;
+  std::string etcd_key;
+};
+
 struct ServerOptions {
   std::string home;          // data directory ($ZEPPELIN_HOME)
   std::string tcp_listen;    // optional "HOST:PORT" for the API besides the unix socket
   int ready_fd = -1;         // written to (one byte) once the API accepts requests
   std::string etcd_listen = "127.0.0.1:0";  // "HOST:PORT" of the etcd v3 API over the coordination store (0: a free port)
+  StoreOptions store;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the

@@ -1,0 +1,514 @@
+#include "cli/coord_commands.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/autostart.h"
+#include "etcd_client/etcd_store.h"
+#include "etcd_client/lease_keeper.h"
+
+namespace zeppelin::cli {
+
+using json = nlohmann::json;
+
+struct CoordArgs {
+  CLI::App* kv = nullptr;
+  CLI::App* get = nullptr;
+  CLI::App* put = nullptr;
+  CLI::App* del = nullptr;
+  CLI::App* ls = nullptr;
+  CLI::App* watch = nullptr;
+  CLI::App* lock = nullptr;
+  CLI::App* elect = nullptr;
+  std::string endpoints;
+  std::string key;
+  std::string value;
+  std::string output = "simple";
+  bool prefix = false;
+  int64_t revision = 0;
+  int64_t ttl = 10;
+  bool listen = false;
+  std::vector<std::string> command;
+};
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailure = 1;
+constexpr int kUsage = 2;
+
+int fail(const std::string& message, int code = kFailure) {
+  std::cerr << "zeppelin: " << message << "\n";
+  return code;
+}
+int fail(const Error& e) { return fail(e.message, e.code == Errc::kInvalidArgument ? kUsage : kFailure); }
+
+// --endpoints, then $ZEPPELIN_ETCD_ENDPOINTS, then the local server's GET /v1/etcd.
+Result<std::vector<std::string>> find_endpoints(const std::string& flag, const std::string& home) {
+  if (!flag.empty()) {
+    auto parsed = etcd_client::parse_endpoints(flag);
+    if (!parsed) return make_error(Errc::kInvalidArgument, "--endpoints: " + parsed.error().message);
+    return parsed;
+  }
+  if (const char* env = std::getenv("ZEPPELIN_ETCD_ENDPOINTS"); env && *env) {
+    auto parsed = etcd_client::parse_endpoints(env);
+    if (!parsed) return make_error(Errc::kInvalidArgument, "ZEPPELIN_ETCD_ENDPOINTS: " + parsed.error().message);
+    return parsed;
+  }
+  auto c = connect_or_start(home);
+  if (!c) return c.error();
+  auto r = c->call("GET", "/v1/etcd");
+  if (!r) return r.error();
+  if (!r->ok()) return make_error(Errc::kUnavailable, "GET /v1/etcd: " + r->error_message());
+  std::vector<std::string> out;
+  for (const auto& e : r->body.value("endpoints", json::array())) out.push_back(e.get<std::string>());
+  if (out.empty()) {
+    return make_error(Errc::kUnavailable,
+                      "the local server serves no etcd API: give --endpoints, set ZEPPELIN_ETCD_ENDPOINTS, or "
+                      "start the server with --etcd-listen");
+  }
+  return out;
+}
+
+Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const std::vector<std::string>& endpoints) {
+  etcd_client::EtcdStoreOptions options;
+  options.connection.endpoints = endpoints;
+  if (const char* user = std::getenv("ZEPPELIN_ETCD_USER"); user && *user) {
+    options.connection.user = user;
+    if (const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD")) options.connection.password = password;
+  }
+  return etcd_client::EtcdStore::open(options);
+}
+
+// Blocks SIGINT and SIGTERM in this thread and every thread started after,
+// so that one thread can take them with sigwait.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Where to stop waiting: the first signal, or an event of our own.
+class StopSignal {
+ public:
+  void notify(int code) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!code_) code_ = code;
+    cv_.notify_all();
+  }
+  int wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return code_.has_value(); });
+    return *code_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<int> code_;
+};
+
+// A thread that turns SIGINT/SIGTERM into `on_signal(signo)` calls.
+class SignalThread {
+ public:
+  SignalThread(sigset_t set, std::function<void(int)> on_signal) : set_(set) {
+    thread_ = std::thread([this, fn = std::move(on_signal)] {
+      while (true) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (done_.load()) return;
+        fn(sig);
+      }
+    });
+  }
+  ~SignalThread() {
+    done_.store(true);
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+json kv_json(const store::KeyValue& kv) {
+  return {{"key", kv.key},         {"value", kv.value},     {"create_revision", kv.create_revision},
+          {"mod_revision", kv.mod_revision}, {"version", kv.version}, {"lease", kv.lease}};
+}
+
+void print_json(const json& j) {
+  std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+std::string range_end_for(const std::string& key, bool prefix) {
+  if (!prefix) return "";
+  return key.empty() ? std::string(1, '\0') : store::prefix_end(key);
+}
+
+int kv_get(store::Store& s, const CoordArgs& a) {
+  std::string key = a.key;
+  if (key.empty() && a.prefix) key = std::string(1, '\0');
+  auto r = s.range({key, range_end_for(a.key, a.prefix)});
+  if (!r) return fail(r.error());
+  if (a.output == "json") {
+    json kvs = json::array();
+    for (const auto& kv : r->kvs) kvs.push_back(kv_json(kv));
+    print_json({{"revision", r->revision}, {"count", r->count}, {"kvs", kvs}});
+  } else {
+    for (const auto& kv : r->kvs) std::cout << kv.key << "\n" << kv.value << "\n";
+  }
+  return r->kvs.empty() && !a.prefix ? kFailure : kOk;
+}
+
+int kv_put(store::Store& s, const CoordArgs& a) {
+  std::string value = a.value;
+  if (value == "-") value.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  auto r = s.put({a.key, value});
+  if (!r) return fail(r.error());
+  std::cout << "OK\n";
+  return kOk;
+}
+
+int kv_del(store::Store& s, const CoordArgs& a) {
+  std::string key = a.key;
+  if (key.empty() && a.prefix) key = std::string(1, '\0');
+  auto r = s.delete_range({key, range_end_for(a.key, a.prefix)});
+  if (!r) return fail(r.error());
+  std::cout << r->deleted << "\n";
+  return kOk;
+}
+
+int kv_ls(store::Store& s, const CoordArgs& a) {
+  store::RangeRequest req{a.key.empty() ? std::string(1, '\0') : a.key, range_end_for(a.key, true)};
+  req.keys_only = true;
+  auto r = s.range(req);
+  if (!r) return fail(r.error());
+  for (const auto& kv : r->kvs) std::cout << kv.key << "\n";
+  return kOk;
+}
+
+int kv_watch(store::Store& s, const CoordArgs& a, sigset_t signals) {
+  StopSignal stop;
+  std::mutex out_mu;
+  store::WatchRequest req;
+  req.key = a.key.empty() && a.prefix ? std::string(1, '\0') : a.key;
+  req.range_end = range_end_for(a.key, a.prefix);
+  req.start_revision = a.revision;
+  auto w = s.watch(req, [&](store::WatchUpdate u) {
+    std::lock_guard<std::mutex> lock(out_mu);
+    if (u.compact_revision) {
+      std::cerr << "zeppelin: watch: revision " << a.revision << " was compacted (oldest is "
+                << u.compact_revision << ")\n";
+      stop.notify(kFailure);
+      return;
+    }
+    for (const auto& e : u.events) {
+      if (a.output == "json") {
+        print_json({{"type", e.type == store::Event::Type::kPut ? "PUT" : "DELETE"}, {"kv", kv_json(e.kv)}});
+      } else {
+        std::cout << (e.type == store::Event::Type::kPut ? "PUT" : "DELETE") << "\n"
+                  << e.kv.key << "\n"
+                  << e.kv.value << "\n";
+      }
+    }
+    std::cout.flush();
+  });
+  if (!w) return fail(w.error());
+  SignalThread signal_thread(signals, [&](int) { stop.notify(kOk); });
+  return stop.wait();
+}
+
+// Runs argv as a child with the default signal mask; returns its pid.
+pid_t spawn(const std::vector<std::string>& argv) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::cerr << "zeppelin: lock: cannot run '" << argv[0] << "': " << std::strerror(errno) << "\n";
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int cmd_lock(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
+  if (a.command.empty()) return fail("lock: give the command to run after --, e.g. zeppelin lock NAME -- CMD", kUsage);
+  auto lease = s.lease_grant(0, a.ttl);
+  if (!lease) return fail(lease.error());
+  std::atomic<pid_t> child{0};
+  std::atomic<bool> interrupted{false};
+  std::mutex ctx_mu;
+  grpc::ClientContext* waiting = nullptr;  // the Lock call in flight, to cancel on a signal
+  SignalThread signal_thread(signals, [&](int sig) {
+    interrupted.store(true);
+    if (const pid_t pid = child.load(); pid > 0) {
+      ::kill(pid, sig);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(ctx_mu);
+    if (waiting) waiting->TryCancel();
+  });
+  etcd_client::LeaseKeeper keeper(s, lease->id, lease->ttl, [&] {
+    std::cerr << "zeppelin: lock: lease lost, the lock is no longer held: stopping the command\n";
+    if (const pid_t pid = child.load(); pid > 0) ::kill(pid, SIGTERM);
+  });
+
+  auto conn = s.connection();
+  v3lockpb::LockRequest req;
+  req.set_name(a.key);
+  req.set_lease(lease->id);
+  v3lockpb::LockResponse resp;
+  auto status = conn->call(
+      etcd_client::Retry::kUnsent,
+      [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
+        {
+          std::lock_guard<std::mutex> lock(ctx_mu);
+          if (interrupted.load()) return grpc::Status(grpc::StatusCode::CANCELLED, "interrupted");
+          waiting = &ctx;
+        }
+        auto st = m.lock->Lock(&ctx, req, &resp);
+        std::lock_guard<std::mutex> lock(ctx_mu);
+        waiting = nullptr;
+        return st;
+      },
+      std::chrono::milliseconds(0));
+  if (!status.ok()) {
+    (void)s.lease_revoke(lease->id);
+    if (interrupted.load()) return 128 + SIGINT;
+    return fail(etcd_client::to_error(status, "lock " + a.key));
+  }
+
+  const pid_t pid = spawn(a.command);
+  child.store(pid);
+  if (interrupted.load()) ::kill(pid, SIGTERM);  // a signal came between the lock and the fork
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  child.store(-1);
+
+  v3lockpb::UnlockRequest unlock;
+  unlock.set_key(resp.key());
+  v3lockpb::UnlockResponse unlocked;
+  (void)conn->call(etcd_client::Retry::kAlways, [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
+    return m.lock->Unlock(&ctx, unlock, &unlocked);
+  });
+  (void)s.lease_revoke(lease->id);
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return kFailure;
+}
+
+int cmd_elect_listen(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
+  auto conn = s.connection();
+  std::mutex mu;
+  bool stopping = false;
+  grpc::ClientContext* current = nullptr;
+  SignalThread signal_thread(signals, [&](int) {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+    if (current) current->TryCancel();
+  });
+  std::string last_key;
+  int64_t last_rev = -1;
+  int failures = 0;
+  while (true) {
+    const std::size_t member = conn->current();
+    auto ctx = conn->context(std::chrono::milliseconds(0));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) return kOk;
+      current = ctx.get();
+    }
+    v3electionpb::LeaderRequest req;
+    req.set_name(a.key);
+    auto reader = conn->member(member).election->Observe(ctx.get(), req);
+    v3electionpb::LeaderResponse resp;
+    while (reader->Read(&resp)) {
+      failures = 0;
+      if (resp.kv().key() == last_key && resp.kv().mod_revision() == last_rev) continue;
+      last_key = resp.kv().key();
+      last_rev = resp.kv().mod_revision();
+      std::cout << resp.kv().value() << std::endl;
+    }
+    const auto status = reader->Finish();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      current = nullptr;
+      if (stopping) return kOk;
+    }
+    if (!conn->should_fail_over(member, status) || ++failures > static_cast<int>(3 * conn->size())) {
+      return fail(etcd_client::to_error(status, "elect --listen " + a.key));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int cmd_elect(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
+  if (a.listen) return cmd_elect_listen(s, a, signals);
+  if (a.value.empty()) return fail("elect: give NAME and VALUE (or --listen NAME)", kUsage);
+  auto lease = s.lease_grant(0, a.ttl);
+  if (!lease) return fail(lease.error());
+  StopSignal stop;
+  std::mutex ctx_mu;
+  grpc::ClientContext* waiting = nullptr;
+  bool interrupted = false;
+  SignalThread signal_thread(signals, [&](int) {
+    std::lock_guard<std::mutex> lock(ctx_mu);
+    interrupted = true;
+    if (waiting) waiting->TryCancel();
+    stop.notify(kOk);
+  });
+  etcd_client::LeaseKeeper keeper(s, lease->id, lease->ttl, [&] {
+    std::cerr << "zeppelin: elect: lease lost, leadership is gone\n";
+    stop.notify(kFailure);
+  });
+
+  auto conn = s.connection();
+  v3electionpb::CampaignRequest req;
+  req.set_name(a.key);
+  req.set_lease(lease->id);
+  req.set_value(a.value);
+  v3electionpb::CampaignResponse resp;
+  auto status = conn->call(
+      etcd_client::Retry::kUnsent,
+      [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
+        {
+          std::lock_guard<std::mutex> lock(ctx_mu);
+          if (interrupted) return grpc::Status(grpc::StatusCode::CANCELLED, "interrupted");
+          waiting = &ctx;
+        }
+        auto st = m.election->Campaign(&ctx, req, &resp);
+        std::lock_guard<std::mutex> lock(ctx_mu);
+        waiting = nullptr;
+        return st;
+      },
+      std::chrono::milliseconds(0));
+  if (!status.ok()) {
+    (void)s.lease_revoke(lease->id);
+    {
+      std::lock_guard<std::mutex> lock(ctx_mu);
+      if (interrupted) return 128 + SIGINT;
+    }
+    return fail(etcd_client::to_error(status, "elect " + a.key));
+  }
+  std::cout << a.value << std::endl;
+  const int code = stop.wait();
+  v3electionpb::ResignRequest resign;
+  *resign.mutable_leader() = resp.leader();
+  v3electionpb::ResignResponse resigned;
+  (void)conn->call(etcd_client::Retry::kAlways, [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
+    return m.election->Resign(&ctx, resign, &resigned);
+  });
+  (void)s.lease_revoke(lease->id);
+  return code;
+}
+
+}  // namespace
+
+std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
+  auto a = std::make_shared<CoordArgs>();
+  auto endpoints = [&](CLI::App* cmd) {
+    cmd->add_option("--endpoints", a->endpoints,
+                    "etcd endpoints URL[,URL...] (default $ZEPPELIN_ETCD_ENDPOINTS, then the local server's)");
+  };
+  a->kv = app.add_subcommand("kv", "Keys and values in the coordination store (etcd v3)");
+  a->kv->require_subcommand(1);
+  endpoints(a->kv);
+  a->get = a->kv->add_subcommand("get", "Print KEY and its value (with --prefix: every key starting with KEY); exits 1 if KEY is absent");
+  a->get->add_option("key", a->key, "key")->required();
+  a->get->add_flag("--prefix", a->prefix, "every key starting with KEY");
+  a->get->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
+  a->put = a->kv->add_subcommand("put", "Set KEY to VALUE (- reads the value from stdin)");
+  a->put->add_option("key", a->key, "key")->required();
+  a->put->add_option("value", a->value, "value, or - for stdin")->required();
+  a->del = a->kv->add_subcommand("del", "Delete KEY (with --prefix: every key starting with KEY); prints the count");
+  a->del->add_option("key", a->key, "key")->required();
+  a->del->add_flag("--prefix", a->prefix, "every key starting with KEY");
+  a->ls = a->kv->add_subcommand("ls", "List the keys starting with PREFIX (default: every key)");
+  a->ls->add_option("prefix", a->key, "key prefix");
+  a->watch = a->kv->add_subcommand("watch", "Print changes to KEY until interrupted");
+  a->watch->add_option("key", a->key, "key")->required();
+  a->watch->add_flag("--prefix", a->prefix, "every key starting with KEY");
+  a->watch->add_option("--rev", a->revision, "start at this past revision");
+  a->watch->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
+  for (auto* cmd : {a->get, a->put, a->del, a->ls, a->watch}) endpoints(cmd);
+
+  a->lock = app.add_subcommand("lock", "Run CMD while holding the lock NAME (etcd's v3lock); exits with CMD's code");
+  a->lock->add_option("name", a->key, "lock name")->required();
+  a->lock->add_option("command", a->command, "-- CMD ARGS...");
+  a->lock->add_option("--ttl", a->ttl, "seconds the lock outlives this process if it dies")->capture_default_str();
+  endpoints(a->lock);
+
+  a->elect = app.add_subcommand("elect", "Campaign for leadership of NAME with VALUE; hold it until interrupted");
+  a->elect->add_option("name", a->key, "election name")->required();
+  a->elect->add_option("value", a->value, "this candidate's value, printed when elected");
+  a->elect->add_flag("--listen", a->listen, "print each new leader's value instead of campaigning");
+  a->elect->add_option("--ttl", a->ttl, "seconds leadership outlives this process if it dies")->capture_default_str();
+  endpoints(a->elect);
+  return a;
+}
+
+std::optional<int> run_coord_command(CoordArgs& a, const std::string& home) {
+  if (!*a.kv && !*a.lock && !*a.elect) return std::nullopt;
+  if (a.ttl < 1) return fail("--ttl: must be at least 1 second", kUsage);
+  // First, as it may start a server, which must not inherit blocked signals.
+  auto endpoints = find_endpoints(a.endpoints, home);
+  if (!endpoints) return fail(endpoints.error());
+  // Before any thread exists: signals are taken by one thread, with sigwait.
+  const sigset_t signals = block_stop_signals();
+  auto store = open_store(*endpoints);
+  if (!store) return fail(store.error());
+  auto& s = **store;
+  if (*a.get) return kv_get(s, a);
+  if (*a.put) return kv_put(s, a);
+  if (*a.del) return kv_del(s, a);
+  if (*a.ls) return kv_ls(s, a);
+  if (*a.watch) return kv_watch(s, a, signals);
+  if (*a.lock) return cmd_lock(s, a, signals);
+  return cmd_elect(s, a, signals);
+}
+
+void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
+  server.add_option("--store", o.backend, "coordination store: embedded (in $ZEPPELIN_HOME/store) or etcd")
+      ->check(CLI::IsMember({"embedded", "etcd"}))
+      ->capture_default_str();
+  server.add_option("--etcd-endpoints", o.etcd_endpoints, "with --store etcd: URL[,URL...] of the etcd members");
+  server.add_option("--etcd-prefix", o.etcd_prefix, "with --store etcd: where zeppelin's keys live")
+      ->capture_default_str();
+  server.add_option("--etcd-user", o.etcd_user, "with --store etcd: authenticate as this user");
+  server.add_option_function<std::string>(
+      "--etcd-password-env",
+      [&o](const std::string& var) {
+        const char* value = std::getenv(var.c_str());
+        if (!value) throw CLI::ValidationError("--etcd-password-env", "the variable " + var + " is not set");
+        o.etcd_password = value;
+      },
+      "with --etcd-user: the environment variable holding the password");
+  server.add_option("--etcd-cacert", o.etcd_cacert, "with --store etcd: PEM file of the CA to trust")
+      ->check(CLI::ExistingFile);
+  server.add_option("--etcd-cert", o.etcd_cert, "with --store etcd: PEM client certificate")->check(CLI::ExistingFile);
+  server.add_option("--etcd-key", o.etcd_key, "with --store etcd: PEM key of the client certificate")
+      ->check(CLI::ExistingFile);
+}
+
+}  // namespace zeppelin::cli
