@@ -81,6 +81,8 @@ class Connection {
     beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
     ec = run([&](auto handler) { beast::get_lowest_layer(stream_).async_connect(results, handler); });
     if (ec) return unreachable(ec.message());
+    // Requests are small and answered one at a time: no Nagle delay.
+    beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ec);
     if (!is_ip(endpoint_.host)) SSL_set_tlsext_host_name(stream_.native_handle(), endpoint_.host.c_str());
     stream_.set_verify_callback(ssl::host_name_verification(endpoint_.host));
     ec = run([&](auto handler) { stream_.async_handshake(ssl::stream_base::client, handler); });
