@@ -111,8 +111,9 @@ struct Rollout {
   long updated = 0, ready = 0, available = 0;
   bool observed = false;  // status.observedGeneration caught up with metadata.generation
   bool done = false;
-  std::string line() const {
+  std::string line(std::size_t width = 0) const {
     std::string text = service + ": ";
+    if (text.size() < width + 2) text.append(width + 2 - text.size(), ' ');
     if (done) return text + std::to_string(ready) + "/" + std::to_string(desired) + " ready";
     if (!observed) return text + "waiting for the controller";
     return text + std::to_string(updated) + "/" + std::to_string(desired) + " updated, " + std::to_string(ready) + "/" +
@@ -143,20 +144,23 @@ void update_rollout(Rollout& r, const json& object) {
 // otherwise a plain line whenever a service's line changes.
 class Progress {
  public:
-  explicit Progress(std::vector<std::string> order) : order_(std::move(order)), tty_(::isatty(STDOUT_FILENO) == 1) {}
+  Progress(std::vector<std::string> order, const std::map<std::string, Rollout>& rollouts)
+      : order_(std::move(order)), tty_(::isatty(STDOUT_FILENO) == 1) {
+    for (const auto& [_, r] : rollouts) width_ = std::max(width_, r.service.size());
+  }
 
   // REQUIRES: the caller holds the lock guarding `rollouts`.
   void draw(const std::map<std::string, Rollout>& rollouts) {
     if (tty_) {
       std::string out;
       if (drawn_) out += "\033[" + std::to_string(order_.size()) + "A";
-      for (const auto& name : order_) out += "\r\033[2K" + rollouts.at(name).line() + "\n";
+      for (const auto& name : order_) out += "\r\033[2K" + rollouts.at(name).line(width_) + "\n";
       drawn_ = true;
       std::cout << out << std::flush;
       return;
     }
     for (const auto& name : order_) {
-      const std::string line = rollouts.at(name).line();
+      const std::string line = rollouts.at(name).line(width_);
       if (last_[name] != line) std::cout << line << "\n";
       last_[name] = line;
     }
@@ -167,6 +171,7 @@ class Progress {
   std::vector<std::string> order_;
   bool tty_;
   bool drawn_ = false;
+  std::size_t width_ = 0;  // of the longest service name, to align the counts
   std::map<std::string, std::string> last_;
 };
 
@@ -221,7 +226,7 @@ int wait_for_rollout(Session& s, const std::string& system, const std::vector<nl
     order.push_back(name);
   }
   if (order.empty()) return kOk;
-  Progress progress(order);
+  Progress progress(order, rollouts);
   {
     std::lock_guard<std::mutex> lock(mu);
     progress.draw(rollouts);

@@ -135,8 +135,8 @@ class KubernetesDeployTest(unittest.TestCase):
         out, err = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, 0, err)
         r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        self.assertIn("web: waiting for the controller", r.stdout)
-        self.assertIn("web: 3/3 updated, 0/3 ready, 0/3 available", r.stdout)
+        self.assertRegex(r.stdout, r"web: +waiting for the controller")
+        self.assertRegex(r.stdout, r"web: +3/3 updated, 0/3 ready, 0/3 available")
         rendered = json.loads(self.zeppelin("render", "--target", "kubernetes", self.spec, "-n", "shop",
                                             "-o", "json").stdout)["items"]
         for obj in rendered:
@@ -149,8 +149,8 @@ class KubernetesDeployTest(unittest.TestCase):
         self.assertEqual(len(patches), len(rendered))
         self.assertTrue(all("fieldManager=zeppelin" in path and "force" not in path for _, path in patches))
         self.assertIn("deployment.apps/shop-web created", r.stdout)
-        self.assertIn("web: 3/3 ready", r.stdout)
-        self.assertIn("db: 2/2 ready", r.stdout)
+        self.assertRegex(r.stdout, r"\nweb: +3/3 ready\n")
+        self.assertRegex(r.stdout, r"\ndb: +2/2 ready\n")
         self.assertIn("system shop is ready in namespace shop", r.stdout)
         # The rollout was followed through watches, not by polling.
         watches = [path for m, path, _ in self.fake.requests if m == "GET" and "watch=1" in path]
@@ -238,7 +238,7 @@ class KubernetesDeployTest(unittest.TestCase):
                                    r'in namespace shop: 403 Forbidden')
         self.assertIn('User \\"alice\\" cannot patch resource \\"statefulsets\\"', json.dumps(r.stderr))
 
-    def test_bad_token_is_401_naming_the_user(self):
+    def test_bad_or_no_credentials_is_401_naming_the_user(self):
         kubeconfig = self.write_kubeconfig("token", f"""\
             current-context: t
             clusters: [{{name: c, cluster: {{server: "{self.fake.url}", certificate-authority-data: {b64(os.path.join(self.pki, 'ca.crt'))}}}}}]
@@ -249,6 +249,15 @@ class KubernetesDeployTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn('rejected the credentials of user "bob"', r.stderr)
         self.assertIn("401 Unauthorized", r.stderr)
+        anonymous = self.write_kubeconfig("anonymous", f"""\
+            current-context: t
+            clusters: [{{name: c, cluster: {{server: "{self.fake.url}", certificate-authority: "{os.path.join(self.pki, 'ca.crt')}"}}}}]
+            contexts: [{{name: t, context: {{cluster: c}}}}]
+            """)
+        r = self.deploy("--no-wait", "-n", "shop", kubeconfig=anonymous, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("rejected the credentials of user (no user)", r.stderr)
+        self.assertEqual(self.fake.names("apps/v1", "deployments", "shop"), [])
 
     def test_missing_namespace_says_how_to_create_it(self):
         r = self.deploy("--no-wait", "-n", "nowhere", check=False)
