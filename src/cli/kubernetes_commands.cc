@@ -117,7 +117,8 @@ struct Rollout {
     if (done) return text + std::to_string(ready) + "/" + std::to_string(desired) + " ready";
     if (!observed) return text + "waiting for the controller";
     return text + std::to_string(updated) + "/" + std::to_string(desired) + " updated, " + std::to_string(ready) + "/" +
-           std::to_string(desired) + " ready, " + std::to_string(available) + "/" + std::to_string(desired) + " available";
+           std::to_string(desired) + " ready, " + std::to_string(available) + "/" + std::to_string(desired) +
+           " available";
   }
 };
 
@@ -292,9 +293,8 @@ int wait_for_rollout(Session& s, const std::string& system, const std::vector<nl
 
 Result<spec::System> load_system(const std::string& path) {
   std::error_code ec;
-  const std::string file = std::filesystem::is_directory(path, ec)
-                               ? (std::filesystem::path(path) / "zeppelin.yaml").string()
-                               : path;
+  const std::string file =
+      std::filesystem::is_directory(path, ec) ? (std::filesystem::path(path) / "zeppelin.yaml").string() : path;
   auto system = spec::load_spec_file(file);
   if (!system) return system.error();
   system->file = file;
@@ -314,8 +314,8 @@ struct PodRow {
 Result<std::vector<PodRow>> list_pods(Session& s, const std::string& system, const std::string& service) {
   std::string selector = kube::system_selector(system);
   if (!service.empty()) selector += std::string(",") + kComponentLabel + "=" + service;
-  auto listed =
-      s.client->request("GET", kube::resource_type("Pod")->collection_path(s.ns) + "?labelSelector=" + kube::query_value(selector));
+  auto listed = s.client->request(
+      "GET", kube::resource_type("Pod")->collection_path(s.ns) + "?labelSelector=" + kube::query_value(selector));
   if (!listed) return listed.error();
   if (!listed->ok()) return kube::api_error(*listed, s.config, "list", "pods in namespace " + s.ns);
   const json list = json::parse(listed->body, nullptr, false);
@@ -382,7 +382,8 @@ Result<Target> parse_target(const std::string& text) {
       t.replica = std::stol(replica);
     }
   }
-  if (t.system.empty()) return make_error(Errc::kInvalidArgument, "expected SYSTEM[/SERVICE[/REPLICA]], got \"" + text + "\"");
+  if (t.system.empty())
+    return make_error(Errc::kInvalidArgument, "expected SYSTEM[/SERVICE[/REPLICA]], got \"" + text + "\"");
   return t;
 }
 
@@ -410,22 +411,25 @@ int cmd_kubernetes_deploy(const KubernetesArgs& args) {
     const auto type = kube::resource_type(kind);
     if (!type) return fail("render produced an object of kind " + kind + ", which deploy does not know");
     // JSON is YAML, so the apply patch can be the object as JSON.
-    auto r = s.client->request("PATCH", type->object_path(s.ns, name) + query, object.dump(), "application/apply-patch+yaml");
+    auto r = s.client->request("PATCH", type->object_path(s.ns, name) + query, object.dump(),
+                               "application/apply-patch+yaml");
     if (!r) return fail(r.error());
     if (!r->ok()) {
       if (r->status == 404) {
         return fail("cannot apply " + object_name(*type, name) + ": namespace \"" + s.ns +
-                    "\" does not exist (create it with `kubectl create namespace " + s.ns + "`): " +
-                    kube::api_error(*r, s.config, "apply", type->display()).message);
+                    "\" does not exist (create it with `kubectl create namespace " + s.ns +
+                    "`): " + kube::api_error(*r, s.config, "apply", type->display()).message);
       }
-      return fail(kube::api_error(*r, s.config, "apply (patch)", type->display() + " \"" + name + "\" in namespace " + s.ns));
+      return fail(
+          kube::api_error(*r, s.config, "apply (patch)", type->display() + " \"" + name + "\" in namespace " + s.ns));
     }
     applied[kind].insert(name);
     std::cout << object_name(*type, name) << (r->status == 201 ? " created" : " applied") << "\n";
   }
   // Prune what an earlier deploy of this system created and the spec no longer has.
   for (const char* kind : kOwnedKinds) {
-    if (auto st = delete_owned(s, system->name, kind, applied[kind], " (no longer in the spec)"); !st) return fail(st.error());
+    if (auto st = delete_owned(s, system->name, kind, applied[kind], " (no longer in the spec)"); !st)
+      return fail(st.error());
   }
   if (!args.wait) return kOk;
   return wait_for_rollout(s, system->name, manifest->objects, *timeout);
@@ -438,7 +442,8 @@ int cmd_kubernetes_ps(const KubernetesArgs& args) {
   if (!session) return fail(session.error());
   auto rows = list_pods(*session, target->system, target->service);
   if (!rows) return fail(rows.error());
-  const std::vector<std::string> headers = {"SYSTEM", "SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"};
+  const std::vector<std::string> headers = {"SYSTEM", "SERVICE",  "REPLICA", "STATE",  "HEALTH",
+                                            "PID",    "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"};
   std::vector<std::vector<std::string>> table;
   for (const auto& row : *rows) {
     const json& status = row.pod.value("status", json::object());
@@ -447,23 +452,28 @@ int cmd_kubernetes_ps(const KubernetesArgs& args) {
     long restarts = 0;
     std::string last_exit = "-";
     for (const auto& condition : status.value("conditions", json::array())) {
-      if (condition.value("type", "") == "Ready") health = condition.value("status", "") == "True" ? "healthy" : "unhealthy";
+      if (condition.value("type", "") == "Ready")
+        health = condition.value("status", "") == "True" ? "healthy" : "unhealthy";
     }
     for (const auto& cs : status.value("containerStatuses", json::array())) {
       restarts += cs.value("restartCount", 0L);
       const json& st = cs.value("state", json::object());
-      if (st.contains("waiting") && !st["waiting"].value("reason", "").empty()) state = st["waiting"].value("reason", "");
+      if (st.contains("waiting") && !st["waiting"].value("reason", "").empty())
+        state = st["waiting"].value("reason", "");
       const json& last = cs.value("lastState", json::object());
       if (last.contains("terminated")) {
-        last_exit = last["terminated"].value("reason", "exited") + " (" + std::to_string(last["terminated"].value("exitCode", 0)) + ")";
+        last_exit = last["terminated"].value("reason", "exited") + " (" +
+                    std::to_string(last["terminated"].value("exitCode", 0)) + ")";
       }
     }
     if (row.pod["metadata"].contains("deletionTimestamp")) state = "stopping";
     const long up = state == "running" ? seconds_since(status.value("startTime", "")) : -1;
-    const std::string uptime = up < 0 ? "-" : up < 120 ? std::to_string(up) + "s" : up < 7200 ? std::to_string(up / 60) + "m"
-                                                                                            : std::to_string(up / 3600) + "h";
-    table.push_back({target->system, row.service, std::to_string(row.replica), state, health, "-", std::to_string(restarts),
-                     status.value("podIP", "-"), uptime, last_exit});
+    const std::string uptime = up < 0      ? "-"
+                               : up < 120  ? std::to_string(up) + "s"
+                               : up < 7200 ? std::to_string(up / 60) + "m"
+                                           : std::to_string(up / 3600) + "h";
+    table.push_back({target->system, row.service, std::to_string(row.replica), state, health, "-",
+                     std::to_string(restarts), status.value("podIP", "-"), uptime, last_exit});
   }
   std::vector<std::size_t> widths;
   for (const auto& h : headers) widths.push_back(h.size());
@@ -472,7 +482,8 @@ int cmd_kubernetes_ps(const KubernetesArgs& args) {
   }
   auto print_row = [&](const std::vector<std::string>& cells) {
     std::string line;
-    for (std::size_t i = 0; i < cells.size(); ++i) line += i + 1 == cells.size() ? cells[i] : pad(cells[i], widths[i] + 2);
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      line += i + 1 == cells.size() ? cells[i] : pad(cells[i], widths[i] + 2);
     std::cout << line << "\n";
   };
   print_row(headers);
@@ -495,7 +506,8 @@ int cmd_kubernetes_logs(const KubernetesArgs& args) {
   auto logs_of = [&](const PodRow& row) -> Status {
     const std::string pod = name_of(row.pod);
     const json containers = row.pod.value("spec", json::object()).value("containers", json::array());
-    std::string query = "?container=" + kube::query_value(containers.empty() ? row.service : containers[0].value("name", row.service));
+    std::string query =
+        "?container=" + kube::query_value(containers.empty() ? row.service : containers[0].value("name", row.service));
     if (args.tail >= 0) query += "&tailLines=" + std::to_string(args.tail);
     const std::string path = kube::resource_type("Pod")->object_path(s.ns, pod) + "/log" + query;
     const std::string prefix = pad(row.service + "/" + std::to_string(row.replica), 12) + " | ";
@@ -520,10 +532,13 @@ int cmd_kubernetes_logs(const KubernetesArgs& args) {
       print_lines(r->body, true);
       return ok_status();
     }
-    auto r = s.client->stream(path + "&follow=true", [&](std::string_view data) {
-      print_lines(data, false);
-      return true;
-    }, std::chrono::milliseconds(0));
+    auto r = s.client->stream(
+        path + "&follow=true",
+        [&](std::string_view data) {
+          print_lines(data, false);
+          return true;
+        },
+        std::chrono::milliseconds(0));
     if (!r) return r.error();
     if (!r->ok()) return kube::api_error(*r, s.config, "follow", "the log of pod \"" + pod + "\" in namespace " + s.ns);
     print_lines("", true);
@@ -570,8 +585,10 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
         return pods.empty();
       },
       [&](const std::string& type, const json& object) {
-        if (type == "DELETED") pods.erase(name_of(object));
-        else if (type == "ADDED") pods.insert(name_of(object));
+        if (type == "DELETED")
+          pods.erase(name_of(object));
+        else if (type == "ADDED")
+          pods.insert(name_of(object));
         return pods.empty();
       });
   if (!gone) return fail(gone.error());

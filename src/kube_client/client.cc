@@ -45,7 +45,8 @@ Result<Endpoint> parse_server(const std::string& server) {
   }
   if (rest.starts_with('[')) {
     const auto close = rest.find(']');
-    if (close == std::string::npos) return make_error(Errc::kInvalidArgument, "server " + server + ": bad IPv6 address");
+    if (close == std::string::npos)
+      return make_error(Errc::kInvalidArgument, "server " + server + ": bad IPv6 address");
     e.host = rest.substr(1, close - 1);
     if (close + 1 < rest.size() && rest[close + 1] == ':') e.port = rest.substr(close + 2);
   } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
@@ -87,9 +88,9 @@ class Connection {
     stream_.set_verify_callback(ssl::host_name_verification(endpoint_.host));
     ec = run([&](auto handler) { stream_.async_handshake(ssl::stream_base::client, handler); });
     if (ec) {
-      return make_error(Errc::kUnavailable, "TLS handshake with the Kubernetes API at " + server_ + " failed: " +
-                                                ec.message() +
-                                                " (check the cluster's certificate-authority and the client certificate)");
+      return make_error(Errc::kUnavailable,
+                        "TLS handshake with the Kubernetes API at " + server_ + " failed: " + ec.message() +
+                            " (check the cluster's certificate-authority and the client certificate)");
     }
     open_ = true;
     return ok_status();
@@ -292,7 +293,8 @@ Result<std::unique_ptr<Client>> Client::create(const ClusterConfig& config) {
   return std::unique_ptr<Client>(std::move(client));
 }
 
-Error api_error(const Response& response, const ClusterConfig& config, std::string_view verb, std::string_view resource) {
+Error api_error(const Response& response, const ClusterConfig& config, std::string_view verb,
+                std::string_view resource) {
   json status = json::parse(response.body, nullptr, false);
   std::string message;
   json causes = json::array();
@@ -309,11 +311,12 @@ Error api_error(const Response& response, const ClusterConfig& config, std::stri
   const std::string quoted = message.empty() ? "" : ": \"" + message + "\"";
   switch (response.status) {
     case 401:
-      return make_error(Errc::kInvalidArgument, "the Kubernetes API at " + config.server + " rejected the credentials of user " +
-                                                    user + " (" + config.source + ") trying to " + what +
-                                                    ": 401 Unauthorized" + quoted);
+      return make_error(Errc::kInvalidArgument, "the Kubernetes API at " + config.server +
+                                                    " rejected the credentials of user " + user + " (" + config.source +
+                                                    ") trying to " + what + ": 401 Unauthorized" + quoted);
     case 403:
-      return make_error(Errc::kInvalidArgument, "user " + user + " is not allowed to " + what + ": 403 Forbidden" + quoted);
+      return make_error(Errc::kInvalidArgument,
+                        "user " + user + " is not allowed to " + what + ": 403 Forbidden" + quoted);
     case 404:
       return make_error(Errc::kNotFound, "cannot " + what + ": 404 Not Found" + quoted);
     case 409: {
@@ -324,11 +327,13 @@ Error api_error(const Response& response, const ClusterConfig& config, std::stri
         text += "\n  " + c.value("field", std::string("?")) + ": " + c.value("message", "");
         managers = managers || c.value("reason", "") == "FieldManagerConflict";
       }
-      if (managers) text += "\nthese fields are managed by someone else; rerun with --force-conflicts to take them over";
+      if (managers)
+        text += "\nthese fields are managed by someone else; rerun with --force-conflicts to take them over";
       return make_error(Errc::kAlreadyExists, text);
     }
     case 422: {
-      std::string text = "the cluster rejected " + std::string(resource) + " as invalid: 422 Unprocessable Entity" + quoted;
+      std::string text =
+          "the cluster rejected " + std::string(resource) + " as invalid: 422 Unprocessable Entity" + quoted;
       for (const auto& c : causes) {
         if (!c.is_object()) continue;
         text += "\n  " + c.value("field", std::string("?")) + ": " + c.value("message", "");

@@ -48,6 +48,7 @@ class Client {
 
 // The message for a failed call: which user did what to which resource, and
 // the API's own words from its Status object (message, details.causes).
-Error api_error(const Response& response, const ClusterConfig& config, std::string_view verb, std::string_view resource);
+Error api_error(const Response& response, const ClusterConfig& config, std::string_view verb,
+                std::string_view resource);
 
 }  // namespace zeppelin::kube

@@ -117,8 +117,9 @@ Result<ClusterConfig> from_kubeconfig(const Merged& merged, const LoadOptions& o
   if (ctx == merged.contexts.end()) {
     std::string known;
     for (const auto& [name, _] : merged.contexts) known += (known.empty() ? "" : ", ") + name;
-    return make_error(Errc::kInvalidArgument, "context \"" + context_name + "\" not found in kubeconfig " + files +
-                                                  (known.empty() ? " (it defines no contexts)" : " (contexts: " + known + ")"));
+    return make_error(Errc::kInvalidArgument,
+                      "context \"" + context_name + "\" not found in kubeconfig " + files +
+                          (known.empty() ? " (it defines no contexts)" : " (contexts: " + known + ")"));
   }
   ClusterConfig config;
   config.context = context_name;
@@ -153,7 +154,8 @@ Result<ClusterConfig> from_kubeconfig(const Merged& merged, const LoadOptions& o
     auto key = pem(user->second, "client-key", user_where);
     if (!key) return key.error();
     if (cert->empty() != key->empty()) {
-      return make_error(Errc::kInvalidArgument, user_where + " has a client certificate without a key, or a key without a certificate");
+      return make_error(Errc::kInvalidArgument,
+                        user_where + " has a client certificate without a key, or a key without a certificate");
     }
     config.client_cert_pem = *cert;
     config.client_key_pem = *key;
@@ -249,7 +251,8 @@ Result<ClusterConfig> load_config(const LoadOptions& options) {
   if (candidates.empty()) tried = "none ($KUBECONFIG and $HOME are unset)";
   if (!options.service_host.empty() && !options.service_port.empty()) {
     if (!options.context.empty()) {
-      return make_error(Errc::kNotFound, "--context " + options.context + " given but no kubeconfig found (tried " + tried + ")");
+      return make_error(Errc::kNotFound,
+                        "--context " + options.context + " given but no kubeconfig found (tried " + tried + ")");
     }
     auto config = in_cluster(options);
     if (config) return config;

@@ -14,24 +14,24 @@ namespace zeppelin::kube {
 // Everything needed to reach one cluster as one user. PEM material is held
 // in memory whether it came from *-data fields or from files.
 struct ClusterConfig {
-  std::string server;     // https://HOST[:PORT][/PREFIX]
-  std::string context;    // the context used ("" in cluster)
-  std::string cluster;    // cluster name
-  std::string user;       // user name in the kubeconfig, or the service account
-  std::string ns;         // the context's namespace; "default" when it names none
-  std::string ca_pem;     // empty: the system's trust store
+  std::string server;   // https://HOST[:PORT][/PREFIX]
+  std::string context;  // the context used ("" in cluster)
+  std::string cluster;  // cluster name
+  std::string user;     // user name in the kubeconfig, or the service account
+  std::string ns;       // the context's namespace; "default" when it names none
+  std::string ca_pem;   // empty: the system's trust store
   bool insecure_skip_tls_verify = false;
   std::string client_cert_pem;
   std::string client_key_pem;
-  std::string token;      // bearer token (from `token` or `tokenFile`)
-  std::string source;     // where this came from, for messages
+  std::string token;   // bearer token (from `token` or `tokenFile`)
+  std::string source;  // where this came from, for messages
 };
 
 struct LoadOptions {
   // The value of $KUBECONFIG (may be empty: then ~/.kube/config).
   std::string kubeconfig_env;
-  std::string home;      // $HOME
-  std::string context;   // --context; empty: current-context
+  std::string home;     // $HOME
+  std::string context;  // --context; empty: current-context
   // In-cluster configuration: the service account directory and the values of
   // KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT.
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -12,7 +12,8 @@ std::string ResourceType::display() const {
 }
 
 std::string ResourceType::collection_path(const std::string& ns) const {
-  const std::string root = group_version.find('/') == std::string::npos ? "/api/" + group_version : "/apis/" + group_version;
+  const std::string root =
+      group_version.find('/') == std::string::npos ? "/api/" + group_version : "/apis/" + group_version;
   return root + "/namespaces/" + percent_encode(ns) + "/" + plural;
 }
 
@@ -22,9 +23,12 @@ std::string ResourceType::object_path(const std::string& ns, const std::string& 
 
 std::optional<ResourceType> resource_type(const std::string& kind) {
   static const ResourceType kTypes[] = {
-      {"Deployment", "apps/v1", "deployments"},   {"StatefulSet", "apps/v1", "statefulsets"},
-      {"Job", "batch/v1", "jobs"},                {"Service", "v1", "services"},
-      {"ConfigMap", "v1", "configmaps"},          {"PersistentVolumeClaim", "v1", "persistentvolumeclaims"},
+      {"Deployment", "apps/v1", "deployments"},
+      {"StatefulSet", "apps/v1", "statefulsets"},
+      {"Job", "batch/v1", "jobs"},
+      {"Service", "v1", "services"},
+      {"ConfigMap", "v1", "configmaps"},
+      {"PersistentVolumeClaim", "v1", "persistentvolumeclaims"},
       {"Pod", "v1", "pods"},
   };
   for (const auto& t : kTypes) {
@@ -102,8 +106,10 @@ Result<bool> list_and_watch(Client& client, const std::string& collection_path, 
       if (!watched) return watched.error();
       if (!failure) return failure.error();
       if (done) return true;
-      if (watched->status == 410) gone = true;
-      else if (!watched->ok()) return api_error(*watched, client.config(), "watch", resource);
+      if (watched->status == 410)
+        gone = true;
+      else if (!watched->ok())
+        return api_error(*watched, client.config(), "watch", resource);
     }
   }
 }

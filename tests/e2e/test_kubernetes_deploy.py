@@ -192,9 +192,9 @@ class KubernetesDeployTest(unittest.TestCase):
 
     def test_rollout_timeout_names_the_pods_and_their_reasons(self):
         self.fake.bad_images.add("registry.example/shop/web:1.0")
-        r = self.deploy("--timeout", "2s", check=False)
+        r = self.deploy("--timeout", "4s", check=False)
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("timed out after 2s waiting for the rollout of shop", r.stderr)
+        self.assertIn("timed out after 4s waiting for the rollout of shop", r.stderr)
         self.assertIn("web: 3/3 updated, 0/3 ready", r.stderr)
         self.assertIn('ImagePullBackOff: Back-off pulling image "registry.example/shop/web:1.0"', r.stderr)
         self.assertRegex(r.stderr, r"pod shop-web-[0-9a-f]+-[0-9a-f]+ container web: ImagePullBackOff")
