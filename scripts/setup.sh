@@ -10,7 +10,9 @@ packages=(
   libsqlite3-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   libgoogle-perftools-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client openssl
+  libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
+  # Kubernetes client tests: the openssl CLI makes their CA and certificates
+  openssl
   # container tests: a real engine, a test image made from busybox, Compose for the side-by-side bench
   docker.io busybox-static docker-compose
   # fuzzing (clang's libFuzzer)

@@ -15,6 +15,7 @@
 #include "cli/autostart.h"
 #include "cli/ns_command.h"
 #include "cli/coord_commands.h"
+#include "cli/kubernetes_commands.h"
 #include "cli/render_command.h"
 #include "cli/store_commands.h"
 #include "client/client.h"
@@ -402,6 +403,20 @@ int main(int argc, char** argv) {
   render->add_option("-n,--namespace", render_args.ns, "namespace of every object (default: none, kubectl's current)");
   render->add_option("-o,--output", render_args.format, "yaml or json")->capture_default_str();
 
+  KubernetesArgs kube_args;
+  std::string kube_target;
+  auto kube_options = [&](CLI::App* cmd) {
+    cmd->add_option("--target", kube_target, "kubernetes: act on the system in a cluster");
+    cmd->add_option("-n,--namespace", kube_args.ns, "with --target kubernetes: the namespace (default: the context's)");
+    cmd->add_option("--context", kube_args.context, "with --target kubernetes: the kubeconfig context");
+  };
+  auto* deploy = app.add_subcommand("deploy", "Apply the system to a cluster and wait for its rollout");
+  kube_options(deploy);
+  deploy->add_option("file", kube_args.subject, "spec file, or a directory holding zeppelin.yaml")->required();
+  deploy->add_flag("--wait,!--no-wait", kube_args.wait, "follow the rollout until every service is ready (default)");
+  deploy->add_option("--timeout", kube_args.timeout, "how long to wait for the rollout")->capture_default_str();
+  deploy->add_flag("--force-conflicts", kube_args.force_conflicts, "take over fields another manager owns");
+
   auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
   server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT (port 0: a free one)")
@@ -422,14 +437,19 @@ int main(int argc, char** argv) {
   auto* ps = app.add_subcommand("ps", "List replicas");
   ps->add_option("system", system, "only this system");
   ps->add_option("-o,--output", format, "table or json")->capture_default_str();
+  kube_options(ps);
 
   auto* logs = app.add_subcommand("logs", "Show replica logs");
   logs->add_option("target", target, "SYSTEM[/SERVICE[/REPLICA]]")->required();
   logs->add_flag("-f,--follow", follow, "keep following, across restarts and scale-ups");
   logs->add_option("--tail", tail, "only the last N lines of each replica");
+  kube_options(logs);
 
   auto* stop = app.add_subcommand("stop", "Stop a system; returns when every process has exited");
   stop->add_option("system", system)->required();
+  kube_options(stop);
+  stop->add_flag("--volumes", volumes, "with --target kubernetes: also delete the volume claims");
+  stop->add_option("--timeout", kube_args.timeout, "with --target kubernetes: how long to wait for the pods to go");
 
   auto* down = app.add_subcommand("down", "Stop and remove a system");
   down->add_option("system", system)->required();
@@ -469,6 +489,24 @@ int main(int argc, char** argv) {
   }
 
   if (auto code = run_coord_command(*coord, zeppelin_home())) return *code;
+  if (*deploy || (!kube_target.empty() && (*ps || *logs || *stop))) {
+    if (kube_target != "kubernetes") {
+      return fail("--target must be kubernetes" + (kube_target.empty() ? std::string(" for deploy") : ", not \"" + kube_target + "\""), kUsage);
+    }
+    kube_args.follow = follow;
+    kube_args.volumes = volumes;
+    kube_args.tail = tail;
+    if (*deploy) return cmd_kubernetes_deploy(kube_args);
+    if (*ps) {
+      if (system.empty()) return fail("ps --target kubernetes needs a SYSTEM", kUsage);
+      if (format != "table") return fail("ps --target kubernetes prints a table only", kUsage);
+      kube_args.subject = system;
+      return cmd_kubernetes_ps(kube_args);
+    }
+    kube_args.subject = *logs ? target : system;
+    if (*logs) return cmd_kubernetes_logs(kube_args);
+    return cmd_kubernetes_stop(kube_args);
+  }
   if (*validate) return cmd_validate(file);
   if (*build) return cmd_build(file);
   if (*render) return cmd_render(render_args);
