@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/exit.h"
 #include "cli/ns_command.h"
 #include "cli/coord_commands.h"
 #include "cli/kubernetes_commands.h"
@@ -34,16 +35,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
-
-int fail(const std::string& message, int code = kFailure) {
-  std::cerr << "zeppelin: " << message << "\n";
-  return code;
-}
-
-int fail(const Error& e) { return fail(e.message, e.code == Errc::kInvalidArgument ? kUsage : kFailure); }
+using cli::fail;  // the overloads of cli/exit.h, beside the one below
 
 // Maps an API answer to an exit code: 4xx are the caller's mistakes.
 int fail(const client::Response& r) {

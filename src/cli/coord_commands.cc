@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/exit.h"
 #include "etcd_client/etcd_store.h"
 #include "etcd_client/lease_keeper.h"
 
@@ -44,18 +45,9 @@ struct CoordArgs {
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
+}  // namespace
 
-int fail(const std::string& message, int code = kFailure) {
-  std::cerr << "zeppelin: " << message << "\n";
-  return code;
-}
-int fail(const Error& e) { return fail(e.message, e.code == Errc::kInvalidArgument ? kUsage : kFailure); }
-
-// --endpoints, then $ZEPPELIN_ETCD_ENDPOINTS, then the local server's GET /v1/etcd.
-Result<std::vector<std::string>> find_endpoints(const std::string& flag, const std::string& home) {
+Result<std::vector<std::string>> find_etcd_endpoints(const std::string& flag, const std::string& home) {
   if (!flag.empty()) {
     auto parsed = etcd_client::parse_endpoints(flag);
     if (!parsed) return make_error(Errc::kInvalidArgument, "--endpoints: " + parsed.error().message);
@@ -80,6 +72,8 @@ Result<std::vector<std::string>> find_endpoints(const std::string& flag, const s
   }
   return out;
 }
+
+namespace {
 
 Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const std::vector<std::string>& endpoints) {
   etcd_client::EtcdStoreOptions options;
@@ -472,7 +466,7 @@ std::optional<int> run_coord_command(CoordArgs& a, const std::string& home) {
   if (!*a.kv && !*a.lock && !*a.elect) return std::nullopt;
   if (a.ttl < 1) return fail("--ttl: must be at least 1 second", kUsage);
   // First, as it may start a server, which must not inherit blocked signals.
-  auto endpoints = find_endpoints(a.endpoints, home);
+  auto endpoints = find_etcd_endpoints(a.endpoints, home);
   if (!endpoints) return fail(endpoints.error());
   // Before any thread exists: signals are taken by one thread, with sigwait.
   const sigset_t signals = block_stop_signals();

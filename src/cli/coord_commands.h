@@ -14,7 +14,10 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
+#include "common/result.h"
 #include "server/server.h"
 
 namespace zeppelin::cli {
@@ -24,6 +27,11 @@ struct CoordArgs;
 // Adds the kv, lock and elect subcommands to `app`; the returned arguments
 // are filled by parsing.
 std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app);
+
+// The etcd endpoints a client command uses: `flag` (--endpoints), else
+// $ZEPPELIN_ETCD_ENDPOINTS, else the local server's GET /v1/etcd (the server in
+// `home` is started if none runs). Malformed URLs are kInvalidArgument.
+Result<std::vector<std::string>> find_etcd_endpoints(const std::string& flag, const std::string& home);
 
 // The exit code of the coordination command the user chose, if any.
 std::optional<int> run_coord_command(CoordArgs& args, const std::string& home);

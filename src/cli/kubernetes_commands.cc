@@ -1,5 +1,6 @@
 #include "cli/kubernetes_commands.h"
 
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "cli/exit.h"
 #include "common/units.h"
 #include "kube_client/client.h"
 #include "kube_client/kubeconfig.h"
@@ -25,10 +27,6 @@ namespace {
 using nlohmann::json;
 using clock = std::chrono::steady_clock;
 
-constexpr int kOk = 0;
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
-
 constexpr const char* kFieldManager = "zeppelin";
 constexpr const char* kComponentLabel = "app.kubernetes.io/name";
 
@@ -37,12 +35,8 @@ constexpr const char* kComponentLabel = "app.kubernetes.io/name";
 // unless asked for.
 const char* const kOwnedKinds[] = {"Deployment", "StatefulSet", "Job", "Service", "ConfigMap"};
 
-int fail(const std::string& message, int code = kFailure) {
-  std::cerr << "zeppelin: " << message << "\n";
-  return code;
-}
-
-int fail(const Error& e) { return fail(e.message, kFailure); }
+// Errors from the cluster are runtime failures, whatever their kind.
+int fail_cluster(const Error& e) { return fail(e.message, kFailure); }
 
 struct Session {
   kube::ClusterConfig config;
@@ -273,7 +267,7 @@ int wait_for_rollout(Session& s, const std::string& system, const std::vector<nl
     for (auto& t : threads) t.join();
   }
   for (const auto& r : results) {
-    if (!r) return fail(r.error());
+    if (!r) return fail_cluster(r.error());
   }
   std::vector<std::string> pending;
   for (const auto& name : order) {
@@ -395,7 +389,7 @@ int cmd_kubernetes_deploy(const KubernetesArgs& args) {
   auto system = load_system(args.subject);
   if (!system) return fail(system.error().message, system.error().code == Errc::kNotFound ? kFailure : kUsage);
   auto session = connect(args);
-  if (!session) return fail(session.error());
+  if (!session) return fail_cluster(session.error());
   Session& s = *session;
   auto manifest = kubernetes::render(*system, {s.ns});
   if (!manifest) return fail(manifest.error().message, kUsage);
@@ -413,14 +407,14 @@ int cmd_kubernetes_deploy(const KubernetesArgs& args) {
     // JSON is YAML, so the apply patch can be the object as JSON.
     auto r = s.client->request("PATCH", type->object_path(s.ns, name) + query, object.dump(),
                                "application/apply-patch+yaml");
-    if (!r) return fail(r.error());
+    if (!r) return fail_cluster(r.error());
     if (!r->ok()) {
       if (r->status == 404) {
         return fail("cannot apply " + object_name(*type, name) + ": namespace \"" + s.ns +
                     "\" does not exist (create it with `kubectl create namespace " + s.ns +
                     "`): " + kube::api_error(*r, s.config, "apply", type->display()).message);
       }
-      return fail(
+      return fail_cluster(
           kube::api_error(*r, s.config, "apply (patch)", type->display() + " \"" + name + "\" in namespace " + s.ns));
     }
     applied[kind].insert(name);
@@ -429,7 +423,7 @@ int cmd_kubernetes_deploy(const KubernetesArgs& args) {
   // Prune what an earlier deploy of this system created and the spec no longer has.
   for (const char* kind : kOwnedKinds) {
     if (auto st = delete_owned(s, system->name, kind, applied[kind], " (no longer in the spec)"); !st)
-      return fail(st.error());
+      return fail_cluster(st.error());
   }
   if (!args.wait) return kOk;
   return wait_for_rollout(s, system->name, manifest->objects, *timeout);
@@ -439,9 +433,9 @@ int cmd_kubernetes_ps(const KubernetesArgs& args) {
   auto target = parse_target(args.subject);
   if (!target) return fail(target.error().message, kUsage);
   auto session = connect(args);
-  if (!session) return fail(session.error());
+  if (!session) return fail_cluster(session.error());
   auto rows = list_pods(*session, target->system, target->service);
-  if (!rows) return fail(rows.error());
+  if (!rows) return fail_cluster(rows.error());
   const std::vector<std::string> headers = {"SYSTEM", "SERVICE",  "REPLICA", "STATE",  "HEALTH",
                                             "PID",    "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"};
   std::vector<std::vector<std::string>> table;
@@ -495,10 +489,10 @@ int cmd_kubernetes_logs(const KubernetesArgs& args) {
   auto target = parse_target(args.subject);
   if (!target) return fail(target.error().message, kUsage);
   auto session = connect(args);
-  if (!session) return fail(session.error());
+  if (!session) return fail_cluster(session.error());
   Session& s = *session;
   auto rows = list_pods(s, target->system, target->service);
-  if (!rows) return fail(rows.error());
+  if (!rows) return fail_cluster(rows.error());
   std::erase_if(*rows, [&](const PodRow& r) { return target->replica >= 0 && r.replica != target->replica; });
   if (rows->empty()) return fail("no pods of " + args.subject + " in namespace " + s.ns);
 
@@ -554,7 +548,7 @@ int cmd_kubernetes_logs(const KubernetesArgs& args) {
     for (auto& t : threads) t.join();
   }
   for (const auto& r : results) {
-    if (!r) return fail(r.error());
+    if (!r) return fail_cluster(r.error());
   }
   return kOk;
 }
@@ -566,13 +560,13 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
   if (!target) return fail(target.error().message, kUsage);
   if (!target->service.empty()) return fail("stop --target kubernetes takes a SYSTEM, not " + args.subject, kUsage);
   auto session = connect(args);
-  if (!session) return fail(session.error());
+  if (!session) return fail_cluster(session.error());
   Session& s = *session;
   for (const char* kind : kOwnedKinds) {
-    if (auto st = delete_owned(s, target->system, kind, {}, ""); !st) return fail(st.error());
+    if (auto st = delete_owned(s, target->system, kind, {}, ""); !st) return fail_cluster(st.error());
   }
   if (args.volumes) {
-    if (auto st = delete_owned(s, target->system, "PersistentVolumeClaim", {}, ""); !st) return fail(st.error());
+    if (auto st = delete_owned(s, target->system, "PersistentVolumeClaim", {}, ""); !st) return fail_cluster(st.error());
   }
   // Done when the last pod is gone: follow the pods with a watch.
   std::set<std::string> pods;
@@ -591,7 +585,7 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
           pods.insert(name_of(object));
         return pods.empty();
       });
-  if (!gone) return fail(gone.error());
+  if (!gone) return fail_cluster(gone.error());
   if (!*gone) {
     std::string names;
     for (const auto& p : pods) names += " " + p;

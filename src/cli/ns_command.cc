@@ -1,5 +1,6 @@
 #include "cli/ns_command.h"
 
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/autostart.h"
+#include "cli/coord_commands.h"
+#include "cli/exit.h"
 #include "common/fs_util.h"
 #include "rpc.grpc.pb.h"
 #include "spec/parser.h"
@@ -21,43 +24,21 @@ namespace {
 namespace pb = etcdserverpb;
 using json = nlohmann::json;
 
-constexpr int kOk = 0;
-constexpr int kFailure = 1;
-constexpr int kUsage = 2;
 constexpr const char* kRegistryPrefix = "/zeppelin/namespaces/";
 constexpr const char* kDefaultPasswordEnv = "ZEPPELIN_ETCD_PASSWORD";
 constexpr auto kCallTimeout = std::chrono::seconds(10);
 
-int fail(const std::string& message, int code = kFailure) {
-  std::cerr << "zeppelin: " << message << "\n";
-  return code;
-}
-
 std::string ns_prefix(const std::string& name) { return "/ns/" + name + "/"; }
 std::string registry_key(const std::string& name) { return kRegistryPrefix + name; }
 
-// The store's endpoints: --endpoints, else $ZEPPELIN_ETCD_ENDPOINTS, else the local server's (started if needed).
+// The first of the store's endpoints (find_etcd_endpoints), as gRPC's HOST:PORT.
 Result<std::string> pick_endpoint(const std::string& flag) {
-  std::string list = flag;
-  if (list.empty()) {
-    if (const char* env = std::getenv("ZEPPELIN_ETCD_ENDPOINTS")) list = env;
-  }
-  if (list.empty()) {
-    auto client = connect_or_start(zeppelin_home());
-    if (!client) return client.error();
-    auto r = client->call("GET", "/v1/etcd");
-    if (!r) return r.error();
-    if (!r->ok() || !r->body.contains("endpoints") || r->body["endpoints"].empty()) {
-      return make_error(Errc::kUnavailable, "the local server announces no etcd endpoint (GET /v1/etcd: " +
-                                                r->error_message() + "); pass --endpoints");
-    }
-    list = r->body["endpoints"][0].get<std::string>();
-  }
-  std::string first = list.substr(0, list.find(','));
+  auto endpoints = find_etcd_endpoints(flag, zeppelin_home());
+  if (!endpoints) return endpoints.error();
+  std::string first = endpoints->front();
   for (const char* scheme : {"http://", "https://"}) {
     if (first.starts_with(scheme)) first = first.substr(std::string(scheme).size());
   }
-  if (first.empty()) return make_error(Errc::kInvalidArgument, "empty etcd endpoint in \"" + list + "\"");
   return first;
 }
 
