@@ -59,7 +59,8 @@ class Stream:
 
     def __init__(self, endpoint, path, body):
         host, port = endpoint.split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        # Generous: under ASan on a loaded 2-core machine a stream can stall for seconds.
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=90)
         self.conn.request("POST", path, body=json.dumps(body))
         self.response = self.conn.getresponse()
 
