@@ -245,22 +245,47 @@ pid_t spawn(const std::vector<std::string>& argv) {
   return pid;
 }
 
+// A blocking call (Lock, Campaign) that a signal can cancel: interrupt()
+// cancels the call in flight, or the next one before it starts.
+class CancellableCall {
+ public:
+  template <typename Call>
+  grpc::Status run(grpc::ClientContext& ctx, Call&& call) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (interrupted_) return grpc::Status(grpc::StatusCode::CANCELLED, "interrupted");
+      waiting_ = &ctx;
+    }
+    grpc::Status status = call();
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting_ = nullptr;
+    return status;
+  }
+  void interrupt() {
+    std::lock_guard<std::mutex> lock(mu_);
+    interrupted_ = true;
+    if (waiting_) waiting_->TryCancel();
+  }
+  bool interrupted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return interrupted_;
+  }
+
+ private:
+  std::mutex mu_;
+  grpc::ClientContext* waiting_ = nullptr;
+  bool interrupted_ = false;
+};
+
 int cmd_lock(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
   if (a.command.empty()) return fail("lock: give the command to run after --, e.g. zeppelin lock NAME -- CMD", kUsage);
   auto lease = s.lease_grant(0, a.ttl);
   if (!lease) return fail(lease.error());
   std::atomic<pid_t> child{0};
-  std::atomic<bool> interrupted{false};
-  std::mutex ctx_mu;
-  grpc::ClientContext* waiting = nullptr;  // the Lock call in flight, to cancel on a signal
+  CancellableCall lock_call;  // the Lock call in flight, cancelled by a signal
   SignalThread signal_thread(signals, [&](int sig) {
-    interrupted.store(true);
-    if (const pid_t pid = child.load(); pid > 0) {
-      ::kill(pid, sig);
-      return;
-    }
-    std::lock_guard<std::mutex> lock(ctx_mu);
-    if (waiting) waiting->TryCancel();
+    lock_call.interrupt();
+    if (const pid_t pid = child.load(); pid > 0) ::kill(pid, sig);
   });
   etcd_client::LeaseKeeper keeper(s, lease->id, lease->ttl, [&] {
     std::cerr << "zeppelin: lock: lease lost, the lock is no longer held: stopping the command\n";
@@ -275,26 +300,18 @@ int cmd_lock(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
   auto status = conn->call(
       etcd_client::Retry::kUnsent,
       [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
-        {
-          std::lock_guard<std::mutex> lock(ctx_mu);
-          if (interrupted.load()) return grpc::Status(grpc::StatusCode::CANCELLED, "interrupted");
-          waiting = &ctx;
-        }
-        auto st = m.lock->Lock(&ctx, req, &resp);
-        std::lock_guard<std::mutex> lock(ctx_mu);
-        waiting = nullptr;
-        return st;
+        return lock_call.run(ctx, [&] { return m.lock->Lock(&ctx, req, &resp); });
       },
       std::chrono::milliseconds(0));
   if (!status.ok()) {
     (void)s.lease_revoke(lease->id);
-    if (interrupted.load()) return 128 + SIGINT;
+    if (lock_call.interrupted()) return 128 + SIGINT;
     return fail(etcd_client::to_error(status, "lock " + a.key));
   }
 
   const pid_t pid = spawn(a.command);
   child.store(pid);
-  if (interrupted.load()) ::kill(pid, SIGTERM);  // a signal came between the lock and the fork
+  if (lock_call.interrupted()) ::kill(pid, SIGTERM);  // a signal came between the lock and the fork
   int wstatus = 0;
   while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
@@ -363,13 +380,9 @@ int cmd_elect(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
   auto lease = s.lease_grant(0, a.ttl);
   if (!lease) return fail(lease.error());
   StopSignal stop;
-  std::mutex ctx_mu;
-  grpc::ClientContext* waiting = nullptr;
-  bool interrupted = false;
+  CancellableCall campaign;
   SignalThread signal_thread(signals, [&](int) {
-    std::lock_guard<std::mutex> lock(ctx_mu);
-    interrupted = true;
-    if (waiting) waiting->TryCancel();
+    campaign.interrupt();
     stop.notify(kOk);
   });
   etcd_client::LeaseKeeper keeper(s, lease->id, lease->ttl, [&] {
@@ -386,23 +399,12 @@ int cmd_elect(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
   auto status = conn->call(
       etcd_client::Retry::kUnsent,
       [&](etcd_client::Member& m, grpc::ClientContext& ctx) {
-        {
-          std::lock_guard<std::mutex> lock(ctx_mu);
-          if (interrupted) return grpc::Status(grpc::StatusCode::CANCELLED, "interrupted");
-          waiting = &ctx;
-        }
-        auto st = m.election->Campaign(&ctx, req, &resp);
-        std::lock_guard<std::mutex> lock(ctx_mu);
-        waiting = nullptr;
-        return st;
+        return campaign.run(ctx, [&] { return m.election->Campaign(&ctx, req, &resp); });
       },
       std::chrono::milliseconds(0));
   if (!status.ok()) {
     (void)s.lease_revoke(lease->id);
-    {
-      std::lock_guard<std::mutex> lock(ctx_mu);
-      if (interrupted) return 128 + SIGINT;
-    }
+    if (campaign.interrupted()) return 128 + SIGINT;
     return fail(etcd_client::to_error(status, "elect " + a.key));
   }
   std::cout << a.value << std::endl;
