@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,44 @@ struct Lease {
   std::atomic<int64_t> deadline{0};  // clock ticks (ns since the clock's epoch)
   std::set<std::string> keys;
 };
+
+// Extends the WAL file at `path` with zeros to at least `bytes`. A commit that
+// appends to a file makes its fdatasync journal the new size as well; one that
+// overwrites existing blocks flushes only the data, which on the disks measured
+// here is a third faster (etcd preallocates its WAL segments for the same
+// reason). SQLite reads a WAL only up to its last valid frame, so the zeros are
+// never mistaken for frames, and bytes already in the file (a WAL a crash left
+// behind) are not touched.
+Status reserve_wal(const std::string& path, int64_t bytes) {
+  if (bytes <= 0) return ok_status();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(Errc::kInternal, path + ": " + std::strerror(errno));
+  struct stat st {};
+  Status result = ok_status();
+  if (::fstat(fd, &st) != 0) {
+    result = make_error(Errc::kInternal, path + ": " + std::strerror(errno));
+  } else if (st.st_size < bytes) {
+    const std::string zeros(1 << 20, '\0');
+    for (off_t at = st.st_size; at < bytes && result;) {
+      const auto n = ::pwrite(fd, zeros.data(), std::min<off_t>(zeros.size(), bytes - at), at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) result = make_error(Errc::kInternal, path + ": reserving the write-ahead log: " + std::strerror(errno));
+      else at += n;
+    }
+    if (result && ::fdatasync(fd) != 0) result = make_error(Errc::kInternal, path + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return result;
+}
+
+// SQLite deletes the WAL when its last connection closes; keeping it keeps the reserve.
+Status keep_wal_on_close(sqlite::Db& db) {
+  int persist = 1;
+  if (sqlite3_file_control(db.handle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist) != SQLITE_OK) {
+    return make_error(Errc::kInternal, db.path() + ": cannot keep the write-ahead log across restarts");
+  }
+  return ok_status();
+}
 
 // What one group commit writes to SQLite and then publishes.
 struct Batch {
@@ -227,9 +266,11 @@ class StoreImpl final : public EmbeddedStore {
     auto lock = DirectoryLock::take(dir_);
     if (!lock) return lock.error();
     lock_ = std::move(*lock);
+    if (auto s = reserve_wal(database_path(dir_) + "-wal", options_.wal_reserve_bytes); !s) return s;
     auto db = sqlite::Db::open(database_path(dir_));
     if (!db) return db.error();
     db_ = std::move(*db);
+    if (auto s = keep_wal_on_close(*db_); !s) return s;
     if (auto s = db_->exec("PRAGMA journal_mode=WAL"); !s) return s;
     auto mode = db_->prepare("PRAGMA journal_mode");
     if (!mode) return mode.error();
@@ -257,6 +298,7 @@ class StoreImpl final : public EmbeddedStore {
     auto checkpoint_db = sqlite::Db::open(database_path(dir_));
     if (!checkpoint_db) return checkpoint_db.error();
     checkpoint_db_ = std::move(*checkpoint_db);
+    if (auto s = keep_wal_on_close(*checkpoint_db_); !s) return s;
     if (auto s = checkpoint_db_->exec("PRAGMA synchronous=FULL"); !s) return s;
     sqlite3_wal_hook(db_->handle(), &StoreImpl::on_wal_commit, this);
     checkpointer_ = std::thread([this] { checkpoint_loop(); });
@@ -312,11 +354,11 @@ class StoreImpl final : public EmbeddedStore {
       s.revision = committed_revision_.load();
       s.compact_revision = compact_revision_;
     }
+    // The database file alone, as etcd reports its backend file without its
+    // (preallocated) WAL: ours holds a fixed reserve (reserve_wal).
     std::error_code ec;
-    for (const char* suffix : {"", "-wal"}) {
-      const auto size = std::filesystem::file_size(database_path(dir_) + suffix, ec);
-      if (!ec) s.db_size += static_cast<int64_t>(size);
-    }
+    const auto size = std::filesystem::file_size(database_path(dir_), ec);
+    if (!ec) s.db_size = static_cast<int64_t>(size);
     return s;
   }
 

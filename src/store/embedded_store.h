@@ -25,6 +25,10 @@ struct EmbeddedStoreOptions {
   bool expire_leases_in_background = true;
   // Leases are granted at least this many seconds (etcd's minimum is 2).
   int64_t min_lease_ttl = 2;
+  // The write-ahead log is filled with zeros up to this size when the store
+  // opens, and kept across restarts, so that commits overwrite blocks the file
+  // already has (see docs/store.md). 0 lets it grow as SQLite appends.
+  int64_t wal_reserve_bytes = 32 << 20;
 };
 
 // Counters for tests and benchmarks.
