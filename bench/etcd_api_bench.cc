@@ -3,6 +3,7 @@
 // zeppelin's --etcd-listen and a real etcd (bench/etcd_side_by_side.sh starts both).
 //   BM_Put/<name>/threads:N    durable puts of 256-byte values, one channel per client thread
 //   BM_Range/<name>/threads:N  single-key linearizable reads
+//   (p50_ms and p99_ms: each call's latency, percentiles per thread averaged over threads)
 //   BM_WatchFanout/<name>/watchers:N  N watchers on one key (multiplexed on 10
 //                              streams over 10 connections, as etcd clients do): time from
 //                              a put until every watcher got its event (median_ms, p99_ms)
@@ -32,6 +33,32 @@
 
 namespace {
 
+// Each call's latency on this thread; reported as p50_ms and p99_ms, averaged
+// over the benchmark's threads (each thread's own percentiles).
+class Latencies {
+ public:
+  explicit Latencies(benchmark::State& state) : state_(state) { samples_.reserve(1 << 16); }
+  ~Latencies() {
+    if (samples_.empty()) return;
+    std::sort(samples_.begin(), samples_.end());
+    auto at = [&](std::size_t percent) { return samples_[std::min(samples_.size() - 1, samples_.size() * percent / 100)]; };
+    state_.counters["p50_ms"] = benchmark::Counter(at(50), benchmark::Counter::kAvgThreads);
+    state_.counters["p99_ms"] = benchmark::Counter(at(99), benchmark::Counter::kAvgThreads);
+  }
+  // Times one call of `op`; returns what it returns.
+  template <class Op>
+  bool time(Op&& op) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = op();
+    samples_.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    return ok;
+  }
+
+ private:
+  benchmark::State& state_;
+  std::vector<double> samples_;
+};
+
 std::unique_ptr<etcdserverpb::KV::Stub> connect(const std::string& endpoint) {
   grpc::ChannelArguments args;
   args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection per client, as separate processes would have
@@ -43,13 +70,15 @@ void bench_put(benchmark::State& state, std::string endpoint) {
   const std::string value(256, 'v');
   const std::string prefix = "bench/put/" + std::to_string(state.thread_index()) + "/";
   int64_t i = 0;
+  Latencies latencies(state);
   for (auto _ : state) {
     grpc::ClientContext ctx;
     etcdserverpb::PutRequest req;
     req.set_key(prefix + std::to_string(i++ % 1000));
     req.set_value(value);
     etcdserverpb::PutResponse resp;
-    if (auto s = kv->Put(&ctx, req, &resp); !s.ok()) {
+    grpc::Status s;
+    if (!latencies.time([&] { return (s = kv->Put(&ctx, req, &resp)).ok(); })) {
       state.SkipWithError(s.error_message().c_str());
       break;
     }
@@ -67,12 +96,13 @@ void bench_range(benchmark::State& state, std::string endpoint) {
     etcdserverpb::PutResponse resp;
     (void)kv->Put(&ctx, req, &resp);
   }
+  Latencies latencies(state);
   for (auto _ : state) {
     grpc::ClientContext ctx;
     etcdserverpb::RangeRequest req;
     req.set_key("bench/range");
     etcdserverpb::RangeResponse resp;
-    if (auto s = kv->Range(&ctx, req, &resp); !s.ok() || resp.kvs_size() != 1) {
+    if (!latencies.time([&] { return kv->Range(&ctx, req, &resp).ok() && resp.kvs_size() == 1; })) {
       state.SkipWithError("range failed");
       break;
     }
@@ -213,10 +243,11 @@ void bench_gateway_put(benchmark::State& state, std::string endpoint) {
   const std::string value = base64(std::string(256, 'v'));
   const std::string prefix = "bench/gwput/" + std::to_string(state.thread_index()) + "/";
   int64_t i = 0;
+  Latencies latencies(state);
   for (auto _ : state) {
     const std::string body =
         R"({"key":")" + base64(prefix + std::to_string(i++ % 1000)) + R"(","value":")" + value + R"("})";
-    if (!client.post("/v3/kv/put", body)) {
+    if (!latencies.time([&] { return client.post("/v3/kv/put", body); })) {
       state.SkipWithError("gateway put failed");
       break;
     }
@@ -229,8 +260,9 @@ void bench_gateway_range(benchmark::State& state, std::string endpoint) {
   const std::string key = base64("bench/gwrange");
   (void)client.post("/v3/kv/put", R"({"key":")" + key + R"(","value":")" + base64(std::string(256, 'v')) + R"("})");
   const std::string body = R"({"key":")" + key + R"("})";
+  Latencies latencies(state);
   for (auto _ : state) {
-    if (!client.post("/v3/kv/range", body)) {
+    if (!latencies.time([&] { return client.post("/v3/kv/range", body); })) {
       state.SkipWithError("gateway range failed");
       break;
     }
