@@ -78,9 +78,16 @@ namespace {
 Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const std::vector<std::string>& endpoints) {
   etcd_client::EtcdStoreOptions options;
   options.connection.endpoints = endpoints;
-  if (const char* user = std::getenv("ZEPPELIN_ETCD_USER"); user && *user) {
+  // A password (store.etcd) logs in as the user; else a replica's token for
+  // the server's own store is used as given.
+  const char* user = std::getenv("ZEPPELIN_ETCD_USER");
+  const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD");
+  const char* token = std::getenv("ZEPPELIN_ETCD_TOKEN");
+  if (user && *user && (password || !token || !*token)) {
     options.connection.user = user;
-    if (const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD")) options.connection.password = password;
+    if (password) options.connection.password = password;
+  } else if (token && *token) {
+    options.connection.token = token;
   }
   return etcd_client::EtcdStore::open(options);
 }

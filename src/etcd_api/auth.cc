@@ -242,7 +242,7 @@ grpc::Status AuthStore::caller(const std::string& token, Caller* out) {
   }
   auto it = sessions_.find(token);
   const auto now = options_.now();
-  if (it == sessions_.end() || it->second.expires <= now) {
+  if (it == sessions_.end() || (!it->second.issued && it->second.expires <= now)) {
     if (it != sessions_.end()) sessions_.erase(it);
     return invalid_token();
   }
@@ -280,8 +280,13 @@ grpc::Status AuthStore::commit(State next) {
   return grpc::Status::OK;
 }
 
-void AuthStore::drop_tokens_of(const std::string& user) {
-  std::erase_if(sessions_, [&](const auto& s) { return s.second.user == user; });
+void AuthStore::drop_tokens_of(const std::string& user, bool issued) {
+  std::erase_if(sessions_, [&](const auto& s) { return s.second.user == user && (issued || !s.second.issued); });
+}
+
+std::string AuthStore::new_token() const {
+  const std::string random = random_bytes(16);
+  return hex(reinterpret_cast<const unsigned char*>(random.data()), random.size());
 }
 
 grpc::Status AuthStore::enable() {
@@ -301,7 +306,8 @@ grpc::Status AuthStore::disable() {
   State next = state_;
   next.enabled = false;
   auto s = commit(std::move(next));
-  if (s.ok()) sessions_.clear();
+  // Tokens issued to running replicas stay, for when auth is enabled again.
+  if (s.ok()) std::erase_if(sessions_, [](const auto& session) { return !session.second.issued; });
   return s;
 }
 
@@ -316,14 +322,28 @@ grpc::Status AuthStore::authenticate(const std::string& name, const std::string&
   }
   // Hashing is slow on purpose: done without the lock.
   if (!password_matches(hash, password)) return auth_failed();
-  const std::string random = random_bytes(16);
-  *token = hex(reinterpret_cast<const unsigned char*>(random.data()), random.size());
+  *token = new_token();
   std::lock_guard<std::mutex> lock(mu_);
   // The password may have changed (or the user gone) while it was checked.
   auto it = state_.users.find(name);
   if (!state_.enabled || it == state_.users.end() || it->second.password_hash != hash) return auth_failed();
   sessions_[*token] = Session{name, options_.now() + options_.token_ttl};
   return grpc::Status::OK;
+}
+
+grpc::Status AuthStore::issue_token(const std::string& name, std::string* token) {
+  if (name.empty()) return user_empty();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!state_.enabled) return not_enabled();
+  if (!state_.users.count(name)) return user_not_found();
+  *token = new_token();
+  sessions_[*token] = Session{name, options_.now() + options_.token_ttl, true};
+  return grpc::Status::OK;
+}
+
+void AuthStore::revoke_token(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.erase(token);
 }
 
 grpc::Status AuthStore::user_add(const std::string& name, const std::string& password, bool no_password) {
@@ -358,7 +378,7 @@ grpc::Status AuthStore::user_delete(const std::string& name) {
   State next = state_;
   next.users.erase(name);
   auto s = commit(std::move(next));
-  if (s.ok()) drop_tokens_of(name);
+  if (s.ok()) drop_tokens_of(name, true);
   return s;
 }
 
@@ -370,7 +390,7 @@ grpc::Status AuthStore::user_change_password(const std::string& name, const std:
   next.users[name].password_hash = hash;
   next.users[name].no_password = false;
   auto s = commit(std::move(next));
-  if (s.ok()) drop_tokens_of(name);
+  if (s.ok()) drop_tokens_of(name, false);  // issued tokens never depended on the password
   return s;
 }
 

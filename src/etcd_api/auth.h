@@ -96,6 +96,15 @@ class AuthStore {
   grpc::Status enable();
   grpc::Status disable();
   grpc::Status authenticate(const std::string& name, const std::string& password, std::string* token);
+  // A token for user `name` without its password, for a program the server
+  // itself starts (a replica). It is used like one from authenticate() but
+  // does not expire when idle, and outlives password changes and auth being
+  // disabled and enabled again; it ends with revoke_token(), the user's
+  // deletion, or the server's exit (tokens are not durable). Errors: auth not
+  // enabled, or no such user.
+  grpc::Status issue_token(const std::string& name, std::string* token);
+  // Ends a token (issued or authenticated); unknown tokens are ignored.
+  void revoke_token(const std::string& token);
   grpc::Status user_add(const std::string& name, const std::string& password, bool no_password);
   grpc::Status user_get(const std::string& name, std::vector<std::string>* roles) const;
   std::vector<std::string> user_list() const;
@@ -125,11 +134,14 @@ class AuthStore {
   explicit AuthStore(AuthOptions options) : options_(std::move(options)) {}
   // Writes `next` durably, then makes it the current state. REQUIRES: mu_ held.
   grpc::Status commit(State next);
-  void drop_tokens_of(const std::string& user);  // REQUIRES: mu_ held
+  // Ends the user's tokens; issued ones too when `issued` is set. REQUIRES: mu_ held.
+  void drop_tokens_of(const std::string& user, bool issued);
+  std::string new_token() const;
 
   struct Session {
     std::string user;
     std::chrono::steady_clock::time_point expires;
+    bool issued = false;  // by issue_token: never expires
   };
 
   AuthOptions options_;

@@ -83,6 +83,7 @@ class EtcdServerImpl final : public EtcdServer {
   }
 
   std::string address() const override { return address_; }
+  AuthStore& auth() override { return *auth_; }
 
   void shutdown() override {
     if (!server_) return;

@@ -15,6 +15,8 @@
 
 namespace zeppelin::etcd_api {
 
+class AuthStore;
+
 struct EtcdServerOptions {
   std::string listen;        // "HOST:PORT"; port 0 picks a free one
   std::string snapshot_dir;  // where Maintenance.Snapshot stages its file
@@ -31,6 +33,8 @@ class EtcdServer {
   virtual ~EtcdServer() = default;
   // "HOST:PORT" with the port actually bound.
   virtual std::string address() const = 0;
+  // The users, roles and tokens the API checks calls against.
+  virtual AuthStore& auth() = 0;
   // Ends every call (open watch and keep-alive streams included) and stops listening.
   virtual void shutdown() = 0;
 };

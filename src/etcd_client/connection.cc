@@ -139,6 +139,8 @@ Result<std::shared_ptr<Connection>> Connection::open(const ConnectionOptions& op
   }
   if (!options.user.empty()) {
     if (auto s = c->authenticate(); !s) return s.error();
+  } else {
+    c->token_ = options.token;
   }
   return c;
 }

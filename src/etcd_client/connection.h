@@ -39,6 +39,9 @@ struct ConnectionOptions {
   std::vector<std::string> endpoints;
   std::string user;      // empty: no authentication
   std::string password;
+  // Without a user: a token issued elsewhere (a replica's ZEPPELIN_ETCD_TOKEN),
+  // sent as is and never renewed.
+  std::string token;
   // PEM files; with any of them set (or an https:// endpoint) the channels use TLS.
   std::string ca_file;
   std::string cert_file;

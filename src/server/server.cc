@@ -10,11 +10,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <optional>
 
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "common/fs_util.h"
 #include "common/log.h"
+#include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
 #include "etcd_client/etcd_store.h"
 #include "runtime/container/container_driver.h"
@@ -105,6 +107,43 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   if (auto s = write_file_atomic(remembered, server->address()); !s) log::warn("{}", s.error().message);
   return server;
 }
+
+// Replica tokens minted by the embedded store's etcd API for its users
+// (supervisor::ReplicaCredentials): none while auth is disabled.
+class AuthStoreCredentials final : public supervisor::ReplicaCredentials {
+ public:
+  explicit AuthStoreCredentials(etcd_api::AuthStore& auth) : auth_(auth) {}
+
+  Result<std::unique_ptr<supervisor::ReplicaCredential>> issue(const std::string& user) override {
+    std::string token;
+    const grpc::Status s = auth_.issue_token(user, &token);
+    if (s.ok()) return std::unique_ptr<supervisor::ReplicaCredential>(std::make_unique<Issued>(auth_, user, token));
+    if (!auth_.enabled()) return std::unique_ptr<supervisor::ReplicaCredential>();
+    if (s.error_message() == "etcdserver: user name not found") {
+      return make_error(Errc::kNotFound, "etcd user \"" + user +
+                                             "\" (store.user) does not exist in the server's store; create it "
+                                             "(etcdctl user add, or zeppelin ns create)");
+    }
+    return make_error(Errc::kInternal, "etcd user \"" + user + "\": " + s.error_message());
+  }
+
+ private:
+  class Issued final : public supervisor::ReplicaCredential {
+   public:
+    Issued(etcd_api::AuthStore& auth, std::string user, std::string token)
+        : auth_(auth), user_(std::move(user)), token_(std::move(token)) {}
+    ~Issued() override { auth_.revoke_token(token_); }
+    const std::string& user() const override { return user_; }
+    const std::string& token() const override { return token_; }
+
+   private:
+    etcd_api::AuthStore& auth_;
+    std::string user_;
+    std::string token_;
+  };
+
+  etcd_api::AuthStore& auth_;
+};
 
 // Announcements of running replicas live this long without a keep-alive.
 constexpr int64_t kRegistryTtlSeconds = 10;
@@ -200,6 +239,9 @@ int run_server(const ServerOptions& options) {
   sup_options.home = options.home;
   sup_options.registry = registry->get();
   sup_options.etcd_endpoints = store_access.endpoints;
+  // Declared before the supervisor, whose replicas hold its tokens.
+  std::optional<AuthStoreCredentials> credentials;
+  if (!external) sup_options.credentials = &credentials.emplace(etcd->auth());
   supervisor::Supervisor supervisor(io, drivers, state_store, sup_options);
   if (auto s = supervisor.recover(); !s) {
     log::error("{}", s.error().message);

@@ -117,6 +117,9 @@ struct System {
   std::string name;
   std::vector<Service> services;      // in file order
   std::optional<EtcdStore> etcd;      // store.etcd
+  // store.user: with the server's own store and auth enabled there, the etcd
+  // user the replicas act as; empty: root. Never set together with etcd.
+  std::string store_user;
   std::string file;                   // absolute path of the spec file ("" if from text)
   std::string base_dir;               // directory relative paths resolve against
 

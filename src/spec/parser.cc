@@ -151,6 +151,7 @@ class SpecReader {
                                                                     std::vector<SecretEnv>* secrets = nullptr);
   std::optional<SecretRef> read_secret_ref(const YAML::Node& node, const std::string& what);
   void read_store(System& system, const YAML::Node& node);
+  void read_store_etcd(System& system, const YAML::Node& node);
   void read_env(Service& svc, const YAML::Node& node);
   void read_ports(Service& svc, const YAML::Node& node);
   void read_volumes(Service& svc, const YAML::Node& node);
@@ -539,49 +540,69 @@ std::optional<SecretRef> SpecReader::read_secret_ref(const YAML::Node& node, con
 
 void SpecReader::read_store(System& system, const YAML::Node& node) {
   if (!expect_map(node, "store")) return;
-  for_fields(node, "store", {"etcd"}, [&](const std::string&, const YAML::Node&, const YAML::Node& etcd_node) {
-    if (!expect_map(etcd_node, "store.etcd")) return;
-    EtcdStore etcd;
-    bool has_endpoints = false;
-    std::optional<YAML::Node> user_node;
-    std::optional<YAML::Node> password_node;
-    for_fields(etcd_node, "store.etcd", {"endpoints", "user", "password", "prefix"},
-               [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
-                 if (field == "endpoints") {
-                   has_endpoints = true;
-                   etcd.endpoints = string_list(value, "store.etcd.endpoints");
-                   if (value.IsSequence() && value.size() == 0) error(value, "store.etcd.endpoints must not be empty");
-                   for (std::size_t i = 0; value.IsSequence() && i < value.size() && i < etcd.endpoints.size(); ++i) {
-                     const std::string& url = etcd.endpoints[i];
-                     const std::string rest = url.starts_with("http://")    ? url.substr(7)
-                                              : url.starts_with("https://") ? url.substr(8)
-                                                                            : std::string();
-                     if (rest.empty() || rest.find_first_of(", \t/") != std::string::npos) {
-                       error(value[i], "invalid etcd endpoint \"" + url + "\": expected http://HOST:PORT or https://HOST:PORT");
-                     }
+  std::optional<YAML::Node> user_key;
+  bool has_etcd = false;
+  for_fields(node, "store", {"etcd", "user"},
+             [&](const std::string& field, const YAML::Node& key, const YAML::Node& value) {
+               if (field == "etcd") {
+                 has_etcd = true;
+                 read_store_etcd(system, value);
+               } else if (auto s = string_of(value, "store.user")) {
+                 user_key = key;
+                 if (s->empty()) error(value, "store.user must not be empty");
+                 system.store_user = *s;
+               }
+             });
+  if (user_key && has_etcd) {
+    error(*user_key,
+          "store.user is for the server's own store; with store.etcd, give store.etcd.user and "
+          "store.etcd.password instead");
+  }
+}
+
+void SpecReader::read_store_etcd(System& system, const YAML::Node& etcd_node) {
+  if (!expect_map(etcd_node, "store.etcd")) return;
+  EtcdStore etcd;
+  bool has_endpoints = false;
+  std::optional<YAML::Node> user_node;
+  std::optional<YAML::Node> password_node;
+  for_fields(etcd_node, "store.etcd", {"endpoints", "user", "password", "prefix"},
+             [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
+               if (field == "endpoints") {
+                 has_endpoints = true;
+                 etcd.endpoints = string_list(value, "store.etcd.endpoints");
+                 if (value.IsSequence() && value.size() == 0) error(value, "store.etcd.endpoints must not be empty");
+                 for (std::size_t i = 0; value.IsSequence() && i < value.size() && i < etcd.endpoints.size(); ++i) {
+                   const std::string& url = etcd.endpoints[i];
+                   const std::string rest = url.starts_with("http://")    ? url.substr(7)
+                                            : url.starts_with("https://") ? url.substr(8)
+                                                                          : std::string();
+                   if (rest.empty() || rest.find_first_of(", \t/") != std::string::npos) {
+                     error(value[i],
+                           "invalid etcd endpoint \"" + url + "\": expected http://HOST:PORT or https://HOST:PORT");
                    }
-                 } else if (field == "user") {
-                   user_node = value;
-                   if (auto s = string_of(value, "store.etcd.user")) {
-                     if (s->empty()) error(value, "store.etcd.user must not be empty");
-                     etcd.user = *s;
-                   }
-                 } else if (field == "password") {
-                   password_node = value;
-                   etcd.password = read_secret_ref(value, "store.etcd.password");
-                 } else if (auto s = string_of(value, "store.etcd.prefix")) {
-                   if (s->empty() || (*s)[0] != '/') error(value, "store.etcd.prefix \"" + *s + "\" must start with '/'");
-                   etcd.prefix = *s;
                  }
-               });
-    if (!has_endpoints) error(etcd_node, "store.etcd is missing required field \"endpoints\"");
-    if (user_node && !password_node) {
-      error(*user_node, "store.etcd.user needs a password: {secret: NAME, key: KEY}");
-    } else if (password_node && !user_node) {
-      error(*password_node, "store.etcd.password needs a user");
-    }
-    system.etcd = std::move(etcd);
-  });
+               } else if (field == "user") {
+                 user_node = value;
+                 if (auto s = string_of(value, "store.etcd.user")) {
+                   if (s->empty()) error(value, "store.etcd.user must not be empty");
+                   etcd.user = *s;
+                 }
+               } else if (field == "password") {
+                 password_node = value;
+                 etcd.password = read_secret_ref(value, "store.etcd.password");
+               } else if (auto s = string_of(value, "store.etcd.prefix")) {
+                 if (s->empty() || (*s)[0] != '/') error(value, "store.etcd.prefix \"" + *s + "\" must start with '/'");
+                 etcd.prefix = *s;
+               }
+             });
+  if (!has_endpoints) error(etcd_node, "store.etcd is missing required field \"endpoints\"");
+  if (user_node && !password_node) {
+    error(*user_node, "store.etcd.user needs a password: {secret: NAME, key: KEY}");
+  } else if (password_node && !user_node) {
+    error(*password_node, "store.etcd.password needs a user");
+  }
+  system.etcd = std::move(etcd);
 }
 
 std::vector<std::pair<std::string, std::string>> SpecReader::read_name_values(const YAML::Node& node,

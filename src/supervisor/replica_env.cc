@@ -107,6 +107,10 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     }
   } else if (!id.etcd_endpoints.empty()) {
     vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(id.etcd_endpoints);
+    if (!id.etcd_token.empty()) {
+      vars["ZEPPELIN_ETCD_USER"] = id.etcd_user;
+      vars["ZEPPELIN_ETCD_TOKEN"] = id.etcd_token;
+    }
   }
 
   auto lookup = [&](const std::string& key) -> std::optional<std::string> {

@@ -24,6 +24,9 @@ struct ReplicaIdentity {
   std::map<std::string, std::string> volumes;          // volume name -> directory as the replica sees it
   std::string home;                                    // the server's data directory
   std::vector<std::string> etcd_endpoints;             // the server's coordination store (URLs)
+  // With etcd_endpoints and auth enabled there: who the replica acts as, and its token.
+  std::string etcd_user;
+  std::string etcd_token;
   // Reads a secret's value (the server: $ZEPPELIN_HOME/secrets/NAME/KEY). When
   // unset, secret variables are empty: enough to check a spec before it runs.
   std::function<Result<std::string>(const spec::SecretRef&)> read_secret;

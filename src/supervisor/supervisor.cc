@@ -67,6 +67,7 @@ struct Supervisor::Replica {
   std::string fingerprint;        // the service definition it runs
   std::uint64_t announced_instance = 0;  // the instance_id the registry holds for it; 0 when none
   std::unique_ptr<ReplicaLog> log;
+  std::unique_ptr<ReplicaCredential> credential;  // the current run's store token; revoked when reset
   asio::steady_timer timer;       // backoff, or the stop grace period
   asio::steady_timer probe_timer;
 };
@@ -825,8 +826,24 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     r->log = std::make_unique<ReplicaLog>(dir + "/" + std::to_string(r->ordinal) + ".log", options_.log_max_bytes,
                                           options_.log_keep_files);
   }
+  r->credential.reset();
+  if (options_.credentials && !sys.spec.etcd && !id.etcd_endpoints.empty()) {
+    const std::string user = sys.spec.store_user.empty() ? "root" : sys.spec.store_user;
+    auto issued = options_.credentials->issue(user);
+    if (!issued) {
+      // Like a missing secret, but retried: the user may be created meanwhile.
+      r->needs_start = false;
+      return start_failed(sys, r, *svc, "no store token for the replica: " + issued.error().message);
+    }
+    r->credential = std::move(*issued);
+    if (r->credential) {
+      id.etcd_user = r->credential->user();
+      id.etcd_token = r->credential->token();
+    }
+  }
   auto launch_env = build_launch_env(id, sys.record.caller_env);
   if (!launch_env) {
+    r->credential.reset();
     r->state = ReplicaState::kFailed;
     r->needs_start = false;
     r->detail = launch_env.error().message;
@@ -885,7 +902,8 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   auto instance = driver_.start(launch, std::move(events));
   if (!instance) return start_failed(sys, r, *svc, instance.error().message);
   r->instance = std::move(*instance);
-  event(*r, "started, " + r->instance->describe() + ", address " + endpoint(*svc, r->host));
+  event(*r, "started, " + r->instance->describe() + ", address " + endpoint(*svc, r->host) +
+                (r->credential ? ", etcd user " + r->credential->user() : ""));
   if (svc->health) {
     r->state = ReplicaState::kStarting;
     r->health = Health::kStarting;
@@ -901,6 +919,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
 
 void Supervisor::start_failed(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const spec::Service& svc,
                               const std::string& why) {
+  r->credential.reset();
   r->last_exit = why;
   event(*r, "cannot start: " + why);
   if (svc.restart == spec::RestartPolicy::kNever) {
@@ -930,6 +949,7 @@ void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>
 
 void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status) {
   r->instance.reset();
+  r->credential.reset();
   r->timer.cancel();
   r->probe_timer.cancel();
   r->last_exit = status.describe();

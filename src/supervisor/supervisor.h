@@ -26,6 +26,7 @@
 #include "state/service_registry.h"
 #include "state/state_store.h"
 #include "supervisor/log_hub.h"
+#include "supervisor/replica_credentials.h"
 
 namespace zeppelin::supervisor {
 
@@ -77,6 +78,9 @@ struct SupervisorOptions {
   // The coordination store's URLs, given to replicas as ZEPPELIN_ETCD_ENDPOINTS
   // (unless their system names an etcd cluster of its own).
   std::vector<std::string> etcd_endpoints;
+  // Tokens for replicas of systems using etcd_endpoints (store.user, default
+  // root) when that store has auth enabled; none when null. Must outlive the supervisor.
+  ReplicaCredentials* credentials = nullptr;
 };
 
 class Supervisor {

@@ -60,6 +60,9 @@ CORPUS_REJECTED_BY_SCHEMA = [
     "store_etcd_empty_user.yaml",
     "store_etcd_relative_prefix.yaml",
     "store_unknown_backend.yaml",
+    "store_user_with_etcd.yaml",
+    "store_user_empty.yaml",
+    "store_user_not_a_string.yaml",
 ]
 
 MISSING = [name for name, module in (("PyYAML (import yaml)", yaml), ("jsonschema", jsonschema)) if module is None]

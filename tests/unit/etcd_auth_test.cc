@@ -192,6 +192,41 @@ TEST_F(AuthStoreTest, TokensExpireWhenIdleAndDieWithPasswordChangeAndDisable) {
   EXPECT_FALSE(auth_->caller(t, &c).ok());
 }
 
+TEST_F(AuthStoreTest, IssuedTokensNeedNoPasswordNeverIdleOutAndEndWhenRevoked) {
+  make_root();
+  ASSERT_TRUE(auth_->user_add("app", "apppw", false).ok());
+  ASSERT_TRUE(auth_->role_add("app").ok());
+  ASSERT_TRUE(auth_->role_grant_permission("app", readwrite("/app/", "/app0")).ok());
+  ASSERT_TRUE(auth_->user_grant_role("app", "app").ok());
+  std::string t;
+  EXPECT_EQ(auth_->issue_token("app", &t).error_message(), "etcdserver: authentication is not enabled");
+  ASSERT_TRUE(auth_->enable().ok());
+  EXPECT_EQ(auth_->issue_token("nobody", &t).error_message(), "etcdserver: user name not found");
+  ASSERT_TRUE(auth_->issue_token("app", &t).ok());
+  std::string other;
+  ASSERT_TRUE(auth_->issue_token("app", &other).ok());
+  EXPECT_NE(t, other);
+
+  Caller c(false, "", {});
+  ASSERT_TRUE(auth_->caller(t, &c).ok());
+  EXPECT_EQ(c.user(), "app");
+  EXPECT_TRUE(c.may("/app/x", "", Access::kWrite).ok());
+  EXPECT_EQ(c.may("/other", "", Access::kRead).error_message(), "etcdserver: permission denied");
+  now_ += std::chrono::hours(24);  // far past the idle TTL
+  EXPECT_TRUE(auth_->caller(t, &c).ok());
+  ASSERT_TRUE(auth_->user_change_password("app", "new").ok());
+  EXPECT_TRUE(auth_->caller(t, &c).ok());
+  ASSERT_TRUE(auth_->disable().ok());
+  ASSERT_TRUE(auth_->enable().ok());
+  EXPECT_TRUE(auth_->caller(t, &c).ok());
+
+  auth_->revoke_token(t);
+  EXPECT_EQ(auth_->caller(t, &c).error_message(), "etcdserver: invalid auth token");
+  EXPECT_TRUE(auth_->caller(other, &c).ok());  // only the revoked one ends
+  ASSERT_TRUE(auth_->user_delete("app").ok());
+  EXPECT_EQ(auth_->caller(other, &c).error_message(), "etcdserver: invalid auth token");
+}
+
 TEST_F(AuthStoreTest, StateSurvivesReopenAndStoresNoClearPassword) {
   make_root();
   ASSERT_TRUE(auth_->role_add("app").ok());

@@ -151,6 +151,35 @@ TEST(LaunchEnvSecrets, SecretsAreReadWhenTheReplicaStartsAndNeverExpanded) {
   EXPECT_TRUE(build_launch_env(id, {}).ok());
 }
 
+TEST_F(LaunchEnvTest, TheServersStoreGivesTheTokenAndAStoreOfItsOwnItsCredentials) {
+  auto parsed = spec::parse_spec("name: shop\nstore: {user: app}\nservices:\n  s: {command: [\"true\"]}\n", "f", "/");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ReplicaIdentity id;
+  id.system = &*parsed;
+  id.service = &parsed->services[0];
+  id.replicas = 1;
+  id.etcd_endpoints = {"http://127.0.0.1:4001"};
+  auto env = as_map(build_launch_env(id, {})->env);  // auth disabled: no token
+  EXPECT_EQ(env["ZEPPELIN_ETCD_ENDPOINTS"], "http://127.0.0.1:4001");
+  EXPECT_EQ(env.count("ZEPPELIN_ETCD_TOKEN"), 0u);
+  EXPECT_EQ(env.count("ZEPPELIN_ETCD_USER"), 0u);
+  id.etcd_user = "app";
+  id.etcd_token = "t0k3n";
+  env = as_map(build_launch_env(id, {{"ZEPPELIN_ETCD_TOKEN", "callers"}})->env);
+  EXPECT_EQ(env["ZEPPELIN_ETCD_USER"], "app");
+  EXPECT_EQ(env["ZEPPELIN_ETCD_TOKEN"], "t0k3n");  // the replica's own, not the caller's
+
+  auto own = spec::parse_spec(
+      "name: shop\nstore: {etcd: {endpoints: [\"http://e1:2379\"]}}\nservices:\n  s: {command: [\"true\"]}\n", "f",
+      "/");
+  ASSERT_TRUE(own.ok()) << own.error().message;
+  id.system = &*own;
+  id.service = &own->services[0];
+  env = as_map(build_launch_env(id, {})->env);
+  EXPECT_EQ(env["ZEPPELIN_ETCD_ENDPOINTS"], "http://e1:2379");
+  EXPECT_EQ(env.count("ZEPPELIN_ETCD_TOKEN"), 0u);
+}
+
 TEST_F(LaunchEnvTest, UnknownVariableInArgvNamesServiceAndVariable) {
   auto parsed = spec::parse_spec("name: a\nservices:\n  s:\n    command: [\"x\", \"${NOPE}\"]\n", "f", "/");
   ASSERT_TRUE(parsed.ok());

@@ -244,6 +244,23 @@ TEST(SpecParser, StoreEtcdWithCredentialsAndADefaultPrefix) {
   EXPECT_FALSE(parsed->etcd);
 }
 
+TEST(SpecParser, StoreUserNamesTheEtcdUserOfTheServersOwnStore) {
+  auto parsed = parse_spec("name: shop\nstore:\n  user: shop-app\nservices:\n  s: {command: x}\n", "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->store_user, "shop-app");
+  EXPECT_FALSE(parsed->etcd);
+  parsed = parse_spec("name: shop\nservices:\n  s: {command: x}\n", "f", "/");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->store_user, "");
+  // Either order of the two fields is the same error, at store.user.
+  parsed = parse_spec(
+      "name: shop\nstore:\n  user: a\n  etcd: {endpoints: [\"http://e:2379\"]}\nservices:\n  s: {image: x}\n", "f",
+      "/");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:3:3: store.user is for the server's own store"), std::string::npos)
+      << parsed.error().message;
+}
+
 TEST(SpecParser, MissingFileIsNotFound) {
   auto parsed = load_spec_file("/nonexistent/zeppelin.yaml");
   ASSERT_FALSE(parsed.ok());

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <csignal>
 #include <filesystem>
+#include <set>
 
+#include "common/fs_util.h"
 #include "runtime/process/process_driver.h"
 #include "state/state_store.h"
 
@@ -15,6 +18,35 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+// An in-memory issuer, as the server's over the etcd API's users: it knows
+// users root and app, and which tokens are live.
+class LiveTokens final : public ReplicaCredentials {
+ public:
+  std::set<std::string> live;
+  bool enabled = true;
+
+  Result<std::unique_ptr<ReplicaCredential>> issue(const std::string& user) override {
+    if (!enabled) return std::unique_ptr<ReplicaCredential>();
+    if (user != "root" && user != "app") return make_error(Errc::kNotFound, "no user " + user);
+    auto c = std::make_unique<Token>(*this, user, "token-" + std::to_string(++issued_));
+    live.insert(c->token());
+    return std::unique_ptr<ReplicaCredential>(std::move(c));
+  }
+
+ private:
+  struct Token final : ReplicaCredential {
+    Token(LiveTokens& owner, std::string user, std::string token)
+        : owner_(owner), user_(std::move(user)), token_(std::move(token)) {}
+    ~Token() override { owner_.live.erase(token_); }
+    const std::string& user() const override { return user_; }
+    const std::string& token() const override { return token_; }
+    LiveTokens& owner_;
+    std::string user_;
+    std::string token_;
+  };
+  int issued_ = 0;
+};
 
 class SupervisorTest : public ::testing::Test {
  protected:
@@ -73,6 +105,7 @@ class SupervisorTest : public ::testing::Test {
   fs::path home_;
   std::unique_ptr<runtime::ProcessDriver> driver_;
   std::unique_ptr<state::FileStateStore> store_;
+  LiveTokens tokens_;  // outlives sup_
   std::unique_ptr<Supervisor> sup_;
 };
 
@@ -143,6 +176,62 @@ TEST_F(SupervisorTest, ScaleDownStopsHighestOrdinals) {
   run_until([&] { return sup_->replicas(std::string("t"))->size() == 1; });
   EXPECT_EQ(replica(0).pid, pid0);
   EXPECT_FALSE(sup_->scale("t", "nope", 1).ok());
+}
+
+TEST_F(SupervisorTest, ReplicaTokensLiveExactlyAsLongAsTheirRun) {
+  LiveTokens& tokens = tokens_;
+  SupervisorOptions options;
+  options.home = home_.string();
+  options.backoff_base = 20ms;
+  options.etcd_endpoints = {"http://127.0.0.1:2379"};
+  options.credentials = &tokens;
+  sup_ = std::make_unique<Supervisor>(io_, *driver_, *store_, options);
+  const std::string out = (home_ / "env.").string();
+  apply(
+      "name: t\nstore: {user: app}\nservices:\n  s:\n    replicas: 2\n    command: 'printf %s \"$ZEPPELIN_ETCD_USER "
+      "$ZEPPELIN_ETCD_TOKEN\" > " +
+      out + "$ZEPPELIN_REPLICA.tmp && mv " + out + "$ZEPPELIN_REPLICA.tmp " + out +
+      "$ZEPPELIN_REPLICA; exec sleep 100'\n");
+  auto seen = [&](int ordinal) {
+    auto text = read_file(out + std::to_string(ordinal));
+    return text ? *text : std::string();
+  };
+  run_until([&] { return !seen(0).empty() && !seen(1).empty(); });
+  EXPECT_EQ(tokens.live, (std::set<std::string>{"token-1", "token-2"}));
+  EXPECT_EQ(seen(0).substr(0, 4), "app ");
+  EXPECT_TRUE(tokens.live.count(seen(1).substr(4))) << seen(1);
+
+  // A crash ends the run's token; the restart gets a new one.
+  const std::string before = seen(1);
+  fs::remove(out + "1");
+  ::kill(replica(1).pid, SIGKILL);
+  run_until([&] { return !seen(1).empty(); });
+  EXPECT_NE(seen(1), before);
+  EXPECT_EQ(tokens.live.size(), 2u);
+  EXPECT_FALSE(tokens.live.count(before.substr(4)));
+  EXPECT_TRUE(tokens.live.count(seen(1).substr(4)));
+
+  ASSERT_TRUE(sup_->scale("t", "s", 1).ok());
+  run_until([&] { return sup_->replicas(std::string("t"))->size() == 1; });
+  EXPECT_EQ(tokens.live, (std::set<std::string>{seen(0).substr(4)}));
+  bool stopped = false;
+  ASSERT_TRUE(sup_->stop("t", [&] { stopped = true; }).ok());
+  run_until([&] { return stopped; });
+  EXPECT_TRUE(tokens.live.empty());
+}
+
+TEST_F(SupervisorTest, AReplicaWithoutItsStoreUserDoesNotStart) {
+  LiveTokens& tokens = tokens_;
+  SupervisorOptions options;
+  options.home = home_.string();
+  options.etcd_endpoints = {"http://127.0.0.1:2379"};
+  options.credentials = &tokens;
+  sup_ = std::make_unique<Supervisor>(io_, *driver_, *store_, options);
+  apply("name: t\nstore: {user: ghost}\nservices:\n  s:\n    restart: never\n    command: [\"sleep\", \"100\"]\n");
+  run_until([&] { return replica().state == ReplicaState::kFailed; });
+  EXPECT_EQ(replica().detail, "no store token for the replica: no user ghost");
+  EXPECT_EQ(replica().pid, 0);
+  EXPECT_TRUE(tokens.live.empty());
 }
 
 TEST_F(SupervisorTest, InvalidSpecOrUnknownVariableIsRejectedBeforeAnythingStarts) {
