@@ -9,7 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 #include <optional>
 
 #include "api/http_server.h"
@@ -224,16 +228,26 @@ int run_server(const ServerOptions& options) {
     log::error("service registry: {}", registry.error().message);
     return 1;
   }
-  asio::steady_timer keep_alive(io);
-  std::function<void()> schedule_keep_alive = [&] {
-    keep_alive.expires_after(std::chrono::seconds(kRegistryTtlSeconds) / 3);
-    keep_alive.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (auto s = (*registry)->keep_alive(); !s) log::warn("service registry: {}", s.error().message);
-      schedule_keep_alive();
-    });
-  };
-  schedule_keep_alive();
+  // With --store etcd a keep-alive is a network call, and a member failing
+  // over can hold it for seconds: it runs on a thread of its own so that the
+  // loop never waits for it. Only a lost lease comes back to the loop.
+  std::jthread keep_alive([&](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any wake;
+    std::unique_lock lock(mu);
+    while (!wake.wait_for(lock, stop, std::chrono::seconds(kRegistryTtlSeconds) / 3, [] { return false; }) &&
+           !stop.stop_requested()) {
+      auto s = (*registry)->refresh();
+      if (s) continue;
+      if (!store::is_error(s.error(), store::kErrLeaseNotFound)) {
+        log::warn("service registry: {}", s.error().message);
+        continue;
+      }
+      asio::post(io, [&] {
+        if (auto renewed = (*registry)->renew(); !renewed) log::warn("service registry: {}", renewed.error().message);
+      });
+    }
+  });
 
   supervisor::SupervisorOptions sup_options;
   sup_options.home = options.home;
@@ -258,7 +272,7 @@ int run_server(const ServerOptions& options) {
     // that `zeppelin shutdown` can wait for the socket to disappear.
     supervisor.shutdown([&] {
       for (auto& l : listeners) l->close();
-      keep_alive.cancel();
+      keep_alive.request_stop();
       ::unlink((options.home + "/zeppelin.sock").c_str());
       io.stop();
     });

@@ -14,7 +14,7 @@ Result<std::unique_ptr<StoreServiceRegistry>> StoreServiceRegistry::open(store::
 }
 
 StoreServiceRegistry::~StoreServiceRegistry() {
-  if (auto s = store_.lease_revoke(lease_); !s && !store::is_error(s.error(), store::kErrLeaseNotFound)) {
+  if (auto s = store_.lease_revoke(lease_.load()); !s && !store::is_error(s.error(), store::kErrLeaseNotFound)) {
     log::warn("cannot revoke the service registry's lease: {}", s.error().message);
   }
 }
@@ -27,7 +27,7 @@ void StoreServiceRegistry::put(const std::string& key, const std::string& value)
   store::PutRequest request;
   request.key = key;
   request.value = value;
-  request.lease = lease_;
+  request.lease = lease_.load();
   store_.put_async(request, [key](Result<store::PutResponse> done) {
     if (!done) log::warn("cannot announce {}: {}", key, done.error().message);
   });
@@ -62,12 +62,21 @@ void StoreServiceRegistry::withdraw_all(const std::string& system) {
 }
 
 Status StoreServiceRegistry::keep_alive() {
-  auto kept = store_.lease_keep_alive(lease_);
-  if (kept) return ok_status();
-  if (!store::is_error(kept.error(), store::kErrLeaseNotFound)) return kept.error();
+  auto kept = refresh();
+  if (kept || !store::is_error(kept.error(), store::kErrLeaseNotFound)) return kept;
+  return renew();
+}
+
+Status StoreServiceRegistry::refresh() {
+  auto kept = store_.lease_keep_alive(lease_.load());
+  if (!kept) return kept.error();
+  return ok_status();
+}
+
+Status StoreServiceRegistry::renew() {
   auto grant = store_.lease_grant(0, ttl_);
   if (!grant) return grant.error();
-  log::warn("the service registry's lease {} expired; announcing {} replica(s) again under lease {}", lease_,
+  log::warn("the service registry's lease {} expired; announcing {} replica(s) again under lease {}", lease_.load(),
             announced_.size(), grant->id);
   lease_ = grant->id;
   for (const auto& [k, value] : announced_) put(k, value);

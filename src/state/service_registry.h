@@ -4,10 +4,11 @@
 // attached to one lease that the owner keeps alive, so that the
 // announcements vanish when the server dies without withdrawing them.
 //
-// Threading: call from one thread (the server's event loop). Writes are
-// queued to the store without waiting for them (in order).
+// Threading: call from one thread (the server's event loop), except
+// refresh(). Writes are queued to the store without waiting for them (in order).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,9 +41,13 @@ class StoreServiceRegistry final : public ServiceRegistry {
 
   // Restarts the lease's countdown; call at least every ttl/3. If the lease
   // was lost (the owner stalled past the TTL), grants a new one and announces
-  // everything again.
+  // everything again. Both halves, for callers that keep the loop free of
+  // network calls: refresh() may run on any thread and fails with
+  // kErrLeaseNotFound when the lease is lost; renew() then runs on the loop.
   Status keep_alive();
-  int64_t lease() const { return lease_; }
+  Status refresh();
+  Status renew();
+  int64_t lease() const { return lease_.load(); }
   int64_t ttl_seconds() const { return ttl_; }
 
  private:
@@ -53,7 +58,7 @@ class StoreServiceRegistry final : public ServiceRegistry {
   store::Store& store_;
   std::string prefix_;
   int64_t ttl_ = 0;
-  int64_t lease_ = 0;
+  std::atomic<int64_t> lease_{0};
   std::map<std::string, std::string> announced_;  // key -> value
 };
 
