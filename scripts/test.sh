@@ -8,9 +8,6 @@ scripts/setup.sh
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j 2 --timeout 600)
 
-# -O1 with line tables only: enough for ASan's reports, lighter to build and
-# quicker to run than -O0 with full debug information (ASan's own advice).
-scripts/build.sh build-asan -DZEPPELIN_SANITIZE=ON -DZEPPELIN_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug \
-  "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" "-DCMAKE_C_FLAGS_DEBUG=-O1 -g1"
+scripts/build.sh build-asan -DZEPPELIN_SANITIZE=ON -DZEPPELIN_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j 2 --timeout 900)
