@@ -48,12 +48,13 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   AuthStore& auth_;
 };
 
-class WatchService final : public etcdserverpb::Watch::Service {
+// Watch on gRPC's callback API: a stream holds no thread of its own; see watch_service.cc.
+class WatchService final : public etcdserverpb::Watch::CallbackService {
  public:
   WatchService(store::Store& store, const Header& header, AuthStore& auth)
       : store_(store), header_(header), auth_(auth) {}
-  grpc::Status Watch(grpc::ServerContext*,
-                     grpc::ServerReaderWriter<etcdserverpb::WatchResponse, etcdserverpb::WatchRequest>*) override;
+  grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>* Watch(
+      grpc::CallbackServerContext*) override;
 
  private:
   store::Store& store_;

@@ -24,21 +24,126 @@ constexpr int64_t kStreamWide = -1;  // watch_id of a progress answer for the wh
 // backend: memory stays bounded and the client misses nothing.
 constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 
-// One Watch call: the watches created on it and the responses waiting to be
-// written. Requests are handled on a reader thread; responses are written by
-// the call's own thread; store callbacks only append to the queue.
-class WatchStream {
+class WatchStream;
+
+// Drives progress_notify for every open stream from one thread: a stream's
+// watches hear the current revision kProgressInterval after it opened and
+// every interval after that.
+class ProgressTicker {
+ public:
+  static ProgressTicker& instance() {
+    static ProgressTicker ticker;
+    return ticker;
+  }
+
+  void add(WatchStream* stream) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due_[stream] = std::chrono::steady_clock::now() + kProgressInterval;
+    }
+    cv_.notify_one();
+  }
+
+  // Returns once no tick of `stream` runs or will run.
+  void remove(WatchStream* stream) {
+    std::lock_guard<std::mutex> lock(mu_);
+    due_.erase(stream);
+  }
+
+ private:
+  ProgressTicker() : thread_([this] { run(); }) {}
+  ~ProgressTicker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  void run();
+
+  std::mutex mu_;  // held while a stream ticks, so remove() waits for it
+  std::condition_variable cv_;
+  std::map<WatchStream*, std::chrono::steady_clock::time_point> due_;  // guarded by mu_
+  bool stop_ = false;                                                   // guarded by mu_
+  std::thread thread_;                                                  // last: it uses the members above
+};
+
+// One Watch call on gRPC's callback API: the watches created on it and the
+// responses waiting to be written. Requests are handled as gRPC reads them;
+// store callbacks append responses to the queue, and whoever finds no write
+// in flight starts one. Each finished write starts the next from the queue,
+// on gRPC's own threads, so a burst of responses (one per watcher after a
+// put) goes out without a thread hand-off per response.
+//
+// Lifetime: gRPC owns the object from Watch() on; it deletes itself in
+// OnDone(), after its store watches and its progress ticks have stopped.
+class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::WatchResponse> {
  public:
   // `token` is the one the stream was opened with: each watch it creates is checked with it.
   WatchStream(store::Store& store, const Header& header, AuthStore& auth, std::string token)
-      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {}
-
-  ~WatchStream() {
-    // Store watches first: after this no callback touches the queue.
-    std::lock_guard<std::mutex> lock(watches_mu_);
-    watches_.clear();
+      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {
+    ProgressTicker::instance().add(this);
+    StartRead(&request_);
   }
 
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      handle(request_);
+      StartRead(&request_);
+      return;
+    }
+    // The client closed its side or the call ended: finish once the queue is written.
+    std::unique_lock<std::mutex> lock(mu_);
+    reads_done_ = true;
+    if (!writing_ && queue_.empty() && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status::OK);  // may run OnDone() at once: touch nothing after it
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    queued_bytes_ -= std::min(queued_bytes_, writing_bytes_);
+    if (!ok) queue_.clear();  // the client is gone
+    const bool resume = ok && !paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2;
+    if (resume) {
+      lock.unlock();
+      resume_paused();  // queues responses and may start the next write
+      lock.lock();
+    }
+    if (!ok || (reads_done_ && queue_.empty())) {
+      if (writing_ || finished_) return;
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status::OK);
+      return;
+    }
+    write_next(std::move(lock));
+  }
+
+  void OnDone() override {
+    ProgressTicker::instance().remove(this);
+    {
+      // Store watches first: after this no callback touches the queue.
+      std::lock_guard<std::mutex> lock(watches_mu_);
+      watches_.clear();
+    }
+    delete this;
+  }
+
+  // Sends a progress notification on each watch created with progress_notify.
+  void periodic_progress() {
+    std::lock_guard<std::mutex> lock(watches_mu_);
+    for (auto& [id, entry] : watches_) {
+      if (entry.progress_notify) entry.watch->request_progress();
+    }
+  }
+
+ private:
   void handle(const pb::WatchRequest& request) {
     switch (request.request_union_case()) {
       case pb::WatchRequest::kCreateRequest:
@@ -55,39 +160,6 @@ class WatchStream {
     }
   }
 
-  // Waits for the next response; false once the stream is closed. `*more`
-  // tells whether another response is already queued behind it.
-  bool next(pb::WatchResponse* out, bool* more) {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (!queue_.empty()) {
-        *out = std::move(queue_.front());
-        queue_.pop_front();
-        *more = !queue_.empty();
-        queued_bytes_ -= std::min(queued_bytes_, out->ByteSizeLong());
-        if (!paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2) {
-          lock.unlock();
-          resume_paused();
-        }
-        return true;
-      }
-      if (closed_) return false;
-      if (cv_.wait_until(lock, next_progress_) == std::cv_status::timeout) {
-        lock.unlock();
-        periodic_progress();
-        lock.lock();
-        next_progress_ = std::chrono::steady_clock::now() + kProgressInterval;
-      }
-    }
-  }
-
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
   struct Entry {
     std::unique_ptr<store::Watch> watch;
     store::WatchRequest request;
@@ -178,13 +250,13 @@ class WatchStream {
       watches_[id] = Entry{std::move(*watch), store_request, request.progress_notify()};
     }
     // The answer to the create goes first, then whatever the watch already produced.
-    std::lock_guard<std::mutex> q(mu_);
+    std::unique_lock<std::mutex> q(mu_);
     enqueue(std::move(created));
     auto& held = held_[id];
     for (auto& r : held) enqueue(std::move(r));
     held_.erase(id);
     creating_.erase(id);
-    cv_.notify_all();
+    write_next(std::move(q));
   }
 
   void cancel(int64_t id) {
@@ -219,13 +291,6 @@ class WatchStream {
     watches_.begin()->second.watch->request_progress();
   }
 
-  void periodic_progress() {
-    std::lock_guard<std::mutex> lock(watches_mu_);
-    for (auto& [id, entry] : watches_) {
-      if (entry.progress_notify) entry.watch->request_progress();
-    }
-  }
-
   // Runs on a store thread: only builds the response and queues it.
   void on_update(int64_t id, const store::WatchUpdate& u) {
     {
@@ -242,7 +307,7 @@ class WatchStream {
       r.set_cancel_reason("etcdserver: mvcc: required revision has been compacted");
     }
     for (const auto& e : u.events) to_proto(e, r.add_events());
-    std::lock_guard<std::mutex> q(mu_);
+    std::unique_lock<std::mutex> q(mu_);
     if (u.progress && stream_wide_progress_ > 0) {
       --stream_wide_progress_;
       r.set_watch_id(kStreamWide);
@@ -254,18 +319,35 @@ class WatchStream {
     enqueue(std::move(r));
     // Everything up to u.revision is queued; a paused watch resumes after it.
     if (queued_bytes_ > kMaxQueuedBytes && !u.compact_revision) paused_[id] = u.revision + 1;
+    write_next(std::move(q));
   }
 
   void push(pb::WatchResponse r) {
-    std::lock_guard<std::mutex> q(mu_);
+    std::unique_lock<std::mutex> q(mu_);
     enqueue(std::move(r));
+    write_next(std::move(q));
   }
 
   // REQUIRES: mu_ held.
   void enqueue(pb::WatchResponse r) {
     queued_bytes_ += r.ByteSizeLong();
     queue_.push_back(std::move(r));
-    cv_.notify_all();
+  }
+
+  // Starts writing the queue's first response unless a write is in flight
+  // (its completion starts the next one). Every response written while more
+  // wait behind it goes with the buffer hint, so gRPC coalesces a burst into
+  // few socket writes; the last one flushes. REQUIRES: `lock` holds mu_; releases it.
+  void write_next(std::unique_lock<std::mutex> lock) {
+    if (writing_ || finished_ || queue_.empty()) return;
+    writing_ = true;
+    writing_response_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_bytes_ = writing_response_.ByteSizeLong();
+    grpc::WriteOptions options;
+    if (!queue_.empty()) options.set_buffer_hint();
+    lock.unlock();
+    StartWrite(&writing_response_, options);
   }
 
   store::Store& store_;
@@ -277,42 +359,47 @@ class WatchStream {
   std::map<int64_t, Entry> watches_;  // guarded by watches_mu_
   int64_t next_id_ = 0;               // guarded by watches_mu_
 
+  pb::WatchRequest request_;  // the read in flight
+
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<pb::WatchResponse> queue_;                     // guarded by mu_
+  pb::WatchResponse writing_response_;                      // the write in flight; guarded by mu_
+  std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
+  bool writing_ = false;                                    // guarded by mu_: a write is in flight
+  bool reads_done_ = false;                                 // guarded by mu_
+  bool finished_ = false;                                   // guarded by mu_: Finish() was called
   std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_
   std::map<int64_t, int64_t> paused_;                       // guarded by mu_: watch id -> revision to resume from
   std::set<int64_t> creating_;                              // guarded by mu_
   std::map<int64_t, std::vector<pb::WatchResponse>> held_;  // guarded by mu_
   int stream_wide_progress_ = 0;                            // guarded by mu_
-  bool closed_ = false;                                     // guarded by mu_
-  std::chrono::steady_clock::time_point next_progress_ = std::chrono::steady_clock::now() + kProgressInterval;
 };
+
+void ProgressTicker::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    const auto now = std::chrono::steady_clock::now();
+    auto earliest = std::chrono::steady_clock::time_point::max();
+    for (auto& [stream, due] : due_) {
+      if (due <= now) {
+        stream->periodic_progress();
+        due = now + kProgressInterval;
+      }
+      earliest = std::min(earliest, due);
+    }
+    if (earliest == std::chrono::steady_clock::time_point::max()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, earliest);
+    }
+  }
+}
 
 }  // namespace
 
-grpc::Status WatchService::Watch(grpc::ServerContext* context,
-                                 grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* stream) {
-  WatchStream watches(store_, header_, auth_, AuthStore::token_of(*context));
-  std::thread reader([&] {
-    pb::WatchRequest request;
-    while (stream->Read(&request)) watches.handle(request);
-    watches.close();
-  });
-  pb::WatchResponse response;
-  bool more = false;
-  while (watches.next(&response, &more)) {
-    // With more responses queued (one per watcher after a put), let gRPC
-    // coalesce them; the last one of the batch is written without the hint, which flushes.
-    grpc::WriteOptions options;
-    if (more) options.set_buffer_hint();
-    if (!stream->Write(response, options)) {
-      context->TryCancel();  // the client is gone: unblock the reader
-      break;
-    }
-  }
-  reader.join();
-  return grpc::Status::OK;
+grpc::ServerBidiReactor<pb::WatchRequest, pb::WatchResponse>* WatchService::Watch(
+    grpc::CallbackServerContext* context) {
+  return new WatchStream(store_, header_, auth_, AuthStore::token_of(*context));
 }
 
 }  // namespace zeppelin::etcd_api
