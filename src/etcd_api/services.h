@@ -48,13 +48,13 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   AuthStore& auth_;
 };
 
-// Watch on gRPC's callback API: a stream holds no thread of its own; see watch_service.cc.
-class WatchService final : public etcdserverpb::Watch::CallbackService {
+// Watch on gRPC's callback API with encoded messages: a stream holds no
+// thread of its own, and its watchers share encodings; see watch_service.cc.
+class WatchService final : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
   WatchService(store::Store& store, const Header& header, AuthStore& auth)
       : store_(store), header_(header), auth_(auth) {}
-  grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>* Watch(
-      grpc::CallbackServerContext*) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(grpc::CallbackServerContext*) override;
 
  private:
   store::Store& store_;

@@ -1,3 +1,5 @@
+#include <grpcpp/support/byte_buffer.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -23,6 +25,20 @@ constexpr int64_t kStreamWide = -1;  // watch_id of a progress answer for the wh
 // (the store keeps the history), as etcd's slow watchers catch up from its
 // backend: memory stays bounded and the client misses nothing.
 constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
+
+// A message as it goes on the wire.
+grpc::Slice encode(const google::protobuf::Message& m) { return grpc::Slice(m.SerializeAsString()); }
+
+grpc::ByteBuffer as_buffer(const google::protobuf::Message& m) {
+  const grpc::Slice slice = encode(m);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+bool same_events(const std::vector<store::Event>& a, const std::vector<store::Event>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const store::Event& x, const store::Event& y) {
+    return x.type == y.type && x.kv == y.kv && x.prev_kv == y.prev_kv;
+  });
+}
 
 class WatchStream;
 
@@ -79,7 +95,14 @@ class ProgressTicker {
 //
 // Lifetime: gRPC owns the object from Watch() on; it deletes itself in
 // OnDone(), after its store watches and its progress ticks have stopped.
-class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::WatchResponse> {
+//
+// The stream reads and writes encoded messages (gRPC's raw API) so that the
+// watchers of one stream share one encoding of an update: a put seen by N
+// watchers is encoded once, and each of the N responses is a few bytes of
+// watch_id followed by that shared slice. Protobuf's encoding allows it: a
+// message's fields may come in any order, and concatenated encodings parse
+// as one message with the fields of both.
+class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `token` is the one the stream was opened with: each watch it creates is checked with it.
   WatchStream(store::Store& store, const Header& header, AuthStore& auth, std::string token)
@@ -90,8 +113,17 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
 
   void OnReadDone(bool ok) override {
     if (ok) {
-      handle(request_);
-      StartRead(&request_);
+      pb::WatchRequest request;
+      if (parse(request_, &request)) {
+        handle(request);
+        StartRead(&request_);
+        return;
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "Watch: a request is not a well-formed WatchRequest"));
       return;
     }
     // The client closed its side or the call ended: finish once the queue is written.
@@ -144,6 +176,15 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
   }
 
  private:
+  static bool parse(const grpc::ByteBuffer& buffer, pb::WatchRequest* out) {
+    std::vector<grpc::Slice> slices;
+    if (!buffer.Dump(&slices).ok()) return false;
+    std::string bytes;
+    bytes.reserve(buffer.Length());
+    for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    return out->ParseFromString(bytes);
+  }
+
   void handle(const pb::WatchRequest& request) {
     switch (request.request_union_case()) {
       case pb::WatchRequest::kCreateRequest:
@@ -186,7 +227,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       store::WatchRequest request = entry.request;
       request.start_revision = from;
       const int64_t watch_id = id;
-      auto watch = store_.watch(request, [this, watch_id](const store::WatchUpdate& u) { on_update(watch_id, u); });
+      auto watch = store_.watch(request, [this, watch_id](store::WatchUpdate u) { on_update(watch_id, std::move(u)); });
       if (watch) {
         entry.watch = std::move(*watch);
         continue;
@@ -196,7 +237,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       canceled.set_canceled(true);
       canceled.set_cancel_reason(to_status(watch.error()).error_message());
       header_.fill(canceled.mutable_header());
-      push(std::move(canceled));
+      push(canceled);
     }
     std::erase_if(watches_, [](const auto& item) { return item.second.watch == nullptr; });
   }
@@ -214,7 +255,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       refused.set_canceled(true);
       refused.set_cancel_reason("etcdserver: mvcc: watcher id already exists");
       header_.fill(refused.mutable_header());
-      push(std::move(refused));
+      push(refused);
       return;
     }
     Caller caller = Caller::unrestricted();
@@ -228,7 +269,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       refused.set_canceled(true);
       refused.set_cancel_reason("rpc error: code = PermissionDenied desc = etcdserver: permission denied");
       header_.fill(refused.mutable_header());
-      push(std::move(refused));
+      push(refused);
       return;
     }
     {
@@ -236,7 +277,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       creating_.insert(id);
     }
     const store::WatchRequest store_request = from_proto(request);
-    auto watch = store_.watch(store_request, [this, id](const store::WatchUpdate& u) { on_update(id, u); });
+    auto watch = store_.watch(store_request, [this, id](store::WatchUpdate u) { on_update(id, std::move(u)); });
     pb::WatchResponse created;
     created.set_watch_id(id);
     created.set_created(true);
@@ -251,7 +292,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
     }
     // The answer to the create goes first, then whatever the watch already produced.
     std::unique_lock<std::mutex> q(mu_);
-    enqueue(std::move(created));
+    enqueue(as_buffer(created));
     auto& held = held_[id];
     for (auto& r : held) enqueue(std::move(r));
     held_.erase(id);
@@ -270,7 +311,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
     canceled.set_watch_id(id);
     canceled.set_canceled(true);
     header_.fill(canceled.mutable_header());
-    push(std::move(canceled));
+    push(canceled);
   }
 
   // A progress request covers the whole stream. Asking one of the store
@@ -281,7 +322,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
       pb::WatchResponse r;
       r.set_watch_id(kStreamWide);
       header_.fill(r.mutable_header());
-      push(std::move(r));
+      push(r);
       return;
     }
     {
@@ -291,27 +332,23 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
     watches_.begin()->second.watch->request_progress();
   }
 
-  // Runs on a store thread: only builds the response and queues it.
-  void on_update(int64_t id, const store::WatchUpdate& u) {
+  // Runs on a store thread: only encodes the response and queues it.
+  void on_update(int64_t id, store::WatchUpdate u) {
     {
       std::lock_guard<std::mutex> q(mu_);
       if (paused_.count(id)) return;  // resume_paused() fetches it again later
     }
-    pb::WatchResponse r;
-    r.set_watch_id(id);
-    r.mutable_header()->set_revision(u.revision);
-    header_.fill(r.mutable_header());
-    if (u.compact_revision) {
-      r.set_compact_revision(u.compact_revision);
-      r.set_canceled(true);
-      r.set_cancel_reason("etcdserver: mvcc: required revision has been compacted");
-    }
-    for (const auto& e : u.events) to_proto(e, r.add_events());
+    const grpc::Slice body = encode_shared(u);
     std::unique_lock<std::mutex> q(mu_);
+    int64_t wire_id = id;
     if (u.progress && stream_wide_progress_ > 0) {
       --stream_wide_progress_;
-      r.set_watch_id(kStreamWide);
+      wire_id = kStreamWide;
     }
+    pb::WatchResponse head;
+    head.set_watch_id(wire_id);
+    const grpc::Slice parts[] = {encode(head), body};
+    grpc::ByteBuffer r(parts, 2);
     if (creating_.count(id)) {
       held_[id].push_back(std::move(r));
       return;
@@ -322,15 +359,41 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
     write_next(std::move(q));
   }
 
-  void push(pb::WatchResponse r) {
+  // The encoding of a response to `u` without its watch_id, shared by every
+  // watcher of the stream that receives the same update (the last one
+  // encoded is kept). May move u.events away.
+  grpc::Slice encode_shared(store::WatchUpdate& u) {
+    std::lock_guard<std::mutex> lock(shared_mu_);
+    if (shared_body_.size() > 0 && u.revision == shared_.revision && u.progress == shared_.progress &&
+        u.compact_revision == shared_.compact_revision && same_events(u.events, shared_.events)) {
+      return shared_body_;
+    }
+    pb::WatchResponse r;
+    r.mutable_header()->set_revision(u.revision);
+    header_.fill(r.mutable_header());
+    if (u.compact_revision) {
+      r.set_compact_revision(u.compact_revision);
+      r.set_canceled(true);
+      r.set_cancel_reason("etcdserver: mvcc: required revision has been compacted");
+    }
+    for (const auto& e : u.events) to_proto(e, r.add_events());
+    shared_body_ = encode(r);
+    shared_.revision = u.revision;
+    shared_.progress = u.progress;
+    shared_.compact_revision = u.compact_revision;
+    shared_.events = std::move(u.events);
+    return shared_body_;
+  }
+
+  void push(const pb::WatchResponse& r) {
     std::unique_lock<std::mutex> q(mu_);
-    enqueue(std::move(r));
+    enqueue(as_buffer(r));
     write_next(std::move(q));
   }
 
   // REQUIRES: mu_ held.
-  void enqueue(pb::WatchResponse r) {
-    queued_bytes_ += r.ByteSizeLong();
+  void enqueue(grpc::ByteBuffer r) {
+    queued_bytes_ += r.Length();
     queue_.push_back(std::move(r));
   }
 
@@ -343,7 +406,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
     writing_ = true;
     writing_response_ = std::move(queue_.front());
     queue_.pop_front();
-    writing_bytes_ = writing_response_.ByteSizeLong();
+    writing_bytes_ = writing_response_.Length();
     grpc::WriteOptions options;
     if (!queue_.empty()) options.set_buffer_hint();
     lock.unlock();
@@ -359,11 +422,15 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
   std::map<int64_t, Entry> watches_;  // guarded by watches_mu_
   int64_t next_id_ = 0;               // guarded by watches_mu_
 
-  pb::WatchRequest request_;  // the read in flight
+  grpc::ByteBuffer request_;  // the read in flight
+
+  std::mutex shared_mu_;
+  store::WatchUpdate shared_;  // guarded by shared_mu_: the update last encoded...
+  grpc::Slice shared_body_;    // guarded by shared_mu_: ...and its encoding
 
   std::mutex mu_;
-  std::deque<pb::WatchResponse> queue_;                     // guarded by mu_
-  pb::WatchResponse writing_response_;                      // the write in flight; guarded by mu_
+  std::deque<grpc::ByteBuffer> queue_;                      // guarded by mu_
+  grpc::ByteBuffer writing_response_;                       // the write in flight; guarded by mu_
   std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
   bool writing_ = false;                                    // guarded by mu_: a write is in flight
   bool reads_done_ = false;                                 // guarded by mu_
@@ -371,7 +438,7 @@ class WatchStream final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::W
   std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_
   std::map<int64_t, int64_t> paused_;                       // guarded by mu_: watch id -> revision to resume from
   std::set<int64_t> creating_;                              // guarded by mu_
-  std::map<int64_t, std::vector<pb::WatchResponse>> held_;  // guarded by mu_
+  std::map<int64_t, std::vector<grpc::ByteBuffer>> held_;  // guarded by mu_
   int stream_wide_progress_ = 0;                            // guarded by mu_
 };
 
@@ -397,7 +464,7 @@ void ProgressTicker::run() {
 
 }  // namespace
 
-grpc::ServerBidiReactor<pb::WatchRequest, pb::WatchResponse>* WatchService::Watch(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* WatchService::Watch(
     grpc::CallbackServerContext* context) {
   return new WatchStream(store_, header_, auth_, AuthStore::token_of(*context));
 }
