@@ -29,10 +29,14 @@ constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 // A message as it goes on the wire.
 grpc::Slice encode(const google::protobuf::Message& m) { return grpc::Slice(m.SerializeAsString()); }
 
-grpc::ByteBuffer as_buffer(const google::protobuf::Message& m) {
-  const grpc::Slice slice = encode(m);
-  return grpc::ByteBuffer(&slice, 1);
-}
+// A response waiting to be written: its encoding in one or two parts (a
+// watcher's own fields, then a part shared with other watchers). Cheap to
+// move, unlike grpc::ByteBuffer, which copies; the buffer is made at write time.
+struct Outgoing {
+  grpc::Slice own;
+  grpc::Slice shared;
+  std::size_t size() const { return own.size() + shared.size(); }
+};
 
 bool same_events(const std::vector<store::Event>& a, const std::vector<store::Event>& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const store::Event& x, const store::Event& y) {
@@ -292,7 +296,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     // The answer to the create goes first, then whatever the watch already produced.
     std::unique_lock<std::mutex> q(mu_);
-    enqueue(as_buffer(created));
+    enqueue(Outgoing{encode(created), {}});
     auto& held = held_[id];
     for (auto& r : held) enqueue(std::move(r));
     held_.erase(id);
@@ -347,8 +351,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     pb::WatchResponse head;
     head.set_watch_id(wire_id);
-    const grpc::Slice parts[] = {encode(head), body};
-    grpc::ByteBuffer r(parts, 2);
+    Outgoing r{encode(head), body};
     if (creating_.count(id)) {
       held_[id].push_back(std::move(r));
       return;
@@ -387,13 +390,13 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   void push(const pb::WatchResponse& r) {
     std::unique_lock<std::mutex> q(mu_);
-    enqueue(as_buffer(r));
+    enqueue(Outgoing{encode(r), {}});
     write_next(std::move(q));
   }
 
   // REQUIRES: mu_ held.
-  void enqueue(grpc::ByteBuffer r) {
-    queued_bytes_ += r.Length();
+  void enqueue(Outgoing r) {
+    queued_bytes_ += r.size();
     queue_.push_back(std::move(r));
   }
 
@@ -404,12 +407,16 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void write_next(std::unique_lock<std::mutex> lock) {
     if (writing_ || finished_ || queue_.empty()) return;
     writing_ = true;
-    writing_response_ = std::move(queue_.front());
+    Outgoing next = std::move(queue_.front());
     queue_.pop_front();
-    writing_bytes_ = writing_response_.Length();
+    writing_bytes_ = next.size();
     grpc::WriteOptions options;
     if (!queue_.empty()) options.set_buffer_hint();
     lock.unlock();
+    // Only the thread that set writing_ touches writing_response_ until the write is done.
+    const grpc::Slice parts[] = {std::move(next.own), std::move(next.shared)};
+    grpc::ByteBuffer buffer(parts, parts[1].size() > 0 ? 2 : 1);
+    writing_response_.Swap(&buffer);
     StartWrite(&writing_response_, options);
   }
 
@@ -429,8 +436,8 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::Slice shared_body_;    // guarded by shared_mu_: ...and its encoding
 
   std::mutex mu_;
-  std::deque<grpc::ByteBuffer> queue_;                      // guarded by mu_
-  grpc::ByteBuffer writing_response_;                       // the write in flight; guarded by mu_
+  std::deque<Outgoing> queue_;                              // guarded by mu_
+  grpc::ByteBuffer writing_response_;                       // the write in flight; owned by the writer (writing_)
   std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
   bool writing_ = false;                                    // guarded by mu_: a write is in flight
   bool reads_done_ = false;                                 // guarded by mu_
@@ -438,7 +445,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_
   std::map<int64_t, int64_t> paused_;                       // guarded by mu_: watch id -> revision to resume from
   std::set<int64_t> creating_;                              // guarded by mu_
-  std::map<int64_t, std::vector<grpc::ByteBuffer>> held_;  // guarded by mu_
+  std::map<int64_t, std::vector<Outgoing>> held_;          // guarded by mu_
   int stream_wide_progress_ = 0;                            // guarded by mu_
 };
 
