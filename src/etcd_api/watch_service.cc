@@ -336,14 +336,11 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     watches_.begin()->second.watch->request_progress();
   }
 
-  // Runs on a store thread: only encodes the response and queues it.
+  // Runs on a store thread: only encodes the response (under mu_: a
+  // watcher's update is usually the one encoded last) and queues it.
   void on_update(int64_t id, store::WatchUpdate u) {
-    {
-      std::lock_guard<std::mutex> q(mu_);
-      if (paused_.count(id)) return;  // resume_paused() fetches it again later
-    }
-    const grpc::Slice body = encode_shared(u);
     std::unique_lock<std::mutex> q(mu_);
+    if (paused_.count(id)) return;  // resume_paused() fetches it again later
     int64_t wire_id = id;
     if (u.progress && stream_wide_progress_ > 0) {
       --stream_wide_progress_;
@@ -351,7 +348,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     pb::WatchResponse head;
     head.set_watch_id(wire_id);
-    Outgoing r{encode(head), body};
+    Outgoing r{encode(head), encode_shared(u)};
     if (creating_.count(id)) {
       held_[id].push_back(std::move(r));
       return;
@@ -364,9 +361,8 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   // The encoding of a response to `u` without its watch_id, shared by every
   // watcher of the stream that receives the same update (the last one
-  // encoded is kept). May move u.events away.
+  // encoded is kept). May move u.events away. REQUIRES: mu_ held.
   grpc::Slice encode_shared(store::WatchUpdate& u) {
-    std::lock_guard<std::mutex> lock(shared_mu_);
     if (shared_body_.size() > 0 && u.revision == shared_.revision && u.progress == shared_.progress &&
         u.compact_revision == shared_.compact_revision && same_events(u.events, shared_.events)) {
       return shared_body_;
@@ -431,11 +427,10 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   grpc::ByteBuffer request_;  // the read in flight
 
-  std::mutex shared_mu_;
-  store::WatchUpdate shared_;  // guarded by shared_mu_: the update last encoded...
-  grpc::Slice shared_body_;    // guarded by shared_mu_: ...and its encoding
 
   std::mutex mu_;
+  store::WatchUpdate shared_;                               // guarded by mu_: the update last encoded...
+  grpc::Slice shared_body_;                                 // guarded by mu_: ...and its encoding
   std::deque<Outgoing> queue_;                              // guarded by mu_
   grpc::ByteBuffer writing_response_;                       // the write in flight; owned by the writer (writing_)
   std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
