@@ -48,12 +48,13 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   AuthStore& auth_;
 };
 
-class WatchService final : public etcdserverpb::Watch::Service {
+// Watch on gRPC's callback API with encoded messages: a stream holds no
+// thread of its own, and its watchers share encodings; see watch_service.cc.
+class WatchService final : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
   WatchService(store::Store& store, const Header& header, AuthStore& auth)
       : store_(store), header_(header), auth_(auth) {}
-  grpc::Status Watch(grpc::ServerContext*,
-                     grpc::ServerReaderWriter<etcdserverpb::WatchResponse, etcdserverpb::WatchRequest>*) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(grpc::CallbackServerContext*) override;
 
  private:
   store::Store& store_;

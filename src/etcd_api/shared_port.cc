@@ -134,10 +134,14 @@ class SharedPortImpl final : public SharedPort {
     }
     connections_.erase(id);  // gRPC owns it from here on
     lock.unlock();
-    // gRPC expects a non-blocking descriptor, as its own accept() makes them:
-    // a blocking read would stall the transport's thread.
+    // gRPC expects a non-blocking descriptor with Nagle's algorithm off, as
+    // its own accept() makes them: a blocking read would stall the
+    // transport's thread, and with Nagle a small message written after
+    // another (one watch response after the next) would wait for the peer's
+    // delayed ACK, up to 40 ms.
     boost::system::error_code ec;
     socket.non_blocking(true, ec);
+    socket.set_option(tcp::no_delay(true), ec);
     grpc_(socket.release());
     done_.notify_all();
   }

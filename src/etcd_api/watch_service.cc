@@ -1,3 +1,5 @@
+#include <grpcpp/support/byte_buffer.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -24,19 +26,167 @@ constexpr int64_t kStreamWide = -1;  // watch_id of a progress answer for the wh
 // backend: memory stays bounded and the client misses nothing.
 constexpr std::size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 
-// One Watch call: the watches created on it and the responses waiting to be
-// written. Requests are handled on a reader thread; responses are written by
-// the call's own thread; store callbacks only append to the queue.
-class WatchStream {
+// A message as it goes on the wire.
+grpc::Slice encode(const google::protobuf::Message& m) { return grpc::Slice(m.SerializeAsString()); }
+
+// A response waiting to be written: its encoding in one or two parts (a
+// watcher's own fields, then a part shared with other watchers). Cheap to
+// move, unlike grpc::ByteBuffer, which copies; the buffer is made at write time.
+struct Outgoing {
+  grpc::Slice own;
+  grpc::Slice shared;
+  std::size_t size() const { return own.size() + shared.size(); }
+};
+
+bool same_events(const std::vector<store::Event>& a, const std::vector<store::Event>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const store::Event& x, const store::Event& y) {
+    return x.type == y.type && x.kv == y.kv && x.prev_kv == y.prev_kv;
+  });
+}
+
+class WatchStream;
+
+// Drives progress_notify for every open stream from one thread: a stream's
+// watches hear the current revision kProgressInterval after it opened and
+// every interval after that.
+class ProgressTicker {
+ public:
+  static ProgressTicker& instance() {
+    static ProgressTicker ticker;
+    return ticker;
+  }
+
+  void add(WatchStream* stream) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due_[stream] = std::chrono::steady_clock::now() + kProgressInterval;
+    }
+    cv_.notify_one();
+  }
+
+  // Returns once no tick of `stream` runs or will run.
+  void remove(WatchStream* stream) {
+    std::lock_guard<std::mutex> lock(mu_);
+    due_.erase(stream);
+  }
+
+ private:
+  ProgressTicker() : thread_([this] { run(); }) {}
+  ~ProgressTicker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  void run();
+
+  std::mutex mu_;  // held while a stream ticks, so remove() waits for it
+  std::condition_variable cv_;
+  std::map<WatchStream*, std::chrono::steady_clock::time_point> due_;  // guarded by mu_
+  bool stop_ = false;                                                   // guarded by mu_
+  std::thread thread_;                                                  // last: it uses the members above
+};
+
+// One Watch call on gRPC's callback API: the watches created on it and the
+// responses waiting to be written. Requests are handled as gRPC reads them;
+// store callbacks append responses to the queue, and whoever finds no write
+// in flight starts one. Each finished write starts the next from the queue,
+// on gRPC's own threads, so a burst of responses (one per watcher after a
+// put) goes out without a thread hand-off per response.
+//
+// Lifetime: gRPC owns the object from Watch() on; it deletes itself in
+// OnDone(), after its store watches and its progress ticks have stopped.
+//
+// The stream reads and writes encoded messages (gRPC's raw API) so that the
+// watchers of one stream share one encoding of an update: a put seen by N
+// watchers is encoded once, and each of the N responses is a few bytes of
+// watch_id followed by that shared slice. Protobuf's encoding allows it: a
+// message's fields may come in any order, and concatenated encodings parse
+// as one message with the fields of both.
+class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `token` is the one the stream was opened with: each watch it creates is checked with it.
   WatchStream(store::Store& store, const Header& header, AuthStore& auth, std::string token)
-      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {}
+      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {
+    ProgressTicker::instance().add(this);
+    StartRead(&request_);
+  }
 
-  ~WatchStream() {
-    // Store watches first: after this no callback touches the queue.
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      pb::WatchRequest request;
+      if (parse(request_, &request)) {
+        handle(request);
+        StartRead(&request_);
+        return;
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "Watch: a request is not a well-formed WatchRequest"));
+      return;
+    }
+    // The client closed its side or the call ended: finish once the queue is written.
+    std::unique_lock<std::mutex> lock(mu_);
+    reads_done_ = true;
+    if (!writing_ && queue_.empty() && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status::OK);  // may run OnDone() at once: touch nothing after it
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    queued_bytes_ -= std::min(queued_bytes_, writing_bytes_);
+    if (!ok) queue_.clear();  // the client is gone
+    const bool resume = ok && !paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2;
+    if (resume) {
+      lock.unlock();
+      resume_paused();  // queues responses and may start the next write
+      lock.lock();
+    }
+    if (!ok || (reads_done_ && queue_.empty())) {
+      if (writing_ || finished_) return;
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status::OK);
+      return;
+    }
+    write_next(std::move(lock));
+  }
+
+  void OnDone() override {
+    ProgressTicker::instance().remove(this);
+    {
+      // Store watches first: after this no callback touches the queue.
+      std::lock_guard<std::mutex> lock(watches_mu_);
+      watches_.clear();
+    }
+    delete this;
+  }
+
+  // Sends a progress notification on each watch created with progress_notify.
+  void periodic_progress() {
     std::lock_guard<std::mutex> lock(watches_mu_);
-    watches_.clear();
+    for (auto& [id, entry] : watches_) {
+      if (entry.progress_notify) entry.watch->request_progress();
+    }
+  }
+
+ private:
+  static bool parse(const grpc::ByteBuffer& buffer, pb::WatchRequest* out) {
+    std::vector<grpc::Slice> slices;
+    if (!buffer.Dump(&slices).ok()) return false;
+    std::string bytes;
+    bytes.reserve(buffer.Length());
+    for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    return out->ParseFromString(bytes);
   }
 
   void handle(const pb::WatchRequest& request) {
@@ -55,39 +205,6 @@ class WatchStream {
     }
   }
 
-  // Waits for the next response; false once the stream is closed. `*more`
-  // tells whether another response is already queued behind it.
-  bool next(pb::WatchResponse* out, bool* more) {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (!queue_.empty()) {
-        *out = std::move(queue_.front());
-        queue_.pop_front();
-        *more = !queue_.empty();
-        queued_bytes_ -= std::min(queued_bytes_, out->ByteSizeLong());
-        if (!paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2) {
-          lock.unlock();
-          resume_paused();
-        }
-        return true;
-      }
-      if (closed_) return false;
-      if (cv_.wait_until(lock, next_progress_) == std::cv_status::timeout) {
-        lock.unlock();
-        periodic_progress();
-        lock.lock();
-        next_progress_ = std::chrono::steady_clock::now() + kProgressInterval;
-      }
-    }
-  }
-
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
   struct Entry {
     std::unique_ptr<store::Watch> watch;
     store::WatchRequest request;
@@ -114,7 +231,7 @@ class WatchStream {
       store::WatchRequest request = entry.request;
       request.start_revision = from;
       const int64_t watch_id = id;
-      auto watch = store_.watch(request, [this, watch_id](const store::WatchUpdate& u) { on_update(watch_id, u); });
+      auto watch = store_.watch(request, [this, watch_id](store::WatchUpdate u) { on_update(watch_id, std::move(u)); });
       if (watch) {
         entry.watch = std::move(*watch);
         continue;
@@ -124,7 +241,7 @@ class WatchStream {
       canceled.set_canceled(true);
       canceled.set_cancel_reason(to_status(watch.error()).error_message());
       header_.fill(canceled.mutable_header());
-      push(std::move(canceled));
+      push(canceled);
     }
     std::erase_if(watches_, [](const auto& item) { return item.second.watch == nullptr; });
   }
@@ -142,7 +259,7 @@ class WatchStream {
       refused.set_canceled(true);
       refused.set_cancel_reason("etcdserver: mvcc: watcher id already exists");
       header_.fill(refused.mutable_header());
-      push(std::move(refused));
+      push(refused);
       return;
     }
     Caller caller = Caller::unrestricted();
@@ -156,7 +273,7 @@ class WatchStream {
       refused.set_canceled(true);
       refused.set_cancel_reason("rpc error: code = PermissionDenied desc = etcdserver: permission denied");
       header_.fill(refused.mutable_header());
-      push(std::move(refused));
+      push(refused);
       return;
     }
     {
@@ -164,7 +281,7 @@ class WatchStream {
       creating_.insert(id);
     }
     const store::WatchRequest store_request = from_proto(request);
-    auto watch = store_.watch(store_request, [this, id](const store::WatchUpdate& u) { on_update(id, u); });
+    auto watch = store_.watch(store_request, [this, id](store::WatchUpdate u) { on_update(id, std::move(u)); });
     pb::WatchResponse created;
     created.set_watch_id(id);
     created.set_created(true);
@@ -178,13 +295,13 @@ class WatchStream {
       watches_[id] = Entry{std::move(*watch), store_request, request.progress_notify()};
     }
     // The answer to the create goes first, then whatever the watch already produced.
-    std::lock_guard<std::mutex> q(mu_);
-    enqueue(std::move(created));
+    std::unique_lock<std::mutex> q(mu_);
+    enqueue(Outgoing{encode(created), {}});
     auto& held = held_[id];
     for (auto& r : held) enqueue(std::move(r));
     held_.erase(id);
     creating_.erase(id);
-    cv_.notify_all();
+    write_next(std::move(q));
   }
 
   void cancel(int64_t id) {
@@ -198,7 +315,7 @@ class WatchStream {
     canceled.set_watch_id(id);
     canceled.set_canceled(true);
     header_.fill(canceled.mutable_header());
-    push(std::move(canceled));
+    push(canceled);
   }
 
   // A progress request covers the whole stream. Asking one of the store
@@ -209,7 +326,7 @@ class WatchStream {
       pb::WatchResponse r;
       r.set_watch_id(kStreamWide);
       header_.fill(r.mutable_header());
-      push(std::move(r));
+      push(r);
       return;
     }
     {
@@ -219,21 +336,38 @@ class WatchStream {
     watches_.begin()->second.watch->request_progress();
   }
 
-  void periodic_progress() {
-    std::lock_guard<std::mutex> lock(watches_mu_);
-    for (auto& [id, entry] : watches_) {
-      if (entry.progress_notify) entry.watch->request_progress();
+  // Runs on a store thread: only encodes the response (under mu_: a
+  // watcher's update is usually the one encoded last) and queues it.
+  void on_update(int64_t id, store::WatchUpdate u) {
+    std::unique_lock<std::mutex> q(mu_);
+    if (paused_.count(id)) return;  // resume_paused() fetches it again later
+    int64_t wire_id = id;
+    if (u.progress && stream_wide_progress_ > 0) {
+      --stream_wide_progress_;
+      wire_id = kStreamWide;
     }
+    pb::WatchResponse head;
+    head.set_watch_id(wire_id);
+    Outgoing r{encode(head), encode_shared(u)};
+    if (creating_.count(id)) {
+      held_[id].push_back(std::move(r));
+      return;
+    }
+    enqueue(std::move(r));
+    // Everything up to u.revision is queued; a paused watch resumes after it.
+    if (queued_bytes_ > kMaxQueuedBytes && !u.compact_revision) paused_[id] = u.revision + 1;
+    write_next(std::move(q));
   }
 
-  // Runs on a store thread: only builds the response and queues it.
-  void on_update(int64_t id, const store::WatchUpdate& u) {
-    {
-      std::lock_guard<std::mutex> q(mu_);
-      if (paused_.count(id)) return;  // resume_paused() fetches it again later
+  // The encoding of a response to `u` without its watch_id, shared by every
+  // watcher of the stream that receives the same update (the last one
+  // encoded is kept). May move u.events away. REQUIRES: mu_ held.
+  grpc::Slice encode_shared(store::WatchUpdate& u) {
+    if (shared_body_.size() > 0 && u.revision == shared_.revision && u.progress == shared_.progress &&
+        u.compact_revision == shared_.compact_revision && same_events(u.events, shared_.events)) {
+      return shared_body_;
     }
     pb::WatchResponse r;
-    r.set_watch_id(id);
     r.mutable_header()->set_revision(u.revision);
     header_.fill(r.mutable_header());
     if (u.compact_revision) {
@@ -242,30 +376,44 @@ class WatchStream {
       r.set_cancel_reason("etcdserver: mvcc: required revision has been compacted");
     }
     for (const auto& e : u.events) to_proto(e, r.add_events());
-    std::lock_guard<std::mutex> q(mu_);
-    if (u.progress && stream_wide_progress_ > 0) {
-      --stream_wide_progress_;
-      r.set_watch_id(kStreamWide);
-    }
-    if (creating_.count(id)) {
-      held_[id].push_back(std::move(r));
-      return;
-    }
-    enqueue(std::move(r));
-    // Everything up to u.revision is queued; a paused watch resumes after it.
-    if (queued_bytes_ > kMaxQueuedBytes && !u.compact_revision) paused_[id] = u.revision + 1;
+    shared_body_ = encode(r);
+    shared_.revision = u.revision;
+    shared_.progress = u.progress;
+    shared_.compact_revision = u.compact_revision;
+    shared_.events = std::move(u.events);
+    return shared_body_;
   }
 
-  void push(pb::WatchResponse r) {
-    std::lock_guard<std::mutex> q(mu_);
-    enqueue(std::move(r));
+  void push(const pb::WatchResponse& r) {
+    std::unique_lock<std::mutex> q(mu_);
+    enqueue(Outgoing{encode(r), {}});
+    write_next(std::move(q));
   }
 
   // REQUIRES: mu_ held.
-  void enqueue(pb::WatchResponse r) {
-    queued_bytes_ += r.ByteSizeLong();
+  void enqueue(Outgoing r) {
+    queued_bytes_ += r.size();
     queue_.push_back(std::move(r));
-    cv_.notify_all();
+  }
+
+  // Starts writing the queue's first response unless a write is in flight
+  // (its completion starts the next one). Every response written while more
+  // wait behind it goes with the buffer hint, so gRPC coalesces a burst into
+  // few socket writes; the last one flushes. REQUIRES: `lock` holds mu_; releases it.
+  void write_next(std::unique_lock<std::mutex> lock) {
+    if (writing_ || finished_ || queue_.empty()) return;
+    writing_ = true;
+    Outgoing next = std::move(queue_.front());
+    queue_.pop_front();
+    writing_bytes_ = next.size();
+    grpc::WriteOptions options;
+    if (!queue_.empty()) options.set_buffer_hint();
+    lock.unlock();
+    // Only the thread that set writing_ touches writing_response_ until the write is done.
+    const grpc::Slice parts[] = {std::move(next.own), std::move(next.shared)};
+    grpc::ByteBuffer buffer(parts, parts[1].size() > 0 ? 2 : 1);
+    writing_response_.Swap(&buffer);
+    StartWrite(&writing_response_, options);
   }
 
   store::Store& store_;
@@ -277,42 +425,50 @@ class WatchStream {
   std::map<int64_t, Entry> watches_;  // guarded by watches_mu_
   int64_t next_id_ = 0;               // guarded by watches_mu_
 
+  grpc::ByteBuffer request_;  // the read in flight
+
+
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<pb::WatchResponse> queue_;                     // guarded by mu_
+  store::WatchUpdate shared_;                               // guarded by mu_: the update last encoded...
+  grpc::Slice shared_body_;                                 // guarded by mu_: ...and its encoding
+  std::deque<Outgoing> queue_;                              // guarded by mu_
+  grpc::ByteBuffer writing_response_;                       // the write in flight; owned by the writer (writing_)
+  std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
+  bool writing_ = false;                                    // guarded by mu_: a write is in flight
+  bool reads_done_ = false;                                 // guarded by mu_
+  bool finished_ = false;                                   // guarded by mu_: Finish() was called
   std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_
   std::map<int64_t, int64_t> paused_;                       // guarded by mu_: watch id -> revision to resume from
   std::set<int64_t> creating_;                              // guarded by mu_
-  std::map<int64_t, std::vector<pb::WatchResponse>> held_;  // guarded by mu_
+  std::map<int64_t, std::vector<Outgoing>> held_;          // guarded by mu_
   int stream_wide_progress_ = 0;                            // guarded by mu_
-  bool closed_ = false;                                     // guarded by mu_
-  std::chrono::steady_clock::time_point next_progress_ = std::chrono::steady_clock::now() + kProgressInterval;
 };
+
+void ProgressTicker::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    const auto now = std::chrono::steady_clock::now();
+    auto earliest = std::chrono::steady_clock::time_point::max();
+    for (auto& [stream, due] : due_) {
+      if (due <= now) {
+        stream->periodic_progress();
+        due = now + kProgressInterval;
+      }
+      earliest = std::min(earliest, due);
+    }
+    if (earliest == std::chrono::steady_clock::time_point::max()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, earliest);
+    }
+  }
+}
 
 }  // namespace
 
-grpc::Status WatchService::Watch(grpc::ServerContext* context,
-                                 grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* stream) {
-  WatchStream watches(store_, header_, auth_, AuthStore::token_of(*context));
-  std::thread reader([&] {
-    pb::WatchRequest request;
-    while (stream->Read(&request)) watches.handle(request);
-    watches.close();
-  });
-  pb::WatchResponse response;
-  bool more = false;
-  while (watches.next(&response, &more)) {
-    // With more responses queued (one per watcher after a put), let gRPC
-    // coalesce them; the last one of the batch is written without the hint, which flushes.
-    grpc::WriteOptions options;
-    if (more) options.set_buffer_hint();
-    if (!stream->Write(response, options)) {
-      context->TryCancel();  // the client is gone: unblock the reader
-      break;
-    }
-  }
-  reader.join();
-  return grpc::Status::OK;
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* WatchService::Watch(
+    grpc::CallbackServerContext* context) {
+  return new WatchStream(store_, header_, auth_, AuthStore::token_of(*context));
 }
 
 }  // namespace zeppelin::etcd_api

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "etcd_api/etcd_server.h"
@@ -179,6 +180,61 @@ TEST_F(EtcdApiTest, WatchStreamCreatesReplaysAndCancels) {
   ASSERT_TRUE(stream->Read(&resp));
   EXPECT_TRUE(resp.canceled());
   EXPECT_EQ(resp.watch_id(), id);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// The watchers of one stream share encodings of an update where they receive
+// the same one; each must still get its own watch_id, and only its events.
+TEST_F(EtcdApiTest, WatchersOfOneStreamGetTheirOwnIdsAndEvents) {
+  grpc::ClientContext ctx;
+  auto stream = watch_->Watch(&ctx);
+  auto create = [&](bool prev_kv, bool no_put) {
+    etcdserverpb::WatchRequest req;
+    req.mutable_create_request()->set_key("s/k");
+    req.mutable_create_request()->set_prev_kv(prev_kv);
+    if (no_put) req.mutable_create_request()->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
+    EXPECT_TRUE(stream->Write(req));
+    etcdserverpb::WatchResponse resp;
+    EXPECT_TRUE(stream->Read(&resp));
+    EXPECT_TRUE(resp.created());
+    return resp.watch_id();
+  };
+  const int64_t plain = create(false, false);
+  const int64_t with_prev = create(true, false);
+  const int64_t plain_too = create(false, false);
+  const int64_t deletes = create(false, true);
+  ASSERT_TRUE(put("s/k", "v1").ok());
+  ASSERT_TRUE(put("s/k", "v2").ok());
+  {
+    grpc::ClientContext dctx;
+    etcdserverpb::DeleteRangeRequest req;
+    req.set_key("s/k");
+    etcdserverpb::DeleteRangeResponse resp;
+    ASSERT_TRUE(kv_->DeleteRange(&dctx, req, &resp).ok());
+  }
+  std::map<int64_t, std::vector<etcdserverpb::WatchResponse>> got;
+  for (int i = 0; i < 3 + 3 + 3 + 1; ++i) {
+    etcdserverpb::WatchResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    ASSERT_EQ(resp.events_size(), 1);
+    got[resp.watch_id()].push_back(resp);
+  }
+  ASSERT_EQ(got.size(), 4u);
+  for (int64_t id : {plain, with_prev, plain_too}) {
+    const auto& r = got[id];
+    ASSERT_EQ(r.size(), 3u) << "watch " << id;
+    EXPECT_EQ(r[0].events(0).kv().value(), "v1");
+    EXPECT_EQ(r[1].events(0).kv().value(), "v2");
+    EXPECT_EQ(r[2].events(0).type(), mvccpb::Event::DELETE);
+    EXPECT_EQ(r[1].header().revision(), r[1].events(0).kv().mod_revision());
+    EXPECT_EQ(r[1].events(0).has_prev_kv(), id == with_prev);
+    EXPECT_EQ(r[2].events(0).has_prev_kv(), id == with_prev);
+  }
+  EXPECT_EQ(got[with_prev][1].events(0).prev_kv().value(), "v1");
+  EXPECT_EQ(got[with_prev][2].events(0).prev_kv().value(), "v2");
+  ASSERT_EQ(got[deletes].size(), 1u);
+  EXPECT_EQ(got[deletes][0].events(0).type(), mvccpb::Event::DELETE);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 }
