@@ -50,16 +50,19 @@ class KvService final : public etcdserverpb::KV::CallbackService {
 
 // Watch on gRPC's callback API with encoded messages: a stream holds no
 // thread of its own, and its watchers share encodings; see watch_service.cc.
+class ProgressTicker;
+
 class WatchService final : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(store::Store& store, const Header& header, AuthStore& auth)
-      : store_(store), header_(header), auth_(auth) {}
+  WatchService(store::Store& store, const Header& header, AuthStore& auth);
+  ~WatchService() override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(grpc::CallbackServerContext*) override;
 
  private:
   store::Store& store_;
   const Header& header_;
   AuthStore& auth_;
+  std::unique_ptr<ProgressTicker> ticker_;  // progress notifications of every open stream
 };
 
 class LeaseService final : public etcdserverpb::Lease::Service {

@@ -16,9 +16,52 @@ namespace zeppelin::etcd_api {
 namespace pb = etcdserverpb;
 
 namespace {
-
+class WatchStream;
 // How often a watch created with progress_notify hears the current revision (etcd's default).
 constexpr auto kProgressInterval = std::chrono::minutes(10);
+}  // namespace
+
+// Drives progress_notify for every open stream from one thread: a stream's
+// watches hear the current revision kProgressInterval after it opened and
+// every interval after that.
+class ProgressTicker {
+ public:
+  ProgressTicker() : thread_([this] { run(); }) {}
+  ~ProgressTicker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  void add(WatchStream* stream) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due_[stream] = std::chrono::steady_clock::now() + kProgressInterval;
+    }
+    cv_.notify_one();
+  }
+
+  // Returns once no tick of `stream` runs or will run.
+  void remove(WatchStream* stream) {
+    std::lock_guard<std::mutex> lock(mu_);
+    due_.erase(stream);
+  }
+
+ private:
+  void run();
+
+  std::mutex mu_;  // held while a stream ticks, so remove() waits for it
+  std::condition_variable cv_;
+  std::map<WatchStream*, std::chrono::steady_clock::time_point> due_;  // guarded by mu_
+  bool stop_ = false;                                                   // guarded by mu_
+  std::thread thread_;                                                  // last: it uses the members above
+};
+
+namespace {
+
 constexpr int64_t kStreamWide = -1;  // watch_id of a progress answer for the whole stream
 // Responses a stream holds for a client that reads slower than events come.
 // Beyond this, its watches pause and later resume from where they stopped
@@ -44,52 +87,6 @@ bool same_events(const std::vector<store::Event>& a, const std::vector<store::Ev
   });
 }
 
-class WatchStream;
-
-// Drives progress_notify for every open stream from one thread: a stream's
-// watches hear the current revision kProgressInterval after it opened and
-// every interval after that.
-class ProgressTicker {
- public:
-  static ProgressTicker& instance() {
-    static ProgressTicker ticker;
-    return ticker;
-  }
-
-  void add(WatchStream* stream) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      due_[stream] = std::chrono::steady_clock::now() + kProgressInterval;
-    }
-    cv_.notify_one();
-  }
-
-  // Returns once no tick of `stream` runs or will run.
-  void remove(WatchStream* stream) {
-    std::lock_guard<std::mutex> lock(mu_);
-    due_.erase(stream);
-  }
-
- private:
-  ProgressTicker() : thread_([this] { run(); }) {}
-  ~ProgressTicker() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
-  void run();
-
-  std::mutex mu_;  // held while a stream ticks, so remove() waits for it
-  std::condition_variable cv_;
-  std::map<WatchStream*, std::chrono::steady_clock::time_point> due_;  // guarded by mu_
-  bool stop_ = false;                                                   // guarded by mu_
-  std::thread thread_;                                                  // last: it uses the members above
-};
-
 // One Watch call on gRPC's callback API: the watches created on it and the
 // responses waiting to be written. Requests are handled as gRPC reads them;
 // store callbacks append responses to the queue, and whoever finds no write
@@ -109,9 +106,9 @@ class ProgressTicker {
 class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `token` is the one the stream was opened with: each watch it creates is checked with it.
-  WatchStream(store::Store& store, const Header& header, AuthStore& auth, std::string token)
-      : store_(store), header_(header), auth_(auth), token_(std::move(token)) {
-    ProgressTicker::instance().add(this);
+  WatchStream(store::Store& store, const Header& header, AuthStore& auth, ProgressTicker& ticker, std::string token)
+      : store_(store), header_(header), auth_(auth), ticker_(ticker), token_(std::move(token)) {
+    ticker_.add(this);
     StartRead(&request_);
   }
 
@@ -162,7 +159,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
 
   void OnDone() override {
-    ProgressTicker::instance().remove(this);
+    ticker_.remove(this);
     {
       // Store watches first: after this no callback touches the queue.
       std::lock_guard<std::mutex> lock(watches_mu_);
@@ -419,6 +416,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   store::Store& store_;
   const Header& header_;
   AuthStore& auth_;
+  ProgressTicker& ticker_;
   const std::string token_;
 
   std::mutex watches_mu_;             // taken before mu_
@@ -444,6 +442,8 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   int stream_wide_progress_ = 0;                            // guarded by mu_
 };
 
+}  // namespace
+
 void ProgressTicker::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
@@ -464,11 +464,15 @@ void ProgressTicker::run() {
   }
 }
 
-}  // namespace
+WatchService::WatchService(store::Store& store, const Header& header, AuthStore& auth)
+    : store_(store), header_(header), auth_(auth), ticker_(std::make_unique<ProgressTicker>()) {}
+
+// gRPC's Shutdown() returns only after every stream's OnDone(), so no stream is left on the ticker.
+WatchService::~WatchService() = default;
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* WatchService::Watch(
     grpc::CallbackServerContext* context) {
-  return new WatchStream(store_, header_, auth_, AuthStore::token_of(*context));
+  return new WatchStream(store_, header_, auth_, *ticker_, AuthStore::token_of(*context));
 }
 
 }  // namespace zeppelin::etcd_api
