@@ -3,7 +3,8 @@
 // zeppelin's --etcd-listen and a real etcd (bench/etcd_side_by_side.sh starts both).
 //   BM_Put/<name>/threads:N    durable puts of 256-byte values, one channel per client thread
 //   BM_Range/<name>/threads:N  single-key linearizable reads
-//   (p50_ms and p99_ms: each call's latency, percentiles per thread averaged over threads)
+//   (p50_ms and p99_ms: each call's latency, percentiles per thread averaged over threads;
+//   server_us_per_op: the server's CPU time per call, when $ETCD_BENCH_PIDS gives "name=PID,...")
 //   BM_WatchFanout/<name>/watchers:N  N watchers on one key (multiplexed on 10
 //                              streams over 10 connections, as etcd clients do): time from
 //                              a put until every watcher got its event (median_ms, p99_ms)
@@ -13,6 +14,7 @@
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -59,13 +62,49 @@ class Latencies {
   std::vector<double> samples_;
 };
 
+// The server's CPU time (user + system, from /proc/PID/stat) per operation,
+// when $ETCD_BENCH_PIDS names the server's process: what each call costs the
+// server, apart from the client that shares the machine. Thread 0 reads it
+// before and after the run; every thread runs the same number of iterations.
+class ServerCpu {
+ public:
+  ServerCpu(benchmark::State& state, int pid) : state_(state), pid_(pid) {
+    if (pid_ > 0 && state_.thread_index() == 0) start_ = read();
+  }
+  ~ServerCpu() {
+    if (pid_ <= 0 || state_.thread_index() != 0 || start_ < 0 || state_.iterations() == 0) return;
+    const double ops = static_cast<double>(state_.iterations()) * state_.threads();
+    state_.counters["server_us_per_op"] = (read() - start_) * 1e6 / ops;
+  }
+
+ private:
+  double read() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
+  benchmark::State& state_;
+  int pid_;
+  double start_ = -1;
+};
+
 std::unique_ptr<etcdserverpb::KV::Stub> connect(const std::string& endpoint) {
   grpc::ChannelArguments args;
   args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection per client, as separate processes would have
   return etcdserverpb::KV::NewStub(grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args));
 }
 
-void bench_put(benchmark::State& state, std::string endpoint) {
+void bench_put(benchmark::State& state, std::string endpoint, int pid) {
+  ServerCpu server_cpu(state, pid);
   auto kv = connect(endpoint);
   const std::string value(256, 'v');
   const std::string prefix = "bench/put/" + std::to_string(state.thread_index()) + "/";
@@ -86,7 +125,8 @@ void bench_put(benchmark::State& state, std::string endpoint) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void bench_range(benchmark::State& state, std::string endpoint) {
+void bench_range(benchmark::State& state, std::string endpoint, int pid) {
+  ServerCpu server_cpu(state, pid);
   auto kv = connect(endpoint);
   {
     grpc::ClientContext ctx;
@@ -244,7 +284,8 @@ std::string base64(const std::string& in) {
   return out;
 }
 
-void bench_gateway_put(benchmark::State& state, std::string endpoint) {
+void bench_gateway_put(benchmark::State& state, std::string endpoint, int pid) {
+  ServerCpu server_cpu(state, pid);
   HttpClient client(endpoint);
   const std::string value = base64(std::string(256, 'v'));
   const std::string prefix = "bench/gwput/" + std::to_string(state.thread_index()) + "/";
@@ -261,7 +302,8 @@ void bench_gateway_put(benchmark::State& state, std::string endpoint) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void bench_gateway_range(benchmark::State& state, std::string endpoint) {
+void bench_gateway_range(benchmark::State& state, std::string endpoint, int pid) {
+  ServerCpu server_cpu(state, pid);
   HttpClient client(endpoint);
   const std::string key = base64("bench/gwrange");
   (void)client.post("/v3/kv/put", R"({"key":")" + key + R"(","value":")" + base64(std::string(256, 'v')) + R"("})");
@@ -274,6 +316,17 @@ void bench_gateway_range(benchmark::State& state, std::string endpoint) {
     }
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+// $ETCD_BENCH_PIDS ("name=PID,..."): the server process behind each endpoint name.
+int server_pid(const std::string& name) {
+  const char* spec = std::getenv("ETCD_BENCH_PIDS");
+  std::stringstream list(spec ? spec : "");
+  std::string item;
+  while (std::getline(list, item, ',')) {
+    if (item.rfind(name + "=", 0) == 0) return std::atoi(item.c_str() + name.size() + 1);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -301,11 +354,12 @@ int main(int argc, char** argv) {
     }
     const std::string name = item.substr(0, eq);
     const std::string endpoint = item.substr(eq + 1);
+    const int pid = server_pid(name);
     for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_Put/" + name).c_str(), bench_put, endpoint)->Threads(threads)->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Put/" + name).c_str(), bench_put, endpoint, pid)->Threads(threads)->UseRealTime();
     }
     for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_Range/" + name).c_str(), bench_range, endpoint)
+      benchmark::RegisterBenchmark(("BM_Range/" + name).c_str(), bench_range, endpoint, pid)
           ->Threads(threads)
           ->UseRealTime();
     }
@@ -317,12 +371,12 @@ int main(int argc, char** argv) {
           ->UseRealTime();
     }
     for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_GatewayPut/" + name).c_str(), bench_gateway_put, endpoint)
+      benchmark::RegisterBenchmark(("BM_GatewayPut/" + name).c_str(), bench_gateway_put, endpoint, pid)
           ->Threads(threads)
           ->UseRealTime();
     }
     for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_GatewayRange/" + name).c_str(), bench_gateway_range, endpoint)
+      benchmark::RegisterBenchmark(("BM_GatewayRange/" + name).c_str(), bench_gateway_range, endpoint, pid)
           ->Threads(threads)
           ->UseRealTime();
     }

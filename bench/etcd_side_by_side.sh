@@ -27,4 +27,5 @@ for endpoint in 127.0.0.1:23790 127.0.0.1:23791; do
     sleep 0.1
   done
 done
-ETCD_BENCH_ENDPOINTS="zeppelin=127.0.0.1:23791,etcd=127.0.0.1:23790" "$build/bench/etcd_api_bench" "$@"
+ETCD_BENCH_ENDPOINTS="zeppelin=127.0.0.1:23791,etcd=127.0.0.1:23790" ETCD_BENCH_PIDS="zeppelin=$zpid,etcd=$epid" \
+  "$build/bench/etcd_api_bench" "$@"
