@@ -178,6 +178,10 @@ class Connection {
  public:
   Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel)
       : socket_(socket), stub_(channel) {}
+  ~Connection() {
+    unary_cq_.Shutdown();
+    drain(unary_cq_);
+  }
 
   void serve() {
     for (;;) {
@@ -246,16 +250,13 @@ class Connection {
     // Lock and Campaign wait for their turn: give up the turn if the client does.
     std::optional<HangupWatch> hangup;
     if (method.name() == "Lock" || method.name() == "Campaign") hangup.emplace(socket_.native_handle(), ctx);
-    grpc::CompletionQueue cq;
     grpc::ByteBuffer response;
     grpc::Status status;
-    auto call = stub_.PrepareUnaryCall(&ctx, path, request, &cq);
+    auto call = stub_.PrepareUnaryCall(&ctx, path, request, &unary_cq_);
     call->StartCall();
     call->Finish(&response, &status, this);
-    wait(cq);
+    wait(unary_cq_);  // the call's one event: the queue is empty again afterwards
     hangup.reset();
-    cq.Shutdown();
-    drain(cq);
     if (!status.ok()) return reply_error(status, keep_alive_);
     std::string json;
     if (auto s = to_json(response, *method.output_type(), &json); !s.ok()) return reply_error(s, false);
@@ -434,6 +435,8 @@ class Connection {
 
   tcp::socket& socket_;
   grpc::GenericStub stub_;
+  // Unary calls, one at a time, share this queue for the connection's lifetime.
+  grpc::CompletionQueue unary_cq_;
   boost::beast::flat_buffer buffer_;
   bool keep_alive_ = true;
 };
