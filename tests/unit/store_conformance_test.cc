@@ -14,6 +14,7 @@
 #include "etcd_client/etcd_store.h"
 #include "etcd_process.h"
 #include "store/embedded_store.h"
+#include "test_waits.h"
 
 namespace zeppelin::store {
 namespace {
@@ -37,35 +38,6 @@ class EtcdEnvironment : public ::testing::Environment {
   void TearDown() override { etcd_cluster.reset(); }
 };
 
-// Collects watch updates; waits are bounded so a broken store fails the test instead of hanging it.
-struct Collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<WatchUpdate> updates;
-
-  WatchCallback callback() {
-    return [this](WatchUpdate u) {
-      std::lock_guard<std::mutex> lock(mu);
-      updates.push_back(std::move(u));
-      cv.notify_all();
-    };
-  }
-  std::vector<Event> events_locked() {
-    std::vector<Event> all;
-    for (const auto& u : updates) all.insert(all.end(), u.events.begin(), u.events.end());
-    return all;
-  }
-  std::vector<Event> wait_events(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, 10s, [&] { return events_locked().size() >= n; });
-    return events_locked();
-  }
-  std::vector<WatchUpdate> wait_updates(const std::function<bool(const std::vector<WatchUpdate>&)>& done) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, 10s, [&] { return done(updates); });
-    return updates;
-  }
-};
 
 class StoreConformance : public ::testing::TestWithParam<std::string> {
  protected:
@@ -257,7 +229,7 @@ TEST_P(StoreConformance, WatchReplaysHistoryThenFollowsLive) {
   put("w/a", "2");                                   // base+4
   ASSERT_TRUE(store_->delete_range({"w/b"}).ok());   // base+5
 
-  Collector c;
+  testing::WatchCollector c;
   WatchRequest req{"w/", prefix_end("w/"), base_ + 2, /*prev_kv=*/true};
   auto w = store_->watch(req, c.callback());
   ASSERT_TRUE(w.ok()) << w.error().message;
@@ -288,17 +260,16 @@ TEST_P(StoreConformance, WatchReplaysHistoryThenFollowsLive) {
 
   w->reset();  // cancelled: nothing more arrives
   put("w/d", "1");
-  std::lock_guard<std::mutex> lock(c.mu);
-  EXPECT_EQ(c.events_locked().size(), 4u);
+  EXPECT_EQ(c.events().size(), 4u);
 }
 
 TEST_P(StoreConformance, WatchFiltersAndTxnEventsShareARevision) {
-  Collector deletes;
+  testing::WatchCollector deletes;
   WatchRequest only_deletes{"k"};
   only_deletes.no_put = true;
   auto w1 = store_->watch(only_deletes, deletes.callback());
   ASSERT_TRUE(w1.ok());
-  Collector txn_events;
+  testing::WatchCollector txn_events;
   auto w2 = store_->watch({"t/", prefix_end("t/")}, txn_events.callback());
   ASSERT_TRUE(w2.ok());
 
@@ -338,7 +309,7 @@ TEST_P(StoreConformance, CompactionForgetsOldRevisionsAndEndsOldWatches) {
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(is_error(again.error(), kErrCompacted)) << again.error().message;
 
-  Collector c;
+  testing::WatchCollector c;
   auto w = store_->watch({"c", "", r1}, c.callback());
   ASSERT_TRUE(w.ok()) << w.error().message;
   auto updates = c.wait_updates([](const auto& u) { return !u.empty(); });

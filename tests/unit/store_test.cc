@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "store/embedded_store.h"
+#include "test_waits.h"
 
 namespace zeppelin::store {
 namespace {
@@ -28,41 +29,6 @@ struct ManualClock {
   void advance(std::chrono::nanoseconds d) const { ns->fetch_add(d.count()); }
 };
 
-// Collects watch updates for the test thread to inspect.
-struct Collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<WatchUpdate> updates;
-
-  WatchCallback callback() {
-    return [this](WatchUpdate u) {
-      std::lock_guard<std::mutex> lock(mu);
-      updates.push_back(std::move(u));
-      cv.notify_all();
-    };
-  }
-  std::vector<Event> events() {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<Event> all;
-    for (const auto& u : updates) all.insert(all.end(), u.events.begin(), u.events.end());
-    return all;
-  }
-  // Waits (bounded) until `n` events arrived; returns them.
-  std::vector<Event> wait_events(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, 10s, [&] {
-      std::size_t count = 0;
-      for (const auto& u : updates) count += u.events.size();
-      return count >= n;
-    });
-    lock.unlock();
-    return events();
-  }
-  std::vector<WatchUpdate> snapshot() {
-    std::lock_guard<std::mutex> lock(mu);
-    return updates;
-  }
-};
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -396,7 +362,7 @@ TEST_F(StoreTest, WatchReplaysHistoryFromAnOldRevisionThenFollows) {
   put("w/a", "2");                                  // 5
   ASSERT_TRUE(store_->delete_range({"w/b"}).ok());  // 6
 
-  Collector c;
+  testing::WatchCollector c;
   WatchRequest req{"w/", prefix_end("w/"), /*start_revision=*/3, /*prev_kv=*/true};
   auto w = store_->watch(req, c.callback());
   ASSERT_TRUE(w.ok());
@@ -434,7 +400,7 @@ TEST_F(StoreTest, WatchReplaysHistoryFromAnOldRevisionThenFollows) {
 }
 
 TEST_F(StoreTest, WatchFiltersAndSingleKeys) {
-  Collector c;
+  testing::WatchCollector c;
   WatchRequest req{"k"};
   req.no_put = true;
   auto w = store_->watch(req, c.callback());
@@ -449,7 +415,7 @@ TEST_F(StoreTest, WatchFiltersAndSingleKeys) {
 }
 
 TEST_F(StoreTest, WatchTxnEventsShareARevisionInOrder) {
-  Collector c;
+  testing::WatchCollector c;
   auto w = store_->watch({"t/", prefix_end("t/")}, c.callback());
   ASSERT_TRUE(w.ok());
   TxnRequest t;
@@ -468,7 +434,7 @@ TEST_F(StoreTest, WatchFromACompactedRevisionEndsWithTheCompactRevision) {
   put("a", "2");
   put("a", "3");
   ASSERT_TRUE(store_->compact(3).ok());
-  Collector c;
+  testing::WatchCollector c;
   auto w = store_->watch({"a", "", 2}, c.callback());
   ASSERT_TRUE(w.ok());
   auto updates = c.snapshot();
@@ -478,7 +444,7 @@ TEST_F(StoreTest, WatchFromACompactedRevisionEndsWithTheCompactRevision) {
   put("a", "4");
   EXPECT_EQ(c.snapshot().size(), 1u);
 
-  Collector ok;
+  testing::WatchCollector ok;
   auto from_compacted = store_->watch({"a", "", 3}, ok.callback());
   EXPECT_EQ(ok.snapshot().at(0).compact_revision, 0);
 }
@@ -526,7 +492,7 @@ TEST_F(StoreTest, ExpiredLeaseDeletesItsKeysAndWatchersSeeIt) {
   auto lease = store_->lease_grant(0, 5);
   put("session/a", "1", lease->id);
   put("session/b", "1", lease->id);
-  Collector c;
+  testing::WatchCollector c;
   auto w = store_->watch({"session/", prefix_end("session/")}, c.callback());
 
   clock_.advance(3s);
@@ -555,7 +521,7 @@ TEST_F(StoreTest, ExpiryRunsInTheBackgroundWithTheRealClock) {
   auto& s = *opened;
   auto lease = s->lease_grant(0, 1);
   ASSERT_TRUE(s->put({"ephemeral", "1", lease->id}).ok());
-  Collector c;
+  testing::WatchCollector c;
   auto w = s->watch({"ephemeral"}, c.callback());
   auto events = c.wait_events(1);  // bounded wait for the deletion event
   ASSERT_EQ(events.size(), 1u);

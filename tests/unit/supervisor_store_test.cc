@@ -13,6 +13,7 @@
 #include "state/store_state_store.h"
 #include "store/embedded_store.h"
 #include "supervisor/supervisor.h"
+#include "test_waits.h"
 
 namespace zeppelin::supervisor {
 namespace {
@@ -79,15 +80,7 @@ class SupervisorStoreTest : public ::testing::Test {
 
   template <typename Pred>
   bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "condition not reached in time";
-        return false;
-      }
-      io_.run_one_for(20ms);
-    }
-    return true;
+    return testing::run_io_until(io_, pred, limit);
   }
 
   std::map<std::string, std::string> keys(const std::string& prefix) {

@@ -12,6 +12,7 @@
 #include "common/fs_util.h"
 #include "runtime/process/process_driver.h"
 #include "state/state_store.h"
+#include "test_waits.h"
 
 namespace zeppelin::supervisor {
 namespace {
@@ -70,18 +71,9 @@ class SupervisorTest : public ::testing::Test {
     fs::remove_all(home_);
   }
 
-  // Runs the loop until `pred` holds; fails the test after `limit`.
   template <typename Pred>
   bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "condition not reached in time";
-        return false;
-      }
-      io_.run_one_for(50ms);
-    }
-    return true;
+    return testing::run_io_until(io_, pred, limit);
   }
 
   void apply(const std::string& spec_text) {
