@@ -1,10 +1,12 @@
 // The etcd v3 API through gRPC, side by side: the same client and load against
 // every endpoint named in $ETCD_BENCH_ENDPOINTS ("name=HOST:PORT,..."), e.g.
 // zeppelin's --etcd-listen and a real etcd (bench/etcd_side_by_side.sh starts both).
-//   BM_Put/<name>/threads:N    durable puts of 256-byte values, one channel per client thread
-//   BM_Range/<name>/threads:N  single-key linearizable reads
-//   (p50_ms and p99_ms: each call's latency, percentiles per thread averaged over threads;
-//   server_us_per_op: the server's CPU time per call, when $ETCD_BENCH_PIDS gives "name=PID,...")
+//   BM_Put/<name>/clients:N    durable puts of 256-byte values from N clients, each with its
+//                              own connection and one call in flight, for $ETCD_BENCH_SECONDS (3)
+//   BM_Range/<name>/clients:N  single-key linearizable reads, the same way
+//   (p50_ms and p99_ms: percentiles of every call's latency; client_us_per_op: the
+//   benchmark's own CPU time per call; server_us_per_op: the server's, when
+//   $ETCD_BENCH_PIDS gives "name=PID,...")
 //   BM_WatchFanout/<name>/watchers:N  N watchers on one key (multiplexed on 10
 //                              streams over 10 connections, as etcd clients do): time from
 //                              a put until every watcher got its event (median_ms, p99_ms)
@@ -44,7 +46,9 @@ class Latencies {
   ~Latencies() {
     if (samples_.empty()) return;
     std::sort(samples_.begin(), samples_.end());
-    auto at = [&](std::size_t percent) { return samples_[std::min(samples_.size() - 1, samples_.size() * percent / 100)]; };
+    auto at = [&](std::size_t percent) {
+      return samples_[std::min(samples_.size() - 1, samples_.size() * percent / 100)];
+    };
     state_.counters["p50_ms"] = benchmark::Counter(at(50), benchmark::Counter::kAvgThreads);
     state_.counters["p99_ms"] = benchmark::Counter(at(99), benchmark::Counter::kAvgThreads);
   }
@@ -72,10 +76,13 @@ class ServerCpu {
     if (pid_ > 0 && state_.thread_index() == 0) start_ = read();
   }
   ~ServerCpu() {
-    if (pid_ <= 0 || state_.thread_index() != 0 || start_ < 0 || state_.iterations() == 0) return;
-    const double ops = static_cast<double>(state_.iterations()) * state_.threads();
-    state_.counters["server_us_per_op"] = (read() - start_) * 1e6 / ops;
+    if (pid_ <= 0 || state_.thread_index() != 0 || start_ < 0) return;
+    const double ops =
+        ops_ > 0 ? static_cast<double>(ops_) : static_cast<double>(state_.iterations()) * state_.threads();
+    if (ops > 0) state_.counters["server_us_per_op"] = (read() - start_) * 1e6 / ops;
   }
+  // The operations done, where they are not the benchmark's iterations.
+  void per(int64_t ops) { ops_ = ops; }
 
  private:
   double read() const {
@@ -95,6 +102,7 @@ class ServerCpu {
   benchmark::State& state_;
   int pid_;
   double start_ = -1;
+  int64_t ops_ = 0;
 };
 
 std::unique_ptr<etcdserverpb::KV::Stub> connect(const std::string& endpoint) {
@@ -103,51 +111,178 @@ std::unique_ptr<etcdserverpb::KV::Stub> connect(const std::string& endpoint) {
   return etcdserverpb::KV::NewStub(grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args));
 }
 
-void bench_put(benchmark::State& state, std::string endpoint, int pid) {
-  ServerCpu server_cpu(state, pid);
-  auto kv = connect(endpoint);
-  const std::string value(256, 'v');
-  const std::string prefix = "bench/put/" + std::to_string(state.thread_index()) + "/";
-  int64_t i = 0;
-  Latencies latencies(state);
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    etcdserverpb::PutRequest req;
-    req.set_key(prefix + std::to_string(i++ % 1000));
-    req.set_value(value);
-    etcdserverpb::PutResponse resp;
-    grpc::Status s;
-    if (!latencies.time([&] { return (s = kv->Put(&ctx, req, &resp)).ok(); })) {
-      state.SkipWithError(s.error_message().c_str());
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
+// The benchmark process's own CPU time (user + system), in seconds.
+double own_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-void bench_range(benchmark::State& state, std::string endpoint, int pid) {
-  ServerCpu server_cpu(state, pid);
-  auto kv = connect(endpoint);
-  {
+// N clients, each with its own connection and one call in flight at a time
+// (as etcd's own benchmark tool runs --clients N --conns N), driven for a
+// fixed time from one completion-queue thread ($ETCD_BENCH_CLIENT_THREADS for
+// more) rather than a thread per client: the client shares this machine's two
+// cores with the server, and a thread per client spent more CPU per call than
+// either server; one thread spent the least (client_us_per_op reports it).
+// Every call is timed.
+class ClosedLoop {
+ public:
+  enum class Op { kPut, kRange };
+
+  ClosedLoop(const std::string& endpoint, Op op, int clients) : op_(op) {
+    for (int i = 0; i < clients; ++i) {
+      auto c = std::make_unique<Client>();
+      c->kv = connect(endpoint);
+      c->prefix = "bench/put/" + std::to_string(i) + "/";
+      clients_.push_back(std::move(c));
+    }
+  }
+
+  // Runs for `seconds`; false (with `error` set) if a call failed.
+  bool run(double seconds, std::string* error) {
+    const char* env_threads = std::getenv("ETCD_BENCH_CLIENT_THREADS");
+    const int threads = std::clamp(env_threads ? std::atoi(env_threads) : 1, 1, static_cast<int>(clients_.size()));
+    deadline_ = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+    std::vector<std::thread> workers;
+    std::vector<std::string> errors(threads);
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([this, t, threads, &errors] { drive(t, threads, &errors[t]); });
+    }
+    for (auto& w : workers) w.join();
+    for (auto& e : errors) {
+      if (!e.empty()) {
+        *error = e;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  int64_t calls() const {
+    int64_t n = 0;
+    for (const auto& c : clients_) n += static_cast<int64_t>(c->latencies_ms.size());
+    return n;
+  }
+
+  // The p-th percentile of every call's latency, in milliseconds.
+  double percentile(std::size_t p) const {
+    std::vector<double> all;
+    for (const auto& c : clients_) all.insert(all.end(), c->latencies_ms.begin(), c->latencies_ms.end());
+    if (all.empty()) return 0;
+    const auto at = std::min(all.size() - 1, all.size() * p / 100);
+    std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(at), all.end());
+    return all[at];
+  }
+
+ private:
+  struct Client {
+    std::unique_ptr<etcdserverpb::KV::Stub> kv;
+    std::string prefix;
+    int64_t next_key = 0;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    etcdserverpb::PutRequest put;
+    etcdserverpb::PutResponse put_response;
+    etcdserverpb::RangeRequest range;
+    etcdserverpb::RangeResponse range_response;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::PutResponse>> put_call;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::RangeResponse>> range_call;
+    grpc::Status status;
+    std::chrono::steady_clock::time_point started;
+    std::vector<double> latencies_ms;
+  };
+
+  void start(Client& c, grpc::CompletionQueue& cq) {
+    c.ctx = std::make_unique<grpc::ClientContext>();
+    c.started = std::chrono::steady_clock::now();
+    if (op_ == Op::kPut) {
+      c.put.set_key(c.prefix + std::to_string(c.next_key++ % 1000));
+      c.put.set_value(std::string(256, 'v'));
+      c.put_call = c.kv->AsyncPut(c.ctx.get(), c.put, &cq);
+      c.put_call->Finish(&c.put_response, &c.status, &c);
+    } else {
+      c.range.set_key("bench/range");
+      c.range_call = c.kv->AsyncRange(c.ctx.get(), c.range, &cq);
+      c.range_call->Finish(&c.range_response, &c.status, &c);
+    }
+  }
+
+  // Thread `t` of `threads` drives clients t, t + threads, ...
+  void drive(int t, int threads, std::string* error) {
+    grpc::CompletionQueue cq;
+    int in_flight = 0;
+    for (std::size_t i = static_cast<std::size_t>(t); i < clients_.size(); i += static_cast<std::size_t>(threads)) {
+      clients_[i]->latencies_ms.reserve(1 << 16);
+      start(*clients_[i], cq);
+      ++in_flight;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    while (in_flight > 0 && cq.Next(&tag, &ok)) {
+      auto& c = *static_cast<Client*>(tag);
+      const auto now = std::chrono::steady_clock::now();
+      c.latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - c.started).count());
+      const bool answered = op_ == Op::kPut ? true : c.range_response.kvs_size() == 1;
+      if (!ok || !c.status.ok() || !answered) {
+        if (error->empty()) error->assign(c.status.ok() ? "no answer" : c.status.error_message());
+        deadline_ = now;  // the others stop after their call in flight
+      }
+      if (now < deadline_.load()) {
+        start(c, cq);
+      } else {
+        --in_flight;
+      }
+    }
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+
+  Op op_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::atomic<std::chrono::steady_clock::time_point> deadline_{};
+};
+
+// Seconds each closed-loop run lasts: $ETCD_BENCH_SECONDS, default 3.
+double run_seconds() {
+  const char* s = std::getenv("ETCD_BENCH_SECONDS");
+  return s ? std::atof(s) : 3.0;
+}
+
+void bench_closed_loop(benchmark::State& state, std::string endpoint, int pid, ClosedLoop::Op op) {
+  const int clients = static_cast<int>(state.range(0));
+  if (op == ClosedLoop::Op::kRange) {
+    auto kv = connect(endpoint);
     grpc::ClientContext ctx;
     etcdserverpb::PutRequest req;
     req.set_key("bench/range");
     req.set_value(std::string(256, 'v'));
     etcdserverpb::PutResponse resp;
-    (void)kv->Put(&ctx, req, &resp);
-  }
-  Latencies latencies(state);
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    etcdserverpb::RangeRequest req;
-    req.set_key("bench/range");
-    etcdserverpb::RangeResponse resp;
-    if (!latencies.time([&] { return kv->Range(&ctx, req, &resp).ok() && resp.kvs_size() == 1; })) {
-      state.SkipWithError("range failed");
-      break;
+    if (auto s = kv->Put(&ctx, req, &resp); !s.ok()) {
+      state.SkipWithError(s.error_message().c_str());
+      return;
     }
   }
-  state.SetItemsProcessed(state.iterations());
+  ClosedLoop load(endpoint, op, clients);
+  int64_t calls = 0;
+  double client_cpu = 0;
+  for (auto _ : state) {
+    ServerCpu server_cpu(state, pid);
+    const double cpu_before = own_cpu_seconds();
+    std::string error;
+    if (!load.run(run_seconds(), &error)) {
+      state.SkipWithError(error.c_str());
+      return;
+    }
+    client_cpu += own_cpu_seconds() - cpu_before;
+    calls = load.calls();
+    server_cpu.per(calls);
+  }
+  state.SetItemsProcessed(calls);
+  state.counters["p50_ms"] = load.percentile(50);
+  state.counters["p99_ms"] = load.percentile(99);
+  if (calls > 0) state.counters["client_us_per_op"] = client_cpu * 1e6 / static_cast<double>(calls);
 }
 
 // --- Watch fan-out -----------------------------------------------------------
@@ -176,7 +311,8 @@ void bench_watch_fanout(benchmark::State& state, std::string endpoint) {
     auto s = std::make_unique<Stream>();
     grpc::ChannelArguments args;
     args.SetInt("grpc.use_local_subchannel_pool", 1);
-    s->stub = etcdserverpb::Watch::NewStub(grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args));
+    s->stub =
+        etcdserverpb::Watch::NewStub(grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args));
     s->rw = s->stub->Watch(&s->ctx);
     Stream* raw = s.get();
     s->reader = std::thread([raw, &delivered, &target, &created, watchers, &mu, &cv] {
@@ -219,7 +355,8 @@ void bench_watch_fanout(benchmark::State& state, std::string endpoint) {
       }
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return delivered.load() >= target.load(); });
-      latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     }
   }
   for (auto& s : streams) {
@@ -355,12 +492,13 @@ int main(int argc, char** argv) {
     const std::string name = item.substr(0, eq);
     const std::string endpoint = item.substr(eq + 1);
     const int pid = server_pid(name);
-    for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_Put/" + name).c_str(), bench_put, endpoint, pid)->Threads(threads)->UseRealTime();
-    }
-    for (int threads : {1, 64}) {
-      benchmark::RegisterBenchmark(("BM_Range/" + name).c_str(), bench_range, endpoint, pid)
-          ->Threads(threads)
+    for (auto [label, op] :
+         {std::pair{"BM_Put/", ClosedLoop::Op::kPut}, std::pair{"BM_Range/", ClosedLoop::Op::kRange}}) {
+      benchmark::RegisterBenchmark((label + name).c_str(), bench_closed_loop, endpoint, pid, op)
+          ->ArgName("clients")
+          ->Arg(1)
+          ->Arg(64)
+          ->Iterations(1)
           ->UseRealTime();
     }
     for (int watchers : {1000, 10000}) {

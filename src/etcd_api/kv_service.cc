@@ -1,4 +1,5 @@
 #include "etcd_api/convert.h"
+#include "etcd_api/kv_calls.h"
 #include "etcd_api/services.h"
 
 namespace zeppelin::etcd_api {
@@ -50,127 +51,132 @@ void Header::fill(pb::ResponseHeader* h) const {
   if (h->revision() == 0) h->set_revision(store_.status().revision);
 }
 
+void KvCalls::range(const std::string& token, const pb::RangeRequest& request, pb::RangeResponse* response,
+                    const Done& done) {
+  if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(token, &caller);
+  if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+  if (!allowed.ok()) return done(allowed);
+  // Served from memory: answered right here.
+  auto r = store_.range(from_proto(request));
+  if (!r) return done(to_status(r.error()));
+  to_proto(*r, request, response);
+  header_.fill(response->mutable_header());
+  done(grpc::Status::OK);
+}
+
+void KvCalls::put(const std::string& token, const pb::PutRequest& request, pb::PutResponse* response, Done done) {
+  if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(token, &caller);
+  if (allowed.ok()) allowed = caller.may(request.key(), "", Access::kWrite);
+  if (allowed.ok() && request.prev_kv()) allowed = caller.may(request.key(), "", Access::kRead);
+  if (!allowed.ok()) return done(allowed);
+  store_.put_async(from_proto(request), [this, response, done = std::move(done)](Result<store::PutResponse> r) {
+    if (!r) return done(to_status(r.error()));
+    to_proto(*r, response);
+    header_.fill(response->mutable_header());
+    done(grpc::Status::OK);
+  });
+}
+
+void KvCalls::delete_range(const std::string& token, const pb::DeleteRangeRequest& request,
+                           pb::DeleteRangeResponse* response, Done done) {
+  if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(token, &caller);
+  if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kWrite);
+  if (allowed.ok() && request.prev_kv()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+  if (!allowed.ok()) return done(allowed);
+  store_.delete_range_async(from_proto(request),
+                            [this, response, done = std::move(done)](Result<store::DeleteRangeResponse> r) {
+                              if (!r) return done(to_status(r.error()));
+                              to_proto(*r, response);
+                              header_.fill(response->mutable_header());
+                              done(grpc::Status::OK);
+                            });
+}
+
+void KvCalls::txn(const std::string& token, const pb::TxnRequest& request, pb::TxnResponse* response, Done done) {
+  if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
+  if (auto s = check_txn(request); !s.ok()) return done(s);
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(token, &caller);
+  if (allowed.ok()) allowed = txn_access(caller, request);
+  if (!allowed.ok()) return done(allowed);
+  // `request` stays valid until `done`: the response is built from both.
+  store_.txn_async(from_proto(request),
+                   [this, &request, response, done = std::move(done)](Result<store::TxnResponse> r) {
+                     if (!r) return done(to_status(r.error()));
+                     to_proto(*r, request, response);
+                     header_.fill(response->mutable_header());
+                     done(grpc::Status::OK);
+                   });
+}
+
+void KvCalls::compact(const std::string& token, const pb::CompactionRequest& request, pb::CompactionResponse* response,
+                      const Done& done) {
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(token, &caller);
+  if (allowed.ok()) allowed = caller.admin();
+  if (!allowed.ok()) return done(allowed);
+  // Rare, and its wait is one commit: done in place.
+  auto r = store_.compact(request.revision());
+  if (!r) return done(to_status(r.error()));
+  response->mutable_header()->set_revision(r->revision);
+  header_.fill(response->mutable_header());
+  done(grpc::Status::OK);
+}
+
+// ---- gRPC: the callback API, so that a write holds no thread while it waits
+// for its group commit; the store completes the call from its writer thread.
+
+namespace {
+
+grpc::ServerUnaryReactor* finish_when_done(grpc::CallbackServerContext* context,
+                                           const std::function<void(KvCalls::Done)>& call) {
+  auto* reactor = context->DefaultReactor();
+  call([reactor](const grpc::Status& s) { reactor->Finish(s); });
+  return reactor;
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context, const pb::RangeRequest* request,
                                            pb::RangeResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    reactor->Finish(request_too_large());
-    return reactor;
-  }
-  if (auto s = auth_.authorize(*context, request->key(), request->range_end(), Access::kRead); !s.ok()) {
-    reactor->Finish(s);
-    return reactor;
-  }
-  // Served from memory: answered right here.
-  auto r = store_.range(from_proto(*request));
-  if (!r) {
-    reactor->Finish(to_status(r.error()));
-    return reactor;
-  }
-  to_proto(*r, *request, response);
-  header_.fill(response->mutable_header());
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return finish_when_done(context, [&](KvCalls::Done done) {
+    calls_.range(AuthStore::token_of(*context), *request, response, done);
+  });
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context, const pb::PutRequest* request,
                                          pb::PutResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    reactor->Finish(request_too_large());
-    return reactor;
-  }
-  Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = caller.may(request->key(), "", Access::kWrite);
-  if (allowed.ok() && request->prev_kv()) allowed = caller.may(request->key(), "", Access::kRead);
-  if (!allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  store_.put_async(from_proto(*request), [this, reactor, response](Result<store::PutResponse> r) {
-    if (!r) return reactor->Finish(to_status(r.error()));
-    to_proto(*r, response);
-    header_.fill(response->mutable_header());
-    reactor->Finish(grpc::Status::OK);
+  return finish_when_done(context, [&](KvCalls::Done done) {
+    calls_.put(AuthStore::token_of(*context), *request, response, std::move(done));
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
                                                  const pb::DeleteRangeRequest* request,
                                                  pb::DeleteRangeResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    reactor->Finish(request_too_large());
-    return reactor;
-  }
-  Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = caller.may(request->key(), request->range_end(), Access::kWrite);
-  if (allowed.ok() && request->prev_kv()) allowed = caller.may(request->key(), request->range_end(), Access::kRead);
-  if (!allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  store_.delete_range_async(from_proto(*request), [this, reactor, response](Result<store::DeleteRangeResponse> r) {
-    if (!r) return reactor->Finish(to_status(r.error()));
-    to_proto(*r, response);
-    header_.fill(response->mutable_header());
-    reactor->Finish(grpc::Status::OK);
+  return finish_when_done(context, [&](KvCalls::Done done) {
+    calls_.delete_range(AuthStore::token_of(*context), *request, response, std::move(done));
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const pb::TxnRequest* request,
                                          pb::TxnResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  if (request->ByteSizeLong() > kMaxRequestBytes) {
-    reactor->Finish(request_too_large());
-    return reactor;
-  }
-  if (auto s = check_txn(*request); !s.ok()) {
-    reactor->Finish(s);
-    return reactor;
-  }
-  Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = txn_access(caller, *request);
-  if (!allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  // `request` stays valid until Finish: the response is built from both.
-  store_.txn_async(from_proto(*request), [this, reactor, request, response](Result<store::TxnResponse> r) {
-    if (!r) return reactor->Finish(to_status(r.error()));
-    to_proto(*r, *request, response);
-    header_.fill(response->mutable_header());
-    reactor->Finish(grpc::Status::OK);
+  return finish_when_done(context, [&](KvCalls::Done done) {
+    calls_.txn(AuthStore::token_of(*context), *request, response, std::move(done));
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context, const pb::CompactionRequest* request,
                                              pb::CompactionResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  // Compaction discards every user's history: the root role only.
-  Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = caller.admin();
-  if (!allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  // Rare, and its wait is one commit: done in place.
-  auto r = store_.compact(request->revision());
-  if (!r) {
-    reactor->Finish(to_status(r.error()));
-    return reactor;
-  }
-  response->mutable_header()->set_revision(r->revision);
-  header_.fill(response->mutable_header());
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return finish_when_done(context, [&](KvCalls::Done done) {
+    calls_.compact(AuthStore::token_of(*context), *request, response, done);
+  });
 }
 
 }  // namespace zeppelin::etcd_api

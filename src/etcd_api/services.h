@@ -6,6 +6,7 @@
 
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
+#include "etcd_api/kv_calls.h"
 #include "rpc.grpc.pb.h"
 #include "store/store.h"
 #include "v3election.grpc.pb.h"
@@ -29,8 +30,7 @@ class Header {
 // group commit; the store completes the call from its writer thread.
 class KvService final : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(store::Store& store, const Header& header, AuthStore& auth)
-      : store_(store), header_(header), auth_(auth) {}
+  explicit KvService(KvCalls& calls) : calls_(calls) {}
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext*, const etcdserverpb::RangeRequest*,
                                   etcdserverpb::RangeResponse*) override;
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const etcdserverpb::PutRequest*,
@@ -43,9 +43,7 @@ class KvService final : public etcdserverpb::KV::CallbackService {
                                     etcdserverpb::CompactionResponse*) override;
 
  private:
-  store::Store& store_;
-  const Header& header_;
-  AuthStore& auth_;
+  KvCalls& calls_;
 };
 
 // Watch on gRPC's callback API with encoded messages: a stream holds no
