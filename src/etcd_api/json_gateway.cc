@@ -1,25 +1,28 @@
 #include "etcd_api/json_gateway.h"
 
+#include <fcntl.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <poll.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
 #include <map>
-#include <optional>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 #include "etcd_api/convert.h"
+#include "etcd_api/kv_calls.h"
 
 namespace zeppelin::etcd_api {
 
@@ -98,24 +101,42 @@ const std::map<std::string, Route, std::less<>>& routes() {
 // grpc-gateway's mapping from gRPC codes to HTTP statuses (the one etcd 3.4 ships).
 http::status http_status(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return http::status::ok;
-    case grpc::StatusCode::CANCELLED: return http::status::request_timeout;
-    case grpc::StatusCode::UNKNOWN: return http::status::internal_server_error;
-    case grpc::StatusCode::INVALID_ARGUMENT: return http::status::bad_request;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return http::status::gateway_timeout;
-    case grpc::StatusCode::NOT_FOUND: return http::status::not_found;
-    case grpc::StatusCode::ALREADY_EXISTS: return http::status::conflict;
-    case grpc::StatusCode::PERMISSION_DENIED: return http::status::forbidden;
-    case grpc::StatusCode::UNAUTHENTICATED: return http::status::unauthorized;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return http::status::too_many_requests;
-    case grpc::StatusCode::FAILED_PRECONDITION: return http::status::precondition_failed;
-    case grpc::StatusCode::ABORTED: return http::status::conflict;
-    case grpc::StatusCode::OUT_OF_RANGE: return http::status::bad_request;
-    case grpc::StatusCode::UNIMPLEMENTED: return http::status::not_implemented;
-    case grpc::StatusCode::INTERNAL: return http::status::internal_server_error;
-    case grpc::StatusCode::UNAVAILABLE: return http::status::service_unavailable;
-    case grpc::StatusCode::DATA_LOSS: return http::status::internal_server_error;
-    default: return http::status::internal_server_error;
+    case grpc::StatusCode::OK:
+      return http::status::ok;
+    case grpc::StatusCode::CANCELLED:
+      return http::status::request_timeout;
+    case grpc::StatusCode::UNKNOWN:
+      return http::status::internal_server_error;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return http::status::bad_request;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return http::status::gateway_timeout;
+    case grpc::StatusCode::NOT_FOUND:
+      return http::status::not_found;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return http::status::conflict;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return http::status::forbidden;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return http::status::unauthorized;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return http::status::too_many_requests;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return http::status::precondition_failed;
+    case grpc::StatusCode::ABORTED:
+      return http::status::conflict;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return http::status::bad_request;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return http::status::not_implemented;
+    case grpc::StatusCode::INTERNAL:
+      return http::status::internal_server_error;
+    case grpc::StatusCode::UNAVAILABLE:
+      return http::status::service_unavailable;
+    case grpc::StatusCode::DATA_LOSS:
+      return http::status::internal_server_error;
+    default:
+      return http::status::internal_server_error;
   }
 }
 
@@ -176,8 +197,8 @@ class HangupWatch {
 
 class Connection {
  public:
-  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel)
-      : socket_(socket), stub_(channel) {}
+  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv)
+      : socket_(socket), stub_(channel), kv_(kv) {}
   ~Connection() {
     unary_cq_.Shutdown();
     drain(unary_cq_);
@@ -196,9 +217,8 @@ class Connection {
       }
       if (!ec) http::read(socket_, buffer_, parser, ec);
       if (ec == http::error::body_limit) {
-        reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "request body larger than max (" +
-                                                                             std::to_string(kMaxGatewayBodyBytes) +
-                                                                             " bytes)"),
+        reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "request body larger than max (" + std::to_string(kMaxGatewayBodyBytes) + " bytes)"),
                     false);
         return;
       }
@@ -233,12 +253,66 @@ class Connection {
                                               : "unknown service " + std::string(route->second.service)),
                          keep_alive_);
     }
+    std::string token;
+    if (auto auth = req.find(http::field::authorization); auth != req.end()) token = std::string(auth->value());
+    if (service->full_name() == "etcdserverpb.KV") return kv_unary(req, method->name(), token);
     grpc::ClientContext ctx;
-    if (auto auth = req.find(http::field::authorization); auth != req.end()) {
-      ctx.AddMetadata("authorization", std::string(auth->value()));
-    }
+    if (!token.empty()) ctx.AddMetadata("authorization", token);
     if (method->client_streaming() || method->server_streaming()) return stream(req, *method, method_path, ctx);
     return unary(req, *method, method_path, ctx);
+  }
+
+  // KV's calls, in process: the body parsed straight into the request, the
+  // answer printed straight from the response, as a gRPC client would get them.
+  bool kv_unary(const Request& req, const std::string& name, const std::string& token) {
+    if (name == "Range") {
+      return kv_call<etcdserverpb::RangeRequest, etcdserverpb::RangeResponse>(
+          req,
+          [&](const auto& request, auto* response, KvCalls::Done done) { kv_.range(token, request, response, done); });
+    }
+    if (name == "Put") {
+      return kv_call<etcdserverpb::PutRequest, etcdserverpb::PutResponse>(
+          req, [&](const auto& request, auto* response, KvCalls::Done done) {
+            kv_.put(token, request, response, std::move(done));
+          });
+    }
+    if (name == "DeleteRange") {
+      return kv_call<etcdserverpb::DeleteRangeRequest, etcdserverpb::DeleteRangeResponse>(
+          req, [&](const auto& request, auto* response, KvCalls::Done done) {
+            kv_.delete_range(token, request, response, std::move(done));
+          });
+    }
+    if (name == "Txn") {
+      return kv_call<etcdserverpb::TxnRequest, etcdserverpb::TxnResponse>(
+          req, [&](const auto& request, auto* response, KvCalls::Done done) {
+            kv_.txn(token, request, response, std::move(done));
+          });
+    }
+    return kv_call<etcdserverpb::CompactionRequest, etcdserverpb::CompactionResponse>(
+        req,
+        [&](const auto& request, auto* response, KvCalls::Done done) { kv_.compact(token, request, response, done); });
+  }
+
+  // Parses the request, makes `call` and waits for its answer (a write's comes from the store's thread).
+  template <class Req, class Resp, class Call>
+  bool kv_call(const Request& req, Call call) {
+    Req request;
+    if (auto s = parse_json(req.body(), &request); !s.ok()) return reply_error(s, keep_alive_);
+    Resp response;
+    std::mutex mu;
+    std::condition_variable answered;
+    std::optional<grpc::Status> status;
+    call(request, &response, [&](const grpc::Status& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      status = s;
+      answered.notify_one();
+    });
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      answered.wait(lock, [&] { return status.has_value(); });
+    }
+    if (!status->ok()) return reply_error(*status, keep_alive_);
+    return reply_json(response);
   }
 
   bool unary(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
@@ -258,8 +332,14 @@ class Connection {
     wait(unary_cq_);  // the call's one event: the queue is empty again afterwards
     hangup.reset();
     if (!status.ok()) return reply_error(status, keep_alive_);
+    std::unique_ptr<protobuf::Message> message(new_message(*method.output_type()));
+    if (auto s = from_buffer(response, message.get()); !s.ok()) return reply_error(s, false);
+    return reply_json(*message);
+  }
+
+  bool reply_json(const protobuf::Message& message) {
     std::string json;
-    if (auto s = to_json(response, *method.output_type(), &json); !s.ok()) return reply_error(s, false);
+    if (auto s = print_json(message, &json); !s.ok()) return reply_error(s, false);
     http::response<http::string_body> res(http::status::ok, 11);
     set_common_headers(res);
     res.set(http::field::content_type, "application/json");
@@ -308,8 +388,9 @@ class Connection {
     while (ok && !ec) {
       call->Read(&response, this);
       if (!wait(cq)) break;
+      std::unique_ptr<protobuf::Message> message(new_message(*method.output_type()));
       std::string json;
-      if (auto s = to_json(response, *method.output_type(), &json); !s.ok()) break;
+      if (!from_buffer(response, message.get()).ok() || !print_json(*message, &json).ok()) break;
       const std::string line = "{\"result\":" + json + "}\n";
       net::write(socket_, http::make_chunk(net::buffer(line)), ec);
     }
@@ -327,22 +408,28 @@ class Connection {
     return false;
   }
 
-  static grpc::Status to_buffer(const std::string& json, const protobuf::Descriptor& type, grpc::ByteBuffer* out) {
-    std::unique_ptr<protobuf::Message> message(new_message(type));
+  // The JSON body as a request; refused as gRPC refuses a message over its limit.
+  static grpc::Status parse_json(const std::string& json, protobuf::Message* message) {
     const bool blank = json.find_first_not_of(" \t\r\n") == std::string::npos;
     if (!blank) {
       protobuf::util::JsonParseOptions options;
       options.ignore_unknown_fields = true;  // as etcd's gateway does
-      auto parsed = protobuf::util::JsonStringToMessage(json, message.get(), options);
+      auto parsed = protobuf::util::JsonStringToMessage(json, message, options);
       if (!parsed.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(parsed.message()));
     }
+    if (const std::size_t bytes = message->ByteSizeLong(); bytes > kMaxGrpcMessageBytes) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "grpc: received message larger than max (" +
+                                                                    std::to_string(bytes) + " vs. " +
+                                                                    std::to_string(kMaxGrpcMessageBytes) + ")");
+    }
+    return grpc::Status::OK;
+  }
+
+  static grpc::Status to_buffer(const std::string& json, const protobuf::Descriptor& type, grpc::ByteBuffer* out) {
+    std::unique_ptr<protobuf::Message> message(new_message(type));
+    if (auto s = parse_json(json, message.get()); !s.ok()) return s;
     std::string bytes;
     message->SerializeToString(&bytes);
-    if (bytes.size() > kMaxGrpcMessageBytes) {
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "grpc: received message larger than max (" + std::to_string(bytes.size()) + " vs. " +
-                              std::to_string(kMaxGrpcMessageBytes) + ")");
-    }
     grpc::Slice slice(bytes);
     *out = grpc::ByteBuffer(&slice, 1);
     return grpc::Status::OK;
@@ -374,19 +461,22 @@ class Connection {
     return grpc::Status::OK;
   }
 
-  static grpc::Status to_json(const grpc::ByteBuffer& buffer, const protobuf::Descriptor& type, std::string* out) {
+  static grpc::Status from_buffer(const grpc::ByteBuffer& buffer, protobuf::Message* message) {
     std::vector<grpc::Slice> slices;
     std::string bytes;
     if (buffer.Valid() && buffer.Dump(&slices).ok()) {
       for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
-    std::unique_ptr<protobuf::Message> message(new_message(type));
     if (!message->ParseFromString(bytes)) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot decode a " + type.full_name());
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot decode a " + message->GetTypeName());
     }
+    return grpc::Status::OK;
+  }
+
+  static grpc::Status print_json(const protobuf::Message& message, std::string* out) {
     protobuf::util::JsonPrintOptions options;
     options.preserve_proto_field_names = true;  // etcd's gateway: OrigName, defaults omitted
-    auto printed = protobuf::util::MessageToJsonString(*message, out, options);
+    auto printed = protobuf::util::MessageToJsonString(message, out, options);
     if (!printed.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, std::string(printed.message()));
     return grpc::Status::OK;
   }
@@ -435,6 +525,7 @@ class Connection {
 
   tcp::socket& socket_;
   grpc::GenericStub stub_;
+  KvCalls& kv_;
   // Unary calls, one at a time, share this queue for the connection's lifetime.
   grpc::CompletionQueue unary_cq_;
   boost::beast::flat_buffer buffer_;
@@ -443,8 +534,6 @@ class Connection {
 
 }  // namespace
 
-void JsonGateway::serve(tcp::socket& socket) const {
-  Connection(socket, channel_).serve();
-}
+void JsonGateway::serve(tcp::socket& socket) const { Connection(socket, channel_, kv_).serve(); }
 
 }  // namespace zeppelin::etcd_api

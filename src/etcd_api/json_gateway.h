@@ -1,8 +1,9 @@
 // etcd's JSON gateway (POST /v3/kv/range, /v3/watch, ...) answered as etcd 3.4
 // answers it: each path maps to one gRPC method, the JSON body is that
 // method's request (proto field names, bytes in base64, 64-bit integers as
-// strings), and the call goes through an in-process channel to the very
-// handlers gRPC clients reach. Streaming methods answer with newline-separated
+// strings). KV's calls (range, put, deleterange, txn, compaction) are made in
+// process; the others go through a gRPC channel to the very handlers gRPC
+// clients reach. Streaming methods answer with newline-separated
 // {"result": ...} objects on a chunked response that stays open.
 #pragma once
 
@@ -14,14 +15,17 @@
 
 namespace zeppelin::etcd_api {
 
+class KvCalls;
+
 // Larger HTTP bodies are refused before parsing (etcd's own limit applies to
 // the decoded request, see kMaxRequestBytes).
 inline constexpr std::size_t kMaxGatewayBodyBytes = 64 * 1024 * 1024;
 
 class JsonGateway {
  public:
-  // `channel` reaches the etcd services (an in-process channel of the gRPC server).
-  explicit JsonGateway(std::shared_ptr<grpc::Channel> channel) : channel_(std::move(channel)) {}
+  // `channel` reaches the etcd services (a loopback channel to the gRPC
+  // server); `kv` serves the KV calls. Both must outlive the gateway.
+  JsonGateway(std::shared_ptr<grpc::Channel> channel, KvCalls& kv) : channel_(std::move(channel)), kv_(kv) {}
 
   // Serves HTTP/1.1 requests on `socket` until the client closes it, a
   // streaming call ends, or the socket is shut down. Thread-safe: one call
@@ -30,6 +34,7 @@ class JsonGateway {
 
  private:
   std::shared_ptr<grpc::Channel> channel_;
+  KvCalls& kv_;
 };
 
 }  // namespace zeppelin::etcd_api

@@ -145,9 +145,8 @@ grpc::ServerUnaryReactor* finish_when_done(grpc::CallbackServerContext* context,
 
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context, const pb::RangeRequest* request,
                                            pb::RangeResponse* response) {
-  return finish_when_done(context, [&](KvCalls::Done done) {
-    calls_.range(AuthStore::token_of(*context), *request, response, done);
-  });
+  return finish_when_done(
+      context, [&](KvCalls::Done done) { calls_.range(AuthStore::token_of(*context), *request, response, done); });
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context, const pb::PutRequest* request,
@@ -174,9 +173,8 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, c
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context, const pb::CompactionRequest* request,
                                              pb::CompactionResponse* response) {
-  return finish_when_done(context, [&](KvCalls::Done done) {
-    calls_.compact(AuthStore::token_of(*context), *request, response, done);
-  });
+  return finish_when_done(
+      context, [&](KvCalls::Done done) { calls_.compact(AuthStore::token_of(*context), *request, response, done); });
 }
 
 }  // namespace zeppelin::etcd_api

@@ -388,6 +388,22 @@ class EtcdApiDifferentialTest(unittest.TestCase):
             watched = self.both_out(alice, "watch", "other", check=False)  # created and canceled at once
             self.assertIn("PermissionDenied desc = etcdserver: permission denied", watched[1].stderr)
             self.both_out(alice, "snapshot", "save", os.path.join(self.dir, "denied.db"), check=False)
+            # The gateway takes the token of /v3/auth/authenticate in Authorization, as etcd's does.
+            answers = []
+            for endpoint in (self.etcd_endpoint, self.zeppelin_endpoint):
+                code, auth = post(endpoint, "/v3/auth/authenticate", {"name": "alice", "password": "alicepw"})
+                self.assertEqual(code, 200, auth)
+                token = {"Authorization": auth["token"]}
+                answers.append([
+                    post(endpoint, "/v3/kv/put", {"key": b64("app/gw"), "value": b64("v")}, token)[0],
+                    post(endpoint, "/v3/kv/range", {"key": b64("app/gw")}, token)[1].get("count"),
+                    post(endpoint, "/v3/kv/put", {"key": b64("other"), "value": b64("v")}, token),
+                    post(endpoint, "/v3/kv/range", {"key": b64("app/gw")}),  # no token
+                    post(endpoint, "/v3/kv/range", {"key": b64("app/gw")}, {"Authorization": "forged.1"}),
+                ])
+            self.assertEqual(answers[0], answers[1])
+            self.assertEqual(answers[1][:2], [200, "1"])
+            self.assertEqual(answers[1][2][0], 403)
             self.both_out(alice, "del", "app/", "--prefix")
             self.both_out(alice, "txn", input='\n\nput app/t 1\nput other 1\n\n\n', check=False)
             wrong = self.both_out("--user=alice:wrong", "get", "app/k", check=False)
