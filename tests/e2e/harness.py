@@ -20,6 +20,75 @@ CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec_co
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 
 
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Servers:
+    """Server processes a test class starts in `directory` and stops at the end,
+    each with its output in a log file there."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.procs = []
+
+    def start(self, argv, log, env=None):
+        out = open(os.path.join(self.dir, log), "w")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        self.procs.append((proc, out))
+        return proc
+
+    def etcd(self, name):
+        """A one-member etcd on free loopback ports; returns its client endpoint, HOST:PORT."""
+        client, peer = free_port(), free_port()
+        endpoint = f"127.0.0.1:{client}"
+        self.start([ETCD, "--name", name, "--data-dir", os.path.join(self.dir, f"{name}-data"),
+                    "--listen-client-urls", f"http://{endpoint}", "--advertise-client-urls", f"http://{endpoint}",
+                    "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                    "--initial-cluster", f"{name}=http://127.0.0.1:{peer}"], f"{name}.log")
+        return endpoint
+
+    def zeppelin_etcd_api(self, name):
+        """`zeppelin server --etcd-listen` on a free loopback port; returns that endpoint."""
+        endpoint = f"127.0.0.1:{free_port()}"
+        home = os.path.join(self.dir, name)
+        self.start([BIN, "server", "--home", home, "--etcd-listen", endpoint], f"{name}.log",
+                   env=dict(os.environ, ZEPPELIN_HOME=home))
+        return endpoint
+
+    def etcd_and_zeppelin(self, name):
+        """A real etcd and zeppelin's etcd API beside it, both serving; returns their endpoints."""
+        endpoints = self.etcd(name), self.zeppelin_etcd_api("home")
+        self.wait_serving(*endpoints)
+        return endpoints
+
+    def wait_serving(self, *endpoints):
+        for endpoint in endpoints:
+            wait_for(lambda: subprocess.run([ETCDCTL, f"--endpoints={endpoint}", "endpoint", "status"],
+                                            env=dict(os.environ, ETCDCTL_API="3"),
+                                            capture_output=True).returncode == 0,
+                     timeout=30, what=f"an etcd API on {endpoint}")
+
+    def stop(self):
+        """Stops the processes, the last started first (servers before the etcd they use)."""
+        for proc, _ in reversed(self.procs):
+            proc.send_signal(signal.SIGTERM)
+        for proc, out in reversed(self.procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     while True:

@@ -5,23 +5,13 @@ running with `--store etcd`."""
 import json
 import os
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import unittest
 
-from harness import BIN, wait_for
-
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import BIN, Servers, free_port, wait_for
 
 
 class Lines:
@@ -48,44 +38,24 @@ class CoordCliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="zeppelin-coord-")
-        cls.procs = []
-        client, peer = free_port(), free_port()
-        cls.etcd_url = f"http://127.0.0.1:{client}"
-        cls.start([ETCD, "--name", "coord", "--data-dir", os.path.join(cls.dir, "etcd-data"),
-                   "--listen-client-urls", cls.etcd_url, "--advertise-client-urls", cls.etcd_url,
-                   "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                   "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                   "--initial-cluster", f"coord=http://127.0.0.1:{peer}"], "etcd.log")
+        cls.servers = Servers(cls.dir)
+        cls.etcd_url = "http://" + cls.servers.etcd("coord")
         # A server on the embedded store serving its etcd API, and one on the real etcd.
         cls.embedded_home = os.path.join(cls.dir, "embedded")
-        cls.start([BIN, "server", "--home", cls.embedded_home, "--etcd-listen", f"127.0.0.1:{free_port()}"],
-                  "embedded.log")
+        cls.servers.start([BIN, "server", "--home", cls.embedded_home, "--etcd-listen",
+                           f"127.0.0.1:{free_port()}"], "embedded.log")
         cls.etcd_home = os.path.join(cls.dir, "etcd-backed")
         wait_for(lambda: cls.run_cli(["kv", "ls", "--endpoints", cls.etcd_url], None).returncode == 0,
                  timeout=30, what="etcd")
-        cls.start([BIN, "server", "--home", cls.etcd_home, "--store", "etcd", "--etcd-endpoints", cls.etcd_url,
-                   "--etcd-prefix", "/zeppelin-e2e/"], "etcd-backed.log")
+        cls.servers.start([BIN, "server", "--home", cls.etcd_home, "--store", "etcd", "--etcd-endpoints",
+                           cls.etcd_url, "--etcd-prefix", "/zeppelin-e2e/"], "etcd-backed.log")
         for home in (cls.embedded_home, cls.etcd_home):
             wait_for(lambda: os.path.exists(os.path.join(home, "zeppelin.sock")), timeout=30,
                      what=f"a server in {home}")
 
     @classmethod
-    def start(cls, argv, log):
-        out = open(os.path.join(cls.dir, log), "w")
-        cls.procs.append((subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT), out))
-
-    @classmethod
     def tearDownClass(cls):
-        for p, _ in reversed(cls.procs):
-            p.send_signal(signal.SIGTERM)
-        for p, out in reversed(cls.procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            out.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.servers.stop()
 
     @classmethod
     def env(cls, target):

@@ -8,23 +8,12 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, wait_for
-
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import ETCD, ETCDCTL, Servers, free_port  # noqa: F401 (ETCD and free_port: for the tests that import them from here)
 
 
 def ctl(endpoint, *args, input=None, timeout=30):
@@ -104,39 +93,12 @@ class EtcdApiDifferentialTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="zeppelin-etcd-diff-")
-        client, peer, zport = free_port(), free_port(), free_port()
-        cls.etcd_endpoint = f"127.0.0.1:{client}"
-        cls.zeppelin_endpoint = f"127.0.0.1:{zport}"
-        cls.etcd_log = open(os.path.join(cls.dir, "etcd.log"), "w")
-        cls.etcd = subprocess.Popen(
-            [ETCD, "--name", "diff", "--data-dir", os.path.join(cls.dir, "etcd-data"),
-             "--listen-client-urls", f"http://{cls.etcd_endpoint}", "--advertise-client-urls",
-             f"http://{cls.etcd_endpoint}", "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"diff=http://127.0.0.1:{peer}"],
-            stdout=cls.etcd_log, stderr=subprocess.STDOUT)
-        cls.zeppelin_log = open(os.path.join(cls.dir, "zeppelin.log"), "w")
-        home = os.path.join(cls.dir, "home")
-        cls.zeppelin = subprocess.Popen(
-            [BIN, "server", "--home", home, "--etcd-listen", cls.zeppelin_endpoint],
-            stdout=cls.zeppelin_log, stderr=subprocess.STDOUT, env=dict(os.environ, ZEPPELIN_HOME=home))
-        for endpoint in (cls.etcd_endpoint, cls.zeppelin_endpoint):
-            wait_for(lambda: ctl(endpoint, "endpoint", "status").returncode == 0, timeout=30,
-                     what=f"an etcd API on {endpoint}")
+        cls.servers = Servers(cls.dir)
+        cls.etcd_endpoint, cls.zeppelin_endpoint = cls.servers.etcd_and_zeppelin("diff")
 
     @classmethod
     def tearDownClass(cls):
-        for p in (cls.zeppelin, cls.etcd):
-            p.send_signal(signal.SIGTERM)
-        for p in (cls.zeppelin, cls.etcd):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        cls.etcd_log.close()
-        cls.zeppelin_log.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.servers.stop()
 
     def setUp(self):
         self.normalize = {self.etcd_endpoint: Normalizer(), self.zeppelin_endpoint: Normalizer()}

@@ -3,17 +3,14 @@
 --etcd-listen` must give the same answers; then what only zeppelin has:
 a replica that finds its identity and its peers through the SDK."""
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import BIN, ZeppelinTestCase, wait_for
-from test_etcd_api import ETCD, ctl, free_port
+from harness import Servers, ZeppelinTestCase, free_port, wait_for
+from test_etcd_api import ctl
 
 SDK = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sdk", "python"))
 sys.path.insert(0, SDK)
@@ -74,38 +71,12 @@ def scenario(client):
 class PythonSdkAgainstEtcdAndZeppelin(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="zeppelin-sdk-")
-        client, peer = free_port(), free_port()
-        cls.etcd_endpoint = f"127.0.0.1:{client}"
-        cls.zeppelin_endpoint = f"127.0.0.1:{free_port()}"
-        cls.logs = [open(os.path.join(cls.dir, name), "w") for name in ("etcd.log", "zeppelin.log")]
-        cls.etcd = subprocess.Popen(
-            [ETCD, "--name", "sdk", "--data-dir", os.path.join(cls.dir, "etcd-data"),
-             "--listen-client-urls", f"http://{cls.etcd_endpoint}", "--advertise-client-urls",
-             f"http://{cls.etcd_endpoint}", "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"sdk=http://127.0.0.1:{peer}"],
-            stdout=cls.logs[0], stderr=subprocess.STDOUT)
-        home = os.path.join(cls.dir, "home")
-        cls.zeppelin = subprocess.Popen([BIN, "server", "--home", home, "--etcd-listen", cls.zeppelin_endpoint],
-                                        stdout=cls.logs[1], stderr=subprocess.STDOUT,
-                                        env=dict(os.environ, ZEPPELIN_HOME=home))
-        for endpoint in (cls.etcd_endpoint, cls.zeppelin_endpoint):
-            wait_for(lambda: ctl(endpoint, "endpoint", "status").returncode == 0, timeout=30,
-                     what=f"an etcd API on {endpoint}")
+        cls.servers = Servers(tempfile.mkdtemp(prefix="zeppelin-sdk-"))
+        cls.etcd_endpoint, cls.zeppelin_endpoint = cls.servers.etcd_and_zeppelin("sdk")
 
     @classmethod
     def tearDownClass(cls):
-        for p in (cls.zeppelin, cls.etcd):
-            p.send_signal(signal.SIGTERM)
-        for p in (cls.zeppelin, cls.etcd):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for log in cls.logs:
-            log.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.servers.stop()
 
     def test_same_answers_from_both(self):
         etcd = scenario(zeppelin.Client([self.etcd_endpoint]))
