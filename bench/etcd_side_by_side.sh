@@ -3,6 +3,8 @@
 # (Debian's etcd-server) on the same machine and the same disk ($TMPDIR),
 # each with its default durability (an fsync before every acknowledgement).
 # Usage: bench/etcd_side_by_side.sh [BUILD_DIR] [benchmark flags...]
+# ETCD_BENCH_PIN=1 puts both servers on CPU 0 and the benchmark on CPU 1, as
+# if the clients ran on another machine (each server then has one core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
@@ -14,12 +16,16 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-etcd --name bench --data-dir "$dir/etcd" --listen-client-urls http://127.0.0.1:23790 \
+server_cpu=() client_cpu=()
+if [ "${ETCD_BENCH_PIN:-0}" = 1 ]; then
+  server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+fi
+"${server_cpu[@]}" etcd --name bench --data-dir "$dir/etcd" --listen-client-urls http://127.0.0.1:23790 \
   --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \
   --initial-advertise-peer-urls http://127.0.0.1:23800 --initial-cluster bench=http://127.0.0.1:23800 \
   >"$dir/etcd.log" 2>&1 &
 epid=$!
-"$build/zeppelin" server --home "$dir/zeppelin" --etcd-listen 127.0.0.1:23791 >"$dir/zeppelin.log" 2>&1 &
+"${server_cpu[@]}" "$build/zeppelin" server --home "$dir/zeppelin" --etcd-listen 127.0.0.1:23791 >"$dir/zeppelin.log" 2>&1 &
 zpid=$!
 for endpoint in 127.0.0.1:23790 127.0.0.1:23791; do
   for _ in $(seq 100); do
@@ -28,4 +34,4 @@ for endpoint in 127.0.0.1:23790 127.0.0.1:23791; do
   done
 done
 ETCD_BENCH_ENDPOINTS="zeppelin=127.0.0.1:23791,etcd=127.0.0.1:23790" ETCD_BENCH_PIDS="zeppelin=$zpid,etcd=$epid" \
-  "$build/bench/etcd_api_bench" "$@"
+  "${client_cpu[@]}" "$build/bench/etcd_api_bench" "$@"
