@@ -135,6 +135,8 @@ class ClosedLoop {
       auto c = std::make_unique<Client>();
       c->kv = connect(endpoint);
       c->prefix = "bench/put/" + std::to_string(i) + "/";
+      c->put.set_value(std::string(256, 'v'));
+      c->range.set_key("bench/range");
       clients_.push_back(std::move(c));
     }
   }
@@ -198,11 +200,9 @@ class ClosedLoop {
     c.started = std::chrono::steady_clock::now();
     if (op_ == Op::kPut) {
       c.put.set_key(c.prefix + std::to_string(c.next_key++ % 1000));
-      c.put.set_value(std::string(256, 'v'));
       c.put_call = c.kv->AsyncPut(c.ctx.get(), c.put, &cq);
       c.put_call->Finish(&c.put_response, &c.status, &c);
     } else {
-      c.range.set_key("bench/range");
       c.range_call = c.kv->AsyncRange(c.ctx.get(), c.range, &cq);
       c.range_call->Finish(&c.range_response, &c.status, &c);
     }

@@ -12,9 +12,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <condition_variable>
+#include <future>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -265,53 +264,27 @@ class Connection {
   // KV's calls, in process: the body parsed straight into the request, the
   // answer printed straight from the response, as a gRPC client would get them.
   bool kv_unary(const Request& req, const std::string& name, const std::string& token) {
-    if (name == "Range") {
-      return kv_call<etcdserverpb::RangeRequest, etcdserverpb::RangeResponse>(
-          req,
-          [&](const auto& request, auto* response, KvCalls::Done done) { kv_.range(token, request, response, done); });
-    }
-    if (name == "Put") {
-      return kv_call<etcdserverpb::PutRequest, etcdserverpb::PutResponse>(
-          req, [&](const auto& request, auto* response, KvCalls::Done done) {
-            kv_.put(token, request, response, std::move(done));
-          });
-    }
+    namespace pb = etcdserverpb;
+    if (name == "Range") return kv_call<pb::RangeRequest, pb::RangeResponse>(req, token, &KvCalls::range);
+    if (name == "Put") return kv_call<pb::PutRequest, pb::PutResponse>(req, token, &KvCalls::put);
     if (name == "DeleteRange") {
-      return kv_call<etcdserverpb::DeleteRangeRequest, etcdserverpb::DeleteRangeResponse>(
-          req, [&](const auto& request, auto* response, KvCalls::Done done) {
-            kv_.delete_range(token, request, response, std::move(done));
-          });
+      return kv_call<pb::DeleteRangeRequest, pb::DeleteRangeResponse>(req, token, &KvCalls::delete_range);
     }
-    if (name == "Txn") {
-      return kv_call<etcdserverpb::TxnRequest, etcdserverpb::TxnResponse>(
-          req, [&](const auto& request, auto* response, KvCalls::Done done) {
-            kv_.txn(token, request, response, std::move(done));
-          });
-    }
-    return kv_call<etcdserverpb::CompactionRequest, etcdserverpb::CompactionResponse>(
-        req,
-        [&](const auto& request, auto* response, KvCalls::Done done) { kv_.compact(token, request, response, done); });
+    if (name == "Txn") return kv_call<pb::TxnRequest, pb::TxnResponse>(req, token, &KvCalls::txn);
+    return kv_call<pb::CompactionRequest, pb::CompactionResponse>(req, token, &KvCalls::compact);
   }
 
-  // Parses the request, makes `call` and waits for its answer (a write's comes from the store's thread).
-  template <class Req, class Resp, class Call>
-  bool kv_call(const Request& req, Call call) {
+  // Parses the request, makes the call and waits for its answer (a write's comes from the store's thread).
+  template <class Req, class Resp>
+  bool kv_call(const Request& req, const std::string& token,
+               void (KvCalls::*call)(const std::string&, const Req&, Resp*, KvCalls::Done)) {
     Req request;
     if (auto s = parse_json(req.body(), &request); !s.ok()) return reply_error(s, keep_alive_);
     Resp response;
-    std::mutex mu;
-    std::condition_variable answered;
-    std::optional<grpc::Status> status;
-    call(request, &response, [&](const grpc::Status& s) {
-      std::lock_guard<std::mutex> lock(mu);
-      status = s;
-      answered.notify_one();
-    });
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      answered.wait(lock, [&] { return status.has_value(); });
-    }
-    if (!status->ok()) return reply_error(*status, keep_alive_);
+    std::promise<grpc::Status> answered;
+    (kv_.*call)(token, request, &response, [&answered](const grpc::Status& s) { answered.set_value(s); });
+    const grpc::Status status = answered.get_future().get();
+    if (!status.ok()) return reply_error(status, keep_alive_);
     return reply_json(response);
   }
 

@@ -27,7 +27,7 @@ class KvCalls {
   // Each checks etcd's request size limit and what `token` (empty: none) may
   // do, then answers. `request` and `response` must stay valid until `done`.
   void range(const std::string& token, const etcdserverpb::RangeRequest& request, etcdserverpb::RangeResponse* response,
-             const Done& done);
+             Done done);
   void put(const std::string& token, const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
            Done done);
   void delete_range(const std::string& token, const etcdserverpb::DeleteRangeRequest& request,
@@ -36,7 +36,7 @@ class KvCalls {
            Done done);
   // Compaction discards every user's history: the root role only.
   void compact(const std::string& token, const etcdserverpb::CompactionRequest& request,
-               etcdserverpb::CompactionResponse* response, const Done& done);
+               etcdserverpb::CompactionResponse* response, Done done);
 
  private:
   store::Store& store_;

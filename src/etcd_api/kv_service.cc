@@ -51,8 +51,7 @@ void Header::fill(pb::ResponseHeader* h) const {
   if (h->revision() == 0) h->set_revision(store_.status().revision);
 }
 
-void KvCalls::range(const std::string& token, const pb::RangeRequest& request, pb::RangeResponse* response,
-                    const Done& done) {
+void KvCalls::range(const std::string& token, const pb::RangeRequest& request, pb::RangeResponse* response, Done done) {
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
   Caller caller = Caller::unrestricted();
   grpc::Status allowed = auth_.caller(token, &caller);
@@ -116,7 +115,7 @@ void KvCalls::txn(const std::string& token, const pb::TxnRequest& request, pb::T
 }
 
 void KvCalls::compact(const std::string& token, const pb::CompactionRequest& request, pb::CompactionResponse* response,
-                      const Done& done) {
+                      Done done) {
   Caller caller = Caller::unrestricted();
   grpc::Status allowed = auth_.caller(token, &caller);
   if (allowed.ok()) allowed = caller.admin();
@@ -134,10 +133,14 @@ void KvCalls::compact(const std::string& token, const pb::CompactionRequest& req
 
 namespace {
 
-grpc::ServerUnaryReactor* finish_when_done(grpc::CallbackServerContext* context,
-                                           const std::function<void(KvCalls::Done)>& call) {
+// Makes one of KvCalls' calls for a gRPC call, which ends when the call's answer comes.
+template <class Request, class Response>
+grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext* context, KvCalls& calls,
+                                 void (KvCalls::*call)(const std::string&, const Request&, Response*, KvCalls::Done),
+                                 const Request* request, Response* response) {
   auto* reactor = context->DefaultReactor();
-  call([reactor](const grpc::Status& s) { reactor->Finish(s); });
+  (calls.*call)(AuthStore::token_of(*context), *request, response,
+                [reactor](const grpc::Status& s) { reactor->Finish(s); });
   return reactor;
 }
 
@@ -145,36 +148,28 @@ grpc::ServerUnaryReactor* finish_when_done(grpc::CallbackServerContext* context,
 
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context, const pb::RangeRequest* request,
                                            pb::RangeResponse* response) {
-  return finish_when_done(
-      context, [&](KvCalls::Done done) { calls_.range(AuthStore::token_of(*context), *request, response, done); });
+  return answer(context, calls_, &KvCalls::range, request, response);
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context, const pb::PutRequest* request,
                                          pb::PutResponse* response) {
-  return finish_when_done(context, [&](KvCalls::Done done) {
-    calls_.put(AuthStore::token_of(*context), *request, response, std::move(done));
-  });
+  return answer(context, calls_, &KvCalls::put, request, response);
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
                                                  const pb::DeleteRangeRequest* request,
                                                  pb::DeleteRangeResponse* response) {
-  return finish_when_done(context, [&](KvCalls::Done done) {
-    calls_.delete_range(AuthStore::token_of(*context), *request, response, std::move(done));
-  });
+  return answer(context, calls_, &KvCalls::delete_range, request, response);
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const pb::TxnRequest* request,
                                          pb::TxnResponse* response) {
-  return finish_when_done(context, [&](KvCalls::Done done) {
-    calls_.txn(AuthStore::token_of(*context), *request, response, std::move(done));
-  });
+  return answer(context, calls_, &KvCalls::txn, request, response);
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context, const pb::CompactionRequest* request,
                                              pb::CompactionResponse* response) {
-  return finish_when_done(
-      context, [&](KvCalls::Done done) { calls_.compact(AuthStore::token_of(*context), *request, response, done); });
+  return answer(context, calls_, &KvCalls::compact, request, response);
 }
 
 }  // namespace zeppelin::etcd_api

@@ -2,6 +2,7 @@
 (Debian's etcd-server, started here) and against `zeppelin server
 --etcd-listen` must give the same answers; then what only zeppelin has:
 a replica that finds its identity and its peers through the SDK."""
+import json
 import os
 import sys
 import tempfile
@@ -192,7 +193,7 @@ class PythonSdkInAReplica(ZeppelinTestCase):
         seen = {}
         for line in self.zeppelin("logs", "sdk/app").stdout.splitlines():
             if "SDK " in line:
-                report = zeppelin.client.json.loads(line.split("SDK ", 1)[1])
+                report = json.loads(line.split("SDK ", 1)[1])
                 seen[report["index"]] = report
         addresses = [[rows[i]["address"].split(":")[0], 7000] for i in (0, 1)]
         for i in (0, 1):
