@@ -12,6 +12,9 @@ namespace zeppelin::etcd_api {
 // etcd's limits: a request over 1.5 MiB is refused, a transaction holds at most 128 operations.
 inline constexpr std::size_t kMaxRequestBytes = 1536 * 1024;
 inline constexpr int kMaxTxnOps = 128;
+// Larger gRPC messages are refused before they are decoded (RESOURCE_EXHAUSTED),
+// as etcd's gRPC server does; between the two limits etcd answers "request is too large".
+inline constexpr std::size_t kMaxGrpcMessageBytes = 2 * 1024 * 1024;
 
 store::RangeRequest from_proto(const etcdserverpb::RangeRequest& r);
 store::PutRequest from_proto(const etcdserverpb::PutRequest& r);

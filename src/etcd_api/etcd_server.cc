@@ -4,7 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/server_posix.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "etcd_api/convert.h"
+#include "etcd_api/grpc_front.h"
 #include "etcd_api/json_gateway.h"
 #include "etcd_api/services.h"
 #include "etcd_api/shared_port.h"
@@ -13,9 +17,6 @@ namespace zeppelin::etcd_api {
 
 namespace {
 
-// gRPC refuses messages beyond this itself (ResourceExhausted); between
-// kMaxRequestBytes and this, the handlers answer etcd's "request is too large".
-constexpr int kGrpcOverheadBytes = 512 * 1024;
 constexpr int kMaxHandlerThreads = 4096;
 
 class EtcdServerImpl final : public EtcdServer {
@@ -46,7 +47,7 @@ class EtcdServerImpl final : public EtcdServer {
     // percent of the server's CPU per put. Not a lock of ours is an absl::Mutex.
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     grpc::ServerBuilder builder;
-    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytes) + kGrpcOverheadBytes);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
     builder.SetMaxSendMessageSize(INT32_MAX);
     // etcd clients ping every few seconds on idle watch streams; let them.
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
@@ -87,7 +88,12 @@ class EtcdServerImpl final : public EtcdServer {
     args.SetMaxReceiveMessageSize(INT32_MAX);
     gateway_ = std::make_unique<JsonGateway>(
         grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args), kv_calls_);
-    port_->start([this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
+    // HTTP/2 connections go to the front, which answers KV's unary calls
+    // itself and relays the rest to the gRPC server.
+    front_ = GrpcFront::start(
+        kv_calls_, [this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
+        static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)));
+    port_->start([this](int fd) { front_->serve(fd); },
                  [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); });
     return ok_status();
   }
@@ -97,11 +103,14 @@ class EtcdServerImpl final : public EtcdServer {
 
   void shutdown() override {
     if (!server_) return;
-    // A deadline of now cancels open streams (watches, keep-alives), the
-    // gateway's included; then the gateway's connections can end.
+    // No new relays to a server that is going; then a deadline of now cancels
+    // open streams (watches, keep-alives), the gateway's included, so that the
+    // gateway's connections can end.
+    front_->stop_relaying();
     server_->Shutdown(std::chrono::system_clock::now());
     port_->stop();
     server_->Wait();
+    front_->stop();
     server_.reset();
   }
 
@@ -119,6 +128,7 @@ class EtcdServerImpl final : public EtcdServer {
   std::unique_ptr<SharedPort> port_;
   AuthService auth_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcFront> front_;
   std::unique_ptr<JsonGateway> gateway_;
   std::string address_;
 };

@@ -33,10 +33,6 @@ namespace protobuf = google::protobuf;
 using tcp = net::ip::tcp;
 using Request = http::request<http::string_body>;
 
-// gRPC refuses larger messages itself (RESOURCE_EXHAUSTED), as etcd's does;
-// the gateway checks it before calling, with the message etcd's gateway relays.
-constexpr std::size_t kMaxGrpcMessageBytes = 2 * 1024 * 1024;
-
 struct Route {
   const char* service;  // full proto name
   const char* method;
@@ -390,6 +386,7 @@ class Connection {
       auto parsed = protobuf::util::JsonStringToMessage(json, message, options);
       if (!parsed.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(parsed.message()));
     }
+    // gRPC's own limit, checked before calling, with the message etcd's gateway relays.
     if (const std::size_t bytes = message->ByteSizeLong(); bytes > kMaxGrpcMessageBytes) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "grpc: received message larger than max (" +
                                                                     std::to_string(bytes) + " vs. " +

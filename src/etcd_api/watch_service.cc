@@ -140,6 +140,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnWriteDone(bool ok) override {
     std::unique_lock<std::mutex> lock(mu_);
     writing_ = false;
+    headers_sent_ = true;
     queued_bytes_ -= std::min(queued_bytes_, writing_bytes_);
     if (!ok) queue_.clear();  // the client is gone
     const bool resume = ok && !paused_.empty() && queued_bytes_ < kMaxQueuedBytes / 2;
@@ -396,7 +397,11 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // Starts writing the queue's first response unless a write is in flight
   // (its completion starts the next one). Every response written while more
   // wait behind it goes with the buffer hint, so gRPC coalesces a burst into
-  // few socket writes; the last one flushes. REQUIRES: `lock` holds mu_; releases it.
+  // few socket writes; the last one flushes. Never the stream's first write:
+  // it carries the response headers, and gRPC holds a hinted first write
+  // until something else flushes the connection, which can be never (an
+  // answer to a watch on a compacted revision stalled that way).
+  // REQUIRES: `lock` holds mu_; releases it.
   void write_next(std::unique_lock<std::mutex> lock) {
     if (writing_ || finished_ || queue_.empty()) return;
     writing_ = true;
@@ -404,7 +409,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     queue_.pop_front();
     writing_bytes_ = next.size();
     grpc::WriteOptions options;
-    if (!queue_.empty()) options.set_buffer_hint();
+    if (!queue_.empty() && headers_sent_) options.set_buffer_hint();
     lock.unlock();
     // Only the thread that set writing_ touches writing_response_ until the write is done.
     const grpc::Slice parts[] = {std::move(next.own), std::move(next.shared)};
@@ -433,6 +438,7 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::ByteBuffer writing_response_;                       // the write in flight; owned by the writer (writing_)
   std::size_t writing_bytes_ = 0;                           // guarded by mu_: its encoded size
   bool writing_ = false;                                    // guarded by mu_: a write is in flight
+  bool headers_sent_ = false;                               // guarded by mu_: a write has completed
   bool reads_done_ = false;                                 // guarded by mu_
   bool finished_ = false;                                   // guarded by mu_: Finish() was called
   std::size_t queued_bytes_ = 0;                            // guarded by mu_: encoded size of queue_

@@ -1,13 +1,19 @@
 // The etcd API through a real gRPC channel to an EtcdServer over an
 // EmbeddedStore: the Lock and Election services (which etcdctl does not use,
-// so the differential e2e test does not reach them), watch streams, and errors.
+// so the differential e2e test does not reach them), watch streams, errors,
+// and the HTTP/2 front under many calls, odd calls and broken connections.
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "etcd_api/etcd_server.h"
@@ -376,6 +382,123 @@ TEST_F(EtcdApiTest, ElectionCampaignProclaimObserveResign) {
   auto s = election_->Proclaim(&ctx, req, &resp);
   EXPECT_EQ(s.error_message(), "election: not leader");
   observe_ctx.TryCancel();
+}
+
+// ---- The HTTP/2 front: KV calls answered in place, the rest relayed.
+
+TEST_F(EtcdApiTest, ConcurrentKvCallsOnOneConnectionEachGetTheirOwnAnswer) {
+  // 200 puts in flight at once on one connection: each answer must reach its own call.
+  grpc::CompletionQueue cq;
+  constexpr int kCalls = 200;
+  struct Call {
+    grpc::ClientContext ctx;
+    etcdserverpb::PutRequest req;
+    etcdserverpb::PutResponse resp;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::PutResponse>> reader;
+  };
+  std::vector<Call> calls(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    calls[i].req.set_key("c/" + std::to_string(i));
+    calls[i].req.set_value(std::to_string(i));
+    calls[i].req.set_prev_kv(true);
+    calls[i].reader = kv_->AsyncPut(&calls[i].ctx, calls[i].req, &cq);
+    calls[i].reader->Finish(&calls[i].resp, &calls[i].status, &calls[i]);
+  }
+  std::set<int64_t> revisions;
+  for (int i = 0; i < kCalls; ++i) {
+    void* tag;
+    bool ok;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    auto* call = static_cast<Call*>(tag);
+    ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+    revisions.insert(call->resp.header().revision());
+  }
+  EXPECT_EQ(revisions.size(), static_cast<size_t>(kCalls));  // one revision each
+  EXPECT_EQ(*revisions.rbegin(), kCalls + 1);
+  for (int i : {0, 99, 199}) EXPECT_EQ(get("c/" + std::to_string(i)), std::to_string(i));
+}
+
+TEST_F(EtcdApiTest, KvCallsTheFrontCannotReadAreLeftToGrpc) {
+  // A compressed request is relayed, and the gRPC server decompresses it.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+    etcdserverpb::PutRequest req;
+    req.set_key("gz");
+    req.set_value(std::string(4096, 'z'));
+    etcdserverpb::PutResponse resp;
+    ASSERT_TRUE(kv_->Put(&ctx, req, &resp).ok());
+  }
+  EXPECT_EQ(get("gz"), std::string(4096, 'z'));
+  // Bytes that are not a PutRequest get the gRPC server's own answer, and the connection goes on.
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext ctx;
+  grpc::CompletionQueue cq;
+  const grpc::Slice garbage(std::string("\xff\xff\xff\xff\x0f", 5));
+  grpc::ByteBuffer request(&garbage, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  auto call = generic.PrepareUnaryCall(&ctx, "/etcdserverpb.KV/Put", request, &cq);
+  call->StartCall();
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  // gRPC 1.51's callback server answers a request it cannot decode this way.
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_TRUE(put("after", "1").ok());
+}
+
+TEST_F(EtcdApiTest, AnExpiredPutLeavesTheConnectionUsable) {
+  for (int i = 0; i < 20; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::microseconds(50));
+    etcdserverpb::PutRequest req;
+    req.set_key("late");
+    req.set_value(std::to_string(i));
+    etcdserverpb::PutResponse resp;
+    kv_->Put(&ctx, req, &resp);  // may or may not make it: either is fine
+  }
+  EXPECT_TRUE(put("late", "final").ok());
+  EXPECT_EQ(get("late"), "final");
+}
+
+TEST_F(EtcdApiTest, AConnectionThatBreaksHttp2IsClosedAndOthersGoOn) {
+  const std::string address = server_->address();
+  const int port = std::stoi(address.substr(address.rfind(':') + 1));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  // The client preface, then a frame header announcing a 16 MiB HEADERS frame on stream 0.
+  std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  bytes += std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);  // empty SETTINGS
+  bytes += std::string("\xff\xff\xff\x01\x04\x00\x00\x00\x00", 9);
+  bytes += std::string(64, '\x7f');
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  // The server answers with its SETTINGS and a GOAWAY, then closes: read to the end.
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  char buf[4096];
+  ssize_t n;
+  bool goaway = false;
+  std::string received;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) received.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(n, 0) << "the connection was not closed";
+  for (size_t at = 0; at + 9 <= received.size();) {
+    const size_t length = (size_t{static_cast<unsigned char>(received[at])} << 16) |
+                          (size_t{static_cast<unsigned char>(received[at + 1])} << 8) |
+                          static_cast<unsigned char>(received[at + 2]);
+    if (received[at + 3] == 0x7) goaway = true;
+    at += 9 + length;
+  }
+  EXPECT_TRUE(goaway);
+  ::close(fd);
+  EXPECT_TRUE(put("still", "serving").ok());
 }
 
 }  // namespace

@@ -1,0 +1,46 @@
+// The HTTP/2 side of the etcd port. Every gRPC connection is served here, on
+// nghttp2 and a few event-loop threads: KV's unary calls (Range, Put,
+// DeleteRange, Txn, Compact) are answered in place through KvCalls, and every
+// other call (streams, leases, locks, elections, auth, maintenance) is relayed
+// stream by stream to the gRPC server over a private socket pair of the
+// connection's own.
+//
+// Why not gRPC for everything: KV's unary calls are what a loaded etcd client
+// sends most, and in the gRPC server a durable put's answer comes from the
+// store's writer thread, which cost about 20 µs of hand-offs per call on top
+// of gRPC's own 25 µs. Here a put costs a few µs of framing, and the answers
+// of one group commit go back to each event loop in one hand-off.
+//
+// A call is relayed as it came: headers, messages and trailers are copied
+// frame by frame, and flow control is end to end (bytes are acknowledged to
+// the sender only once the other side took them), so a watcher that stops
+// reading still pushes back on the server.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+namespace zeppelin::etcd_api {
+
+class KvCalls;
+
+class GrpcFront {
+ public:
+  // Hands one end of a connected socket pair to the gRPC server, which then
+  // serves it as an HTTP/2 connection; the other end is the relay's.
+  using AttachToGrpc = std::function<void(int fd)>;
+
+  // Starts `threads` event loops. `kv` and `attach` must outlive the front.
+  static std::unique_ptr<GrpcFront> start(KvCalls& kv, AttachToGrpc attach, int threads);
+  virtual ~GrpcFront() = default;
+
+  // Takes over a non-blocking TCP connection that opened with the HTTP/2 preface.
+  virtual void serve(int fd) = 0;
+  // From now on, calls that need the gRPC server are refused (REFUSED_STREAM):
+  // it is shutting down. KV calls are still answered.
+  virtual void stop_relaying() = 0;
+  // Closes every connection and waits for the event loops and for KV calls in flight.
+  virtual void stop() = 0;
+};
+
+}  // namespace zeppelin::etcd_api
