@@ -2,8 +2,9 @@
 // so that etcd clients (etcdctl, clientv3, jetcd, python-etcd3...) work
 // against zeppelin unchanged.
 //
-// gRPC runs the handlers on its own threads; the Store is thread-safe, and the
-// server's event loop is not involved.
+// KV's unary calls are answered on the HTTP/2 front's event loops
+// (grpc_front.h), the other calls by gRPC on its own threads; the Store is
+// thread-safe, and the server's event loop is not involved.
 #pragma once
 
 #include <cstdint>

@@ -832,11 +832,13 @@ class GrpcFrontImpl final : public GrpcFront {
       }
       connections_.clear();
     }
-    // KV calls waiting for the store hold a loop: their answers must find it.
-    shared_.wait_for_calls();
+    // The loops end once their connections are closed. KV calls still
+    // waiting for the store post their answers into a loop's queue, which
+    // must outlive them: wait for those before the loops may go.
     guards_.clear();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    shared_.wait_for_calls();
   }
 
  private:

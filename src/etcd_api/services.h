@@ -26,8 +26,9 @@ class Header {
   const EtcdServerOptions& options_;
 };
 
-// KV on gRPC's callback API: a write holds no thread while it waits for its
-// group commit; the store completes the call from its writer thread.
+// KV on gRPC's callback API, for the KV calls the front relays (compressed or
+// unreadable ones): a write holds no thread while it waits for its group
+// commit; the store completes the call from its writer thread.
 class KvService final : public etcdserverpb::KV::CallbackService {
  public:
   explicit KvService(KvCalls& calls) : calls_(calls) {}
