@@ -170,7 +170,13 @@ class ByteQueue {
     const size_t n = std::min(max, size());
     std::memcpy(out, bytes_.data() + taken_, n);
     taken_ += n;
-    if (taken_ == bytes_.size()) clear();
+    if (taken_ == bytes_.size()) {
+      clear();
+    } else if (taken_ > kCompactAfter && taken_ > bytes_.size() / 2) {
+      // A stream that never drains (a busy watch) must not keep what it sent.
+      bytes_.erase(0, taken_);
+      taken_ = 0;
+    }
     return n;
   }
   void clear() {
@@ -179,6 +185,7 @@ class ByteQueue {
   }
 
  private:
+  static constexpr size_t kCompactAfter = 64 * 1024;
   std::string bytes_;
   size_t taken_ = 0;
 };
