@@ -1,20 +1,23 @@
 """The etcd API's server under stress: a watcher that stops reading must not
 make the server's memory grow with the events it misses (and must get all of
-them once it reads again), and acknowledged writes survive `kill -9`."""
+them once it reads again), acknowledged writes survive `kill -9`, and hostile
+HTTP/2 connections neither crash the server nor stop it serving others."""
 import base64
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import BIN, wait_for
+from harness import BIN, ETCDCTL, wait_for
 
 MIB = 1024 * 1024
 
@@ -171,6 +174,53 @@ class EtcdServerLimitsTest(unittest.TestCase):
         missing = [k for k in acknowledged if found.get(k) != acknowledged[k]]
         self.assertEqual(missing, [], f"{len(missing)} of {len(acknowledged)} acknowledged writes lost")
         client.close()
+
+    def test_hostile_http2_connections_leave_the_server_serving(self):
+        def frame(kind, flags, stream, payload):
+            return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+        def literal(name, value):  # HPACK: a literal header field, not indexed
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        def headers(path):
+            return b"".join(literal(n, v) for n, v in [
+                (b":method", b"POST"), (b":scheme", b"http"), (b":path", path), (b":authority", b"x"),
+                (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+
+        put, watch = headers(b"/etcdserverpb.KV/Put"), headers(b"/etcdserverpb.Watch/Watch")
+        rng = random.Random(7)
+        noise = lambda n: bytes(rng.getrandbits(8) for _ in range(rng.randint(0, n)))
+        host, port = self.endpoint.split(":")
+        for i in range(200):
+            message = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+            kind = i % 4
+            if kind == 0:  # garbage frames
+                message += noise(300)
+            elif kind == 1:  # a KV call with a bad gRPC message: compressed flag, wrong or huge length
+                body = noise(50)
+                length = rng.choice([len(body), len(body) + 3, 0xFFFFFFFF])
+                message += frame(1, 4, 1, put) + frame(0, 1, 1, bytes([rng.choice([0, 1])]) +
+                                                        struct.pack(">I", length) + body)
+            elif kind == 2:  # many calls, each reset by the client before its request ends
+                for stream in range(1, 40, 2):
+                    message += frame(1, 4, stream, put) + frame(3, 0, stream, struct.pack(">I", 8)) + \
+                        frame(0, 1, stream, b"\0" * 5)
+            else:  # a relayed call with a garbage message, then the connection drops
+                message += frame(1, 4, 1, watch) + frame(0, 0, 1, noise(100))
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                try:
+                    s.sendall(message)
+                    if i % 2:
+                        s.recv(65536)
+                except OSError:
+                    pass  # the server may close first: that is an answer too
+        self.assertIsNone(self.server.poll(), "the server died")
+        r = subprocess.run([ETCDCTL, f"--endpoints={self.endpoint}", "put", "still", "serving"],
+                           env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([ETCDCTL, f"--endpoints={self.endpoint}", "get", "still", "--print-value-only"],
+                           env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout.strip(), "serving")
 
 
 if __name__ == "__main__":
