@@ -8,8 +8,9 @@
 // Why not gRPC for everything: KV's unary calls are what a loaded etcd client
 // sends most, and in the gRPC server a durable put's answer comes from the
 // store's writer thread, which cost about 20 µs of hand-offs per call on top
-// of gRPC's own 25 µs. Here a put costs a few µs of framing, and the answers
-// of one group commit go back to each event loop in one hand-off.
+// of gRPC's own 25 µs. Here the writer thread hands each event loop the
+// answers of a whole group commit at once; the server's CPU per put went from
+// 57-81 µs to 35-50 µs in all (bench/README.md).
 //
 // A call is relayed as it came: headers, messages and trailers are copied
 // frame by frame, and flow control is end to end (bytes are acknowledged to

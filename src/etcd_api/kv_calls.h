@@ -1,5 +1,6 @@
-// etcd's KV calls on a Store, apart from any transport: KvService answers
-// gRPC clients with them, and the JSON gateway calls them in process, so a
+// etcd's KV calls on a Store, apart from any transport: the HTTP/2 front
+// (grpc_front.h) answers gRPC clients with them, KvService the few calls the
+// front relays to gRPC, and the JSON gateway calls them in process, so a
 // gateway request costs no loopback gRPC call.
 #pragma once
 
