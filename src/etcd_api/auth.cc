@@ -139,6 +139,8 @@ nlohmann::json to_json(const AuthStore::State& s) {
            {"range_end", hex(reinterpret_cast<const unsigned char*>(p.range_end.data()), p.range_end.size())}});
     }
   }
+  j["kept_tokens"] = nlohmann::json::object();
+  for (const auto& [key, kept] : s.kept_tokens) j["kept_tokens"][key] = {{"user", kept.user}, {"token", kept.token}};
   return j;
 }
 
@@ -157,6 +159,11 @@ AuthStore::State from_json(const nlohmann::json& j) {
     for (const auto& p : perms) {
       list.push_back({p.at("read").get<bool>(), p.at("write").get<bool>(), unhex(p.at("key").get<std::string>()),
                       unhex(p.at("range_end").get<std::string>())});
+    }
+  }
+  if (auto kept_tokens = j.find("kept_tokens"); kept_tokens != j.end()) {
+    for (const auto& [key, kept] : kept_tokens->items()) {
+      s.kept_tokens[key] = {kept.at("user").get<std::string>(), kept.at("token").get<std::string>()};
     }
   }
   return s;
@@ -205,6 +212,9 @@ Result<std::unique_ptr<AuthStore>> AuthStore::open(AuthOptions options) {
   try {
     store->state_ = from_json(nlohmann::json::parse(*text));
     store->enabled_ = store->state_.enabled;
+    for (const auto& [key, kept] : store->state_.kept_tokens) {
+      store->sessions_[kept.token] = Session{kept.user, {}, true};
+    }
   } catch (const std::exception& e) {
     return make_error(Errc::kInvalidArgument, "auth state " + store->options_.path + " is unreadable: " + e.what());
   }
@@ -311,11 +321,29 @@ grpc::Status AuthStore::disable() {
   return s;
 }
 
+bool AuthStore::check_password(const std::string& name, const std::string& password) const {
+  std::string hash;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.users.find(name);
+    if (it == state_.users.end() || it->second.no_password) return false;
+    hash = it->second.password_hash;
+  }
+  return password_matches(hash, password);
+}
+
 grpc::Status AuthStore::authenticate(const std::string& name, const std::string& password, std::string* token) {
   std::string hash;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!state_.enabled) return not_enabled();
+    // A token issued to `name` is also its password, so that clients that log
+    // in by user and password only (etcdctl, most etcd libraries) can use it.
+    if (auto issued = sessions_.find(password);
+        issued != sessions_.end() && issued->second.issued && issued->second.user == name) {
+      *token = password;
+      return grpc::Status::OK;
+    }
     auto it = state_.users.find(name);
     if (it == state_.users.end() || it->second.no_password) return auth_failed();
     hash = it->second.password_hash;
@@ -331,19 +359,51 @@ grpc::Status AuthStore::authenticate(const std::string& name, const std::string&
   return grpc::Status::OK;
 }
 
-grpc::Status AuthStore::issue_token(const std::string& name, std::string* token) {
+grpc::Status AuthStore::issue_token(const std::string& name, std::string* token, const std::string& keep_as) {
   if (name.empty()) return user_empty();
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_.enabled) return not_enabled();
   if (!state_.users.count(name)) return user_not_found();
-  *token = new_token();
-  sessions_[*token] = Session{name, options_.now() + options_.token_ttl, true};
+  if (keep_as.empty()) {
+    *token = new_token();
+    sessions_[*token] = Session{name, {}, true};
+    return grpc::Status::OK;
+  }
+  if (auto kept = state_.kept_tokens.find(keep_as); kept != state_.kept_tokens.end() && kept->second.user == name) {
+    *token = kept->second.token;  // the previous server's, still held by the same replica
+    sessions_[*token] = Session{name, {}, true};
+    return grpc::Status::OK;
+  }
+  State next = state_;
+  const std::string fresh = new_token();
+  if (auto old = next.kept_tokens.find(keep_as); old != next.kept_tokens.end()) sessions_.erase(old->second.token);
+  next.kept_tokens[keep_as] = {name, fresh};
+  if (auto s = commit(std::move(next)); !s.ok()) return s;
+  *token = fresh;
+  sessions_[*token] = Session{name, {}, true};
   return grpc::Status::OK;
 }
 
 void AuthStore::revoke_token(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   sessions_.erase(token);
+  auto kept = std::find_if(state_.kept_tokens.begin(), state_.kept_tokens.end(),
+                           [&](const auto& k) { return k.second.token == token; });
+  if (kept == state_.kept_tokens.end()) return;
+  State next = state_;
+  next.kept_tokens.erase(kept->first);
+  (void)commit(std::move(next));  // at worst it outlives the replica until retain_kept_tokens()
+}
+
+void AuthStore::retain_kept_tokens(const std::function<bool(const std::string& key)>& wanted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State next = state_;
+  const auto dropped = std::erase_if(next.kept_tokens, [&](const auto& k) {
+    if (wanted(k.first)) return false;
+    sessions_.erase(k.second.token);
+    return true;
+  });
+  if (dropped > 0) (void)commit(std::move(next));
 }
 
 grpc::Status AuthStore::user_add(const std::string& name, const std::string& password, bool no_password) {
@@ -377,6 +437,7 @@ grpc::Status AuthStore::user_delete(const std::string& name) {
   if (!state_.users.count(name)) return user_not_found();
   State next = state_;
   next.users.erase(name);
+  std::erase_if(next.kept_tokens, [&](const auto& k) { return k.second.user == name; });
   auto s = commit(std::move(next));
   if (s.ok()) drop_tokens_of(name, true);
   return s;

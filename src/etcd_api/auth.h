@@ -96,15 +96,27 @@ class AuthStore {
   grpc::Status enable();
   grpc::Status disable();
   grpc::Status authenticate(const std::string& name, const std::string& password, std::string* token);
+  // True when `name` exists, has a password and it is `password`, whether
+  // auth is enabled or not (the server checks the owner's root password
+  // before it locks the store down). Slow on purpose, as authenticate().
+  bool check_password(const std::string& name, const std::string& password) const;
   // A token for user `name` without its password, for a program the server
   // itself starts (a replica). It is used like one from authenticate() but
   // does not expire when idle, and outlives password changes and auth being
   // disabled and enabled again; it ends with revoke_token(), the user's
-  // deletion, or the server's exit (tokens are not durable). Errors: auth not
-  // enabled, or no such user.
-  grpc::Status issue_token(const std::string& name, std::string* token);
+  // deletion, or the server's exit (tokens are not durable). It also serves
+  // as the user's password in authenticate(), which then answers it as is.
+  // Errors: auth not enabled, or no such user.
+  //
+  // With `keep_as` (a replica's stable name) the token is durable, so that a
+  // replica that outlives the server (an adopted container) keeps a working
+  // one: the next server answers the same `keep_as` and user with the same
+  // token. Kept tokens are stored in clear in the state file (0600).
+  grpc::Status issue_token(const std::string& name, std::string* token, const std::string& keep_as = "");
   // Ends a token (issued or authenticated); unknown tokens are ignored.
   void revoke_token(const std::string& token);
+  // Ends the kept tokens whose `keep_as` is not wanted (replicas that are gone).
+  void retain_kept_tokens(const std::function<bool(const std::string& keep_as)>& wanted);
   grpc::Status user_add(const std::string& name, const std::string& password, bool no_password);
   grpc::Status user_get(const std::string& name, std::vector<std::string>* roles) const;
   std::vector<std::string> user_list() const;
@@ -124,8 +136,13 @@ class AuthStore {
     bool no_password = false;
     std::set<std::string> roles;
   };
+  struct KeptToken {
+    std::string user;
+    std::string token;
+  };
   struct State {
     bool enabled = false;
+    std::map<std::string, KeptToken> kept_tokens;  // keep_as -> token (issue_token)
     std::map<std::string, User> users;
     std::map<std::string, std::vector<KeyPermission>> roles;  // permissions sorted by (key, range_end)
   };

@@ -140,6 +140,9 @@ Result<std::unique_ptr<EtcdServer>> EtcdServer::start(store::Store& store, const
   auth_options.path = options.auth_file;
   auto auth = AuthStore::open(std::move(auth_options));
   if (!auth) return auth.error();
+  if (options.prepare_auth) {
+    if (auto s = options.prepare_auth(**auth); !s) return s.error();
+  }
   auto server = std::make_unique<EtcdServerImpl>(store, options, std::move(*auth));
   if (auto s = server->start(); !s) return s.error();
   return std::unique_ptr<EtcdServer>(std::move(server));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,10 @@ struct EtcdServerOptions {
   std::string snapshot_dir;  // where Maintenance.Snapshot stages its file
   // Users, roles and the auth switch (JSON, outside the key space); empty: in memory only.
   std::string auth_file;
+  // Runs on the users and roles once they are loaded and before the port
+  // opens, so that no request sees them unprepared (the server locks the
+  // store down here); an error fails start().
+  std::function<Status(AuthStore&)> prepare_auth;
   uint64_t cluster_id = 0;   // reported in every ResponseHeader
   uint64_t member_id = 0;
 };
