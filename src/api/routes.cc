@@ -4,6 +4,7 @@
 
 #include "common/units.h"
 #include "supervisor/log_hub.h"
+#include "supervisor/replica_env.h"
 
 namespace zeppelin::api {
 
@@ -108,7 +109,8 @@ void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exc
     if (!env->is_object()) return reply_error(ex, Errc::kInvalidArgument, "field \"env\" must be an object of strings");
     for (const auto& [k, v] : env->items()) {
       if (!v.is_string()) return reply_error(ex, Errc::kInvalidArgument, "env value of " + k + " must be a string");
-      record.caller_env[k] = v.get<std::string>();
+      // Credentials in the caller's environment are not kept, whatever the client sent.
+      if (!supervisor::is_withheld_caller_variable(k)) record.caller_env[k] = v.get<std::string>();
     }
   }
   if (auto images = body->find("images"); images != body->end()) {
@@ -190,7 +192,9 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     const std::string& m = req.method;
     if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
     if (req.path == "/v1/etcd" && m == "GET") {
-      return ex->reply(200, {{"endpoints", store.endpoints}, {"backend", store.backend}});
+      return ex->reply(200, {{"endpoints", store.endpoints},
+                             {"backend", store.backend},
+                             {"auth", store.auth_enabled && store.auth_enabled()}});
     }
     if (req.path == "/v1/store/snapshot" && m == "POST") return handle_snapshot(store, req, ex);
     if (req.path == "/v1/shutdown" && m == "POST") {

@@ -17,6 +17,8 @@ namespace zeppelin::api {
 struct StoreAccess {
   std::vector<std::string> endpoints;  // the etcd API's URLs
   std::string backend;                 // "embedded" or "etcd"
+  // Whether the etcd API at `endpoints` requires auth (false for an external etcd's own).
+  std::function<bool()> auth_enabled;
   // Writes a snapshot of the whole store to an absolute path; returns its revision.
   std::function<Result<std::int64_t>(const std::string& path)> snapshot;
 };

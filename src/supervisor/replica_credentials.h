@@ -7,12 +7,19 @@
 // users (src/server), so the supervisor depends on no etcd code.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/result.h"
 
 namespace zeppelin::supervisor {
+
+// The store user a replica's token is for unless the spec names another
+// (`store.user`): the server keeps it with a role that may use every key
+// outside /zeppelin/ and only read discovery and events there, so that no
+// replica can rewrite desired state (docs/security.md).
+inline constexpr const char* kReplicaStoreUser = "zeppelin-replica";
 
 // A token held by one run of one replica. Destroying it revokes the token.
 class ReplicaCredential {
@@ -28,7 +35,12 @@ class ReplicaCredentials {
   // A credential for etcd user `user`, or null when the store asks for none
   // (auth is disabled). An error naming the user when none can be issued
   // (no such user). Called on the supervisor's thread; must not block long.
-  virtual Result<std::unique_ptr<ReplicaCredential>> issue(const std::string& user) = 0;
+  // With `keep_as` (the replica's launch id, for replicas that can outlive
+  // the server: containers) the token survives a server restart, and the
+  // same `keep_as` gets it again.
+  virtual Result<std::unique_ptr<ReplicaCredential>> issue(const std::string& user, const std::string& keep_as) = 0;
+  // After recovery: ends the kept tokens of replicas that are not wanted.
+  virtual void retain(const std::function<bool(const std::string& keep_as)>& wanted) = 0;
 };
 
 }  // namespace zeppelin::supervisor

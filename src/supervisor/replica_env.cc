@@ -68,6 +68,10 @@ std::string join(const std::vector<std::string>& items) {
 }
 }  // namespace
 
+bool is_withheld_caller_variable(std::string_view name) {
+  return name.starts_with("ZEPPELIN_") || name.starts_with("ETCDCTL_");
+}
+
 Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env) {
   std::map<std::string, std::string> vars;
   const spec::Service& svc = *id.service;
@@ -110,6 +114,8 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     if (!id.etcd_token.empty()) {
       vars["ZEPPELIN_ETCD_USER"] = id.etcd_user;
       vars["ZEPPELIN_ETCD_TOKEN"] = id.etcd_token;
+      // etcdctl and clients that log in by name and password: the token is the password.
+      vars["ETCDCTL_USER"] = id.etcd_user + ":" + id.etcd_token;
     }
   }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -42,6 +43,11 @@ std::string env_name(const std::string& name);
 
 // host:port of a replica's first port, or host alone when it has none.
 std::string endpoint(const spec::Service& service, const std::string& host);
+
+// Variables of the caller's environment a system never keeps: the contract's
+// own (ZEPPELIN_*, the API token ZEPPELIN_TOKEN among them) and etcdctl's
+// (ETCDCTL_*, which may hold "user:password"). Replicas get their own.
+bool is_withheld_caller_variable(std::string_view name);
 
 struct LaunchEnv {
   std::vector<std::string> env;   // "KEY=value", complete

@@ -200,6 +200,7 @@ Status Supervisor::recover() {
     }
   }
   const int ended = driver_.reap_leftovers([&wanted](const std::string& id) { return wanted.count(id) > 0; });
+  if (options_.credentials) options_.credentials->retain([&wanted](const std::string& id) { return wanted.count(id) > 0; });
   if (ended > 0) log::info("recovering: ended {} replica(s) of the previous server", ended);
   if (options_.registry) {
     // Announcements of a server that died without withdrawing them.
@@ -828,8 +829,9 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   }
   r->credential.reset();
   if (options_.credentials && !sys.spec.etcd && !id.etcd_endpoints.empty()) {
-    const std::string user = sys.spec.store_user.empty() ? "root" : sys.spec.store_user;
-    auto issued = options_.credentials->issue(user);
+    const std::string user = sys.spec.store_user.empty() ? kReplicaStoreUser : sys.spec.store_user;
+    // A container may outlive this server and be adopted by the next: its token must too.
+    auto issued = options_.credentials->issue(user, svc->is_container() ? sys.record.name + "/" + r->key : "");
     if (!issued) {
       // Like a missing secret, but retried: the user may be created meanwhile.
       r->needs_start = false;

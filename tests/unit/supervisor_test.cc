@@ -21,15 +21,15 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 // An in-memory issuer, as the server's over the etcd API's users: it knows
-// users root and app, and which tokens are live.
+// users zeppelin-replica (the default) and app, and which tokens are live.
 class LiveTokens final : public ReplicaCredentials {
  public:
   std::set<std::string> live;
   bool enabled = true;
 
-  Result<std::unique_ptr<ReplicaCredential>> issue(const std::string& user) override {
+  Result<std::unique_ptr<ReplicaCredential>> issue(const std::string& user, const std::string&) override {
     if (!enabled) return std::unique_ptr<ReplicaCredential>();
-    if (user != "root" && user != "app") return make_error(Errc::kNotFound, "no user " + user);
+    if (user != kReplicaStoreUser && user != "app") return make_error(Errc::kNotFound, "no user " + user);
     auto c = std::make_unique<Token>(*this, user, "token-" + std::to_string(++issued_));
     live.insert(c->token());
     return std::unique_ptr<ReplicaCredential>(std::move(c));
@@ -47,6 +47,9 @@ class LiveTokens final : public ReplicaCredentials {
     std::string token_;
   };
   int issued_ = 0;
+
+ public:
+  void retain(const std::function<bool(const std::string&)>&) override {}
 };
 
 class SupervisorTest : public ::testing::Test {
