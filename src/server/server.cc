@@ -19,6 +19,7 @@
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "common/fs_util.h"
+#include "common/home_paths.h"
 #include "common/log.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
@@ -26,6 +27,7 @@
 #include "runtime/container/container_driver.h"
 #include "runtime/process/process_driver.h"
 #include "runtime/routing_driver.h"
+#include "server/store_auth.h"
 #include "state/service_registry.h"
 #include "state/store_state_store.h"
 #include "store/embedded_store.h"
@@ -41,6 +43,12 @@ namespace {
 bool take_lock(const std::string& home) {
   const int fd = ::open((home + "/server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+// True for "127.x.y.z:PORT", "[::1]:PORT" and "localhost:PORT".
+bool is_loopback_listen(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host.starts_with("127.") || host == "[::1]" || host == "::1" || host == "localhost";
 }
 
 // A supervisor of a thousand replicas needs three descriptors each.
@@ -90,6 +98,13 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.listen = options.etcd_listen;
   etcd_options.snapshot_dir = options.home + "/store";
   etcd_options.auth_file = options.home + "/store/auth.json";
+  StoreAuthOptions auth_options;
+  auth_options.credentials_file = store_root_credentials_path(options.home);
+  auth_options.root_password = options.store.root_password;
+  auth_options.insecure = options.store.insecure;
+  etcd_options.prepare_auth = [auth_options](etcd_api::AuthStore& auth) {
+    return prepare_store_auth(auth, auth_options);
+  };
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
@@ -118,9 +133,10 @@ class AuthStoreCredentials final : public supervisor::ReplicaCredentials {
  public:
   explicit AuthStoreCredentials(etcd_api::AuthStore& auth) : auth_(auth) {}
 
-  Result<std::unique_ptr<supervisor::ReplicaCredential>> issue(const std::string& user) override {
+  Result<std::unique_ptr<supervisor::ReplicaCredential>> issue(const std::string& user,
+                                                               const std::string& keep_as) override {
     std::string token;
-    const grpc::Status s = auth_.issue_token(user, &token);
+    const grpc::Status s = auth_.issue_token(user, &token, keep_as);
     if (s.ok()) return std::unique_ptr<supervisor::ReplicaCredential>(std::make_unique<Issued>(auth_, user, token));
     if (!auth_.enabled()) return std::unique_ptr<supervisor::ReplicaCredential>();
     if (s.error_message() == "etcdserver: user name not found") {
@@ -129,6 +145,10 @@ class AuthStoreCredentials final : public supervisor::ReplicaCredentials {
                                              "(etcdctl user add, or zeppelin ns create)");
     }
     return make_error(Errc::kInternal, "etcd user \"" + user + "\": " + s.error_message());
+  }
+
+  void retain(const std::function<bool(const std::string& keep_as)>& wanted) override {
+    auth_.retain_kept_tokens(wanted);
   }
 
  private:
@@ -163,6 +183,11 @@ int run_server(const ServerOptions& options) {
   if (!take_lock(options.home)) {
     log::error("a zeppelin server is already running for {}", options.home);
     return 1;
+  }
+  if (options.store.insecure && !is_loopback_listen(options.etcd_listen.empty() ? "127.0.0.1:0" : options.etcd_listen)) {
+    log::error("--insecure-store turns auth off, which is allowed only on a loopback --etcd-listen, not {}",
+               options.etcd_listen);
+    return 2;
   }
   raise_fd_limit();
   std::signal(SIGPIPE, SIG_IGN);
@@ -207,6 +232,7 @@ int run_server(const ServerOptions& options) {
     store_access.endpoints = *etcd_client::parse_endpoints(options.store.etcd_endpoints);  // checked by open_store
   } else {
     store_access.endpoints = {"http://" + etcd->address()};
+    store_access.auth_enabled = [&auth = etcd->auth()] { return auth.enabled(); };
   }
   store_access.snapshot = [&store](const std::string& path) -> Result<std::int64_t> {
     const std::int64_t revision = store->status().revision;
@@ -293,8 +319,7 @@ int run_server(const ServerOptions& options) {
       return 1;
     }
     log::info("API listening on http://{}", (*tcp)->address());
-    const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
-    if (!host.starts_with("127.") && host != "::1" && host != "[::1]" && host != "localhost") {
+    if (!is_loopback_listen(options.tcp_listen)) {
       log::warn("the API has no authentication: anyone who can reach {} can run commands as this user",
                 options.tcp_listen);
     }

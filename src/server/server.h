@@ -3,6 +3,7 @@
 // them into the supervisor and the API, and runs the event loop until stopped.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace zeppelin::server {
@@ -17,6 +18,10 @@ struct StoreOptions {
   std::string etcd_cacert;
   std::string etcd_cert;
   std::string etcd_key;
+  // The etcd API the server serves (always, for the embedded store) requires
+  // auth unless `insecure` (--insecure-store, loopback only).
+  bool insecure = false;
+  std::optional<std::string> root_password;  // --store-password-env: the owner's own root user's
 };
 
 struct ServerOptions {
