@@ -25,6 +25,7 @@
 #include "runtime/container/images.h"
 #include "server/server.h"
 #include "spec/parser.h"
+#include "supervisor/replica_env.h"
 
 extern char** environ;
 
@@ -44,7 +45,7 @@ int fail(const client::Response& r) {
 
 std::map<std::string, std::string> caller_environment() {
   auto env = process_environment();
-  std::erase_if(env, [](const auto& kv) { return kv.first.starts_with("ZEPPELIN_"); });  // the contract sets these
+  std::erase_if(env, [](const auto& kv) { return supervisor::is_withheld_caller_variable(kv.first); });
   return env;
 }
 
@@ -461,6 +462,9 @@ int main(int argc, char** argv) {
   snapshot_save->add_option("file", file, "snapshot file")->required();
   auto* snapshot_restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
   snapshot_restore->add_option("file", file, "snapshot file")->required();
+  auto* store_env = store->add_subcommand(
+      "env", "Print export lines that point etcdctl and zeppelin's clients at the local store, as root");
+  store_env->footer("Example:\n  eval \"$(zeppelin store env)\"; etcdctl get --prefix /zeppelin/services/");
   store->require_subcommand(1);
   auto coord = add_coord_commands(app);
 
@@ -524,6 +528,7 @@ int main(int argc, char** argv) {
     }
     return cmd_run(file, system, detach, timeout);
   }
+  if (*store_env) return cmd_store_env(zeppelin_home());
   if (*snapshot_save) return cmd_store_snapshot_save(zeppelin_home(), file);
   if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ns) return cmd_ns(*ns, ns_args);

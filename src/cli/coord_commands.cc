@@ -16,6 +16,8 @@
 
 #include "cli/autostart.h"
 #include "cli/exit.h"
+#include "common/fs_util.h"
+#include "common/home_paths.h"
 #include "etcd_client/etcd_store.h"
 #include "etcd_client/lease_keeper.h"
 
@@ -45,50 +47,73 @@ struct CoordArgs {
 
 namespace {
 
-}  // namespace
-
-Result<std::vector<std::string>> find_etcd_endpoints(const std::string& flag, const std::string& home) {
-  if (!flag.empty()) {
-    auto parsed = etcd_client::parse_endpoints(flag);
-    if (!parsed) return make_error(Errc::kInvalidArgument, "--endpoints: " + parsed.error().message);
-    return parsed;
-  }
-  if (const char* env = std::getenv("ZEPPELIN_ETCD_ENDPOINTS"); env && *env) {
-    auto parsed = etcd_client::parse_endpoints(env);
-    if (!parsed) return make_error(Errc::kInvalidArgument, "ZEPPELIN_ETCD_ENDPOINTS: " + parsed.error().message);
-    return parsed;
-  }
+// The local server's store: its endpoints from the API (over the owner-only
+// socket, so they are the server's own), and root's password from
+// $ZEPPELIN_HOME when the store is the embedded one. An external etcd
+// (--store etcd) is never sent that password.
+Result<StoreTarget> local_store(const std::string& home) {
   auto c = connect_or_start(home);
   if (!c) return c.error();
   auto r = c->call("GET", "/v1/etcd");
   if (!r) return r.error();
   if (!r->ok()) return make_error(Errc::kUnavailable, "GET /v1/etcd: " + r->error_message());
-  std::vector<std::string> out;
-  for (const auto& e : r->body.value("endpoints", json::array())) out.push_back(e.get<std::string>());
-  if (out.empty()) {
+  StoreTarget target;
+  for (const auto& e : r->body.value("endpoints", json::array())) target.endpoints.push_back(e.get<std::string>());
+  if (target.endpoints.empty()) {
     return make_error(Errc::kUnavailable,
                       "the local server serves no etcd API: give --endpoints, set ZEPPELIN_ETCD_ENDPOINTS, or "
                       "start the server with --etcd-listen");
   }
-  return out;
+  if (r->body.value("backend", "") == "embedded" && r->body.value("auth", true)) {
+    if (auto password = read_file(store_root_credentials_path(home)); password) {
+      while (!password->empty() && (password->back() == '\n' || password->back() == '\r')) password->pop_back();
+      target.user = "root";
+      target.password = *password;
+    }
+  }
+  return target;
 }
 
-namespace {
+}  // namespace
 
-Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const std::vector<std::string>& endpoints) {
-  etcd_client::EtcdStoreOptions options;
-  options.connection.endpoints = endpoints;
-  // A password (store.etcd) logs in as the user; else a replica's token for
-  // the server's own store is used as given.
+Result<StoreTarget> find_store(const std::string& flag, const std::string& home) {
+  StoreTarget target;
+  if (!flag.empty()) {
+    auto parsed = etcd_client::parse_endpoints(flag);
+    if (!parsed) return make_error(Errc::kInvalidArgument, "--endpoints: " + parsed.error().message);
+    target.endpoints = *parsed;
+  } else if (const char* env = std::getenv("ZEPPELIN_ETCD_ENDPOINTS"); env && *env) {
+    auto parsed = etcd_client::parse_endpoints(env);
+    if (!parsed) return make_error(Errc::kInvalidArgument, "ZEPPELIN_ETCD_ENDPOINTS: " + parsed.error().message);
+    target.endpoints = *parsed;
+  }
+  // Who to be, first match: a user with its password (store.etcd, `zeppelin
+  // store env`), a token (a replica's), root of the local server's store.
   const char* user = std::getenv("ZEPPELIN_ETCD_USER");
   const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD");
   const char* token = std::getenv("ZEPPELIN_ETCD_TOKEN");
   if (user && *user && (password || !token || !*token)) {
-    options.connection.user = user;
-    if (password) options.connection.password = password;
+    target.user = user;
+    if (password) target.password = password;
   } else if (token && *token) {
-    options.connection.token = token;
+    target.token = token;
   }
+  if (!target.endpoints.empty()) return target;
+  auto local = local_store(home);
+  if (!local) return local.error();
+  if (target.user.empty() && target.token.empty()) return local;
+  target.endpoints = local->endpoints;
+  return target;
+}
+
+namespace {
+
+Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const StoreTarget& target) {
+  etcd_client::EtcdStoreOptions options;
+  options.connection.endpoints = target.endpoints;
+  options.connection.user = target.user;
+  options.connection.password = target.password;
+  options.connection.token = target.token;
   return etcd_client::EtcdStore::open(options);
 }
 
@@ -475,11 +500,11 @@ std::optional<int> run_coord_command(CoordArgs& a, const std::string& home) {
   if (!*a.kv && !*a.lock && !*a.elect) return std::nullopt;
   if (a.ttl < 1) return fail("--ttl: must be at least 1 second", kUsage);
   // First, as it may start a server, which must not inherit blocked signals.
-  auto endpoints = find_etcd_endpoints(a.endpoints, home);
-  if (!endpoints) return fail(endpoints.error());
+  auto target = find_store(a.endpoints, home);
+  if (!target) return fail(target.error());
   // Before any thread exists: signals are taken by one thread, with sigwait.
   const sigset_t signals = block_stop_signals();
-  auto store = open_store(*endpoints);
+  auto store = open_store(*target);
   if (!store) return fail(store.error());
   auto& s = **store;
   if (*a.get) return kv_get(s, a);
@@ -489,6 +514,39 @@ std::optional<int> run_coord_command(CoordArgs& a, const std::string& home) {
   if (*a.watch) return kv_watch(s, a, signals);
   if (*a.lock) return cmd_lock(s, a, signals);
   return cmd_elect(s, a, signals);
+}
+
+namespace {
+
+// 'VALUE' for a POSIX shell.
+std::string shell_quote(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+int cmd_store_env(const std::string& home) {
+  auto target = local_store(home);
+  if (!target) return fail(target.error());
+  std::string endpoints;
+  for (const auto& e : target->endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;
+  std::cout << "export ETCDCTL_API=3\n";
+  std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(endpoints) << "\n";
+  std::cout << "export ZEPPELIN_ETCD_ENDPOINTS=" << shell_quote(endpoints) << "\n";
+  if (!target->user.empty()) {
+    std::cout << "export ETCDCTL_USER=" << shell_quote(target->user + ":" + target->password) << "\n";
+    std::cout << "export ZEPPELIN_ETCD_USER=" << shell_quote(target->user) << "\n";
+    std::cout << "export ZEPPELIN_ETCD_PASSWORD=" << shell_quote(target->password) << "\n";
+  }
+  return kOk;
 }
 
 void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
@@ -507,6 +565,18 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
         o.etcd_password = value;
       },
       "with --etcd-user: the environment variable holding the password");
+  server.add_flag("--insecure-store", o.insecure,
+                  "serve the store's etcd API with auth off (loopback only; anyone who can reach the port can "
+                  "read its secrets and run commands as you)");
+  server.add_option_function<std::string>(
+      "--store-password-env",
+      [&o](const std::string& var) {
+        const char* value = std::getenv(var.c_str());
+        if (!value || !*value) throw CLI::ValidationError("--store-password-env", "the variable " + var + " is not set");
+        o.root_password = value;
+      },
+      "the environment variable holding the password of a root user you made in the embedded store yourself "
+      "(needed once; kept in $ZEPPELIN_HOME/credentials/store-root)");
   server.add_option("--etcd-cacert", o.etcd_cacert, "with --store etcd: PEM file of the CA to trust")
       ->check(CLI::ExistingFile);
   server.add_option("--etcd-cert", o.etcd_cert, "with --store etcd: PEM client certificate")->check(CLI::ExistingFile);

@@ -31,44 +31,43 @@ constexpr auto kCallTimeout = std::chrono::seconds(10);
 std::string ns_prefix(const std::string& name) { return "/ns/" + name + "/"; }
 std::string registry_key(const std::string& name) { return kRegistryPrefix + name; }
 
-// The first of the store's endpoints (find_etcd_endpoints), as gRPC's HOST:PORT.
-Result<std::string> pick_endpoint(const std::string& flag) {
-  auto endpoints = find_etcd_endpoints(flag, zeppelin_home());
-  if (!endpoints) return endpoints.error();
-  std::string first = endpoints->front();
-  for (const char* scheme : {"http://", "https://"}) {
-    if (first.starts_with(scheme)) first = first.substr(std::string(scheme).size());
-  }
-  return first;
-}
-
-// One etcd connection, authenticated when --user is given.
+// One etcd connection to the first of the store's endpoints (find_store),
+// authenticated as --user when given, else as find_store() says.
 class Etcd {
  public:
   static Result<Etcd> connect(const NsArgs& args) {
-    auto endpoint = pick_endpoint(args.endpoints);
-    if (!endpoint) return endpoint.error();
+    auto target = find_store(args.endpoints, zeppelin_home());
+    if (!target) return target.error();
     Etcd e;
-    e.endpoint_ = *endpoint;
+    e.endpoint_ = target->endpoints.front();
+    for (const char* scheme : {"http://", "https://"}) {
+      if (e.endpoint_.starts_with(scheme)) e.endpoint_ = e.endpoint_.substr(std::string(scheme).size());
+    }
     auto channel = grpc::CreateChannel(e.endpoint_, grpc::InsecureChannelCredentials());
     e.kv_ = pb::KV::NewStub(channel);
     e.auth_ = pb::Auth::NewStub(channel);
+    std::string user = target->user;
+    std::string password = target->password;
     if (!args.user.empty()) {
       const std::string var = args.user_password_env.empty() ? kDefaultPasswordEnv : args.user_password_env;
-      const char* password = std::getenv(var.c_str());
-      if (!password) {
+      const char* given = std::getenv(var.c_str());
+      if (!given) {
         return make_error(Errc::kInvalidArgument, "--user " + args.user + ": set its password in $" + var);
       }
+      user = args.user;
+      password = given;
+    }
+    if (!user.empty()) {
       pb::AuthenticateRequest req;
-      req.set_name(args.user);
+      req.set_name(user);
       req.set_password(password);
       pb::AuthenticateResponse resp;
       auto ctx = e.context();
       auto s = e.auth_->Authenticate(ctx.get(), req, &resp);
       if (!s.ok()) return e.error(s);
       e.token_ = resp.token();
-    } else if (const char* token = std::getenv("ZEPPELIN_ETCD_TOKEN"); token && *token) {
-      e.token_ = token;  // a replica's, from the server
+    } else {
+      e.token_ = target->token;  // a replica's, from the server
     }
     return e;
   }
