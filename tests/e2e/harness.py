@@ -54,17 +54,19 @@ class Servers:
                     "--initial-cluster", f"{name}=http://127.0.0.1:{peer}"], f"{name}.log")
         return endpoint
 
-    def zeppelin_etcd_api(self, name):
-        """`zeppelin server --etcd-listen` on a free loopback port; returns that endpoint."""
+    def zeppelin_etcd_api(self, name, insecure=False):
+        """`zeppelin server --etcd-listen` on a free loopback port; returns that endpoint.
+        `insecure` serves it with auth off, as a plain etcd is, for tests that compare the two."""
         endpoint = f"127.0.0.1:{free_port()}"
         home = os.path.join(self.dir, name)
-        self.start([BIN, "server", "--home", home, "--etcd-listen", endpoint], f"{name}.log",
-                   env=dict(os.environ, ZEPPELIN_HOME=home))
+        self.start([BIN, "server", "--home", home, "--etcd-listen", endpoint] + (["--insecure-store"] if insecure else []),
+                   f"{name}.log", env=dict(os.environ, ZEPPELIN_HOME=home))
         return endpoint
 
     def etcd_and_zeppelin(self, name):
-        """A real etcd and zeppelin's etcd API beside it, both serving; returns their endpoints."""
-        endpoints = self.etcd(name), self.zeppelin_etcd_api("home")
+        """A real etcd and zeppelin's etcd API beside it, both serving with auth off (they
+        are compared request for request); returns their endpoints."""
+        endpoints = self.etcd(name), self.zeppelin_etcd_api("home", insecure=True)
         self.wait_serving(*endpoints)
         return endpoints
 
@@ -87,6 +89,15 @@ class Servers:
                 proc.wait()
             out.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def store_root_password(home):
+    """The root password the server of `home` made for its store, or None."""
+    try:
+        with open(os.path.join(home, "credentials", "store-root")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
@@ -209,7 +220,12 @@ class ZeppelinTestCase(unittest.TestCase):
         return ",".join(api_get(self.home, "/v1/etcd")["endpoints"])
 
     def etcdctl(self, *args, check=True, timeout=30):
-        r = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--command-timeout=10s", *args],
+        """etcdctl on the server's store, as root (the owner) unless args name a --user."""
+        user = []
+        password = store_root_password(self.home)
+        if password and not any(a.startswith("--user") for a in args):
+            user = [f"--user=root:{password}"]
+        r = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--command-timeout=10s", *user, *args],
                            env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"etcdctl {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")

@@ -80,8 +80,9 @@ class EtcdServerLimitsTest(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start_server(self):
-        self.server = subprocess.Popen([BIN, "server", "--home", self.home, "--etcd-listen", self.endpoint],
-                                       stdout=self.log, stderr=subprocess.STDOUT,
+        # Auth off: these clients load the port anonymously (auth: test_store_auth.py).
+        self.server = subprocess.Popen([BIN, "server", "--home", self.home, "--etcd-listen", self.endpoint,
+                                        "--insecure-store"], stdout=self.log, stderr=subprocess.STDOUT,
                                        env=dict(os.environ, ZEPPELIN_HOME=self.home))
 
         def ready():

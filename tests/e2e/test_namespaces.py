@@ -100,7 +100,8 @@ class EmbeddedStoreNamespaceTest(NamespaceScenario, unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="zeppelin-ns-")
         cls.endpoint = f"127.0.0.1:{free_port()}"
         home = os.path.join(cls.dir, "home")
-        cls.server = Server([BIN, "server", "--home", home, "--etcd-listen", cls.endpoint],
+        # Auth off at first, as on a fresh etcd: the scenario enables it itself.
+        cls.server = Server([BIN, "server", "--home", home, "--etcd-listen", cls.endpoint, "--insecure-store"],
                             os.path.join(cls.dir, "zeppelin.log"), env=dict(os.environ, ZEPPELIN_HOME=home))
         wait_for(lambda: ctl(cls.endpoint, "endpoint", "status").returncode == 0, timeout=30,
                  what=f"zeppelin's etcd API on {cls.endpoint}")
@@ -118,6 +119,7 @@ class EmbeddedStoreNamespaceTest(NamespaceScenario, unittest.TestCase):
         try:
             self.server.stop()
             home = os.path.join(self.dir, "home")
+            # Restarted as by default: the owner's root user and its password are kept.
             type(self).server = Server([BIN, "server", "--home", home, "--etcd-listen", self.endpoint],
                                        os.path.join(self.dir, "zeppelin-restarted.log"),
                                        env=dict(os.environ, ZEPPELIN_HOME=home))

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import Servers, ZeppelinTestCase, free_port, wait_for
+from harness import Servers, ZeppelinTestCase, free_port, store_root_password, wait_for
 from test_etcd_api import ctl
 
 SDK = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sdk", "python"))
@@ -200,7 +200,7 @@ class PythonSdkInAReplica(ZeppelinTestCase):
             self.assertEqual(seen[i]["host"], addresses[i][0])
             self.assertEqual(seen[i]["port"], 7000)
             self.assertEqual(seen[i]["peers"], addresses)
-        store = zeppelin.Client(self.etcd_endpoints())
+        store = zeppelin.Client(self.etcd_endpoints(), user="root", password=store_root_password(self.home))
         wait_for(lambda: len(store.get_prefix("apps/app/")) == 2, what="both replicas' writes")
         self.assertEqual(sorted(kv.value.decode() for kv in store.get_prefix("apps/app/")),
                          sorted(a for a, _ in addresses))

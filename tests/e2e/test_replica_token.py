@@ -1,17 +1,16 @@
-"""With auth enabled on the server's own store, each replica gets
-ZEPPELIN_ETCD_USER and a ZEPPELIN_ETCD_TOKEN for it (root, or store.user),
-which `zeppelin kv` and the JSON gateway accept; the token ends with the
-replica. Without auth, replicas get no token."""
+"""Auth is on by default on the server's own store, and each replica gets
+ZEPPELIN_ETCD_USER and a ZEPPELIN_ETCD_TOKEN for it (zeppelin-replica, or
+store.user), which `zeppelin kv` and the JSON gateway accept within that
+user's rights; the token ends with the replica. With --insecure-store,
+replicas get no token."""
 import base64
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 
 from harness import BIN, ZeppelinTestCase, wait_for
-
-ROOT = "--user=root:rootpw"
-
 
 def gateway_get(endpoint, key, token):
     """Range of one key on the JSON gateway, as (HTTP status, body)."""
@@ -45,35 +44,46 @@ class ReplicaTokenTest(ZeppelinTestCase):
         with open(path) as f:
             return f.read()
 
-    def test_replicas_act_as_root_or_their_store_user_while_they_run(self):
+    def test_replicas_act_as_the_replica_user_or_their_store_user_while_they_run(self):
         d = self.dir
         env_dump = 'printf "%s|%s" "${ZEPPELIN_ETCD_USER-unset}" "${ZEPPELIN_ETCD_TOKEN-unset}"'
-        # Auth off: endpoints only.
-        self.run_system("plain", "", f"{env_dump} > {d}/plain; touch {d}/plain.done")
-        self.assertEqual(self.read_when_done("plain"), "unset|unset")
-
-        for args in (["user", "add", "root:rootpw"], ["user", "grant-role", "root", "root"],
-                     ["role", "add", "app"], ["role", "grant-permission", "app", "--prefix", "readwrite", "/app/"],
-                     ["user", "add", "app:apppw"], ["user", "grant-role", "app", "app"], ["auth", "enable"]):
-            self.etcdctl(*args)
-        endpoint = self.etcd_endpoints()
-
-        # Default: root. The replica's own `zeppelin kv` uses the token from its environment.
+        # By default: zeppelin-replica, which may use keys outside /zeppelin/ and read discovery.
         self.run_system("tok", "", f"{env_dump} > {d}/tok; {BIN} kv put /tok/k hello > {d}/tok.put 2>&1; "
-                                   f"{BIN} kv get /tok/k > {d}/tok.get 2>&1; touch {d}/tok.done")
+                                   f"{BIN} kv get /tok/k > {d}/tok.get 2>&1; "
+                                   # its own announcement may follow its start by a moment
+                                   f"for i in $(seq 100); do {BIN} kv get /zeppelin/services/tok/app/0 "
+                                   f">/dev/null 2>&1 && break; sleep 0.1; done; "
+                                   f"{BIN} kv ls /zeppelin/services/tok/ > {d}/tok.disc 2>&1; "
+                                   f"{BIN} kv put /zeppelin/systems/evil x > {d}/tok.evil 2>&1; echo $? >> {d}/tok.evil; "
+                                   f"{BIN} kv get /zeppelin/systems/tok > {d}/tok.spec 2>&1; echo $? >> {d}/tok.spec; "
+                                   f"touch {d}/tok.done")
         user, token = self.read_when_done("tok").split("|")
-        self.assertEqual(user, "root")
+        self.assertEqual(user, "zeppelin-replica")
         self.assertRegex(token, r"^[0-9a-f]{32}$")
         with open(f"{d}/tok.put") as f:
             self.assertEqual(f.read(), "OK\n")
         with open(f"{d}/tok.get") as f:
             self.assertEqual(f.read(), "/tok/k\nhello\n")
-        # The same token works on the JSON gateway.
+        with open(f"{d}/tok.disc") as f:
+            self.assertEqual(f.read(), "/zeppelin/services/tok/app/0\n")
+        for name in ("evil", "spec"):
+            with open(f"{d}/tok.{name}") as f:
+                out = f.read()
+            self.assertIn("permission denied", out)
+            self.assertTrue(out.endswith("1\n"), out)
+        self.assertEqual(self.etcdctl("get", "/zeppelin/systems/evil").stdout, "")
+        # The same token works on the JSON gateway, within the same rights.
+        endpoint = self.etcd_endpoints()
         status, got = gateway_get(endpoint, "/tok/k", token)
         self.assertEqual(status, 200, got)
         self.assertEqual(base64.b64decode(got["kvs"][0]["value"]), b"hello")
+        status, got = gateway_get(endpoint, "/zeppelin/systems/tok", token)
+        self.assertEqual(status, 403, got)
 
         # store.user: the replica may use its prefix only.
+        for args in (["role", "add", "app"], ["role", "grant-permission", "app", "--prefix", "readwrite", "/app/"],
+                     ["user", "add", "app:apppw"], ["user", "grant-role", "app", "app"]):
+            self.etcdctl(*args)
         self.run_system("lim", "store: {user: app}",
                         f"{env_dump} > {d}/lim; {BIN} kv put /app/x in > {d}/lim.in 2>&1; "
                         f"{BIN} kv put /tok/k overwritten > {d}/lim.out 2>&1; echo $? >> {d}/lim.out; "
@@ -86,8 +96,8 @@ class ReplicaTokenTest(ZeppelinTestCase):
             out = f.read()
         self.assertIn("permission denied", out)
         self.assertTrue(out.endswith("1\n"), out)
-        self.assertEqual(self.etcdctl(ROOT, "get", "/tok/k", "--print-value-only").stdout, "hello\n")
-        self.assertEqual(self.etcdctl(ROOT, "get", "/app/x", "--print-value-only").stdout, "in\n")
+        self.assertEqual(self.etcdctl("get", "/tok/k", "--print-value-only").stdout, "hello\n")
+        self.assertEqual(self.etcdctl("get", "/app/x", "--print-value-only").stdout, "in\n")
 
         # A user that does not exist: the replica is not started, and `run` says why.
         ghost = self.run_system("ghost", "store: {user: nobody}", f"touch {d}/ghost.done", check=False)
@@ -101,7 +111,19 @@ class ReplicaTokenTest(ZeppelinTestCase):
         status, got = gateway_get(endpoint, "/tok/k", token)
         self.assertEqual(status, 401, got)
         self.assertIn("invalid auth token", json.dumps(got))
-        self.etcdctl(ROOT, "auth", "disable")
+
+    def test_with_an_insecure_store_replicas_get_no_token(self):
+        d = self.dir
+        server = subprocess.Popen([BIN, "server", "--home", self.home, "--insecure-store"], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(self.home, "zeppelin.sock")), what="the server")
+            env_dump = 'printf "%s|%s" "${ZEPPELIN_ETCD_USER-unset}" "${ZEPPELIN_ETCD_TOKEN-unset}"'
+            self.run_system("plain", "", f"{env_dump} > {d}/plain; touch {d}/plain.done")
+            self.assertEqual(self.read_when_done("plain"), "unset|unset")
+        finally:
+            self.zeppelin("shutdown")
+            server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ class StoreSnapshotCliTest(unittest.TestCase):
 
     def start_server(self):
         self.log = open(os.path.join(self.dir, "server.log"), "a")
-        self.server = subprocess.Popen([BIN, "server", "--home", self.home, "--etcd-listen", self.endpoint],
+        # Auth off: etcdctl writes and snapshots anonymously here (auth: test_store_auth.py).
+        self.server = subprocess.Popen([BIN, "server", "--home", self.home, "--etcd-listen", self.endpoint,
+                                        "--insecure-store"],
                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: ctl(self.endpoint, "endpoint", "status").returncode == 0, timeout=30,
                  what="zeppelin's etcd API")
