@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <deque>
 
+#include "common/listener.h"
 #include "common/log.h"
 
 namespace zeppelin::api {
@@ -214,7 +215,7 @@ template <typename Protocol>
 class Listener final : public HttpServer {
  public:
   Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address)
-      : acceptor_(io), handler_(std::move(handler)), address_(std::move(address)) {
+      : acceptor_(io), retry_(io), handler_(std::move(handler)), address_(std::move(address)) {
     acceptor_.open(endpoint.protocol());
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -229,18 +230,38 @@ class Listener final : public HttpServer {
   void close() override {
     beast::error_code ec;
     acceptor_.close(ec);
+    retry_.cancel();
   }
 
  private:
   void accept() {
     acceptor_.async_accept([this](const beast::error_code& ec, typename Protocol::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_)->start();
-      accept();
+      if (!ec) {
+        backoffs_ = 0;
+        std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_)->start();
+        return accept();
+      }
+      // Asio retries a call a signal interrupted by itself.
+      if (classify_accept_error(ec.value()) == AcceptError::kRetry) return accept();
+      // Out of descriptors or memory (or worse): the pending connection keeps
+      // the socket readable, so accepting again at once would spin. Wait.
+      const auto delay = accept_backoff(++backoffs_);
+      if (uint64_t held_back = 0; log_throttle_.allow(held_back)) {
+        log::warn("API on {}: accept failed: {}; accepting again in {} ms{}", address_, ec.message(), delay.count(),
+                  held_back > 0 ? " (" + std::to_string(held_back) + " such failures since the last line)" : "");
+      }
+      retry_.expires_after(delay);
+      retry_.async_wait([this](const beast::error_code& wait_ec) {
+        if (!wait_ec && acceptor_.is_open()) accept();
+      });
     });
   }
 
   typename Protocol::acceptor acceptor_;
+  asio::steady_timer retry_;  // the wait before accepting again after a failure
+  int backoffs_ = 0;          // failures in a row
+  LogThrottle log_throttle_;
   Handler handler_;
   std::string address_;
 };

@@ -94,7 +94,10 @@ class EtcdServerImpl final : public EtcdServer {
         kv_calls_, [this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
         static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)));
     port_->start([this](int fd) { front_->serve(fd); },
-                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); });
+                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); },
+                 [this](const std::string& reason) {
+                   if (options_.on_failure) options_.on_failure(reason);
+                 });
     return ok_status();
   }
 

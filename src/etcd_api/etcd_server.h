@@ -30,6 +30,10 @@ struct EtcdServerOptions {
   std::function<Status(AuthStore&)> prepare_auth;
   uint64_t cluster_id = 0;   // reported in every ResponseHeader
   uint64_t member_id = 0;
+  // Called once, on one of the API's threads, if its port stops accepting
+  // connections for good (the listening socket failed; logged as an error):
+  // the owner should stop rather than serve on without its etcd API.
+  std::function<void(const std::string& reason)> on_failure;
 };
 
 class EtcdServer {

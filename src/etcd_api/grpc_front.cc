@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <algorithm>
 #include <atomic>
@@ -391,6 +392,15 @@ void Connection::read(Wire<Socket>& wire) {
   wire.socket.async_read_some(net::buffer(wire.in), [self = shared_from_this(), &wire](
                                                         const boost::system::error_code& ec, size_t n) {
     if (!self->live(wire)) return;
+    if (ec == net::error::no_memory || ec == net::error::no_buffer_space) {
+      // The kernel is short of memory, which is not the connection's end:
+      // read again shortly. (Asio itself retries a read a signal interrupted.)
+      auto timer = std::make_shared<net::steady_timer>(self->loop_.io, std::chrono::milliseconds(10));
+      timer->async_wait([self, &wire, timer](const boost::system::error_code&) {
+        if (self->live(wire)) self->read(wire);
+      });
+      return;
+    }
     if (ec) return self->lost(wire);
     self->in_callbacks_ = true;
     const ssize_t rv = nghttp2_session_mem_recv(wire.session, wire.in.data(), n);

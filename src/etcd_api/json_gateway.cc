@@ -190,6 +190,56 @@ class HangupWatch {
   std::thread thread_;
 };
 
+// The connection's blocking socket as Beast reads and writes it, except that
+// a call a signal interrupted (EINTR, which Asio's blocking calls return as
+// they get it) is made again at once, and one that found the kernel short of
+// memory (ENOMEM, ENOBUFS) a little later, instead of ending the connection.
+class RetryingSocket {
+ public:
+  explicit RetryingSocket(tcp::socket& socket) : socket_(socket) {}
+
+  int native_handle() { return socket_.native_handle(); }
+
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
+    for (;;) {
+      const size_t n = socket_.read_some(buffers, ec);
+      if (!retry(ec)) return n;
+    }
+  }
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    const size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
+    for (;;) {
+      const size_t n = socket_.write_some(buffers, ec);
+      if (!retry(ec)) return n;
+    }
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    const size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  static bool retry(const boost::system::error_code& ec) {
+    if (ec == net::error::interrupted) return true;
+    if (ec != net::error::no_memory && ec != net::error::no_buffer_space) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return true;
+  }
+
+  tcp::socket& socket_;
+};
+
 class Connection {
  public:
   Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv)
@@ -493,7 +543,7 @@ class Connection {
     return !ec && keep_alive;
   }
 
-  tcp::socket& socket_;
+  RetryingSocket socket_;
   grpc::GenericStub stub_;
   KvCalls& kv_;
   // Unary calls, one at a time, share this queue for the connection's lifetime.

@@ -4,12 +4,17 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string_view>
 #include <thread>
+
+#include "common/listener.h"
+#include "common/log.h"
 
 namespace zeppelin::etcd_api {
 
@@ -51,9 +56,10 @@ class SharedPortImpl final : public SharedPort {
 
   int port() const override { return port_; }
 
-  void start(Http2Handler grpc, Http1Handler http1) override {
+  void start(Http2Handler grpc, Http1Handler http1, Failed failed) override {
     grpc_ = std::move(grpc);
     http1_ = std::move(http1);
+    failed_ = std::move(failed);
     accept_thread_ = std::thread([this] { accept_loop(); });
   }
 
@@ -66,6 +72,7 @@ class SharedPortImpl final : public SharedPort {
       if (acceptor_.is_open()) ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
       for (auto& [id, fd] : connections_) ::shutdown(fd, SHUT_RDWR);
     }
+    wake_.notify_all();  // an accept thread backing off
     if (accept_thread_.joinable()) accept_thread_.join();
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [this] { return connections_.empty(); });
@@ -74,25 +81,61 @@ class SharedPortImpl final : public SharedPort {
   }
 
  private:
+  // Accepts until stop(). A failed accept() ends the loop only when the
+  // listening socket itself is gone bad, and then loudly (failed_): a signal,
+  // a connection dropped before it was taken, or a shortage of descriptors or
+  // memory must never leave a dead port behind a live server.
   void accept_loop() {
+    int backoffs = 0;  // in a row
     for (;;) {
       tcp::socket socket(io_);
       boost::system::error_code ec;
       acceptor_.accept(socket, ec);
-      if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
-        // Out of file descriptors: back off rather than spin, then try again.
-        if (is_stopping()) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        continue;
+      if (is_stopping()) return;
+      if (ec) {
+        switch (classify_accept_error(ec.value())) {
+          case AcceptError::kRetry:
+            continue;
+          case AcceptError::kBackOff:
+            back_off("accept", ec.message(), ++backoffs);
+            continue;
+          case AcceptError::kFatal:
+            return fail("accept: " + ec.message());
+        }
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      const int fd = socket.native_handle();
+      std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) return;
-      if (ec == net::error::connection_aborted) continue;
-      if (ec) return;
       const uint64_t id = next_id_++;
-      connections_[id] = socket.native_handle();
-      std::thread([this, id, s = std::move(socket)]() mutable { serve(id, std::move(s)); }).detach();
+      connections_[id] = fd;
+      try {
+        std::thread([this, id, s = std::move(socket)]() mutable { serve(id, std::move(s)); }).detach();
+        backoffs = 0;
+      } catch (const std::exception& e) {
+        // No thread to serve it (out of threads or memory): drop this
+        // connection (closed with the lambda that held it), not the port.
+        connections_.erase(id);
+        lock.unlock();
+        back_off("starting a connection's thread", e.what(), ++backoffs);
+      }
     }
+  }
+
+  // Waits before accepting again (or until stop()), with a log line now and then.
+  void back_off(const char* what, const std::string& error, int attempt) {
+    const auto delay = accept_backoff(attempt);
+    if (uint64_t held_back = 0; log_throttle_.allow(held_back)) {
+      log::warn("etcd API on port {}: {} failed: {}; accepting again in {} ms{}", port_, what, error, delay.count(),
+                held_back > 0 ? " (" + std::to_string(held_back) + " such failures since the last line)" : "");
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_.wait_for(lock, delay, [this] { return stopping_; });
+  }
+
+  // The port cannot accept any more: say so, and let the owner stop.
+  void fail(const std::string& reason) {
+    log::error("etcd API on port {} stopped accepting connections: {}", port_, reason);
+    if (failed_) failed_(reason);
   }
 
   void serve(uint64_t id, tcp::socket socket) {
@@ -120,6 +163,12 @@ class SharedPortImpl final : public SharedPort {
     for (;;) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK);  // blocks until the first bytes arrive
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == ENOMEM || errno == ENOBUFS)) {
+        // The kernel is short of memory, which is not this connection's end
+        // (stop() ends the wait: the peek then returns 0).
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
       if (n <= 0) return Protocol::kClosed;
       if (kHttp2Preface.substr(0, n) != std::string_view(buf, n)) return Protocol::kHttp1;
       if (static_cast<size_t>(n) == kHttp2Preface.size()) return Protocol::kHttp2;
@@ -165,10 +214,13 @@ class SharedPortImpl final : public SharedPort {
   int port_ = 0;
   Http2Handler grpc_;
   Http1Handler http1_;
+  Failed failed_;
   std::thread accept_thread_;
+  LogThrottle log_throttle_;  // the accept thread's back-off lines
 
   std::mutex mu_;
   std::condition_variable done_;
+  std::condition_variable wake_;  // stop() wakes a backing-off accept thread
   std::map<uint64_t, int> connections_;  // guarded by mu_: connections being sniffed or served as HTTP/1.1
   uint64_t next_id_ = 0;                 // guarded by mu_
   bool stopping_ = false;                // guarded by mu_

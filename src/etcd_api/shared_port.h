@@ -24,13 +24,19 @@ class SharedPort {
   // Serves one HTTP/1.1 connection until it ends; the socket is closed afterwards.
   using Http1Handler = std::function<void(boost::asio::ip::tcp::socket& socket)>;
 
+  // Called once, on the accept thread, when the port cannot accept any more
+  // (its listening socket failed; the reason was logged as an error). Errors
+  // it can survive (signals, aborted connections, out of descriptors or
+  // memory) are retried, with a back-off for the shortages.
+  using Failed = std::function<void(const std::string& reason)>;
+
   // Binds "HOST:PORT" (port 0: a free one) without accepting yet.
   static Result<std::unique_ptr<SharedPort>> bind(const std::string& listen);
   virtual ~SharedPort() = default;
 
   virtual int port() const = 0;
-  // Starts accepting. Both must stay valid until stop() returns.
-  virtual void start(Http2Handler http2, Http1Handler http1) = 0;
+  // Starts accepting. The handlers must stay valid until stop() returns.
+  virtual void start(Http2Handler http2, Http1Handler http1, Failed failed) = 0;
   // Stops accepting, shuts down the HTTP/1.1 connections and waits for their threads.
   virtual void stop() = 0;
 };

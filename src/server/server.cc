@@ -21,6 +21,7 @@
 #include "common/fs_util.h"
 #include "common/home_paths.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
 #include "etcd_client/etcd_store.h"
@@ -93,9 +94,11 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
 // free port, the previous server's port (HOME/etcd.address) is tried first, so
 // that replicas outliving a restart (adopted containers) keep a working
 // ZEPPELIN_ETCD_ENDPOINTS.
-Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store, const ServerOptions& options) {
+Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store, const ServerOptions& options,
+                                                             std::function<void(const std::string&)> on_failure) {
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
+  etcd_options.on_failure = std::move(on_failure);
   etcd_options.snapshot_dir = options.home + "/store";
   etcd_options.auth_file = options.home + "/store/auth.json";
   StoreAuthOptions auth_options;
@@ -191,6 +194,11 @@ int run_server(const ServerOptions& options) {
   }
   raise_fd_limit();
   std::signal(SIGPIPE, SIG_IGN);
+  // Threads started from here on (the store's, the etcd API's and gRPC's, the
+  // keep-alive) inherit a mask that blocks the signals the loop handles, which
+  // would otherwise interrupt their blocking calls; the loop's thread takes
+  // them once it runs (below).
+  block_loop_signals(true);
 
   asio::io_context io(1);
   runtime::ProcessDriver driver(io, options.home);
@@ -212,13 +220,23 @@ int run_server(const ServerOptions& options) {
   }
   std::unique_ptr<store::Store> store = std::move(*opened);
   const bool external = options.store.backend == "etcd";
+  // An etcd API that stops accepting connections stops the server, which then
+  // exits non-zero, rather than leave replicas and clients a dead port.
+  bool etcd_failed = false;
+  std::function<void()> stop_server;  // the shutdown below, set before the loop runs
+  auto on_etcd_failure = [&io, &etcd_failed, &stop_server](const std::string&) {
+    asio::post(io, [&etcd_failed, &stop_server] {
+      etcd_failed = true;
+      stop_server();
+    });
+  };
   // The embedded store is always served over the etcd API; with --store etcd
   // the store is the user's cluster, served by zeppelin only if --etcd-listen asks.
   std::unique_ptr<etcd_api::EtcdServer> etcd;  // stops before the store closes
   if (!external || !options.etcd_listen.empty()) {
     ServerOptions listen_options = options;
     if (listen_options.etcd_listen.empty()) listen_options.etcd_listen = "127.0.0.1:0";
-    auto etcd_started = start_etcd_api(*store, listen_options);
+    auto etcd_started = start_etcd_api(*store, listen_options, on_etcd_failure);
     if (!etcd_started) {
       log::error("etcd API: {}", etcd_started.error().message);
       return 1;
@@ -303,6 +321,7 @@ int run_server(const ServerOptions& options) {
       io.stop();
     });
   };
+  stop_server = shutdown;
   api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
@@ -335,7 +354,12 @@ int run_server(const ServerOptions& options) {
     (void)::write(options.ready_fd, &byte, 1);
     ::close(options.ready_fd);
   }
+  block_loop_signals(false);
   io.run();
+  if (etcd_failed) {
+    log::error("server stopped: its etcd API failed");
+    return 1;
+  }
   log::info("server stopped");
   return 0;
 }
