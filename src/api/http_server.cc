@@ -9,7 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <deque>
+#include <optional>
 
+#include "common/http_guard.h"
 #include "common/log.h"
 
 namespace zeppelin::api {
@@ -23,6 +25,39 @@ namespace {
 constexpr std::size_t kMaxBody = 8 * 1024 * 1024;
 constexpr std::size_t kMaxStreamBacklog = 64 * 1024 * 1024;  // a follower that stops reading is dropped
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
+
+std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+nlohmann::json error_json(const char* code, const std::string& message) {
+  return {{"error", {{"code", code}, {"message", message}}}};
+}
+
+// What a web page could make a browser send (common/http_guard.h), refused
+// before routing: a Host that is not this server's (DNS rebinding), and for
+// state-changing methods a foreign Origin or a body that is not JSON (a
+// cross-site "simple" request: text/plain, a form or multipart, sent without
+// a CORS preflight). Our own clients send JSON and no Origin.
+std::optional<std::pair<int, nlohmann::json>> screen(const HostGuard& guard,
+                                                     const http::request<http::string_body>& raw) {
+  const std::string_view host = view(raw[http::field::host]);
+  if (auto s = guard.check_host(host); !s) return std::pair(403, error_json("forbidden", s.error().message));
+  if (!changes_state(view(raw.method_string()))) return std::nullopt;
+  if (auto origin = raw.find(http::field::origin); origin != raw.end()) {
+    if (auto s = HostGuard::check_origin(view(origin->value()), host); !s) {
+      return std::pair(403, error_json("forbidden", s.error().message));
+    }
+  }
+  if (!raw.body().empty()) {
+    const std::string type = media_type(view(raw[http::field::content_type]));
+    if (type != "application/json") {
+      return std::pair(415, error_json("unsupported_media_type",
+                                       "a request body must be application/json" +
+                                           (type.empty() ? std::string(" (no Content-Type given)")
+                                                         : ", not " + type)));
+    }
+  }
+  return std::nullopt;
+}
 
 std::string percent_decode(std::string_view in) {
   std::string out;
@@ -64,7 +99,9 @@ Request to_request(const http::request<http::string_body>& raw) {
 template <typename Socket>
 class Session : public Exchange, public std::enable_shared_from_this<Session<Socket>> {
  public:
-  Session(Socket socket, Handler& handler) : socket_(std::move(socket)), handler_(handler), idle_(socket_.get_executor()) {}
+  // `guard` (TCP only, may be null) screens requests before the handler sees them.
+  Session(Socket socket, Handler& handler, const HostGuard* guard)
+      : socket_(std::move(socket)), handler_(handler), guard_(guard), idle_(socket_.get_executor()) {}
 
   void start() { read_request(); }
 
@@ -141,6 +178,9 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
       }
       auto raw = self->parser_->release();
       self->keep_alive_ = raw.keep_alive();
+      if (self->guard_) {
+        if (auto refused = screen(*self->guard_, raw)) return self->reply(refused->first, refused->second);
+      }
       self->handler_(to_request(raw), self);
     });
   }
@@ -196,6 +236,7 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
 
   Socket socket_;
   Handler& handler_;
+  const HostGuard* guard_;
   asio::steady_timer idle_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -213,7 +254,8 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
 template <typename Protocol>
 class Listener final : public HttpServer {
  public:
-  Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address)
+  Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address,
+           const std::vector<std::string>& allowed_hosts = {})
       : acceptor_(io), handler_(std::move(handler)), address_(std::move(address)) {
     acceptor_.open(endpoint.protocol());
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -221,6 +263,7 @@ class Listener final : public HttpServer {
     acceptor_.listen(asio::socket_base::max_listen_connections);
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
       address_ = acceptor_.local_endpoint().address().to_string() + ":" + std::to_string(acceptor_.local_endpoint().port());
+      guard_.emplace(address_, allowed_hosts);
     }
     accept();
   }
@@ -235,7 +278,10 @@ class Listener final : public HttpServer {
   void accept() {
     acceptor_.async_accept([this](const beast::error_code& ec, typename Protocol::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_)->start();
+      if (!ec) {
+        std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_, guard_ ? &*guard_ : nullptr)
+            ->start();
+      }
       accept();
     });
   }
@@ -243,6 +289,7 @@ class Listener final : public HttpServer {
   typename Protocol::acceptor acceptor_;
   Handler handler_;
   std::string address_;
+  std::optional<HostGuard> guard_;  // TCP: a unix socket is not reachable by browsers
 };
 
 }  // namespace
@@ -262,7 +309,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(asio::io_context& io
   }
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler) {
+Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler,
+                                                          std::vector<std::string> allowed_hosts) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos) return make_error(Errc::kInvalidArgument, "listen address must be HOST:PORT, got " + address);
   boost::system::error_code ec;
@@ -277,7 +325,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io,
   if (port < 0 || port > 65535) return make_error(Errc::kInvalidArgument, "invalid listen port in " + address);
   try {
     return std::unique_ptr<HttpServer>(std::make_unique<Listener<asio::ip::tcp>>(
-        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address));
+        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address, allowed_hosts));
   } catch (const boost::system::system_error& e) {
     return make_error(Errc::kUnavailable, "cannot listen on " + address + ": " + e.code().message());
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "store/store.h"
@@ -25,6 +26,9 @@ struct EtcdServerOptions {
   std::string auth_file;
   uint64_t cluster_id = 0;   // reported in every ResponseHeader
   uint64_t member_id = 0;
+  // Names the JSON gateway answers to in Host besides the listen address and
+  // loopback names (common/http_guard.h); gRPC is not affected.
+  std::vector<std::string> allowed_hosts;
 };
 
 class EtcdServer {

@@ -90,6 +90,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.listen = options.etcd_listen;
   etcd_options.snapshot_dir = options.home + "/store";
   etcd_options.auth_file = options.home + "/store/auth.json";
+  etcd_options.allowed_hosts = options.allowed_hosts;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
@@ -287,7 +288,7 @@ int run_server(const ServerOptions& options) {
   log::info("API listening on unix:{}", (*unix_listener)->address());
   listeners.push_back(std::move(*unix_listener));
   if (!options.tcp_listen.empty()) {
-    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes);
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, options.allowed_hosts);
     if (!tcp) {
       log::error("{}", tcp.error().message);
       return 1;
