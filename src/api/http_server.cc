@@ -1,5 +1,6 @@
 #include "api/http_server.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <optional>
 
@@ -25,6 +28,7 @@ namespace {
 constexpr std::size_t kMaxBody = 8 * 1024 * 1024;
 constexpr std::size_t kMaxStreamBacklog = 64 * 1024 * 1024;  // a follower that stops reading is dropped
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr std::size_t kFileChunk = 256 * 1024;
 
 std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -102,6 +106,7 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
   // `guard` (TCP only, may be null) screens requests before the handler sees them.
   Session(Socket socket, Handler& handler, const HostGuard* guard)
       : socket_(std::move(socket)), handler_(handler), guard_(guard), idle_(socket_.get_executor()) {}
+  ~Session() override { close_file(); }
 
   void start() { read_request(); }
 
@@ -117,6 +122,29 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     http::async_write(socket_, *res, [self, res](const beast::error_code& ec, std::size_t) {
       if (ec || !self->keep_alive_) return self->close();
       self->read_request();
+    });
+  }
+
+  void reply_file(int status, const std::string& path, const std::map<std::string, std::string>& headers) override {
+    file_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (file_ < 0 || ::fstat(file_, &st) != 0) {
+      const std::string why = std::strerror(errno);
+      close_file();
+      return reply(500, error_json("internal", "cannot read " + path + ": " + why));
+    }
+    file_left_ = static_cast<std::uint64_t>(st.st_size);
+    auto res = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(status), 11);
+    res->set(http::field::content_type, "application/octet-stream");
+    res->set(http::field::server, "zeppelin");
+    for (const auto& [name, value] : headers) res->set(name, value);
+    res->content_length(file_left_);
+    res->keep_alive(keep_alive_);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    auto self = this->shared_from_this();
+    http::async_write_header(socket_, *sr, [self, res, sr](const beast::error_code& ec, std::size_t) {
+      if (ec) return self->close();
+      self->send_file();
     });
   }
 
@@ -185,6 +213,39 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     });
   }
 
+  // The body of reply_file(), one chunk at a time; then the next request.
+  void send_file() {
+    if (file_left_ == 0) {
+      close_file();
+      if (!keep_alive_) return close();
+      return read_request();
+    }
+    auto chunk = std::make_shared<std::string>(static_cast<std::size_t>(std::min<std::uint64_t>(file_left_, kFileChunk)), '\0');
+    ssize_t n;
+    do {
+      n = ::read(file_, chunk->data(), chunk->size());
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {  // the file shrank: the client sees a body shorter than announced
+      close_file();
+      return close();
+    }
+    chunk->resize(static_cast<std::size_t>(n));
+    file_left_ -= static_cast<std::uint64_t>(n);
+    auto self = this->shared_from_this();
+    asio::async_write(socket_, asio::buffer(*chunk), [self, chunk](const beast::error_code& ec, std::size_t) {
+      if (ec) {
+        self->close_file();
+        return self->close();
+      }
+      self->send_file();
+    });
+  }
+
+  void close_file() {
+    if (file_ >= 0) ::close(file_);
+    file_ = -1;
+  }
+
   // A streaming client sends nothing more; a completed read means it left.
   void watch_disconnect() {
     auto self = this->shared_from_this();
@@ -249,6 +310,8 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
   std::size_t backlog_bytes_ = 0;
   std::array<char, 512> sink_{};
   std::function<void()> on_disconnect_;
+  int file_ = -1;  // reply_file()'s, while it is sent
+  std::uint64_t file_left_ = 0;
 };
 
 template <typename Protocol>

@@ -1,9 +1,9 @@
 // The HTTP/1.1 transport of the API (Boost.Beast on the event loop): unix
 // socket by default, TCP when asked. It parses requests, bounds their size,
-// and hands each to one Handler; JSON in, JSON (or an NDJSON stream) out. On
-// TCP it first refuses what a web browser could send on a page's behalf
-// (common/http_guard.h): a Host that is not this server's, a state-changing
-// request from another Origin, or one whose body is not JSON.
+// and hands each to one Handler; JSON in, JSON (or an NDJSON stream, or a
+// file) out. On TCP it first refuses what a web browser could send on a page's
+// behalf (common/http_guard.h): a Host that is not this server's, a
+// state-changing request from another Origin, or one whose body is not JSON.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -30,6 +30,9 @@ class Exchange {
  public:
   virtual ~Exchange() = default;
   virtual void reply(int status, const nlohmann::json& body) = 0;
+  // Sends the file at `path` as an application/octet-stream body, with extra
+  // `headers`. The file is open when this returns: the caller may remove it.
+  virtual void reply_file(int status, const std::string& path, const std::map<std::string, std::string>& headers) = 0;
   // Streams newline-delimited JSON until end_stream() or the client leaves.
   virtual void begin_stream() = 0;
   virtual void stream(const nlohmann::json& item) = 0;

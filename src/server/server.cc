@@ -214,6 +214,7 @@ int run_server(const ServerOptions& options) {
     if (auto s = store->snapshot(path); !s) return s.error();
     return revision;
   };
+  store_access.staging_dir = options.home + "/store";
   log::info("coordination store: {} at {}", store_access.backend, store_access.endpoints.front());
   const std::string prefix = external ? options.store.etcd_prefix : state::kDefaultPrefix;
 
