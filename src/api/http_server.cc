@@ -1,5 +1,6 @@
 #include "api/http_server.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <optional>
 
+#include "common/http_guard.h"
 #include "common/listener.h"
 #include "common/log.h"
 
@@ -24,6 +29,40 @@ namespace {
 constexpr std::size_t kMaxBody = 8 * 1024 * 1024;
 constexpr std::size_t kMaxStreamBacklog = 64 * 1024 * 1024;  // a follower that stops reading is dropped
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr std::size_t kFileChunk = 256 * 1024;
+
+std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+nlohmann::json error_json(const char* code, const std::string& message) {
+  return {{"error", {{"code", code}, {"message", message}}}};
+}
+
+// What a web page could make a browser send (common/http_guard.h), refused
+// before routing: a Host that is not this server's (DNS rebinding), and for
+// state-changing methods a foreign Origin or a body that is not JSON (a
+// cross-site "simple" request: text/plain, a form or multipart, sent without
+// a CORS preflight). Our own clients send JSON and no Origin.
+std::optional<std::pair<int, nlohmann::json>> screen(const HostGuard& guard,
+                                                     const http::request<http::string_body>& raw) {
+  const std::string_view host = view(raw[http::field::host]);
+  if (auto s = guard.check_host(host); !s) return std::pair(403, error_json("forbidden", s.error().message));
+  if (!changes_state(view(raw.method_string()))) return std::nullopt;
+  if (auto origin = raw.find(http::field::origin); origin != raw.end()) {
+    if (auto s = HostGuard::check_origin(view(origin->value()), host); !s) {
+      return std::pair(403, error_json("forbidden", s.error().message));
+    }
+  }
+  if (!raw.body().empty()) {
+    const std::string type = media_type(view(raw[http::field::content_type]));
+    if (type != "application/json") {
+      return std::pair(415, error_json("unsupported_media_type",
+                                       "a request body must be application/json" +
+                                           (type.empty() ? std::string(" (no Content-Type given)")
+                                                         : ", not " + type)));
+    }
+  }
+  return std::nullopt;
+}
 
 std::string percent_decode(std::string_view in) {
   std::string out;
@@ -65,7 +104,10 @@ Request to_request(const http::request<http::string_body>& raw) {
 template <typename Socket>
 class Session : public Exchange, public std::enable_shared_from_this<Session<Socket>> {
  public:
-  Session(Socket socket, Handler& handler) : socket_(std::move(socket)), handler_(handler), idle_(socket_.get_executor()) {}
+  // `guard` (TCP only, may be null) screens requests before the handler sees them.
+  Session(Socket socket, Handler& handler, const HostGuard* guard)
+      : socket_(std::move(socket)), handler_(handler), guard_(guard), idle_(socket_.get_executor()) {}
+  ~Session() override { close_file(); }
 
   void start() { read_request(); }
 
@@ -81,6 +123,29 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     http::async_write(socket_, *res, [self, res](const beast::error_code& ec, std::size_t) {
       if (ec || !self->keep_alive_) return self->close();
       self->read_request();
+    });
+  }
+
+  void reply_file(int status, const std::string& path, const std::map<std::string, std::string>& headers) override {
+    file_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (file_ < 0 || ::fstat(file_, &st) != 0) {
+      const std::string why = std::strerror(errno);
+      close_file();
+      return reply(500, error_json("internal", "cannot read " + path + ": " + why));
+    }
+    file_left_ = static_cast<std::uint64_t>(st.st_size);
+    auto res = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(status), 11);
+    res->set(http::field::content_type, "application/octet-stream");
+    res->set(http::field::server, "zeppelin");
+    for (const auto& [name, value] : headers) res->set(name, value);
+    res->content_length(file_left_);
+    res->keep_alive(keep_alive_);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    auto self = this->shared_from_this();
+    http::async_write_header(socket_, *sr, [self, res, sr](const beast::error_code& ec, std::size_t) {
+      if (ec) return self->close();
+      self->send_file();
     });
   }
 
@@ -142,8 +207,44 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
       }
       auto raw = self->parser_->release();
       self->keep_alive_ = raw.keep_alive();
+      if (self->guard_) {
+        if (auto refused = screen(*self->guard_, raw)) return self->reply(refused->first, refused->second);
+      }
       self->handler_(to_request(raw), self);
     });
+  }
+
+  // The body of reply_file(), one chunk at a time; then the next request.
+  void send_file() {
+    if (file_left_ == 0) {
+      close_file();
+      if (!keep_alive_) return close();
+      return read_request();
+    }
+    auto chunk = std::make_shared<std::string>(static_cast<std::size_t>(std::min<std::uint64_t>(file_left_, kFileChunk)), '\0');
+    ssize_t n;
+    do {
+      n = ::read(file_, chunk->data(), chunk->size());
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {  // the file shrank: the client sees a body shorter than announced
+      close_file();
+      return close();
+    }
+    chunk->resize(static_cast<std::size_t>(n));
+    file_left_ -= static_cast<std::uint64_t>(n);
+    auto self = this->shared_from_this();
+    asio::async_write(socket_, asio::buffer(*chunk), [self, chunk](const beast::error_code& ec, std::size_t) {
+      if (ec) {
+        self->close_file();
+        return self->close();
+      }
+      self->send_file();
+    });
+  }
+
+  void close_file() {
+    if (file_ >= 0) ::close(file_);
+    file_ = -1;
   }
 
   // A streaming client sends nothing more; a completed read means it left.
@@ -197,6 +298,7 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
 
   Socket socket_;
   Handler& handler_;
+  const HostGuard* guard_;
   asio::steady_timer idle_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -209,12 +311,15 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
   std::size_t backlog_bytes_ = 0;
   std::array<char, 512> sink_{};
   std::function<void()> on_disconnect_;
+  int file_ = -1;  // reply_file()'s, while it is sent
+  std::uint64_t file_left_ = 0;
 };
 
 template <typename Protocol>
 class Listener final : public HttpServer {
  public:
-  Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address)
+  Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address,
+           const std::vector<std::string>& allowed_hosts = {})
       : acceptor_(io), retry_(io), handler_(std::move(handler)), address_(std::move(address)) {
     acceptor_.open(endpoint.protocol());
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -222,6 +327,7 @@ class Listener final : public HttpServer {
     acceptor_.listen(asio::socket_base::max_listen_connections);
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
       address_ = acceptor_.local_endpoint().address().to_string() + ":" + std::to_string(acceptor_.local_endpoint().port());
+      guard_.emplace(address_, allowed_hosts);
     }
     accept();
   }
@@ -239,7 +345,8 @@ class Listener final : public HttpServer {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         backoffs_ = 0;
-        std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_)->start();
+        std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_, guard_ ? &*guard_ : nullptr)
+            ->start();
         return accept();
       }
       // Asio retries a call a signal interrupted by itself.
@@ -264,6 +371,7 @@ class Listener final : public HttpServer {
   LogThrottle log_throttle_;
   Handler handler_;
   std::string address_;
+  std::optional<HostGuard> guard_;  // TCP: a unix socket is not reachable by browsers
 };
 
 }  // namespace
@@ -283,7 +391,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(asio::io_context& io
   }
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler) {
+Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler,
+                                                          std::vector<std::string> allowed_hosts) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos) return make_error(Errc::kInvalidArgument, "listen address must be HOST:PORT, got " + address);
   boost::system::error_code ec;
@@ -298,7 +407,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io,
   if (port < 0 || port > 65535) return make_error(Errc::kInvalidArgument, "invalid listen port in " + address);
   try {
     return std::unique_ptr<HttpServer>(std::make_unique<Listener<asio::ip::tcp>>(
-        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address));
+        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address, allowed_hosts));
   } catch (const boost::system::system_error& e) {
     return make_error(Errc::kUnavailable, "cannot listen on " + address + ": " + e.code().message());
   }

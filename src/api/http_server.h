@@ -1,6 +1,9 @@
 // The HTTP/1.1 transport of the API (Boost.Beast on the event loop): unix
 // socket by default, TCP when asked. It parses requests, bounds their size,
-// and hands each to one Handler; JSON in, JSON (or an NDJSON stream) out.
+// and hands each to one Handler; JSON in, JSON (or an NDJSON stream, or a
+// file) out. On TCP it first refuses what a web browser could send on a page's
+// behalf (common/http_guard.h): a Host that is not this server's, a
+// state-changing request from another Origin, or one whose body is not JSON.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -26,6 +30,9 @@ class Exchange {
  public:
   virtual ~Exchange() = default;
   virtual void reply(int status, const nlohmann::json& body) = 0;
+  // Sends the file at `path` as an application/octet-stream body, with extra
+  // `headers`. The file is open when this returns: the caller may remove it.
+  virtual void reply_file(int status, const std::string& path, const std::map<std::string, std::string>& headers) = 0;
   // Streams newline-delimited JSON until end_stream() or the client leaves.
   virtual void begin_stream() = 0;
   virtual void stream(const nlohmann::json& item) = 0;
@@ -42,9 +49,10 @@ class HttpServer {
   // Listens on a unix socket at `path` (mode 0600), replacing a stale one.
   static Result<std::unique_ptr<HttpServer>> listen_unix(boost::asio::io_context& io, const std::string& path,
                                                          Handler handler);
-  // Listens on "HOST:PORT" (port 0 picks one; see address()).
+  // Listens on "HOST:PORT" (port 0 picks one; see address()). Requests must
+  // name the listen address, a loopback name or one of `allowed_hosts` in Host.
   static Result<std::unique_ptr<HttpServer>> listen_tcp(boost::asio::io_context& io, const std::string& address,
-                                                        Handler handler);
+                                                        Handler handler, std::vector<std::string> allowed_hosts = {});
   virtual std::string address() const = 0;
   virtual void close() = 0;
 };

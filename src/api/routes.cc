@@ -1,7 +1,10 @@
 #include "api/routes.h"
 
+#include <unistd.h>
+
 #include <regex>
 
+#include "common/fs_util.h"
 #include "common/units.h"
 #include "supervisor/log_hub.h"
 #include "supervisor/replica_env.h"
@@ -171,16 +174,32 @@ void handle_logs(Supervisor& sup, const std::string& system, const Request& req,
   follow(sup, filter, ex);
 }
 
+// The snapshot is streamed back: the caller writes it where it wants, with
+// its own rights (the server never writes to a path a caller names). It is
+// staged in the server's private directory, created 0600 by the store, and
+// removed as soon as it is open for sending.
 void handle_snapshot(const StoreAccess& store, const Request& req, const std::shared_ptr<Exchange>& ex) {
   auto body = parse_body(req);
   if (!body) return reply_error(ex, body.error());
-  auto path = string_field(*body, "path", true);
-  if (!path) return reply_error(ex, path.error());
-  if (path->empty() || (*path)[0] != '/') return reply_error(ex, Errc::kInvalidArgument, "path must be an absolute path");
-  if (!store.snapshot) return reply_error(ex, Errc::kUnavailable, "this server has no store to snapshot");
-  auto revision = store.snapshot(*path);
+  if (body->contains("path")) {
+    return reply_error(ex, Errc::kInvalidArgument,
+                       "the snapshot is sent in the response: \"path\" is no longer accepted "
+                       "(`zeppelin store snapshot save FILE` writes it)");
+  }
+  if (!store.snapshot || store.staging_dir.empty()) {
+    return reply_error(ex, Errc::kUnavailable, "this server has no store to snapshot");
+  }
+  if (auto s = make_dirs(store.staging_dir, 0700); !s) return reply_error(ex, s.error());
+  static std::uint64_t sequence = 0;  // the event loop's: one thread
+  const std::string path = store.staging_dir + "/api-snapshot-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(sequence++) + ".db";
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { ::unlink(path.c_str()); }
+  } cleanup{path};
+  auto revision = store.snapshot(path);
   if (!revision) return reply_error(ex, revision.error());
-  ex->reply(200, {{"path", *path}, {"revision", *revision}});
+  ex->reply_file(200, path, {{"X-Zeppelin-Revision", std::to_string(*revision)}});
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ struct StoreAccess {
   std::function<bool()> auth_enabled;
   // Writes a snapshot of the whole store to an absolute path; returns its revision.
   std::function<Result<std::int64_t>(const std::string& path)> snapshot;
+  // Where POST /v1/store/snapshot stages the file it streams back (private to
+  // the server: $ZEPPELIN_HOME/store); the file is removed once it is open.
+  std::string staging_dir;
 };
 
 // `on_shutdown` runs for POST /v1/shutdown.

@@ -21,6 +21,7 @@
 #include "cli/store_commands.h"
 #include "client/client.h"
 #include "common/fs_util.h"
+#include "common/http_guard.h"
 #include "common/units.h"
 #include "runtime/container/images.h"
 #include "server/server.h"
@@ -416,6 +417,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
+  std::vector<std::string> allowed_hosts;
+  server->add_option("--allowed-host", allowed_hosts,
+                     "a Host name (NAME or NAME:PORT) the TCP API and the etcd port's JSON gateway answer to, "
+                     "besides the listen address and localhost (repeatable)");
   server::StoreOptions server_store;
   add_server_store_flags(*server, server_store);
 
@@ -510,7 +515,10 @@ int main(int argc, char** argv) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
     // With --store etcd, replicas use the user's cluster: no etcd API of our own unless asked.
     if (server_store.backend == "etcd" && server->get_option("--etcd-listen")->count() == 0) etcd_listen.clear();
-    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store});
+    for (const auto& name : allowed_hosts) {
+      if (auto s = HostGuard::check_name(name); !s) return fail("--allowed-host: " + s.error().message, kUsage);
+    }
+    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts});
   }
   if (*shutdown) {
     client::Client c(socket_path(zeppelin_home()));

@@ -5,6 +5,7 @@
 
 #include "cli/autostart.h"
 #include "client/client.h"
+#include "common/pending_file.h"
 #include "store/embedded_store.h"
 
 namespace zeppelin::cli {
@@ -20,28 +21,36 @@ int report(const Error& e) {
   return 1;
 }
 
-// The running server holds the store open: it takes the snapshot itself.
-int save_online(const client::Client& server, const std::string& file) {
-  std::error_code ec;
-  const std::string path = std::filesystem::absolute(file, ec).string();
-  auto r = server.call("POST", "/v1/store/snapshot", {{"path", path}});
-  if (!r) return report(r.error());
+// The running server holds the store open: it takes the snapshot and sends it.
+int save_online(const client::Client& server, PendingFile& out, const std::string& file) {
+  auto r = server.download("POST", "/v1/store/snapshot", out.fd());
+  if (!r) {
+    std::cerr << "zeppelin: " << r.error().message << "\n";
+    return 1;
+  }
   if (!r->ok()) {
     std::cerr << "zeppelin: " << r->error_message() << "\n";
     return 1;
   }
-  std::cout << "snapshot of the running server's store at revision " << r->body.value("revision", int64_t{0})
-            << " saved to " << file << "\n";
+  if (auto s = out.commit(); !s) return report(s.error());
+  const auto revision = r->headers.find("x-zeppelin-revision");
+  std::cout << "snapshot of the running server's store at revision "
+            << (revision == r->headers.end() ? std::string("?") : revision->second) << " saved to " << file << "\n";
   return 0;
 }
 
 }  // namespace
 
 int cmd_store_snapshot_save(const std::string& home, const std::string& file) {
-  if (client::Client server(socket_path(home)); server.reachable()) return save_online(server, file);
+  // Created first: a path the caller cannot write is refused before any work.
+  auto out = PendingFile::create(file);
+  if (!out) return report(out.error());
+  if (client::Client server(socket_path(home)); server.reachable()) return save_online(server, *out, file);
   auto store = store::EmbeddedStore::open(store_dir(home));
   if (!store) return report(store.error());
-  if (auto s = (*store)->snapshot(file); !s) return report(s.error());
+  // The store writes the copy (0600) over the temp file, which then takes FILE's place.
+  if (auto s = (*store)->snapshot(out->temp_path()); !s) return report(s.error());
+  if (auto s = out->commit(); !s) return report(s.error());
   std::cout << "snapshot of " << store_dir(home) << " at revision " << (*store)->status().revision << " saved to "
             << file << "\n";
   return 0;

@@ -1,7 +1,8 @@
 // `zeppelin store snapshot save|restore FILE`: backup and restore of the
 // coordination store in $ZEPPELIN_HOME/store. While a server runs, it holds
-// the store open: save asks it for the snapshot (POST /v1/store/snapshot),
-// restore refuses.
+// the store open: save asks it for the snapshot (POST /v1/store/snapshot
+// streams it back), restore refuses. Save writes FILE itself, created 0600
+// (the snapshot holds every key) and renamed into place once complete.
 #pragma once
 
 #include <string>

@@ -2,10 +2,15 @@
 
 #include "common/url.h"
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <limits>
 
 namespace zeppelin::client {
@@ -57,6 +62,17 @@ Result<local::socket> send_request(asio::io_context& io, const std::string& path
   http::write(*socket, make_request(method, target, body), ec);
   if (ec) return make_error(Errc::kUnavailable, "the zeppelin server closed the connection: " + ec.message());
   return socket;
+}
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
 json parse_json(const std::string& text) {
@@ -136,6 +152,45 @@ Result<Response> Client::stream(const std::string& method, const std::string& ta
     }
     if (!out.ok()) out.body = parse_json(collected);
     return out;
+  } catch (const boost::system::system_error& e) {
+    return make_error(Errc::kUnavailable, "the zeppelin server closed the connection: " + e.code().message());
+  }
+}
+
+Result<Response> Client::download(const std::string& method, const std::string& target, int out) const {
+  asio::io_context io;
+  auto socket = send_request(io, socket_path_, method, target, nullptr);
+  if (!socket) return socket.error();
+  try {
+    beast::flat_buffer buffer;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    http::read_header(*socket, buffer, parser);
+    Response response;
+    response.status = static_cast<int>(parser.get().result_int());
+    for (const auto& field : parser.get()) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      response.headers[name] = std::string(field.value());
+    }
+    std::string error_text;
+    char chunk[65536];
+    while (!parser.is_done()) {
+      parser.get().body().data = chunk;
+      parser.get().body().size = sizeof chunk;
+      boost::system::error_code ec;
+      http::read(*socket, buffer, parser, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) return make_error(Errc::kUnavailable, "the zeppelin server ended the answer early: " + ec.message());
+      const std::size_t n = sizeof chunk - parser.get().body().size;
+      if (!response.ok()) {
+        error_text.append(chunk, n);
+      } else if (!write_all(out, chunk, n)) {
+        return make_error(Errc::kInternal, std::string("cannot write the answer: ") + std::strerror(errno));
+      }
+    }
+    if (!response.ok()) response.body = parse_json(error_text);
+    return response;
   } catch (const boost::system::system_error& e) {
     return make_error(Errc::kUnavailable, "the zeppelin server closed the connection: " + e.code().message());
   }

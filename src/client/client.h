@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,7 +14,8 @@ namespace zeppelin::client {
 
 struct Response {
   int status = 0;
-  nlohmann::json body;
+  nlohmann::json body;  // download(): only for an error
+  std::map<std::string, std::string> headers;  // download() only; names in lowercase
   bool ok() const { return status >= 200 && status < 300; }
   // The API's error message, or a generic one.
   std::string error_message() const;
@@ -32,6 +34,11 @@ class Client {
   // come back as a Response with the error.
   Result<Response> stream(const std::string& method, const std::string& target, const nlohmann::json& body,
                           const std::function<bool(const nlohmann::json&)>& on_item) const;
+
+  // Sends a request whose answer is a file: a 2xx answer's body is written to
+  // the descriptor `out` as it arrives; other answers come back as a Response
+  // with the error. A body cut short is an error.
+  Result<Response> download(const std::string& method, const std::string& target, int out) const;
 
   const std::string& socket_path() const { return socket_path_; }
 

@@ -87,7 +87,8 @@ class EtcdServerImpl final : public EtcdServer {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(INT32_MAX);
     gateway_ = std::make_unique<JsonGateway>(
-        grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args), kv_calls_);
+        grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args), kv_calls_,
+        HostGuard(address_, options_.allowed_hosts));
     // HTTP/2 connections go to the front, which answers KV's unary calls
     // itself and relays the rest to the gRPC server.
     front_ = GrpcFront::start(

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "store/store.h"
@@ -34,6 +35,9 @@ struct EtcdServerOptions {
   // connections for good (the listening socket failed; logged as an error):
   // the owner should stop rather than serve on without its etcd API.
   std::function<void(const std::string& reason)> on_failure;
+  // Names the JSON gateway answers to in Host besides the listen address and
+  // loopback names (common/http_guard.h); gRPC is not affected.
+  std::vector<std::string> allowed_hosts;
 };
 
 class EtcdServer {

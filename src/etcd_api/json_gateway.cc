@@ -154,12 +154,7 @@ std::string stream_error_body(const grpc::Status& status) {
   return nlohmann::json{{"error", error}}.dump() + "\n";
 }
 
-template <class Body>
-void set_common_headers(http::response<Body>& res) {
-  res.set("Access-Control-Allow-Headers", "accept, content-type, authorization");
-  res.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE");
-  res.set("Access-Control-Allow-Origin", "*");
-}
+std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 // Cancels a call when the HTTP client closes its connection, while the call runs.
 class HangupWatch {
@@ -242,8 +237,8 @@ class RetryingSocket {
 
 class Connection {
  public:
-  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv)
-      : socket_(socket), stub_(channel), kv_(kv) {}
+  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv, const HostGuard& guard)
+      : socket_(socket), stub_(channel), kv_(kv), guard_(guard) {}
   ~Connection() {
     unary_cq_.Shutdown();
     drain(unary_cq_);
@@ -281,7 +276,7 @@ class Connection {
     keep_alive_ = req.keep_alive();
     std::string_view path(req.target().data(), req.target().size());
     path = path.substr(0, path.find('?'));
-    if (req.method() == http::verb::options) return reply_text(http::status::ok, "", keep_alive_);
+    if (auto refused = screen(req)) return *refused;
     const auto route = routes().find(path);
     if (route == routes().end()) return reply_text(http::status::not_found, "Not Found\n", keep_alive_);
     if (req.method() != http::verb::post) {
@@ -305,6 +300,39 @@ class Connection {
     if (!token.empty()) ctx.AddMetadata("authorization", token);
     if (method->client_streaming() || method->server_streaming()) return stream(req, *method, method_path, ctx);
     return unary(req, *method, method_path, ctx);
+  }
+
+  // Browsers are not clients of this port (common/http_guard.h): a CORS
+  // preflight (OPTIONS) gets no grant, and what a page can send without one is
+  // refused here, before any call or auth check. Answers the refusal, or
+  // nothing when the request may go on.
+  //
+  // Host must name this server (DNS rebinding). An Origin header, which
+  // browsers send with every cross-origin POST, must be this server itself.
+  // The body type must be one a browser cannot send cross-origin without a
+  // preflight, with one exception: curl -d and other command-line clients
+  // send application/x-www-form-urlencoded by default (etcd's own
+  // documentation posts JSON that way), so that type is accepted from a
+  // request without Origin -- a browser's cross-origin form or fetch always
+  // carries one. text/plain and multipart/form-data, the other types of a
+  // "simple" request, are refused whatever the Origin, and so is any type but
+  // JSON; no type at all (Python's http.client, many scripts) is accepted.
+  std::optional<bool> screen(const Request& req) {
+    const std::string_view host = view(req[http::field::host]);
+    if (auto s = guard_.check_host(host); !s) {
+      return reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+    }
+    const auto origin = req.find(http::field::origin);
+    if (origin != req.end()) {
+      if (auto s = HostGuard::check_origin(view(origin->value()), host); !s) {
+        return reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+      }
+    }
+    const std::string type = media_type(view(req[http::field::content_type]));
+    if (type.empty() || type == "application/json") return std::nullopt;
+    if (type == "application/x-www-form-urlencoded" && origin == req.end()) return std::nullopt;
+    return reply_refusal(http::status::unsupported_media_type, grpc::StatusCode::INVALID_ARGUMENT,
+                         "Content-Type " + type + " is not accepted: send the request as application/json");
   }
 
   // KV's calls, in process: the body parsed straight into the request, the
@@ -360,7 +388,6 @@ class Connection {
     std::string json;
     if (auto s = print_json(message, &json); !s.ok()) return reply_error(s, false);
     http::response<http::string_body> res(http::status::ok, 11);
-    set_common_headers(res);
     res.set(http::field::content_type, "application/json");
     res.body() = std::move(json);
     return send(std::move(res), keep_alive_);
@@ -393,7 +420,6 @@ class Connection {
     }
 
     http::response<http::empty_body> res(http::status::ok, 11);
-    set_common_headers(res);
     res.set(http::field::content_type, "application/json");
     res.chunked(true);
     res.keep_alive(false);
@@ -520,15 +546,21 @@ class Connection {
 
   bool reply_error(const grpc::Status& status, bool keep_alive) {
     http::response<http::string_body> res(http_status(status.error_code()), 11);
-    set_common_headers(res);
     res.set(http::field::content_type, "application/json");
     res.body() = error_body(status);
     return send(std::move(res), keep_alive);
   }
 
+  // A refusal of screen(): grpc-gateway's error body, with its own HTTP status.
+  bool reply_refusal(http::status code, grpc::StatusCode grpc_code, const std::string& message) {
+    http::response<http::string_body> res(code, 11);
+    res.set(http::field::content_type, "application/json");
+    res.body() = error_body(grpc::Status(grpc_code, message));
+    return send(std::move(res), keep_alive_);
+  }
+
   bool reply_text(http::status code, std::string text, bool keep_alive) {
     http::response<http::string_body> res(code, 11);
-    set_common_headers(res);
     if (!text.empty()) res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = std::move(text);
     return send(std::move(res), keep_alive);
@@ -546,6 +578,7 @@ class Connection {
   RetryingSocket socket_;
   grpc::GenericStub stub_;
   KvCalls& kv_;
+  const HostGuard& guard_;
   // Unary calls, one at a time, share this queue for the connection's lifetime.
   grpc::CompletionQueue unary_cq_;
   boost::beast::flat_buffer buffer_;
@@ -554,6 +587,6 @@ class Connection {
 
 }  // namespace
 
-void JsonGateway::serve(tcp::socket& socket) const { Connection(socket, channel_, kv_).serve(); }
+void JsonGateway::serve(tcp::socket& socket) const { Connection(socket, channel_, kv_, guard_).serve(); }
 
 }  // namespace zeppelin::etcd_api

@@ -5,6 +5,11 @@
 // process; the others go through a gRPC channel to the very handlers gRPC
 // clients reach. Streaming methods answer with newline-separated
 // {"result": ...} objects on a chunked response that stays open.
+//
+// Unlike etcd's gateway, which answers every origin (Access-Control-Allow-
+// Origin: *), this one is for programs, not web pages: no CORS headers, Host
+// must name this server, and a cross-origin Origin or a body type a browser
+// form could send is refused (common/http_guard.h, docs/store.md).
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -12,6 +17,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <string>
+
+#include "common/http_guard.h"
 
 namespace zeppelin::etcd_api {
 
@@ -24,8 +31,10 @@ inline constexpr std::size_t kMaxGatewayBodyBytes = 64 * 1024 * 1024;
 class JsonGateway {
  public:
   // `channel` reaches the etcd services (a loopback channel to the gRPC
-  // server); `kv` serves the KV calls. Both must outlive the gateway.
-  JsonGateway(std::shared_ptr<grpc::Channel> channel, KvCalls& kv) : channel_(std::move(channel)), kv_(kv) {}
+  // server); `kv` serves the KV calls. Both must outlive the gateway. `guard`
+  // says which Host names requests may carry.
+  JsonGateway(std::shared_ptr<grpc::Channel> channel, KvCalls& kv, HostGuard guard)
+      : channel_(std::move(channel)), kv_(kv), guard_(std::move(guard)) {}
 
   // Serves HTTP/1.1 requests on `socket` until the client closes it, a
   // streaming call ends, or the socket is shut down. Thread-safe: one call
@@ -35,6 +44,7 @@ class JsonGateway {
  private:
   std::shared_ptr<grpc::Channel> channel_;
   KvCalls& kv_;
+  HostGuard guard_;
 };
 
 }  // namespace zeppelin::etcd_api

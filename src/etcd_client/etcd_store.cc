@@ -1,9 +1,14 @@
 #include "etcd_client/etcd_store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -22,6 +27,16 @@ using store::TxnRequest;
 using store::TxnResponse;
 
 namespace {
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
 
 // Adds and strips the prefix; with an empty prefix both are the identity.
 class Keys {
@@ -585,16 +600,28 @@ class EtcdStoreImpl : public EtcdStore {
     const std::string tmp = path + ".part";
     grpc::Status status;
     for (std::size_t attempt = 0; attempt < conn_->size(); ++attempt) {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) return make_error(Errc::kInternal, "snapshot: cannot write '" + tmp + "'");
+      // A copy holds every key: 0600 whatever the umask.
+      ::unlink(tmp.c_str());
+      const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0 || ::fchmod(fd, 0600) != 0) {
+        const std::string why = std::strerror(errno);
+        if (fd >= 0) {
+          ::close(fd);
+          ::unlink(tmp.c_str());
+        }
+        return make_error(Errc::kInternal, "snapshot: cannot write '" + tmp + "': " + why);
+      }
       const std::size_t member = conn_->current();
       auto ctx = conn_->context(std::chrono::milliseconds(0));
       auto reader = conn_->member(member).maintenance->Snapshot(ctx.get(), pb::SnapshotRequest());
       pb::SnapshotResponse resp;
-      while (reader->Read(&resp)) out.write(resp.blob().data(), static_cast<std::streamsize>(resp.blob().size()));
+      bool written = true;
+      while (reader->Read(&resp)) {
+        if (written) written = write_all(fd, resp.blob());
+      }
       status = reader->Finish();
-      out.close();
-      if (status.ok() && out) {
+      written = ::close(fd) == 0 && written;
+      if (status.ok() && written) {
         if (std::rename(tmp.c_str(), path.c_str()) != 0) {
           return make_error(Errc::kInternal, "snapshot: cannot rename to '" + path + "'");
         }

@@ -43,12 +43,20 @@ json role_rules() {
 }
 
 json server_container(const SelfOptions& options) {
+  json args = {"server", "--listen", "0.0.0.0:" + std::to_string(kSelfApiPort), "--etcd-listen",
+               "0.0.0.0:" + std::to_string(kSelfEtcdPort)};
+  // The server answers only to the Host names it knows (DNS rebinding): the
+  // Service's, as clients in the cluster spell it.
+  for (const std::string& name : {std::string(kName), std::string(kName) + "." + options.ns,
+                                  std::string(kName) + "." + options.ns + ".svc",
+                                  std::string(kName) + "." + options.ns + ".svc.cluster.local"}) {
+    args.push_back("--allowed-host");
+    args.push_back(name);
+  }
   return {
       {"name", "server"},
       {"image", options.image},
-      {"args",
-       {"server", "--listen", "0.0.0.0:" + std::to_string(kSelfApiPort), "--etcd-listen",
-        "0.0.0.0:" + std::to_string(kSelfEtcdPort)}},
+      {"args", args},
       {"env", {{{"name", "ZEPPELIN_HOME"}, {"value", kHome}}}},
       {"ports",
        {{{"name", "api"}, {"containerPort", kSelfApiPort}, {"protocol", "TCP"}},

@@ -108,6 +108,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.prepare_auth = [auth_options](etcd_api::AuthStore& auth) {
     return prepare_store_auth(auth, auth_options);
   };
+  etcd_options.allowed_hosts = options.allowed_hosts;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
@@ -257,6 +258,7 @@ int run_server(const ServerOptions& options) {
     if (auto s = store->snapshot(path); !s) return s.error();
     return revision;
   };
+  store_access.staging_dir = options.home + "/store";
   log::info("coordination store: {} at {}", store_access.backend, store_access.endpoints.front());
   const std::string prefix = external ? options.store.etcd_prefix : state::kDefaultPrefix;
 
@@ -332,7 +334,7 @@ int run_server(const ServerOptions& options) {
   log::info("API listening on unix:{}", (*unix_listener)->address());
   listeners.push_back(std::move(*unix_listener));
   if (!options.tcp_listen.empty()) {
-    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes);
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, options.allowed_hosts);
     if (!tcp) {
       log::error("{}", tcp.error().message);
       return 1;

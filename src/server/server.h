@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace zeppelin::server {
 
@@ -30,6 +31,9 @@ struct ServerOptions {
   int ready_fd = -1;         // written to (one byte) once the API accepts requests
   std::string etcd_listen = "127.0.0.1:0";  // "HOST:PORT" of the etcd v3 API over the coordination store (0: a free port)
   StoreOptions store;
+  // Host names (NAME or NAME:PORT) the API's TCP port and the etcd port answer
+  // to besides their listen address and loopback names (--allowed-host).
+  std::vector<std::string> allowed_hosts;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the

@@ -368,9 +368,14 @@ class StoreImpl final : public EmbeddedStore {
     if (!reader) return reader.error();
     const std::string part = path + ".part";
     ::unlink(part.c_str());
-    if (auto s = (*reader)->backup_to(part); !s) return s;
+    if (auto s = (*reader)->backup_to(part); !s) {
+      ::unlink(part.c_str());
+      return s;
+    }
     if (::rename(part.c_str(), path.c_str()) != 0) {
-      return make_error(Errc::kInternal, "rename " + part + " to " + path + ": " + std::strerror(errno));
+      Error e = make_error(Errc::kInternal, "rename " + part + " to " + path + ": " + std::strerror(errno));
+      ::unlink(part.c_str());
+      return e;
     }
     return ok_status();
   }

@@ -1,5 +1,12 @@
 #include "store/sqlite.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace zeppelin::store::sqlite {
 
 namespace {
@@ -89,6 +96,17 @@ Result<Statement> Db::prepare(const std::string& sql) {
 }
 
 Status Db::backup_to(const std::string& path) {
+  // A copy holds every key: it is created 0600 whatever the umask (SQLite
+  // would create it 0644), and its journal takes the same mode. It must be new.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(Errc::kInternal, "cannot create " + path + ": " + std::strerror(errno));
+  const bool private_mode = ::fchmod(fd, 0600) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!private_mode) {
+    ::unlink(path.c_str());
+    return make_error(Errc::kInternal, "cannot make " + path + " private: " + std::strerror(saved));
+  }
   auto dest = Db::open(path);
   if (!dest) return dest.error();
   sqlite3_backup* backup = sqlite3_backup_init((*dest)->handle(), "main", db_, "main");

@@ -54,7 +54,8 @@ class Db {
 
   Status exec(const std::string& sql);
   Result<Statement> prepare(const std::string& sql);
-  // Copies the whole database into a new file at `path` with the online backup API.
+  // Copies the whole database into a new file at `path` (created 0600; it
+  // must not exist) with the online backup API.
   Status backup_to(const std::string& path);
 
   sqlite3* handle() { return db_; }

@@ -1,9 +1,14 @@
 """`zeppelin store snapshot save|restore`: backup (through the running server,
 or offline) and restore of the coordination store, including a snapshot
-taken online with etcdctl."""
+taken online with etcdctl. Snapshots hold every key: they are written 0600
+whatever the umask, and only where the caller may write."""
 import base64
+import glob
+import http.client
 import json
 import os
+import socket
+import stat
 import shutil
 import signal
 import subprocess
@@ -12,6 +17,27 @@ import unittest
 
 from harness import BIN, wait_for
 from test_etcd_api import ctl, free_port
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def unwritable_dir(parent):
+    """A directory this process cannot create files in: a 0500 one, or (as
+    root, whom modes do not stop) /sys, where even root cannot."""
+    path = os.path.join(parent, "read-only")
+    os.mkdir(path, 0o500)
+    if not os.access(path, os.W_OK):
+        return path
+    return "/sys"
 
 
 class StoreSnapshotCliTest(unittest.TestCase):
@@ -43,7 +69,22 @@ class StoreSnapshotCliTest(unittest.TestCase):
             self.log.close()
 
     def zeppelin(self, *args):
-        return subprocess.run([BIN, *args], env=self.env, capture_output=True, text=True, timeout=60)
+        # umask 0: the modes checked below must not come from the caller's umask.
+        return subprocess.run([BIN, *args], env=self.env, capture_output=True, text=True, timeout=60,
+                              preexec_fn=lambda: os.umask(0))
+
+    def assertPrivate(self, path):
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, path)
+
+    def api(self, method, path, body=None):
+        conn = _UnixConnection(os.path.join(self.home, "zeppelin.sock"))
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+            r = conn.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            conn.close()
 
     def keys(self):
         r = ctl(self.endpoint, "get", "", "--from-key", "-w", "json")
@@ -65,6 +106,10 @@ class StoreSnapshotCliTest(unittest.TestCase):
         self.assertEqual(through_server.returncode, 0, through_server.stderr)
         self.assertIn("running server's store at revision 3", through_server.stdout)
         self.assertTrue(os.path.getsize(busy) > 0)
+        self.assertPrivate(busy)
+        # Nothing is left behind: neither the server's staged copy nor the CLI's temp file.
+        self.assertEqual(glob.glob(os.path.join(self.home, "store", "api-snapshot-*")), [])
+        self.assertEqual([f for f in os.listdir(self.dir) if f.startswith(".")], [])
         refused = self.zeppelin("store", "snapshot", "restore", busy)
         self.assertEqual(refused.returncode, 1)
         self.assertIn("is running and holds the store open", refused.stderr)
@@ -76,6 +121,7 @@ class StoreSnapshotCliTest(unittest.TestCase):
         saved = self.zeppelin("store", "snapshot", "save", offline)
         self.assertEqual(saved.returncode, 0, saved.stderr)
         self.assertIn("at revision 4", saved.stdout)
+        self.assertPrivate(offline)
 
         restored = self.zeppelin("store", "snapshot", "restore", online)
         self.assertEqual(restored.returncode, 0, restored.stderr)
@@ -89,12 +135,51 @@ class StoreSnapshotCliTest(unittest.TestCase):
         self.assertEqual(self.keys(), (["a", "b", "c"], 4))
         self.stop_server()
 
+        # The snapshot the CLI saved through the server restores too.
+        self.assertEqual(self.zeppelin("store", "snapshot", "restore", busy).returncode, 0)
+        self.start_server()
+        self.assertEqual(self.keys(), (["a", "b"], 3))
+        self.stop_server()
+
         junk = os.path.join(self.dir, "junk.db")
         with open(junk, "w") as f:
             f.write("not a snapshot")
         bad = self.zeppelin("store", "snapshot", "restore", junk)
         self.assertEqual(bad.returncode, 1)
         self.assertIn(junk, bad.stderr)
+
+    def test_snapshot_route_streams_the_file_and_takes_no_path(self):
+        self.start_server()
+        self.assertEqual(ctl(self.endpoint, "put", "k", "v").returncode, 0)
+        status, headers, body = self.api("POST", "/v1/store/snapshot")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["content-type"], "application/octet-stream")
+        self.assertEqual(headers["x-zeppelin-revision"], "2")
+        self.assertTrue(body.startswith(b"SQLite format 3\0"), body[:32])
+        self.assertEqual(int(headers["content-length"]), len(body))
+        self.assertEqual(glob.glob(os.path.join(self.home, "store", "api-snapshot-*")), [])
+        # The server no longer writes where a caller says.
+        target = os.path.join(self.dir, "server-written.db")
+        status, _, body = self.api("POST", "/v1/store/snapshot", {"path": target})
+        self.assertEqual(status, 400)
+        self.assertIn("no longer accepted", json.loads(body)["error"]["message"])
+        self.assertFalse(os.path.exists(target))
+
+    def test_unwritable_path_is_refused(self):
+        blocked = os.path.join(unwritable_dir(self.dir), "snap.db")
+        for online in (True, False):
+            if online:
+                self.start_server()
+            r = self.zeppelin("store", "snapshot", "save", blocked)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(f"cannot write {blocked}", r.stderr)
+            self.assertFalse(os.path.exists(blocked))
+            if online:
+                self.stop_server()
+        missing = os.path.join(self.dir, "no-such-dir", "snap.db")
+        r = self.zeppelin("store", "snapshot", "save", missing)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"cannot write {missing}", r.stderr)
 
 
 if __name__ == "__main__":
