@@ -1,11 +1,16 @@
 #include "etcd_client/etcd_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <mutex>
 #include <thread>
+
+#include "common/fs_util.h"
 
 namespace zeppelin::etcd_client {
 
@@ -585,6 +590,8 @@ class EtcdStoreImpl : public EtcdStore {
     const std::string tmp = path + ".part";
     grpc::Status status;
     for (std::size_t attempt = 0; attempt < conn_->size(); ++attempt) {
+      // Created owner-only first: the snapshot holds every key and the stream keeps the mode.
+      if (const int fd = open_owner_only(tmp, O_WRONLY); fd >= 0) ::close(fd);
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       if (!out) return make_error(Errc::kInternal, "snapshot: cannot write '" + tmp + "'");
       const std::size_t member = conn_->current();

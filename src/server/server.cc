@@ -39,7 +39,7 @@ namespace {
 
 // One server per data directory: the lock is held for the process lifetime.
 bool take_lock(const std::string& home) {
-  const int fd = ::open((home + "/server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = open_owner_only(home + "/server.lock", O_RDWR);
   return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 

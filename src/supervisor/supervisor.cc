@@ -815,14 +815,17 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   std::vector<runtime::Mount> mounts;
   for (const auto& v : svc->volumes) {
     const std::string dir = v.source ? *v.source : volume_dir(sys, svc->name, r->ordinal, v.name);
-    if (!v.source) (void)make_dirs(dir, 0755);
+    // volumes/ and the directories down to the replica's are owner-only, like
+    // the rest of the data directory; the volume's own mode, once it exists,
+    // is the user's (a container may use it as another user).
+    if (!v.source) (void)make_dirs(dir, 0700);
     // A container sees the directory where the spec says; a process, where it is.
     id.volumes[v.name] = svc->is_container() ? v.path : dir;
     mounts.push_back({dir, v.path, v.read_only});
   }
   if (!r->log) {
     const std::string dir = options_.home + "/logs/" + sys.record.name + "/" + svc->name;
-    (void)make_dirs(dir, 0750);
+    (void)make_dirs(dir, 0700);
     r->log = std::make_unique<ReplicaLog>(dir + "/" + std::to_string(r->ordinal) + ".log", options_.log_max_bytes,
                                           options_.log_keep_files);
   }
