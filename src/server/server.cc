@@ -19,6 +19,7 @@
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "common/fs_util.h"
+#include "common/home_modes.h"
 #include "common/log.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
@@ -164,6 +165,7 @@ int run_server(const ServerOptions& options) {
     log::error("a zeppelin server is already running for {}", options.home);
     return 1;
   }
+  for (const auto& fixed : tighten_home_modes(options.home)) log::warn("{}", fixed);
   raise_fd_limit();
   std::signal(SIGPIPE, SIG_IGN);
 
