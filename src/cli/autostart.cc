@@ -39,7 +39,7 @@ Result<client::Client> connect_or_start(const std::string& home) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
   const std::string log_path = home + "/server.log";
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  const int log_fd = open_owner_only(log_path, O_WRONLY | O_APPEND);
   if (log_fd < 0) return make_error(Errc::kInternal, "cannot open " + log_path + ": " + std::strerror(errno));
 
   posix_spawn_file_actions_t actions;

@@ -18,6 +18,7 @@
 #include "cli/coord_commands.h"
 #include "cli/kubernetes_commands.h"
 #include "cli/render_command.h"
+#include "cli/secret_command.h"
 #include "cli/store_commands.h"
 #include "client/client.h"
 #include "common/fs_util.h"
@@ -475,6 +476,8 @@ int main(int argc, char** argv) {
 
   NsArgs ns_args;
   auto* ns = add_ns_command(app, ns_args);
+  SecretArgs secret_args;
+  auto* secret = add_secret_command(app, secret_args);
 
   try {
     app.parse(argc, argv);
@@ -540,6 +543,7 @@ int main(int argc, char** argv) {
   if (*snapshot_save) return cmd_store_snapshot_save(zeppelin_home(), file);
   if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ns) return cmd_ns(*ns, ns_args);
+  if (*secret) return cmd_secret(*secret, secret_args, zeppelin_home());
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {

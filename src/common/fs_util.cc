@@ -21,9 +21,16 @@ Error os_error(const std::string& what, const std::string& path) {
 }  // namespace
 
 Status write_file_atomic(const std::string& path, const std::string& data, int mode) {
-  const std::string tmp = path + ".tmp";
+  // Hidden, so that a listing of the directory never mistakes it for a finished file.
+  const std::filesystem::path target(path);
+  const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return os_error("cannot create", tmp);
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {  // the umask, or a leftover temp file of another mode
+    Error e = os_error("cannot set the mode of", tmp);
+    ::close(fd);
+    return e;
+  }
   std::size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -55,11 +62,36 @@ Result<std::string> read_file(const std::string& path) {
 }
 
 Status make_dirs(const std::string& path, int mode) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return make_error(Errc::kInternal, "cannot create directory " + path + ": " + ec.message());
-  ::chmod(path.c_str(), static_cast<mode_t>(mode));
+  // Component by component, so that parents get `mode` too rather than 0777 less the umask.
+  const std::filesystem::path full = std::filesystem::path(path).lexically_normal();
+  std::filesystem::path at;
+  for (const auto& part : full) {
+    at /= part;
+    if (part.empty() || part == "/" || part == ".") continue;
+    struct stat st {};
+    if (::stat(at.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+    if (::mkdir(at.c_str(), static_cast<mode_t>(mode)) == 0) {
+      if (::chmod(at.c_str(), static_cast<mode_t>(mode)) != 0) return os_error("cannot set the mode of", at.string());
+      continue;
+    }
+    // Another process may have made it meanwhile.
+    if (errno != EEXIST || ::stat(at.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return os_error("cannot create directory", at.string());
+    }
+  }
   return ok_status();
+}
+
+int open_owner_only(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::fchmod(fd, 0600) != 0) {
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
 }
 
 std::string zeppelin_home() {

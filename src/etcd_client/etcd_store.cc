@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "common/fs_util.h"
+
 namespace zeppelin::etcd_client {
 
 namespace pb = etcdserverpb;

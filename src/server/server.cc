@@ -20,6 +20,7 @@
 #include "api/routes.h"
 #include "common/fs_util.h"
 #include "common/home_paths.h"
+#include "common/home_modes.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "etcd_api/auth.h"
@@ -42,7 +43,7 @@ namespace {
 
 // One server per data directory: the lock is held for the process lifetime.
 bool take_lock(const std::string& home) {
-  const int fd = ::open((home + "/server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = open_owner_only(home + "/server.lock", O_RDWR);
   return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
@@ -193,6 +194,7 @@ int run_server(const ServerOptions& options) {
                options.etcd_listen);
     return 2;
   }
+  for (const auto& fixed : tighten_home_modes(options.home)) log::warn("{}", fixed);
   raise_fd_limit();
   std::signal(SIGPIPE, SIG_IGN);
   // Threads started from here on (the store's, the etcd API's and gRPC's, the

@@ -525,10 +525,7 @@ std::optional<SecretRef> SpecReader::read_secret_ref(const YAML::Node& node, con
       ref.name = *s;
     } else {
       has_key = true;
-      auto key_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; };
-      if (s->empty() || s->size() > 253 || *s == "." || *s == ".." || !std::all_of(s->begin(), s->end(), key_char)) {
-        error(value, "invalid secret key \"" + *s + "\": letters, digits, '-', '_' and '.', at most 253, not \".\" or \"..\"");
-      }
+      if (!is_secret_key(*s)) error(value, "invalid secret key \"" + *s + "\": " + kSecretKeyGrammar);
       ref.key = *s;
     }
   });
@@ -867,6 +864,12 @@ bool is_dns_label(const std::string& name) {
   auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
   if (!std::all_of(name.begin(), name.end(), ok)) return false;
   return name.front() != '-' && name.back() != '-';
+}
+
+bool is_secret_key(const std::string& key) {
+  if (key.empty() || key.size() > 253 || key.front() == '.') return false;
+  auto ok = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; };
+  return std::all_of(key.begin(), key.end(), ok);
 }
 
 std::string format_diagnostics(const std::string& file, const std::vector<Diagnostic>& diagnostics) {

@@ -28,7 +28,17 @@ Result<System> parse_spec(const std::string& text, const std::string& file, cons
 Result<System> load_spec_file(const std::string& path);
 
 // True for a DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
+// System, service, volume and secret names are labels; each is also a file name
+// under $ZEPPELIN_HOME, so none can be empty, start with a dot or hold a '/'.
 bool is_dns_label(const std::string& name);
+
+// True for a secret key: letters, digits, '-', '_' and '.', at most 253
+// characters, not starting with '.' (so never "." or ".." or a hidden file).
+bool is_secret_key(const std::string& key);
+inline constexpr const char* kSecretKeyGrammar =
+    "letters, digits, '-', '_' and '.', at most 253 characters, not starting with '.'";
+inline constexpr const char* kDnsLabelGrammar =
+    "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
 // What is wrong with an image reference NAME[:TAG][@DIGEST], if anything.
 std::optional<std::string> image_reference_problem(const std::string& ref);

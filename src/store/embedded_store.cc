@@ -62,7 +62,7 @@ struct Lease {
 // behind) are not touched.
 Status reserve_wal(const std::string& path, int64_t bytes) {
   if (bytes <= 0) return ok_status();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = open_owner_only(path, O_WRONLY);
   if (fd < 0) return make_error(Errc::kInternal, path + ": " + std::strerror(errno));
   struct stat st {};
   Status result = ok_status();
@@ -187,7 +187,7 @@ class DirectoryLock {
  public:
   static Result<std::unique_ptr<DirectoryLock>> take(const std::string& dir) {
     const std::string path = dir + "/store.lock";
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int fd = open_owner_only(path, O_RDWR);
     if (fd < 0) return make_error(Errc::kInternal, "open " + path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);

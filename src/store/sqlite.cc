@@ -63,6 +63,15 @@ std::string Statement::column_blob(int index) const {
 }
 
 Result<std::unique_ptr<Db>> Db::open(const std::string& path, bool read_only) {
+  if (!read_only) {
+    // SQLite would create the database 0644 less the umask, and its -wal, -shm
+    // and -journal files with the database's mode: an empty file of ours first.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::fchmod(fd, 0600);
+      ::close(fd);
+    }
+  }
   sqlite3* db = nullptr;
   const int flags =
       (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;

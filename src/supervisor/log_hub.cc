@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "common/fs_util.h"
+
 namespace zeppelin::supervisor {
 
 namespace {
@@ -52,7 +54,7 @@ void LogHub::publish(const LogLine& line) {
 
 ReplicaLog::ReplicaLog(std::string path, std::int64_t max_bytes, int keep_files)
     : path_(std::move(path)), max_bytes_(max_bytes), keep_files_(keep_files) {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  fd_ = open_owner_only(path_, O_WRONLY | O_APPEND);
   struct stat st {};
   if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = st.st_size;
 }
@@ -82,7 +84,7 @@ void ReplicaLog::rotate() {
   }
   if (keep_files_ >= 1) ::rename(path_.c_str(), (path_ + ".1").c_str());
   else ::unlink(path_.c_str());
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  fd_ = open_owner_only(path_, O_WRONLY | O_APPEND);
   size_ = 0;
 }
 

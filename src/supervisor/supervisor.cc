@@ -11,6 +11,7 @@
 
 #include "common/fs_util.h"
 #include "common/log.h"
+#include "secrets/secrets.h"
 #include "spec/parser.h"
 #include "supervisor/probes.h"
 #include "supervisor/replica_env.h"
@@ -558,8 +559,10 @@ void Supervisor::reconcile() {
   for (const auto& name : finished) {
     SystemRuntime* sys = find(name);
     std::error_code ec;
-    fs::remove_all(options_.home + "/logs/" + name, ec);
-    if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
+    if (spec::is_dns_label(name)) {  // never a path outside logs/ and volumes/
+      fs::remove_all(options_.home + "/logs/" + name, ec);
+      if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
+    }
     for (const auto& [key, rep] : sys->record.replicas) used_addresses_.erase(rep.address);
     systems_.erase(name);
     log::info("system {} removed", name);
@@ -757,9 +760,31 @@ std::string Supervisor::allocate_address(SystemRuntime& sys, const std::string& 
   return rec.address;
 }
 
-std::string Supervisor::volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal,
-                                   const std::string& volume) const {
+namespace {
+
+// Names become file names under the data directory. The spec's grammar allows
+// only DNS labels; checked again here, since a record can reach the store by
+// other ways than the API (etcdctl, a restored snapshot).
+Status check_path_name(const char* what, const std::string& name) {
+  if (spec::is_dns_label(name)) return ok_status();
+  return make_error(Errc::kInvalidArgument, std::string("invalid ") + what + " name \"" + name +
+                                                "\": not a DNS-1123 label, so never part of a path under the data directory");
+}
+
+}  // namespace
+
+Result<std::string> Supervisor::volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal,
+                                           const std::string& volume) const {
+  if (auto s = check_path_name("system", sys.record.name); !s) return s.error();
+  if (auto s = check_path_name("service", service); !s) return s.error();
+  if (auto s = check_path_name("volume", volume); !s) return s.error();
   return options_.home + "/volumes/" + sys.record.name + "/" + service + "/" + std::to_string(ordinal) + "/" + volume;
+}
+
+Result<std::string> Supervisor::log_dir(const std::string& system, const std::string& service) const {
+  if (auto s = check_path_name("system", system); !s) return s.error();
+  if (auto s = check_path_name("service", service); !s) return s.error();
+  return options_.home + "/logs/" + system + "/" + service;
 }
 
 int Supervisor::desired_replicas(const SystemRuntime& sys, const spec::Service& svc) const {
@@ -805,7 +830,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   id.home = options_.home;
   id.etcd_endpoints = options_.etcd_endpoints;
   id.read_secret = [home = options_.home](const spec::SecretRef& ref) {
-    return read_file(home + "/secrets/" + ref.name + "/" + ref.key);
+    return secrets::SecretFiles(home).get(ref.name, ref.key);  // checks both names before reading
   };
   for (int i = 0; i < want; ++i) id.peers.push_back(endpoint(*svc, ensure_replica(sys, *svc, i)->host));
   for (const auto& dep : svc->depends_on) {
@@ -815,16 +840,36 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   }
   std::vector<runtime::Mount> mounts;
   for (const auto& v : svc->volumes) {
-    const std::string dir = v.source ? *v.source : volume_dir(sys, svc->name, r->ordinal, v.name);
-    if (!v.source) (void)make_dirs(dir, 0755);
+    std::string dir;
+    if (v.source) {
+      dir = *v.source;
+    } else {
+      auto made = volume_dir(sys, svc->name, r->ordinal, v.name);
+      if (!made) {
+        r->needs_start = false;
+        return start_failed(sys, r, *svc, made.error().message);
+      }
+      dir = std::move(*made);
+      // volumes/ and the directories down to the replica's are owner-only, like
+      // the rest of the data directory; the volume's own mode, once it exists,
+      // is the user's (a container may use it as another user).
+      if (auto s = make_dirs(dir, 0700); !s) {
+        r->needs_start = false;
+        return start_failed(sys, r, *svc, s.error().message);
+      }
+    }
     // A container sees the directory where the spec says; a process, where it is.
     id.volumes[v.name] = svc->is_container() ? v.path : dir;
     mounts.push_back({dir, v.path, v.read_only});
   }
   if (!r->log) {
-    const std::string dir = options_.home + "/logs/" + sys.record.name + "/" + svc->name;
-    (void)make_dirs(dir, 0750);
-    r->log = std::make_unique<ReplicaLog>(dir + "/" + std::to_string(r->ordinal) + ".log", options_.log_max_bytes,
+    auto dir = log_dir(sys.record.name, svc->name);
+    if (!dir) {
+      r->needs_start = false;
+      return start_failed(sys, r, *svc, dir.error().message);
+    }
+    (void)make_dirs(*dir, 0700);
+    r->log = std::make_unique<ReplicaLog>(*dir + "/" + std::to_string(r->ordinal) + ".log", options_.log_max_bytes,
                                           options_.log_keep_files);
   }
   r->credential.reset();
@@ -1166,7 +1211,9 @@ Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const
   std::vector<std::pair<LogLine, std::string>> out;
   for (const auto& svc : sys->spec.services) {
     if (filter.service && svc.name != *filter.service) continue;
-    const std::string dir = options_.home + "/logs/" + filter.system + "/" + svc.name;
+    auto checked = log_dir(filter.system, svc.name);
+    if (!checked) return checked.error();
+    const std::string& dir = *checked;
     std::error_code ec;
     std::vector<int> ordinals;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {

@@ -159,7 +159,10 @@ class Supervisor {
   bool service_ready(const SystemRuntime& sys, const spec::Service& svc) const;
   int desired_replicas(const SystemRuntime& sys, const spec::Service& svc) const;
   std::string allocate_address(SystemRuntime& sys, const std::string& key);
-  std::string volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal, const std::string& volume) const;
+  // Paths under the data directory, built only from names that are DNS labels.
+  Result<std::string> volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal,
+                                 const std::string& volume) const;
+  Result<std::string> log_dir(const std::string& system, const std::string& service) const;
   ReplicaStatus status_of(const SystemRuntime& sys, const Replica& r) const;
 
   void mark_dirty();  // replica history changed: persist soon

@@ -278,6 +278,40 @@ TEST(DnsLabel, FollowsRfc1123) {
   EXPECT_FALSE(is_dns_label(""));
 }
 
+// Names become file names under $ZEPPELIN_HOME: nothing that could leave their directory.
+TEST(DnsLabel, RejectsEveryPathLikeName) {
+  for (const char* name : {".", "..", "../x", "../../etc", "a/b", "/etc", ".hidden", "a\\b", "a.b", "a b", "a\nb"}) {
+    EXPECT_FALSE(is_dns_label(name)) << name;
+  }
+}
+
+TEST(SecretKey, AllowsFileNamesWithoutPathsOrHiddenFiles) {
+  for (const char* key : {"password", "tls.crt", "API_TOKEN", "a-b_c.d", "x"}) EXPECT_TRUE(is_secret_key(key)) << key;
+  EXPECT_TRUE(is_secret_key(std::string(253, 'k')));
+  for (const char* key : {"", ".", "..", "../x", "a/b", "/etc/passwd", ".env", "..x", "a b", "a\\b", "a\tb", "caf\xc3\xa9"}) {
+    EXPECT_FALSE(is_secret_key(key)) << key;
+  }
+  EXPECT_FALSE(is_secret_key(std::string(254, 'k')));
+}
+
+TEST(SecretRef, HiddenOrTraversingKeysAndNamesAreLocatedErrors) {
+  auto parsed = parse_spec(
+      "name: s\n"
+      "services:\n"
+      "  a:\n"
+      "    command: [\"true\"]\n"
+      "    env:\n"
+      "      X: {secret: ../x, key: k}\n"
+      "      Y: {secret: db, key: .env}\n",
+      "s.yaml", "/");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(parsed.error().message.find("s.yaml:6:19: invalid secret name \"../x\""), std::string::npos)
+      << parsed.error().message;
+  EXPECT_NE(parsed.error().message.find("s.yaml:7:28: invalid secret key \".env\""), std::string::npos)
+      << parsed.error().message;
+}
+
 // Every file of the malformed corpus names, in its first line, the location
 // and message it must produce: "# expect: LINE:COL: message".
 TEST(SpecCorpus, EveryMalformedSpecGivesItsLocatedError) {
