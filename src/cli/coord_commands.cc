@@ -537,9 +537,13 @@ int cmd_store_env(const std::string& home) {
   auto target = local_store(home);
   if (!target) return fail(target.error());
   std::string endpoints;
-  for (const auto& e : target->endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;
+  std::string etcdctl_endpoints;  // HOST:PORT: etcdctl's `endpoint status` sends a URL as its gRPC authority
+  for (const auto& e : target->endpoints) {
+    endpoints += (endpoints.empty() ? "" : ",") + e;
+    etcdctl_endpoints += (etcdctl_endpoints.empty() ? "" : ",") + (e.starts_with("http://") ? e.substr(7) : e);
+  }
   std::cout << "export ETCDCTL_API=3\n";
-  std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(endpoints) << "\n";
+  std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(etcdctl_endpoints) << "\n";
   std::cout << "export ZEPPELIN_ETCD_ENDPOINTS=" << shell_quote(endpoints) << "\n";
   if (!target->user.empty()) {
     std::cout << "export ETCDCTL_USER=" << shell_quote(target->user + ":" + target->password) << "\n";

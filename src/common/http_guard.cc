@@ -78,7 +78,8 @@ HostGuard::HostGuard(std::string_view listen, const std::vector<std::string>& al
   names_ = {{"localhost", -1}, {"127.0.0.1", -1}, {"::1", -1}};
   // A wildcard address is not a destination: clients use one of the
   // machine's names, which --allowed-host lists.
-  if (auto a = parse_authority(listen, /*bare_ipv6=*/true); a && a->host != "0.0.0.0" && a->host != "::") {
+  if (auto a = parse_authority(listen, /*bare_ipv6=*/true); a && a->host != "0.0.0.0" && a->host != "::" &&
+                                                              a->host != "127.0.0.1" && a->host != "::1") {
     names_.push_back({a->host, -1});
   }
   for (const auto& name : allowed_hosts) {

@@ -65,7 +65,9 @@ class OwnerExperienceTest(ZeppelinTestCase):
         self.assertIn("shop", self.zeppelin("ns", "ls").stdout)
 
         # `zeppelin store env` sets etcdctl up in one step.
-        r = subprocess.run(["bash", "-c", f'eval "$("{BIN}" store env)" && "{ETCDCTL}" get config/mode --print-value-only'],
+        # (`endpoint status` is relayed to gRPC, and etcdctl sends the URL as its authority.)
+        r = subprocess.run(["bash", "-c", f'eval "$("{BIN}" store env)" && "{ETCDCTL}" endpoint status >/dev/null && '
+                                          f'"{ETCDCTL}" get config/mode --print-value-only'],
                            env=self.env, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "fast\n")

@@ -206,7 +206,7 @@ TEST(EtcdPortSignals, TheGatewayAnswersEveryRequestWhileSignalsInterruptIt) {
   ASSERT_TRUE(server.ok()) << server.error().message;
   const int port = std::stoi((*server)->address().substr((*server)->address().rfind(':') + 1));
   const std::string body = "{}";
-  const std::string request = "POST /v3/maintenance/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  const std::string request = "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                               "Content-Type: application/json\r\nContent-Length: " +
                               std::to_string(body.size()) + "\r\n\r\n" + body;
   int answered = 0;
