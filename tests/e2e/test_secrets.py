@@ -36,6 +36,23 @@ def in_volume(home, path):
     return rel[0] == "volumes" and len(rel) >= 5
 
 
+def run_secret_reader(test):
+    """Runs a system whose replica gets db/password in $DB_PASSWORD; returns what it saw."""
+    out = os.path.join(test.dir, "seen.txt")
+    test.write_spec(f"""\
+        name: sec
+        services:
+          s:
+            command: 'printf %s "$DB_PASSWORD" > {out}.tmp && mv {out}.tmp {out}; exec sleep 1000'
+            env:
+              DB_PASSWORD: {{secret: db, key: password}}
+        """)
+    test.zeppelin("run", "-d")
+    wait_for(lambda: os.path.exists(out), what="the replica to write what it saw")
+    with open(out) as f:
+        return f.read()
+
+
 class LocalSecretsTest(ZeppelinTestCase):
     def write_secret(self, name, key, value):
         os.makedirs(os.path.join(self.home, "secrets", name), exist_ok=True)
@@ -44,19 +61,7 @@ class LocalSecretsTest(ZeppelinTestCase):
 
     def test_a_replica_gets_the_secret_file_content(self):
         self.write_secret("db", "password", "pa$$word with spaces")
-        out = os.path.join(self.dir, "seen.txt")
-        self.write_spec(f"""\
-            name: sec
-            services:
-              s:
-                command: 'printf %s "$DB_PASSWORD" > {out}.tmp && mv {out}.tmp {out}; exec sleep 1000'
-                env:
-                  DB_PASSWORD: {{secret: db, key: password}}
-            """)
-        self.zeppelin("run", "-d")
-        wait_for(lambda: os.path.exists(out), what="the replica to write what it saw")
-        with open(out) as f:
-            self.assertEqual(f.read(), "pa$$word with spaces")
+        self.assertEqual(run_secret_reader(self), "pa$$word with spaces")
         stored = self.store_get("/zeppelin/")
         self.assertIn("/zeppelin/systems/sec", stored)
         self.assertNotIn("word with spaces", "".join(stored.values()))
@@ -105,19 +110,7 @@ class SecretCommandTest(ZeppelinTestCase):
             self.assertNotIn(value, table + json.dumps(listed))
 
         # A replica gets it; no process on the machine has it in its arguments.
-        out = os.path.join(self.dir, "seen.txt")
-        self.write_spec(f"""\
-            name: sec
-            services:
-              s:
-                command: 'printf %s "$DB_PASSWORD" > {out}.tmp && mv {out}.tmp {out}; exec sleep 1000'
-                env:
-                  DB_PASSWORD: {{secret: db, key: password}}
-            """)
-        self.zeppelin("run", "-d")
-        wait_for(lambda: os.path.exists(out), what="the replica to write what it saw")
-        with open(out) as f:
-            self.assertEqual(f.read(), self.VALUE)
+        self.assertEqual(run_secret_reader(self), self.VALUE)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
