@@ -30,6 +30,10 @@ struct SystemRecord {
   bool running = true;                            // desired: running or stopped
   std::map<std::string, int> scale;               // service -> replicas, when changed by `scale`
   std::map<std::string, ReplicaRecord> replicas;  // "service/ordinal" -> history
+  // Set (to why) when the stored record of `name` exists but cannot be read:
+  // a bad write by someone else, which the server logs and ignores (a
+  // running system of that name is left as it is). Nothing else is set.
+  std::string unreadable;
 };
 
 // A subscription to changes of desired state; destroying it ends the callbacks.

@@ -29,16 +29,24 @@ Result<SystemRecord> system_from_json(const std::string& name, const std::string
       return make_error(Errc::kInvalidArgument, where + ": \"name\" is \"" + doc.at("name").get<std::string>() +
                                                     "\" but the key names \"" + name + "\"");
     }
+    // The same rules as the API's body (api/routes.cc): a record may be written by anyone.
     r.spec_file = doc.at("spec_file").get<std::string>();
+    if (r.spec_file.empty() || r.spec_file[0] != '/') {
+      return make_error(Errc::kInvalidArgument, where + ": spec_file must be an absolute path");
+    }
     r.spec_text = doc.at("spec_text").get<std::string>();
     r.caller_env = doc.value("caller_env", std::map<std::string, std::string>{});
     r.images = doc.value("images", std::map<std::string, std::string>{});
     r.running = doc.value("running", true);
-    r.scale = doc.value("scale", std::map<std::string, int>{});
-    for (const auto& [service, n] : r.scale) {
-      if (n < 0 || n > 10000) {
-        return make_error(Errc::kInvalidArgument,
-                          where + ": scale of \"" + service + "\" must be between 0 and 10000, not " + std::to_string(n));
+    if (auto scale = doc.find("scale"); scale != doc.end()) {
+      if (!scale->is_object()) return make_error(Errc::kInvalidArgument, where + ": scale must be an object");
+      for (const auto& [service, n] : scale->items()) {
+        // Integers only: 1e300 or -1 are errors, never converted.
+        if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > 10000) {
+          return make_error(Errc::kInvalidArgument, where + ": scale of \"" + service +
+                                                        "\" must be a whole number between 0 and 10000, not " + n.dump());
+        }
+        r.scale[service] = static_cast<int>(n.get<int64_t>());
       }
     }
     return r;
@@ -80,8 +88,13 @@ Result<std::vector<SystemRecord>> StoreStateStore::load() {
     const std::string name = key.substr(systems.size());
     auto record = system_from_json(name, value, key);
     if (!record) {
-      // Someone else's bad write must not stop the server: the key is left as it is.
+      // Someone else's bad write must not stop the server: the key is left as
+      // it is, and reported as unreadable so that nothing running is removed.
       log::error("ignoring {}", record.error().message);
+      SystemRecord bad;
+      bad.name = name;
+      bad.unreadable = record.error().message;
+      by_name[name] = std::move(bad);
       continue;
     }
     by_name[name] = std::move(*record);

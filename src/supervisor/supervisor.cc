@@ -180,6 +180,7 @@ Status Supervisor::recover() {
   if (!records) return records.error();
   for (auto& record : *records) {
     const std::string name = record.name;
+    if (!record.unreadable.empty()) continue;  // logged by the state store; nothing to restore
     auto rt = make_runtime(record);
     if (!rt) {
       // Kept (and persisted) as it was, so that fixing the cause and running
@@ -235,6 +236,7 @@ void Supervisor::reload_desired() {
   for (auto& record : *records) {
     const std::string name = record.name;
     present.insert(name);
+    if (!record.unreadable.empty()) continue;  // a bad write: logged, and what runs is left alone
     SystemRuntime* sys = find(name);
     if (sys && sys->removing) continue;
     if (!sys) {

@@ -95,6 +95,28 @@ class DiscoveryTest(ZeppelinTestCase):
         wait_for(lambda: "ignoring /zeppelin/systems/bad: not a system record" in open(self.home + "/server.log").read(),
                  what="the ill-formed record reported")
 
+    def test_a_bad_record_over_a_running_system_is_logged_and_leaves_it_running(self):
+        self.write_spec("""\
+            name: keep
+            services:
+              s:
+                command: ["sleep", "1000"]
+            """)
+        self.zeppelin("run", "-d")
+        pid = self.replica("s", 0, "keep")["pid"]
+        good = json.loads(self.store_get("/zeppelin/systems/keep")["/zeppelin/systems/keep"])
+        log = lambda: open(self.home + "/server.log").read()
+        for bad, reported in (("not json", "not a system record"),
+                              (json.dumps(dict(good, scale={"s": 1e300})), "must be a whole number"),
+                              (json.dumps(dict(good, scale={"s": -1})), "must be a whole number"),
+                              (json.dumps(dict(good, spec_file="relative.yaml")), "must be an absolute path")):
+            self.etcdctl("put", "/zeppelin/systems/keep", bad)
+            wait_for(lambda: log().count(reported) >= 1, what=f"{bad[:40]!r} reported")
+            # What runs is left as it was: same replica, same process.
+            self.assertEqual(self.replica("s", 0, "keep")["pid"], pid)
+            self.assertEqual(self.replica("s", 0, "keep")["state"], "running")
+        self.assertEqual(len(self.ps("keep")), 1)
+
 
 class StateFileMigrationTest(ZeppelinTestCase):
     def test_a_state_file_of_an_earlier_version_is_imported_once(self):

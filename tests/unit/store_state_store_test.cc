@@ -124,18 +124,25 @@ TEST_F(StoreStateStoreTest, SavesWriteOnlyWhatChangedAndDeleteWhatWentAway) {
   EXPECT_TRUE(keys("/zeppelin/").empty());
 }
 
-TEST_F(StoreStateStoreTest, AnIllFormedRecordIsSkippedNotFatal) {
+TEST_F(StoreStateStoreTest, AnIllFormedRecordIsReportedUnreadableNotFatal) {
   StoreStateStore state(*store_);
   ASSERT_TRUE(state.save({shop()}).ok());
   put("/zeppelin/systems/junk", "not json");
   put("/zeppelin/systems/neg", json{{"spec_file", "/a"}, {"spec_text", "name: neg\n"}, {"scale", {{"s", -1}}}}.dump());
+  put("/zeppelin/systems/huge", json{{"spec_file", "/a"}, {"spec_text", "name: huge\n"}, {"scale", {{"s", 1e300}}}}.dump());
+  put("/zeppelin/systems/rel", json{{"spec_file", "a.yaml"}, {"spec_text", "name: rel\n"}}.dump());
   auto loaded = state.load();
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
-  ASSERT_EQ(loaded->size(), 1u);
-  EXPECT_EQ((*loaded)[0].name, "shop");
+  ASSERT_EQ(loaded->size(), 5u);
+  for (const auto& r : *loaded) {
+    EXPECT_EQ(r.unreadable.empty(), r.name == "shop") << r.name << ": " << r.unreadable;
+    if (r.name != "shop") {
+      EXPECT_TRUE(r.spec_text.empty() && r.spec_file.empty()) << r.name;
+    }
+  }
   auto neg = system_from_json("neg", keys("/zeppelin/systems/").at("/zeppelin/systems/neg").value, "/zeppelin/systems/neg");
   ASSERT_FALSE(neg.ok());
-  EXPECT_NE(neg.error().message.find("/zeppelin/systems/neg: scale of \"s\" must be between 0 and 10000"),
+  EXPECT_NE(neg.error().message.find("/zeppelin/systems/neg: scale of \"s\" must be a whole number between 0 and 10000"),
             std::string::npos)
       << neg.error().message;
 }
