@@ -153,6 +153,8 @@ class SpecReader {
   void read_store(System& system, const YAML::Node& node);
   void read_store_etcd(System& system, const YAML::Node& node);
   void read_env(Service& svc, const YAML::Node& node);
+  void refuse_secrets_in_argv(const Service& svc, const std::vector<std::string>& argv, const YAML::Node& node,
+                              const std::string& field);
   void read_ports(Service& svc, const YAML::Node& node);
   void read_volumes(Service& svc, const YAML::Node& node);
   void read_resources(Service& svc, const YAML::Node& node);
@@ -404,6 +406,12 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
     if (!container) error(*entrypoint_node, "\"entrypoint\" applies only to services with an image or build");
     else svc.entrypoint = words_of(*entrypoint_node, "entrypoint");
   }
+  // argv is readable by every local user (ps, /proc/PID/cmdline): a secret
+  // may reach a replica through its environment, never through its arguments.
+  if (!svc.shell) {
+    if (command_node) refuse_secrets_in_argv(svc, svc.command, *command_node, "command");
+    if (entrypoint_node && svc.entrypoint) refuse_secrets_in_argv(svc, *svc.entrypoint, *entrypoint_node, "entrypoint");
+  }
   if (workdir_node) {
     if (auto s = string_of(*workdir_node, "workdir")) {
       if (!container) {
@@ -500,6 +508,39 @@ void SpecReader::read_build(Service& svc, const YAML::Node& node) {
              });
   if (!has_context) error(node, "build is missing required field \"context\"");
   svc.build = build;
+}
+
+// The variables "${NAME}" and "${NAME:-default}" of `text` refers to ("$$" is a literal '$').
+std::vector<std::string> referenced_variables(const std::string& text) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    if (text[i + 1] == '$') {
+      ++i;
+      continue;
+    }
+    if (text[i + 1] != '{') continue;
+    const std::size_t end = text.find_first_of(":}", i + 2);
+    if (end == std::string::npos) break;
+    names.push_back(text.substr(i + 2, end - i - 2));
+    i = end;
+  }
+  return names;
+}
+
+void SpecReader::refuse_secrets_in_argv(const Service& svc, const std::vector<std::string>& argv,
+                                        const YAML::Node& node, const std::string& field) {
+  for (const auto& arg : argv) {
+    for (const auto& name : referenced_variables(arg)) {
+      for (const auto& secret : svc.secret_env) {
+        if (secret.variable != name) continue;
+        error(node, field + " refers to ${" + name + "}, which holds secret " + secret.secret.name + "/" +
+                        secret.secret.key +
+                        ": arguments are visible to every user (ps, /proc/PID/cmdline); let the program read $" +
+                        name + " from its environment instead");
+      }
+    }
+  }
 }
 
 void SpecReader::read_env(Service& svc, const YAML::Node& node) {
