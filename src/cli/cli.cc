@@ -22,6 +22,7 @@
 #include "cli/store_commands.h"
 #include "client/client.h"
 #include "common/fs_util.h"
+#include "common/utf8.h"
 #include "common/http_guard.h"
 #include "common/units.h"
 #include "runtime/container/images.h"
@@ -45,9 +46,22 @@ int fail(const client::Response& r) {
   return fail(r.error_message(), r.status >= 400 && r.status < 500 && r.status != 404 ? kUsage : kFailure);
 }
 
-std::map<std::string, std::string> caller_environment() {
+// The environment `run` records with the system (process replicas inherit
+// it). It travels as JSON text: a variable that is not UTF-8 is an error
+// naming it, before anything starts.
+Result<std::map<std::string, std::string>> caller_environment() {
   auto env = process_environment();
   std::erase_if(env, [](const auto& kv) { return supervisor::is_withheld_caller_variable(kv.first); });
+  for (const auto& [name, value] : env) {
+    if (!first_invalid_utf8(name) && !first_invalid_utf8(value)) continue;
+    std::string shown = name;
+    for (auto& c : shown) {
+      if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    }
+    return make_error(Errc::kInvalidArgument, "environment variable " + shown +
+                                                  " is not UTF-8 text, which a system's environment must be: fix "
+                                                  "or unset it (env -u " + shown + " zeppelin run ...)");
+  }
   return env;
 }
 
@@ -195,11 +209,13 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
     }
     auto text = read_file(parsed->file);
     if (!text) return fail(text.error());
+    auto env = caller_environment();
+    if (!env) return fail(env.error().message, kUsage);
     // Images first: a build or pull that fails leaves nothing half-started.
     auto images = prepare_images(*parsed);
     if (!images) return fail(images.error().message, kFailure);
     name = parsed->name;
-    request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", caller_environment()}, {"images", *images}};
+    request = {{"spec_file", parsed->file}, {"spec_text", *text}, {"env", *env}, {"images", *images}};
   } else {
     name = *choice->system;
   }

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -10,6 +11,8 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+
+#include "common/utf8.h"
 
 namespace zeppelin::spec {
 namespace {
@@ -924,6 +927,23 @@ std::string format_diagnostics(const std::string& file, const std::vector<Diagno
 }
 
 Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir) {
+  // Specs travel as JSON text (the API, the store): refuse other bytes here, with their place.
+  if (const auto bad = first_invalid_utf8(text)) {
+    Location at{1, 1};
+    for (std::size_t i = 0; i < *bad; ++i) {
+      if (text[i] == '\n') {
+        ++at.line;
+        at.column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        ++at.column;  // columns count characters, not bytes
+      }
+    }
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*bad]));
+    return make_error(Errc::kInvalidArgument,
+                      format_diagnostics(file, {{at, std::string("invalid UTF-8 (byte ") + byte +
+                                                         "): a spec is UTF-8 text; re-save the file as UTF-8"}}));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -225,6 +225,25 @@ class CliTest(ZeppelinTestCase):
         self.assertFalse(os.path.isdir(cg_v1) or os.path.isdir(cg_v2), "the group is removed with its replica")
 
 
+class BadBytesTest(ZeppelinTestCase):
+    def test_bytes_that_are_not_utf8_are_errors_that_start_nothing(self):
+        spec = os.path.join(self.dir, "bad.yaml")
+        with open(spec, "wb") as f:
+            f.write(b'name: shop\nservices:\n  a:\n    command: ["echo", "\xff"]\n')
+        for args in (["validate", spec], ["run", "-d", "-f", spec]):
+            r = self.zeppelin(*args, check=False)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(f"{spec}:4:24: invalid UTF-8 (byte 0xFF)", r.stderr)
+        good = self.write_spec('name: shop\nservices:\n  a:\n    command: ["sleep", "100"]\n')
+        env = dict(self.env)
+        env_bytes = {k.encode(): v.encode() for k, v in env.items()}
+        env_bytes[b"BAD"] = b"\xff"
+        r = subprocess.run([BIN, "run", "-d", "-f", good], env=env_bytes, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("environment variable BAD is not UTF-8", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "zeppelin.sock")), "nothing was started")
+
+
 class ApiTest(ZeppelinTestCase):
     """The HTTP/JSON API on its unix socket, including hostile input."""
 

@@ -87,6 +87,23 @@ TEST(SpecParser, ParsesEveryField) {
   EXPECT_EQ(order[0]->name, "db");
 }
 
+TEST(SpecParser, BytesThatAreNotUtf8AreALocatedErrorNotACrash) {
+  // After "é" (two bytes, one column): a lone continuation byte, then a truncated sequence.
+  for (const auto& [text, where] : std::vector<std::pair<std::string, std::string>>{
+           {"name: shop\nservices:\n  a:\n    command: [\"\xc3\xa9\x80\"]\n", "f.yaml:4:17:"},
+           {"name: shop\xe2\x82", "f.yaml:1:11:"},
+           {"name: \xed\xa0\x80", "f.yaml:1:7:"},  // a surrogate
+           {"name: \xc0\xaf", "f.yaml:1:7:"},       // an overlong '/'
+       }) {
+    auto r = parse_spec(text, "f.yaml", "/");
+    ASSERT_FALSE(r.ok()) << where;
+    EXPECT_EQ(r.error().message.rfind(where + " invalid UTF-8", 0), 0u) << r.error().message;
+  }
+  EXPECT_TRUE(parse_spec("name: caf\xc3\xa9-x\nservices:\n  a:\n    command: [\"\xf0\x9f\x9a\x80\"]\n", "f.yaml", "/")
+                  .error()
+                  .message.find("UTF-8") == std::string::npos);
+}
+
 TEST(SpecParser, DefaultsMatchTheDocumentation) {
   auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: [\"true\"]\n", "f.yaml", "/d");
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
