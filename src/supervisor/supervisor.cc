@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <boost/asio/post.hpp>
 #include <filesystem>
 #include <functional>
@@ -312,10 +313,20 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
   if (shutting_down_) return make_error(Errc::kUnavailable, "the server is shutting down");
   auto rt = make_runtime(std::move(record));
   if (!rt) return rt.error();
+  int wanted = 0;
   for (const auto& svc : (*rt)->spec.services) {
     if (auto supported = driver_.supports(svc); !supported) return supported.error();
+    wanted += svc.replicas;
   }
   const std::string name = (*rt)->record.name;
+  // Each replica has a loopback address of its own, from a pool of 65,024.
+  if (const int others = replicas_wanted_by_others(name); others + wanted > kAddressPoolSize) {
+    return make_error(Errc::kInvalidArgument,
+                      "system " + name + " wants " + std::to_string(wanted) + " replicas, but this server has " +
+                          std::to_string(kAddressPoolSize - std::min(others, kAddressPoolSize)) + " of its " +
+                          std::to_string(kAddressPoolSize) +
+                          " replica addresses left: lower the replicas, or remove systems (zeppelin down)");
+  }
   std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
   SystemRuntime* existing = find((*rt)->record.name);
   if (!existing) {
@@ -565,7 +576,7 @@ void Supervisor::reconcile() {
       fs::remove_all(options_.home + "/logs/" + name, ec);
       if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
     }
-    for (const auto& [key, rep] : sys->record.replicas) used_addresses_.erase(rep.address);
+    for (const auto& [key, rep] : sys->record.replicas) release_address(rep.address);
     systems_.erase(name);
     log::info("system {} removed", name);
     hub_.end_system(name);
@@ -749,17 +760,41 @@ std::shared_ptr<Supervisor::Replica> Supervisor::ensure_replica(SystemRuntime& s
 std::string Supervisor::allocate_address(SystemRuntime& sys, const std::string& key) {
   auto& rec = sys.record.replicas[key];
   if (!rec.address.empty()) return rec.address;
-  for (int i = 0; i < 254 * 256; ++i) {
+  // Below the cursor every address is taken: allocating n replicas costs
+  // O(n log n) in all, not O(n^2).
+  for (int i = address_cursor_; i < kAddressPoolSize; ++i) {
     std::string candidate =
         "127." + std::to_string(address_base_) + "." + std::to_string(i / 254) + "." + std::to_string(i % 254 + 1);
     if (used_addresses_.insert(candidate).second) {
+      address_cursor_ = i + 1;
       rec.address = candidate;
       mark_dirty();
       return candidate;
     }
   }
-  rec.address = "127.0.0.1";  // a /16 exhausted: share the default loopback address
+  address_cursor_ = kAddressPoolSize;
+  // apply() refuses what would not fit; a pool filled anyway (records written
+  // to the store) shares the default loopback address.
+  rec.address = "127.0.0.1";
   return rec.address;
+}
+
+void Supervisor::release_address(const std::string& address) {
+  if (used_addresses_.erase(address) == 0) return;
+  const std::string block = "127." + std::to_string(address_base_) + ".";
+  if (!address.starts_with(block)) return;
+  unsigned third = 0, fourth = 0;
+  if (std::sscanf(address.c_str() + block.size(), "%u.%u", &third, &fourth) != 2 || fourth < 1 || fourth > 254) return;
+  address_cursor_ = std::min(address_cursor_, static_cast<int>(third * 254 + fourth - 1));
+}
+
+int Supervisor::replicas_wanted_by_others(const std::string& name) const {
+  int total = 0;
+  for (const auto& [other, sys] : systems_) {
+    if (other == name || sys->removing) continue;
+    for (const auto& svc : sys->spec.services) total += desired_replicas(*sys, svc);
+  }
+  return total;
 }
 
 namespace {

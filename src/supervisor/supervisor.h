@@ -175,7 +175,13 @@ class Supervisor {
   LogHub hub_;
   std::map<std::string, std::unique_ptr<SystemRuntime>> systems_;
   std::vector<state::SystemRecord> unrestorable_;  // persisted systems whose spec no longer loads
+  // The replicas' addresses: 127.X.0.1 to 127.X.255.254.
+  static constexpr int kAddressPoolSize = 254 * 256;
+  void release_address(const std::string& address);
+  // Replicas the other systems (not being removed) want, at their current scale.
+  int replicas_wanted_by_others(const std::string& name) const;
   std::set<std::string> used_addresses_;
+  int address_cursor_ = 0;  // every pool index below it is taken
   int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block
   bool reconcile_posted_ = false;
   bool persist_posted_ = false;

@@ -244,6 +244,19 @@ class BadBytesTest(ZeppelinTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.home, "zeppelin.sock")), "nothing was started")
 
 
+class AddressPoolTest(ZeppelinTestCase):
+    def test_a_system_larger_than_the_address_pool_is_refused_at_once(self):
+        services = "".join(f"  s{i}:\n    command: [\"sleep\", \"1000\"]\n    replicas: 10000\n" for i in range(100))
+        spec = self.write_spec("name: huge\nservices:\n" + services)
+        r = self.zeppelin("run", "-d", "-f", spec, check=False, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("system huge wants 1000000 replicas, but this server has 65024 of its 65024 replica addresses left",
+                      r.stderr)
+        self.assertEqual(self.ps(), [])
+        # The server is not busy with it: it answers at once.
+        self.assertEqual(self.zeppelin("ps", timeout=10).returncode, 0)
+
+
 class ApiTest(ZeppelinTestCase):
     """The HTTP/JSON API on its unix socket, including hostile input."""
 
