@@ -110,6 +110,8 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
     return prepare_store_auth(auth, auth_options);
   };
   etcd_options.allowed_hosts = options.allowed_hosts;
+  etcd_options.max_txn_ops = options.store.max_txn_ops;
+  etcd_options.max_response_bytes = options.store.max_response_bytes;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;

@@ -23,6 +23,9 @@ struct StoreOptions {
   // auth unless `insecure` (--insecure-store, loopback only).
   bool insecure = false;
   std::optional<std::string> root_password;  // --store-password-env: the owner's own root user's
+  // Limits of the etcd API the server serves (see docs/store.md).
+  int max_txn_ops = 128;                                // --max-txn-ops
+  int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
 };
 
 struct ServerOptions {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -52,6 +53,16 @@ struct Lease {
   std::atomic<int64_t> deadline{0};  // clock ticks (ns since the clock's epoch)
   std::set<std::string> keys;
 };
+
+// The clock tick `ttl` seconds after `now`, saturating rather than wrapping
+// (a wrapped deadline lies in the past: the lease would expire at once).
+int64_t deadline_after(int64_t now, int64_t ttl) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (ttl <= 0) return now;
+  if (ttl > kMax / 1'000'000'000) return kMax;
+  const int64_t span = ttl * 1'000'000'000;
+  return now > kMax - span ? kMax : now + span;
+}
 
 // Extends the WAL file at `path` with zeros to at least `bytes`. A commit that
 // appends to a file makes its fdatasync journal the new size as well; one that
@@ -119,6 +130,15 @@ bool in_range(const std::string& key, const std::string& start, const std::strin
   if (end.empty()) return key == start;
   if (end.size() == 1 && end[0] == '\0') return key >= start;
   return key >= start && key < end;
+}
+
+// What one key-value costs in an answer: its bytes and a fixed share for the
+// revisions, version and lease beside them.
+int64_t answer_bytes(std::size_t key, std::size_t value) { return static_cast<int64_t>(key + value) + 48; }
+
+Error response_too_large(int64_t max) {
+  return make_error(Errc::kInvalidArgument, std::string(kErrResponseTooLarge) + " (over " + std::to_string(max) +
+                                                  " bytes); ask for fewer keys at a time, paging with limit");
 }
 
 KeyValue to_kv(const std::string& key, const Entry& e) {
@@ -343,7 +363,7 @@ class StoreImpl final : public EmbeddedStore {
     Lease& l = *it->second;
     const int64_t now = now_ticks();
     if (l.deadline.load() <= now) return lease_not_found(id);  // expired, its revocation is under way
-    l.deadline.store(now + l.ttl * 1'000'000'000);
+    l.deadline.store(deadline_after(now, l.ttl));
     return l.ttl;
   }
 
@@ -448,6 +468,10 @@ class StoreImpl final : public EmbeddedStore {
 
   Result<LeaseGrant> lease_grant(int64_t id, int64_t ttl) override {
     if (id < 0) return make_error(Errc::kInvalidArgument, "lease id " + std::to_string(id) + " is negative");
+    if (ttl > kMaxLeaseTtl) {
+      return make_error(Errc::kInvalidArgument, std::string(kErrLeaseTtlTooLarge) + " (" + std::to_string(ttl) +
+                                                    " s, at most " + std::to_string(kMaxLeaseTtl) + ")");
+    }
     LeaseGrant grant;
     Status s = submit([&](Batch& batch) -> Status {
       if (id != 0 && leases_.count(id)) {
@@ -458,7 +482,7 @@ class StoreImpl final : public EmbeddedStore {
       auto lease = std::make_unique<Lease>();
       lease->id = chosen;
       lease->ttl = std::max(ttl, options_.min_lease_ttl);
-      lease->deadline.store(now_ticks() + lease->ttl * 1'000'000'000);
+      lease->deadline.store(deadline_after(now_ticks(), lease->ttl));
       batch.leases.emplace_back(chosen, lease->ttl);
       grant = {chosen, lease->ttl};
       leases_.emplace(chosen, std::move(lease));
@@ -606,7 +630,7 @@ class StoreImpl final : public EmbeddedStore {
       auto lease = std::make_unique<Lease>();
       lease->id = leases->column_int(0);
       lease->ttl = leases->column_int(1);
-      lease->deadline.store(now + lease->ttl * 1'000'000'000);
+      lease->deadline.store(deadline_after(now, lease->ttl));
       leases_.emplace(lease->id, std::move(lease));
     }
     auto kv = db_->prepare(
@@ -816,8 +840,10 @@ class StoreImpl final : public EmbeddedStore {
         continue;
       }
       // Woken early by a grant or shutdown; a keep-alive only moves deadlines later.
-      const auto wait = earliest == INT64_MAX ? std::chrono::nanoseconds(std::chrono::hours(1))
-                                              : std::chrono::nanoseconds(earliest - now_ticks());
+      // At most an hour: a far deadline (up to kMaxLeaseTtl away) added to
+      // the clock inside wait_for would overflow it.
+      const auto wait = std::chrono::nanoseconds(
+          std::min<int64_t>(earliest - now_ticks(), std::chrono::nanoseconds(std::chrono::hours(1)).count()));
       lease_timer_cv_.wait_for(lock, wait);
     }
   }
@@ -938,19 +964,58 @@ class StoreImpl final : public EmbeddedStore {
     if (at < compact_revision_) return compacted_error(at, compact_revision_);
     RangeResponse response;
     response.revision = current;
+    int64_t bytes = 0;
+    bool too_large = false;
     for_each_in_range(r.key, r.range_end, [&](const std::string& key, const History& h) {
       const Entry* e = visible_at(h, at);
       if (!e) return;
       ++response.count;
-      if (r.count_only) return;
+      if (r.count_only || too_large) return;
       if (r.limit > 0 && static_cast<int64_t>(response.kvs.size()) >= r.limit) {
         response.more = true;
+        return;
+      }
+      bytes += answer_bytes(key.size(), r.keys_only ? 0 : e->value.size());
+      if (r.max_response_bytes > 0 && bytes > r.max_response_bytes) {
+        // Stop building: what was built goes as soon as the answer is refused.
+        too_large = true;
+        response.kvs = {};
         return;
       }
       response.kvs.push_back(to_kv(key, *e));
       if (r.keys_only) response.kvs.back().value.clear();
     });
+    if (too_large) return response_too_large(r.max_response_bytes);
     return response;
+  }
+
+  // An upper bound of what range_locked(r) answers on the current state, in
+  // bytes, without building it; `puts` are values the transaction writes
+  // before the read, which it may see.
+  int64_t range_bytes(const RangeRequest& r, const std::vector<const PutRequest*>& puts) const {
+    if (r.count_only) return 0;
+    const int64_t at = r.revision > 0 ? r.revision : revision_;
+    int64_t bytes = 0;
+    int64_t n = 0;
+    for_each_in_range(r.key, r.range_end, [&](const std::string& key, const History& h) {
+      const Entry* e = visible_at(h, at);
+      if (!e || (r.limit > 0 && n >= r.limit)) return;
+      ++n;
+      bytes += answer_bytes(key.size(), r.keys_only ? 0 : e->value.size());
+    });
+    for (const PutRequest* p : puts) {
+      if (in_range(p->key, r.key, r.range_end)) bytes += answer_bytes(p->key.size(), r.keys_only ? 0 : p->value.size());
+    }
+    return bytes;
+  }
+
+  // What the previous values a delete with prev_kv (or a put's) answer cost.
+  int64_t live_bytes(const std::string& key, const std::string& end) const {
+    int64_t bytes = 0;
+    for_each_in_range(key, end, [&](const std::string& k, const History& h) {
+      if (const Entry* e = latest(h)) bytes += answer_bytes(k.size(), e->value.size());
+    });
+    return bytes;
   }
 
   bool compare_holds(const Compare& c) const {
@@ -999,25 +1064,48 @@ class StoreImpl final : public EmbeddedStore {
     }
   }
 
+  // The size of the answer so far (an upper bound), checked against `budget`
+  // (0: none) as each read is validated, and the puts applied before it.
+  struct AnswerBudget {
+    int64_t budget = 0;
+    int64_t bytes = 0;
+    std::vector<const PutRequest*> puts;
+    bool add(int64_t more) {
+      bytes += more;
+      return budget <= 0 || bytes <= budget;
+    }
+  };
+
   // Checks what applying the taken branches needs before anything changes,
   // so a failed transaction leaves no trace.
-  Status validate_path(const TxnRequest& r, const std::vector<bool>& path, std::size_t& at) const {
+  Status validate_path(const TxnRequest& r, const std::vector<bool>& path, std::size_t& at,
+                       AnswerBudget& answer) const {
     for (const auto& c : r.compare) {
       if (c.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
     }
     for (const auto& op : path[at++] ? r.success : r.failure) {
       if (const auto* put = std::get_if<PutRequest>(&op)) {
         if (auto s = validate_put(*put); !s) return s;
+        if (answer.budget > 0) {
+          if (put->prev_kv && !answer.add(live_bytes(put->key, ""))) return response_too_large(answer.budget);
+          answer.puts.push_back(put);
+        }
       } else if (const auto* del = std::get_if<DeleteRangeRequest>(&op)) {
         if (del->key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
+        if (answer.budget > 0 && del->prev_kv && !answer.add(live_bytes(del->key, del->range_end))) {
+          return response_too_large(answer.budget);
+        }
       } else if (const auto* range = std::get_if<RangeRequest>(&op)) {
         if (range->key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
         if (range->revision > revision_) return future_error(range->revision, revision_);
         if (range->revision > 0 && range->revision < compact_revision_) {
           return compacted_error(range->revision, compact_revision_);
         }
+        if (answer.budget > 0 && !answer.add(range_bytes(*range, answer.puts))) {
+          return response_too_large(answer.budget);
+        }
       } else {
-        if (auto s = validate_path(*std::get<std::shared_ptr<TxnRequest>>(op), path, at); !s) return s;
+        if (auto s = validate_path(*std::get<std::shared_ptr<TxnRequest>>(op), path, at, answer); !s) return s;
       }
     }
     return ok_status();
@@ -1031,7 +1119,8 @@ class StoreImpl final : public EmbeddedStore {
     std::vector<bool> path;
     compute_path(r, path);
     std::size_t at = 0;
-    if (auto s = validate_path(r, path, at); !s) return s.error();
+    AnswerBudget answer{r.max_response_bytes, 0, {}};
+    if (auto s = validate_path(r, path, at, answer); !s) return s.error();
     at = 0;
     return apply_txn(ctx, r, path, at);
   }

@@ -28,9 +28,12 @@ inline constexpr char kErrCompacted[] = "mvcc: required revision has been compac
 inline constexpr char kErrFutureRevision[] = "mvcc: required revision is a future revision";
 inline constexpr char kErrLeaseNotFound[] = "lease not found";
 inline constexpr char kErrLeaseExists[] = "lease already exists";
+inline constexpr char kErrLeaseTtlTooLarge[] = "too large lease TTL";
 inline constexpr char kErrDuplicateKey[] = "duplicate key given in txn request";
 inline constexpr char kErrEmptyKey[] = "key is not provided";
 inline constexpr char kErrKeyNotFound[] = "key not found";
+// A read whose answer would pass its max_response_bytes (not an etcd error: etcd has no such cap).
+inline constexpr char kErrResponseTooLarge[] = "response is too large";
 
 // True when `e` reports the condition named by `message` (one of the kErr* above).
 bool is_error(const Error& e, const char* message);
@@ -63,6 +66,9 @@ struct RangeRequest {
   int64_t revision = 0;  // 0 or less: the current revision
   bool keys_only = false;
   bool count_only = false;
+  // When positive, the read fails with kErrResponseTooLarge instead of
+  // building an answer whose keys and values pass this many bytes.
+  int64_t max_response_bytes = 0;
 };
 
 struct RangeResponse {
@@ -116,6 +122,10 @@ struct TxnRequest {
   std::vector<Compare> compare;
   std::vector<RequestOp> success;
   std::vector<RequestOp> failure;
+  // When positive (on the outermost transaction), the transaction fails with
+  // kErrResponseTooLarge, before anything is applied, if the answers of its
+  // reads (prev_kv included) could pass this many bytes in all.
+  int64_t max_response_bytes = 0;
 };
 
 struct TxnResponse;
@@ -172,6 +182,9 @@ class Watch {
   virtual int64_t revision() const = 0;
 };
 
+// etcd's MaxLeaseTTL: a grant asking for more seconds is refused (kErrLeaseTtlTooLarge).
+inline constexpr int64_t kMaxLeaseTtl = 9'000'000'000;
+
 struct LeaseGrant {
   int64_t id = 0;
   int64_t ttl = 0;  // seconds
@@ -221,7 +234,7 @@ class Store {
   // callback gets one update with compact_revision set and nothing else.
   virtual Result<std::unique_ptr<Watch>> watch(const WatchRequest& request, WatchCallback callback) = 0;
 
-  // id 0 picks a fresh id. TTLs are whole seconds.
+  // id 0 picks a fresh id. TTLs are whole seconds, at most kMaxLeaseTtl.
   virtual Result<LeaseGrant> lease_grant(int64_t id, int64_t ttl) = 0;
   virtual Status lease_revoke(int64_t id) = 0;
   // Restarts the lease's countdown; returns its TTL.

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -486,6 +487,27 @@ TEST_F(StoreTest, LeaseGrantAttachRevoke) {
   auto again = store_->lease_revoke(lease->id);
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(is_error(again.error(), kErrLeaseNotFound));
+}
+
+TEST_F(StoreTest, LeaseTtlsAreCappedAndDeadlinesNeverWrap) {
+  auto huge = store_->lease_grant(0, std::numeric_limits<int64_t>::max());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_TRUE(is_error(huge.error(), kErrLeaseTtlTooLarge)) << huge.error().message;
+  EXPECT_FALSE(store_->lease_grant(0, kMaxLeaseTtl + 1).ok());
+  // The largest TTL, on a clock far from its epoch: now + TTL would pass INT64_MAX.
+  clock_.advance(std::chrono::nanoseconds(std::numeric_limits<int64_t>::max() - 2'000'000'000'000'000'000));
+  auto longest = store_->lease_grant(0, kMaxLeaseTtl);
+  ASSERT_TRUE(longest.ok()) << longest.error().message;
+  ASSERT_GT(put("held", "v", longest->id), 0);
+  clock_.advance(std::chrono::seconds(3600));
+  store_->expire_leases();
+  EXPECT_TRUE(get("held").has_value());
+  auto ttl = store_->lease_time_to_live(longest->id, false);
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->ttl, 0);
+  ASSERT_TRUE(store_->lease_keep_alive(longest->id).ok());
+  store_->expire_leases();
+  EXPECT_TRUE(get("held").has_value());
 }
 
 TEST_F(StoreTest, ExpiredLeaseDeletesItsKeysAndWatchersSeeIt) {
