@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/json_depth.h"
 #include "etcd_api/convert.h"
 #include "etcd_api/kv_calls.h"
 
@@ -457,6 +458,11 @@ class Connection {
   static grpc::Status parse_json(const std::string& json, protobuf::Message* message) {
     const bool blank = json.find_first_not_of(" \t\r\n") == std::string::npos;
     if (!blank) {
+      // Before the parser builds anything: megabytes of "[" cost it hundreds of megabytes.
+      if (json_deeper_than(json)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "request body is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      }
       protobuf::util::JsonParseOptions options;
       options.ignore_unknown_fields = true;  // as etcd's gateway does
       auto parsed = protobuf::util::JsonStringToMessage(json, message, options);
