@@ -222,6 +222,7 @@ grpc::Status to_status(const Error& e) {
       {store::kErrLeaseNotFound, grpc::StatusCode::NOT_FOUND, "etcdserver: requested lease not found"},
       {store::kErrLeaseExists, grpc::StatusCode::FAILED_PRECONDITION, "etcdserver: lease already exists"},
       {store::kErrLeaseTtlTooLarge, grpc::StatusCode::OUT_OF_RANGE, "etcdserver: too large lease TTL"},
+      {store::kErrNoSpace, grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
       {store::kErrDuplicateKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"},
       {store::kErrEmptyKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key is not provided"},
       {store::kErrKeyNotFound, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key not found"},

@@ -35,6 +35,40 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const pb::StatusRe
   return grpc::Status::OK;
 }
 
+grpc::Status MaintenanceService::Alarm(grpc::ServerContext* context, const pb::AlarmRequest* request,
+                                       pb::AlarmResponse* response) {
+  // etcd leaves alarms to root when auth is on.
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = caller.admin();
+  if (!allowed.ok()) return allowed;
+  const bool mine = request->memberid() == 0 || request->memberid() == options_.member_id;
+  switch (request->action()) {
+    case pb::AlarmRequest::DEACTIVATE:
+      if (mine && (request->alarm() == pb::NOSPACE || request->alarm() == pb::NONE)) {
+        if (store_.nospace_alarm()) {
+          auto* a = response->add_alarms();
+          a->set_memberid(options_.member_id);
+          a->set_alarm(pb::NOSPACE);
+        }
+        store_.disarm_nospace_alarm();
+      }
+      break;
+    case pb::AlarmRequest::ACTIVATE:
+      // Only the store raises alarms, from its size; etcd's own members do the same.
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: alarms are raised by the store only");
+    default:
+      if (store_.nospace_alarm()) {
+        auto* a = response->add_alarms();
+        a->set_memberid(options_.member_id);
+        a->set_alarm(pb::NOSPACE);
+      }
+      break;
+  }
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
 // Streams a consistent copy of the store, followed (as etcd does) by the
 // SHA-256 of the copy so that clients can verify what they received.
 grpc::Status MaintenanceService::Snapshot(grpc::ServerContext* context, const pb::SnapshotRequest*,

@@ -86,7 +86,10 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
   if (o.backend != "embedded") {
     return make_error(Errc::kInvalidArgument, "--store: '" + o.backend + "' is not a store (embedded or etcd)");
   }
-  auto opened = store::EmbeddedStore::open(options.home + "/store");
+  store::EmbeddedStoreOptions embedded;
+  embedded.auto_compaction_retention = o.auto_compaction_retention;
+  embedded.quota_bytes = o.quota_backend_bytes;
+  auto opened = store::EmbeddedStore::open(options.home + "/store", embedded);
   if (!opened) return opened.error();
   return std::unique_ptr<store::Store>(std::move(*opened));
 }

@@ -474,6 +474,7 @@ class StoreImpl final : public EmbeddedStore {
     }
     LeaseGrant grant;
     Status s = submit([&](Batch& batch) -> Status {
+      if (nospace_.load()) return nospace_error();
       if (id != 0 && leases_.count(id)) {
         return make_error(Errc::kAlreadyExists, std::string(kErrLeaseExists) + " (lease " + std::to_string(id) + ")");
       }
@@ -533,6 +534,11 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   EmbeddedStoreStats stats() override { return {commits_.load(), writes_.load()}; }
+
+  bool nospace_alarm() override { return nospace_.load(); }
+  void disarm_nospace_alarm() override {
+    if (nospace_.exchange(false)) log::info("store {}: NOSPACE alarm disarmed", dir_);
+  }
 
   // ---- watches -----------------------------------------------------------
 
@@ -597,6 +603,9 @@ class StoreImpl final : public EmbeddedStore {
         {&delete_lease_, "DELETE FROM lease WHERE id = ?1"},
         {&set_meta_, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)"},
         {&begin_, "BEGIN IMMEDIATE"},
+        {&page_count_, "PRAGMA page_count"},
+        {&freelist_count_, "PRAGMA freelist_count"},
+        {&page_size_, "PRAGMA page_size"},
         {&commit_, "COMMIT"},
     };
     for (const auto& s : statements) {
@@ -702,6 +711,7 @@ class StoreImpl final : public EmbeddedStore {
         {
           std::unique_lock lock(index_mu_);
           for (auto* w : writes) w->status = w->apply(batch);
+          auto_compact(batch);
           batch.revision = revision_;
         }
         if (Status s = commit(batch); !s) {
@@ -711,6 +721,7 @@ class StoreImpl final : public EmbeddedStore {
         } else {
           publish(batch);
           writes_ += static_cast<int64_t>(writes.size());
+          check_quota(batch);
         }
       }
       for (auto* w : writes) {
@@ -775,6 +786,61 @@ class StoreImpl final : public EmbeddedStore {
       if (auto s = set_meta_.run(); !s) return s;
     }
     return ok_status();
+  }
+
+  // Compacts within `batch` once the history passes the retention by a tenth
+  // of it (at least one revision), so that compactions, which visit every
+  // key, come once per retention/10 writes.
+  void auto_compact(Batch& batch) {
+    const int64_t retention = options_.auto_compaction_retention;
+    if (retention <= 0) return;
+    const int64_t target = revision_ - retention;
+    if (target - compact_revision_ < std::max<int64_t>(1, retention / 10)) return;
+    compact_locked(batch, target);
+  }
+
+  // The database's pages in use (those compaction freed are not), in bytes.
+  Result<int64_t> used_bytes() {
+    int64_t values[3] = {0, 0, 0};
+    sqlite::Statement* statements[3] = {&page_count_, &freelist_count_, &page_size_};
+    for (int i = 0; i < 3; ++i) {
+      auto row = statements[i]->step();
+      if (!row) return row.error();
+      if (*row) values[i] = statements[i]->column_int(0);
+      statements[i]->reset();
+    }
+    return (values[0] - values[1]) * values[2];
+  }
+
+  // After each commit: raises the NOSPACE alarm when the store passes its
+  // quota; a compaction that brings it back under lowers it.
+  void check_quota(const Batch& batch) {
+    if (options_.quota_bytes <= 0 || batch.empty()) return;
+    auto used = used_bytes();
+    if (!used) return;
+    if (*used > options_.quota_bytes) {
+      if (!nospace_.exchange(true)) {
+        log::warn("store {}: {} bytes in use, over the quota of {}: NOSPACE alarm raised, writes refused until "
+                  "compaction frees space",
+                  dir_, *used, options_.quota_bytes);
+      }
+    } else if (batch.compacted && nospace_.exchange(false)) {
+      log::info("store {}: {} bytes in use after compaction: NOSPACE alarm lowered", dir_, *used);
+    }
+  }
+
+  static Error nospace_error() { return make_error(Errc::kInternal, kErrNoSpace); }
+
+  static bool has_put(const TxnRequest& r) {
+    for (const auto* ops : {&r.success, &r.failure}) {
+      for (const auto& op : *ops) {
+        if (std::holds_alternative<PutRequest>(op)) return true;
+        if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op); txn && *txn && has_put(**txn)) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   // SQLite calls this after each commit with the number of frames in the WAL.
@@ -851,6 +917,7 @@ class StoreImpl final : public EmbeddedStore {
   // ---- applying requests (writer thread, index_mu_ held exclusively) --------
 
   Status apply_put(const PutRequest& request, PutResponse& response, Batch& batch) {
+    if (nospace_.load()) return nospace_error();
     if (auto v = validate_put(request); !v) return v;
     WriteContext ctx{&batch, revision_ + 1};
     response = put_locked(ctx, request);
@@ -867,6 +934,7 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   Status apply_txn_request(const TxnRequest& request, TxnResponse& response, Batch& batch) {
+    if (nospace_.load() && has_put(request)) return nospace_error();
     WriteContext ctx{&batch, revision_ + 1};
     auto r = txn_locked(ctx, request);
     if (!r) return r.error();
@@ -1205,6 +1273,8 @@ class StoreImpl final : public EmbeddedStore {
   bool checkpoint_stop_ = false;    // guarded by checkpoint_mu_
   std::thread checkpointer_;
   sqlite::Statement insert_kv_, delete_kv_, insert_lease_, delete_lease_, set_meta_, begin_, commit_;
+  sqlite::Statement page_count_, freelist_count_, page_size_;  // the quota's measure
+  std::atomic<bool> nospace_{false};                             // the NOSPACE alarm; set by the writer thread
 
   // The index. Readers share index_mu_; the writer thread alone takes it exclusively.
   mutable std::shared_mutex index_mu_;

@@ -29,6 +29,8 @@ inline constexpr char kErrFutureRevision[] = "mvcc: required revision is a futur
 inline constexpr char kErrLeaseNotFound[] = "lease not found";
 inline constexpr char kErrLeaseExists[] = "lease already exists";
 inline constexpr char kErrLeaseTtlTooLarge[] = "too large lease TTL";
+// etcd's NOSPACE alarm: the store passed its quota, writes that add data are refused.
+inline constexpr char kErrNoSpace[] = "mvcc: database space exceeded";
 inline constexpr char kErrDuplicateKey[] = "duplicate key given in txn request";
 inline constexpr char kErrEmptyKey[] = "key is not provided";
 inline constexpr char kErrKeyNotFound[] = "key not found";
@@ -243,6 +245,12 @@ class Store {
   virtual std::vector<int64_t> lease_list() = 0;
 
   virtual StoreStatus status() = 0;
+  // etcd's NOSPACE alarm, raised when the store passes its size quota: Put,
+  // Txn with a put and LeaseGrant fail with kErrNoSpace while it is raised.
+  // An engine without a quota never raises it.
+  virtual bool nospace_alarm() { return false; }
+  // Lowers the alarm; it is raised again at the next commit if the store is still over its quota.
+  virtual void disarm_nospace_alarm() {}
   // Writes a consistent copy of the whole store to `path` (a file restore() accepts).
   virtual Status snapshot(const std::string& path) = 0;
 };
