@@ -117,6 +117,23 @@ class EtcdRequestLimitsTest(unittest.TestCase):
         # Shallow bodies are served as before.
         self.assertEqual(client.post("/v3/kv/range", {"key": b64("k")})["kvs"][0]["value"], b64("v"))
 
+    def test_control_api_refuses_deeply_nested_json(self):
+        self.start_server()
+        before = rss_bytes(self.server.pid)
+        for body in (b"[" * (6 * MIB), b"[" * 200_000 + b"]" * 200_000, b'{"spec_file":' * 100_000):
+            conn = http.client.HTTPConnection("localhost", timeout=30)
+            conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.sock.settimeout(30)
+            conn.sock.connect(os.path.join(self.home, "zeppelin.sock"))
+            conn.request("POST", "/v1/systems", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            answer = r.read().decode()
+            conn.close()
+            self.assertEqual(r.status, 400, answer[:300])
+            self.assertIn("nested deeper than 64 levels", answer)
+        grown = rss_bytes(self.server.pid) - before
+        self.assertLess(grown, 48 * MIB, f"the server grew by {grown / MIB:.0f} MiB")
+
     def test_nested_transactions_over_the_operation_cap_are_refused(self):
         client = self.start_server()
         client.post("/v3/kv/put", {"key": b64("k"), "value": b64(b"v" * 4096)})
