@@ -30,6 +30,10 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const pb::StatusRe
   response->set_raftindex(static_cast<uint64_t>(s.revision));
   response->set_raftappliedindex(static_cast<uint64_t>(s.revision));
   response->set_raftterm(1);
+  // As etcd: each alarm as the text of its AlarmMember (etcdctl endpoint status shows them).
+  if (store_.nospace_alarm()) {
+    response->add_errors("memberID:" + std::to_string(options_.member_id) + " alarm:NOSPACE ");
+  }
   response->mutable_header()->set_revision(s.revision);
   header_.fill(response->mutable_header());
   return grpc::Status::OK;

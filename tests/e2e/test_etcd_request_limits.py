@@ -207,6 +207,8 @@ class EtcdRequestLimitsTest(unittest.TestCase):
         self.assertEqual(answer["message"], "etcdserver: mvcc: database space exceeded")
         alarms = client.post("/v3/maintenance/alarm", {"action": "GET"})
         self.assertEqual([a["alarm"] for a in alarms["alarms"]], ["NOSPACE"])
+        errors = client.post("/v3/maintenance/status", {}).get("errors", [])
+        self.assertTrue(any("alarm:NOSPACE" in e for e in errors), errors)
         # Leases and transactions with a put are refused too; reads and deletes are not.
         self.assertEqual(client.call("/v3/lease/grant", {"TTL": "10"})[0], 429)
         self.assertEqual(client.call("/v3/kv/txn", {"success": [{"request_put": {"key": b64("t"),
