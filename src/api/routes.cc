@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "common/fs_util.h"
+#include "common/json_depth.h"
 #include "common/units.h"
 #include "supervisor/log_hub.h"
 #include "supervisor/replica_env.h"
@@ -73,6 +74,10 @@ json to_json(const supervisor::LogLine& l) {
 
 Result<json> parse_body(const Request& req) {
   if (req.body.empty()) return json::object();
+  if (json_deeper_than(req.body)) {
+    return make_error(Errc::kInvalidArgument,
+                      "request body is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
     return make_error(Errc::kInvalidArgument, "request body must be a JSON object");

@@ -581,6 +581,27 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
       },
       "the environment variable holding the password of a root user you made in the embedded store yourself "
       "(needed once; kept in $ZEPPELIN_HOME/credentials/store-root)");
+  server.add_option("--max-txn-ops", o.max_txn_ops,
+                    "operations a transaction of the etcd API may hold, all nesting levels together")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  server.add_option("--max-response-bytes", o.max_response_bytes,
+                    "a Range or Txn of the etcd API whose answer passes this many bytes fails (page with limit)")
+      ->check(CLI::Range(int64_t{1} << 10, int64_t{1} << 40))
+      ->capture_default_str();
+  server.add_option("--auto-compaction-mode", o.auto_compaction_mode,
+                    "embedded store: how history is compacted by itself (revision: keep the last "
+                    "--auto-compaction-retention revisions)")
+      ->check(CLI::IsMember({"revision"}))
+      ->capture_default_str();
+  server.add_option("--auto-compaction-retention", o.auto_compaction_retention,
+                    "embedded store: revisions of history kept by automatic compaction (0: compact only when asked)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  server.add_option("--quota-backend-bytes", o.quota_backend_bytes,
+                    "embedded store: bytes in use past which writes are refused with NOSPACE (0: no quota)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   server.add_option("--etcd-cacert", o.etcd_cacert, "with --store etcd: PEM file of the CA to trust")
       ->check(CLI::ExistingFile);
   server.add_option("--etcd-cert", o.etcd_cert, "with --store etcd: PEM client certificate")->check(CLI::ExistingFile);

@@ -221,12 +221,17 @@ grpc::Status to_status(const Error& e) {
        "etcdserver: mvcc: required revision is a future revision"},
       {store::kErrLeaseNotFound, grpc::StatusCode::NOT_FOUND, "etcdserver: requested lease not found"},
       {store::kErrLeaseExists, grpc::StatusCode::FAILED_PRECONDITION, "etcdserver: lease already exists"},
+      {store::kErrLeaseTtlTooLarge, grpc::StatusCode::OUT_OF_RANGE, "etcdserver: too large lease TTL"},
+      {store::kErrNoSpace, grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
       {store::kErrDuplicateKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"},
       {store::kErrEmptyKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key is not provided"},
       {store::kErrKeyNotFound, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key not found"},
   };
   for (const auto& k : known) {
     if (store::is_error(e, k.condition)) return grpc::Status(k.code, k.message);
+  }
+  if (store::is_error(e, store::kErrResponseTooLarge)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: " + e.message);
   }
   switch (e.code) {
     case Errc::kInvalidArgument:
@@ -244,12 +249,39 @@ grpc::Status request_too_large() {
 
 namespace {
 
-int count_ops(const pb::TxnRequest& r) { return std::max(r.success_size(), r.failure_size()); }
+struct TxnCost {
+  int64_t ops = 0;
+  int64_t compares = 0;
+};
+
+// What the heavier branch at each level costs, nested transactions included.
+// Protobuf's recursion limit (100) bounds the depth; `cap` stops the count
+// early once it is over.
+TxnCost txn_cost(const pb::TxnRequest& r, int64_t cap) {
+  TxnCost cost;
+  for (const auto* branch : {&r.success(), &r.failure()}) {
+    TxnCost b;
+    for (const auto& op : *branch) {
+      ++b.ops;
+      if (op.request_case() == pb::RequestOp::kRequestTxn) {
+        const TxnCost nested = txn_cost(op.request_txn(), cap);
+        b.ops += nested.ops;
+        b.compares += nested.compares;
+      }
+      if (b.ops > cap || b.compares > cap) break;
+    }
+    cost.ops = std::max(cost.ops, b.ops);
+    cost.compares = std::max(cost.compares, b.compares);
+  }
+  cost.compares += r.compare_size();
+  return cost;
+}
 
 }  // namespace
 
-grpc::Status check_txn(const pb::TxnRequest& r) {
-  if (r.compare_size() > kMaxTxnOps || count_ops(r) > kMaxTxnOps) {
+grpc::Status check_txn(const pb::TxnRequest& r, int max_ops) {
+  const TxnCost cost = txn_cost(r, max_ops);
+  if (cost.compares > max_ops || cost.ops > max_ops) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: too many operations in txn request");
   }
   return grpc::Status::OK;

@@ -9,7 +9,8 @@
 
 namespace zeppelin::etcd_api {
 
-// etcd's limits: a request over 1.5 MiB is refused, a transaction holds at most 128 operations.
+// etcd's limits: a request over 1.5 MiB is refused, a transaction holds at most
+// 128 operations (--max-txn-ops; here counted over all its nesting levels together).
 inline constexpr std::size_t kMaxRequestBytes = 1536 * 1024;
 inline constexpr int kMaxTxnOps = 128;
 // Larger gRPC messages are refused before they are decoded (RESOURCE_EXHAUSTED),
@@ -37,7 +38,10 @@ store::RangeRequest store_range(const etcdserverpb::RangeRequest& r);
 // The gRPC status etcd answers for this store error (code and message clients match on).
 grpc::Status to_status(const Error& e);
 grpc::Status request_too_large();
-// Checks what etcd checks before applying a transaction (number of operations, sizes).
-grpc::Status check_txn(const etcdserverpb::TxnRequest& r);
+// Checks what etcd checks before applying a transaction: at most `max_ops`
+// comparisons and at most `max_ops` operations, each counted over all nesting
+// levels together (the branch with more of them at each level, as only one
+// branch runs; a nested txn counts as one operation plus its own).
+grpc::Status check_txn(const etcdserverpb::TxnRequest& r, int max_ops = kMaxTxnOps);
 
 }  // namespace zeppelin::etcd_api

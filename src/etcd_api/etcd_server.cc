@@ -25,7 +25,7 @@ class EtcdServerImpl final : public EtcdServer {
       : options_(std::move(options)),
         auth_(std::move(auth)),
         header_(store, options_),
-        kv_calls_(store, header_, *auth_),
+        kv_calls_(store, header_, *auth_, options_),
         kv_(kv_calls_),
         watch_(store, header_, *auth_),
         lease_(store, header_, *auth_),

@@ -38,6 +38,11 @@ struct EtcdServerOptions {
   // Names the JSON gateway answers to in Host besides the listen address and
   // loopback names (common/http_guard.h); gRPC is not affected.
   std::vector<std::string> allowed_hosts;
+  // etcd's --max-txn-ops, counted over every nesting level of a transaction together.
+  int max_txn_ops = 128;
+  // A Range or Txn whose response passes this many bytes (keys and values)
+  // while it is built fails with RESOURCE_EXHAUSTED (etcd has no such cap).
+  int64_t max_response_bytes = int64_t{256} << 20;
 };
 
 class EtcdServer {

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/memory.h"
 #include "etcd_api/convert.h"
 #include "etcd_api/kv_calls.h"
 #include "rpc.pb.h"
@@ -212,6 +213,7 @@ struct Stream {
   Headers response;
   Headers trailers;
   bool response_ended = false;
+  bool large_answer = false;  // at least kReleaseAfterBytes: memory goes back to the system when it is gone
 };
 
 // The two HTTP/2 connections of a client: its own, and the relay's to the gRPC
@@ -532,6 +534,10 @@ int Connection::on_client_stream_close(nghttp2_session*, int32_t id, uint32_t, v
     s->to_down.clear();
     if (!s->up_closed) nghttp2_submit_rst_stream(c->up_->session, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
   }
+  if (s->large_answer) {
+    s.reset();  // the last owner of the answer's bytes, once sent
+    release_free_memory();
+  }
   return 0;
 }
 
@@ -644,6 +650,7 @@ void Connection::answer(int32_t id, const grpc::Status& status, const Response& 
     p[3] = static_cast<uint8_t>(n >> 8);
     p[4] = static_cast<uint8_t>(n);
     response.SerializeWithCachedSizesToArray(p + kGrpcPrefixBytes);
+    s->large_answer = n >= kReleaseAfterBytes;
     s->to_down.assign(std::move(message));
     s->trailers = {{"grpc-status", "0"}};
     s->response_ended = true;

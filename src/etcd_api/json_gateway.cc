@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/json_depth.h"
+#include "common/memory.h"
 #include "etcd_api/convert.h"
 #include "etcd_api/kv_calls.h"
 
@@ -246,6 +248,19 @@ class Connection {
 
   void serve() {
     for (;;) {
+      // After a large request or answer, its buffers are gone by the end of
+      // the iteration: give the memory back rather than keep it for the next.
+      struct Release {
+        Connection& c;
+        std::size_t request_bytes = 0;
+        ~Release() {
+          if (request_bytes < kReleaseAfterBytes && c.sent_bytes_ < kReleaseAfterBytes) return;
+          c.sent_bytes_ = 0;
+          c.buffer_.shrink_to_fit();
+          release_free_memory();
+        }
+      };
+      Release release{*this, 0};  // before the parser: it runs once the parser's buffers are freed
       http::request_parser<http::string_body> parser;
       parser.body_limit(kMaxGatewayBodyBytes);
       boost::system::error_code ec;
@@ -266,6 +281,7 @@ class Connection {
         if (ec != http::error::end_of_stream) reply_text(http::status::bad_request, "Bad Request\n", false);
         return;
       }
+      release.request_bytes = parser.get().body().size();
       if (!handle(parser.get())) return;
     }
   }
@@ -457,6 +473,11 @@ class Connection {
   static grpc::Status parse_json(const std::string& json, protobuf::Message* message) {
     const bool blank = json.find_first_not_of(" \t\r\n") == std::string::npos;
     if (!blank) {
+      // Before the parser builds anything: megabytes of "[" cost it hundreds of megabytes.
+      if (json_deeper_than(json)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "request body is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      }
       protobuf::util::JsonParseOptions options;
       options.ignore_unknown_fields = true;  // as etcd's gateway does
       auto parsed = protobuf::util::JsonStringToMessage(json, message, options);
@@ -570,6 +591,7 @@ class Connection {
   bool send(http::response<http::string_body> res, bool keep_alive) {
     res.keep_alive(keep_alive);
     res.prepare_payload();
+    sent_bytes_ = std::max(sent_bytes_, res.body().size());
     boost::system::error_code ec;
     http::write(socket_, res, ec);
     return !ec && keep_alive;
@@ -582,6 +604,7 @@ class Connection {
   // Unary calls, one at a time, share this queue for the connection's lifetime.
   grpc::CompletionQueue unary_cq_;
   boost::beast::flat_buffer buffer_;
+  std::size_t sent_bytes_ = 0;  // the largest answer body since the last release
   bool keep_alive_ = true;
 };
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "etcd_api/etcd_server.h"
 #include "rpc.pb.h"
 #include "store/store.h"
 
@@ -23,7 +24,8 @@ class KvCalls {
   // May run on the calling thread or on a store thread, and must not block.
   using Done = std::function<void(const grpc::Status&)>;
 
-  KvCalls(store::Store& store, const Header& header, AuthStore& auth) : store_(store), header_(header), auth_(auth) {}
+  KvCalls(store::Store& store, const Header& header, AuthStore& auth, const EtcdServerOptions& options)
+      : store_(store), header_(header), auth_(auth), options_(options) {}
 
   // Each checks etcd's request size limit and what `token` (empty: none) may
   // do, then answers. `request` and `response` must stay valid until `done`.
@@ -43,6 +45,7 @@ class KvCalls {
   store::Store& store_;
   const Header& header_;
   AuthStore& auth_;
+  const EtcdServerOptions& options_;  // max_txn_ops, max_response_bytes
 };
 
 }  // namespace zeppelin::etcd_api

@@ -58,7 +58,9 @@ void KvCalls::range(const std::string& token, const pb::RangeRequest& request, p
   if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
   if (!allowed.ok()) return done(allowed);
   // Served from memory: answered right here.
-  auto r = store_.range(from_proto(request));
+  store::RangeRequest read = from_proto(request);
+  read.max_response_bytes = options_.max_response_bytes;
+  auto r = store_.range(read);
   if (!r) return done(to_status(r.error()));
   to_proto(*r, request, response);
   header_.fill(response->mutable_header());
@@ -99,13 +101,15 @@ void KvCalls::delete_range(const std::string& token, const pb::DeleteRangeReques
 
 void KvCalls::txn(const std::string& token, const pb::TxnRequest& request, pb::TxnResponse* response, Done done) {
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
-  if (auto s = check_txn(request); !s.ok()) return done(s);
+  if (auto s = check_txn(request, options_.max_txn_ops); !s.ok()) return done(s);
   Caller caller = Caller::unrestricted();
   grpc::Status allowed = auth_.caller(token, &caller);
   if (allowed.ok()) allowed = txn_access(caller, request);
   if (!allowed.ok()) return done(allowed);
   // `request` stays valid until `done`: the response is built from both.
-  store_.txn_async(from_proto(request),
+  store::TxnRequest txn = from_proto(request);
+  txn.max_response_bytes = options_.max_response_bytes;
+  store_.txn_async(std::move(txn),
                    [this, &request, response, done = std::move(done)](Result<store::TxnResponse> r) {
                      if (!r) return done(to_status(r.error()));
                      to_proto(*r, request, response);

@@ -30,7 +30,45 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const pb::StatusRe
   response->set_raftindex(static_cast<uint64_t>(s.revision));
   response->set_raftappliedindex(static_cast<uint64_t>(s.revision));
   response->set_raftterm(1);
+  // As etcd: each alarm as the text of its AlarmMember (etcdctl endpoint status shows them).
+  if (store_.nospace_alarm()) {
+    response->add_errors("memberID:" + std::to_string(options_.member_id) + " alarm:NOSPACE ");
+  }
   response->mutable_header()->set_revision(s.revision);
+  header_.fill(response->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status MaintenanceService::Alarm(grpc::ServerContext* context, const pb::AlarmRequest* request,
+                                       pb::AlarmResponse* response) {
+  // etcd leaves alarms to root when auth is on.
+  Caller caller = Caller::unrestricted();
+  grpc::Status allowed = auth_.caller(*context, &caller);
+  if (allowed.ok()) allowed = caller.admin();
+  if (!allowed.ok()) return allowed;
+  const bool mine = request->memberid() == 0 || request->memberid() == options_.member_id;
+  switch (request->action()) {
+    case pb::AlarmRequest::DEACTIVATE:
+      if (mine && (request->alarm() == pb::NOSPACE || request->alarm() == pb::NONE)) {
+        if (store_.nospace_alarm()) {
+          auto* a = response->add_alarms();
+          a->set_memberid(options_.member_id);
+          a->set_alarm(pb::NOSPACE);
+        }
+        store_.disarm_nospace_alarm();
+      }
+      break;
+    case pb::AlarmRequest::ACTIVATE:
+      // Only the store raises alarms, from its size; etcd's own members do the same.
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: alarms are raised by the store only");
+    default:
+      if (store_.nospace_alarm()) {
+        auto* a = response->add_alarms();
+        a->set_memberid(options_.member_id);
+        a->set_alarm(pb::NOSPACE);
+      }
+      break;
+  }
   header_.fill(response->mutable_header());
   return grpc::Status::OK;
 }

@@ -91,6 +91,8 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
   MaintenanceService(store::Store& store, const Header& header, const EtcdServerOptions& options, AuthStore& auth)
       : store_(store), header_(header), options_(options), auth_(auth) {}
   grpc::Status Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*, etcdserverpb::StatusResponse*) override;
+  // The NOSPACE alarm of the store: listed, and disarmed by root (etcdctl alarm list|disarm).
+  grpc::Status Alarm(grpc::ServerContext*, const etcdserverpb::AlarmRequest*, etcdserverpb::AlarmResponse*) override;
   grpc::Status Snapshot(grpc::ServerContext*, const etcdserverpb::SnapshotRequest*,
                         grpc::ServerWriter<etcdserverpb::SnapshotResponse>*) override;
 

@@ -86,7 +86,10 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
   if (o.backend != "embedded") {
     return make_error(Errc::kInvalidArgument, "--store: '" + o.backend + "' is not a store (embedded or etcd)");
   }
-  auto opened = store::EmbeddedStore::open(options.home + "/store");
+  store::EmbeddedStoreOptions embedded;
+  embedded.auto_compaction_retention = o.auto_compaction_retention;
+  embedded.quota_bytes = o.quota_backend_bytes;
+  auto opened = store::EmbeddedStore::open(options.home + "/store", embedded);
   if (!opened) return opened.error();
   return std::unique_ptr<store::Store>(std::move(*opened));
 }
@@ -110,6 +113,8 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
     return prepare_store_auth(auth, auth_options);
   };
   etcd_options.allowed_hosts = options.allowed_hosts;
+  etcd_options.max_txn_ops = options.store.max_txn_ops;
+  etcd_options.max_response_bytes = options.store.max_response_bytes;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;

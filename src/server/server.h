@@ -23,6 +23,13 @@ struct StoreOptions {
   // auth unless `insecure` (--insecure-store, loopback only).
   bool insecure = false;
   std::optional<std::string> root_password;  // --store-password-env: the owner's own root user's
+  // Limits of the etcd API the server serves (see docs/store.md).
+  int max_txn_ops = 128;                                // --max-txn-ops
+  int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
+  // The embedded store's history and size (see docs/store.md).
+  std::string auto_compaction_mode = "revision";        // --auto-compaction-mode (revision only)
+  int64_t auto_compaction_retention = 10000;            // --auto-compaction-retention; 0: off
+  int64_t quota_backend_bytes = int64_t{2} << 30;       // --quota-backend-bytes; 0: none
 };
 
 struct ServerOptions {

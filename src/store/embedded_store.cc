@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -52,6 +53,16 @@ struct Lease {
   std::atomic<int64_t> deadline{0};  // clock ticks (ns since the clock's epoch)
   std::set<std::string> keys;
 };
+
+// The clock tick `ttl` seconds after `now`, saturating rather than wrapping
+// (a wrapped deadline lies in the past: the lease would expire at once).
+int64_t deadline_after(int64_t now, int64_t ttl) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (ttl <= 0) return now;
+  if (ttl > kMax / 1'000'000'000) return kMax;
+  const int64_t span = ttl * 1'000'000'000;
+  return now > kMax - span ? kMax : now + span;
+}
 
 // Extends the WAL file at `path` with zeros to at least `bytes`. A commit that
 // appends to a file makes its fdatasync journal the new size as well; one that
@@ -119,6 +130,15 @@ bool in_range(const std::string& key, const std::string& start, const std::strin
   if (end.empty()) return key == start;
   if (end.size() == 1 && end[0] == '\0') return key >= start;
   return key >= start && key < end;
+}
+
+// What one key-value costs in an answer: its bytes and a fixed share for the
+// revisions, version and lease beside them.
+int64_t answer_bytes(std::size_t key, std::size_t value) { return static_cast<int64_t>(key + value) + 48; }
+
+Error response_too_large(int64_t max) {
+  return make_error(Errc::kInvalidArgument, std::string(kErrResponseTooLarge) + " (over " + std::to_string(max) +
+                                                  " bytes); ask for fewer keys at a time, paging with limit");
 }
 
 KeyValue to_kv(const std::string& key, const Entry& e) {
@@ -343,7 +363,7 @@ class StoreImpl final : public EmbeddedStore {
     Lease& l = *it->second;
     const int64_t now = now_ticks();
     if (l.deadline.load() <= now) return lease_not_found(id);  // expired, its revocation is under way
-    l.deadline.store(now + l.ttl * 1'000'000'000);
+    l.deadline.store(deadline_after(now, l.ttl));
     return l.ttl;
   }
 
@@ -448,8 +468,13 @@ class StoreImpl final : public EmbeddedStore {
 
   Result<LeaseGrant> lease_grant(int64_t id, int64_t ttl) override {
     if (id < 0) return make_error(Errc::kInvalidArgument, "lease id " + std::to_string(id) + " is negative");
+    if (ttl > kMaxLeaseTtl) {
+      return make_error(Errc::kInvalidArgument, std::string(kErrLeaseTtlTooLarge) + " (" + std::to_string(ttl) +
+                                                    " s, at most " + std::to_string(kMaxLeaseTtl) + ")");
+    }
     LeaseGrant grant;
     Status s = submit([&](Batch& batch) -> Status {
+      if (nospace_.load()) return nospace_error();
       if (id != 0 && leases_.count(id)) {
         return make_error(Errc::kAlreadyExists, std::string(kErrLeaseExists) + " (lease " + std::to_string(id) + ")");
       }
@@ -458,7 +483,7 @@ class StoreImpl final : public EmbeddedStore {
       auto lease = std::make_unique<Lease>();
       lease->id = chosen;
       lease->ttl = std::max(ttl, options_.min_lease_ttl);
-      lease->deadline.store(now_ticks() + lease->ttl * 1'000'000'000);
+      lease->deadline.store(deadline_after(now_ticks(), lease->ttl));
       batch.leases.emplace_back(chosen, lease->ttl);
       grant = {chosen, lease->ttl};
       leases_.emplace(chosen, std::move(lease));
@@ -509,6 +534,11 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   EmbeddedStoreStats stats() override { return {commits_.load(), writes_.load()}; }
+
+  bool nospace_alarm() override { return nospace_.load(); }
+  void disarm_nospace_alarm() override {
+    if (nospace_.exchange(false)) log::info("store {}: NOSPACE alarm disarmed", dir_);
+  }
 
   // ---- watches -----------------------------------------------------------
 
@@ -573,6 +603,9 @@ class StoreImpl final : public EmbeddedStore {
         {&delete_lease_, "DELETE FROM lease WHERE id = ?1"},
         {&set_meta_, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)"},
         {&begin_, "BEGIN IMMEDIATE"},
+        {&page_count_, "PRAGMA page_count"},
+        {&freelist_count_, "PRAGMA freelist_count"},
+        {&page_size_, "PRAGMA page_size"},
         {&commit_, "COMMIT"},
     };
     for (const auto& s : statements) {
@@ -606,7 +639,7 @@ class StoreImpl final : public EmbeddedStore {
       auto lease = std::make_unique<Lease>();
       lease->id = leases->column_int(0);
       lease->ttl = leases->column_int(1);
-      lease->deadline.store(now + lease->ttl * 1'000'000'000);
+      lease->deadline.store(deadline_after(now, lease->ttl));
       leases_.emplace(lease->id, std::move(lease));
     }
     auto kv = db_->prepare(
@@ -678,6 +711,7 @@ class StoreImpl final : public EmbeddedStore {
         {
           std::unique_lock lock(index_mu_);
           for (auto* w : writes) w->status = w->apply(batch);
+          auto_compact(batch);
           batch.revision = revision_;
         }
         if (Status s = commit(batch); !s) {
@@ -687,6 +721,7 @@ class StoreImpl final : public EmbeddedStore {
         } else {
           publish(batch);
           writes_ += static_cast<int64_t>(writes.size());
+          check_quota(batch);
         }
       }
       for (auto* w : writes) {
@@ -753,6 +788,61 @@ class StoreImpl final : public EmbeddedStore {
     return ok_status();
   }
 
+  // Compacts within `batch` once the history passes the retention by a tenth
+  // of it (at least one revision), so that compactions, which visit every
+  // key, come once per retention/10 writes.
+  void auto_compact(Batch& batch) {
+    const int64_t retention = options_.auto_compaction_retention;
+    if (retention <= 0) return;
+    const int64_t target = revision_ - retention;
+    if (target - compact_revision_ < std::max<int64_t>(1, retention / 10)) return;
+    compact_locked(batch, target);
+  }
+
+  // The database's pages in use (those compaction freed are not), in bytes.
+  Result<int64_t> used_bytes() {
+    int64_t values[3] = {0, 0, 0};
+    sqlite::Statement* statements[3] = {&page_count_, &freelist_count_, &page_size_};
+    for (int i = 0; i < 3; ++i) {
+      auto row = statements[i]->step();
+      if (!row) return row.error();
+      if (*row) values[i] = statements[i]->column_int(0);
+      statements[i]->reset();
+    }
+    return (values[0] - values[1]) * values[2];
+  }
+
+  // After each commit: raises the NOSPACE alarm when the store passes its
+  // quota; a compaction that brings it back under lowers it.
+  void check_quota(const Batch& batch) {
+    if (options_.quota_bytes <= 0 || batch.empty()) return;
+    auto used = used_bytes();
+    if (!used) return;
+    if (*used > options_.quota_bytes) {
+      if (!nospace_.exchange(true)) {
+        log::warn("store {}: {} bytes in use, over the quota of {}: NOSPACE alarm raised, writes refused until "
+                  "compaction frees space",
+                  dir_, *used, options_.quota_bytes);
+      }
+    } else if (batch.compacted && nospace_.exchange(false)) {
+      log::info("store {}: {} bytes in use after compaction: NOSPACE alarm lowered", dir_, *used);
+    }
+  }
+
+  static Error nospace_error() { return make_error(Errc::kInternal, kErrNoSpace); }
+
+  static bool has_put(const TxnRequest& r) {
+    for (const auto* ops : {&r.success, &r.failure}) {
+      for (const auto& op : *ops) {
+        if (std::holds_alternative<PutRequest>(op)) return true;
+        if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op); txn && *txn && has_put(**txn)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   // SQLite calls this after each commit with the number of frames in the WAL.
   static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
     auto* store = static_cast<StoreImpl*>(self);
@@ -816,8 +906,10 @@ class StoreImpl final : public EmbeddedStore {
         continue;
       }
       // Woken early by a grant or shutdown; a keep-alive only moves deadlines later.
-      const auto wait = earliest == INT64_MAX ? std::chrono::nanoseconds(std::chrono::hours(1))
-                                              : std::chrono::nanoseconds(earliest - now_ticks());
+      // At most an hour: a far deadline (up to kMaxLeaseTtl away) added to
+      // the clock inside wait_for would overflow it.
+      const auto wait = std::chrono::nanoseconds(
+          std::min<int64_t>(earliest - now_ticks(), std::chrono::nanoseconds(std::chrono::hours(1)).count()));
       lease_timer_cv_.wait_for(lock, wait);
     }
   }
@@ -825,6 +917,7 @@ class StoreImpl final : public EmbeddedStore {
   // ---- applying requests (writer thread, index_mu_ held exclusively) --------
 
   Status apply_put(const PutRequest& request, PutResponse& response, Batch& batch) {
+    if (nospace_.load()) return nospace_error();
     if (auto v = validate_put(request); !v) return v;
     WriteContext ctx{&batch, revision_ + 1};
     response = put_locked(ctx, request);
@@ -841,6 +934,7 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   Status apply_txn_request(const TxnRequest& request, TxnResponse& response, Batch& batch) {
+    if (nospace_.load() && has_put(request)) return nospace_error();
     WriteContext ctx{&batch, revision_ + 1};
     auto r = txn_locked(ctx, request);
     if (!r) return r.error();
@@ -938,19 +1032,58 @@ class StoreImpl final : public EmbeddedStore {
     if (at < compact_revision_) return compacted_error(at, compact_revision_);
     RangeResponse response;
     response.revision = current;
+    int64_t bytes = 0;
+    bool too_large = false;
     for_each_in_range(r.key, r.range_end, [&](const std::string& key, const History& h) {
       const Entry* e = visible_at(h, at);
       if (!e) return;
       ++response.count;
-      if (r.count_only) return;
+      if (r.count_only || too_large) return;
       if (r.limit > 0 && static_cast<int64_t>(response.kvs.size()) >= r.limit) {
         response.more = true;
+        return;
+      }
+      bytes += answer_bytes(key.size(), r.keys_only ? 0 : e->value.size());
+      if (r.max_response_bytes > 0 && bytes > r.max_response_bytes) {
+        // Stop building: what was built goes as soon as the answer is refused.
+        too_large = true;
+        response.kvs = {};
         return;
       }
       response.kvs.push_back(to_kv(key, *e));
       if (r.keys_only) response.kvs.back().value.clear();
     });
+    if (too_large) return response_too_large(r.max_response_bytes);
     return response;
+  }
+
+  // An upper bound of what range_locked(r) answers on the current state, in
+  // bytes, without building it; `puts` are values the transaction writes
+  // before the read, which it may see.
+  int64_t range_bytes(const RangeRequest& r, const std::vector<const PutRequest*>& puts) const {
+    if (r.count_only) return 0;
+    const int64_t at = r.revision > 0 ? r.revision : revision_;
+    int64_t bytes = 0;
+    int64_t n = 0;
+    for_each_in_range(r.key, r.range_end, [&](const std::string& key, const History& h) {
+      const Entry* e = visible_at(h, at);
+      if (!e || (r.limit > 0 && n >= r.limit)) return;
+      ++n;
+      bytes += answer_bytes(key.size(), r.keys_only ? 0 : e->value.size());
+    });
+    for (const PutRequest* p : puts) {
+      if (in_range(p->key, r.key, r.range_end)) bytes += answer_bytes(p->key.size(), r.keys_only ? 0 : p->value.size());
+    }
+    return bytes;
+  }
+
+  // What the previous values a delete with prev_kv (or a put's) answer cost.
+  int64_t live_bytes(const std::string& key, const std::string& end) const {
+    int64_t bytes = 0;
+    for_each_in_range(key, end, [&](const std::string& k, const History& h) {
+      if (const Entry* e = latest(h)) bytes += answer_bytes(k.size(), e->value.size());
+    });
+    return bytes;
   }
 
   bool compare_holds(const Compare& c) const {
@@ -999,25 +1132,48 @@ class StoreImpl final : public EmbeddedStore {
     }
   }
 
+  // The size of the answer so far (an upper bound), checked against `budget`
+  // (0: none) as each read is validated, and the puts applied before it.
+  struct AnswerBudget {
+    int64_t budget = 0;
+    int64_t bytes = 0;
+    std::vector<const PutRequest*> puts;
+    bool add(int64_t more) {
+      bytes += more;
+      return budget <= 0 || bytes <= budget;
+    }
+  };
+
   // Checks what applying the taken branches needs before anything changes,
   // so a failed transaction leaves no trace.
-  Status validate_path(const TxnRequest& r, const std::vector<bool>& path, std::size_t& at) const {
+  Status validate_path(const TxnRequest& r, const std::vector<bool>& path, std::size_t& at,
+                       AnswerBudget& answer) const {
     for (const auto& c : r.compare) {
       if (c.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
     }
     for (const auto& op : path[at++] ? r.success : r.failure) {
       if (const auto* put = std::get_if<PutRequest>(&op)) {
         if (auto s = validate_put(*put); !s) return s;
+        if (answer.budget > 0) {
+          if (put->prev_kv && !answer.add(live_bytes(put->key, ""))) return response_too_large(answer.budget);
+          answer.puts.push_back(put);
+        }
       } else if (const auto* del = std::get_if<DeleteRangeRequest>(&op)) {
         if (del->key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
+        if (answer.budget > 0 && del->prev_kv && !answer.add(live_bytes(del->key, del->range_end))) {
+          return response_too_large(answer.budget);
+        }
       } else if (const auto* range = std::get_if<RangeRequest>(&op)) {
         if (range->key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
         if (range->revision > revision_) return future_error(range->revision, revision_);
         if (range->revision > 0 && range->revision < compact_revision_) {
           return compacted_error(range->revision, compact_revision_);
         }
+        if (answer.budget > 0 && !answer.add(range_bytes(*range, answer.puts))) {
+          return response_too_large(answer.budget);
+        }
       } else {
-        if (auto s = validate_path(*std::get<std::shared_ptr<TxnRequest>>(op), path, at); !s) return s;
+        if (auto s = validate_path(*std::get<std::shared_ptr<TxnRequest>>(op), path, at, answer); !s) return s;
       }
     }
     return ok_status();
@@ -1031,7 +1187,8 @@ class StoreImpl final : public EmbeddedStore {
     std::vector<bool> path;
     compute_path(r, path);
     std::size_t at = 0;
-    if (auto s = validate_path(r, path, at); !s) return s.error();
+    AnswerBudget answer{r.max_response_bytes, 0, {}};
+    if (auto s = validate_path(r, path, at, answer); !s) return s.error();
     at = 0;
     return apply_txn(ctx, r, path, at);
   }
@@ -1116,6 +1273,8 @@ class StoreImpl final : public EmbeddedStore {
   bool checkpoint_stop_ = false;    // guarded by checkpoint_mu_
   std::thread checkpointer_;
   sqlite::Statement insert_kv_, delete_kv_, insert_lease_, delete_lease_, set_meta_, begin_, commit_;
+  sqlite::Statement page_count_, freelist_count_, page_size_;  // the quota's measure
+  std::atomic<bool> nospace_{false};                             // the NOSPACE alarm; set by the writer thread
 
   // The index. Readers share index_mu_; the writer thread alone takes it exclusively.
   mutable std::shared_mutex index_mu_;

@@ -29,6 +29,14 @@ struct EmbeddedStoreOptions {
   // opens, and kept across restarts, so that commits overwrite blocks the file
   // already has (see docs/store.md). 0 lets it grow as SQLite appends.
   int64_t wal_reserve_bytes = 32 << 20;
+  // Automatic compaction by revision (etcd's --auto-compaction-mode revision):
+  // once the history holds more than this many revisions beyond the last
+  // compaction point (and a tenth of it more), the writer compacts at
+  // (current revision - retention) in the same commit. 0: only when asked.
+  int64_t auto_compaction_retention = 0;
+  // etcd's --quota-backend-bytes: once the database's pages in use pass this
+  // many bytes, the NOSPACE alarm is raised (Store::nospace_alarm). 0: no quota.
+  int64_t quota_bytes = 0;
 };
 
 // Counters for tests and benchmarks.

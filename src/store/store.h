@@ -28,9 +28,14 @@ inline constexpr char kErrCompacted[] = "mvcc: required revision has been compac
 inline constexpr char kErrFutureRevision[] = "mvcc: required revision is a future revision";
 inline constexpr char kErrLeaseNotFound[] = "lease not found";
 inline constexpr char kErrLeaseExists[] = "lease already exists";
+inline constexpr char kErrLeaseTtlTooLarge[] = "too large lease TTL";
+// etcd's NOSPACE alarm: the store passed its quota, writes that add data are refused.
+inline constexpr char kErrNoSpace[] = "mvcc: database space exceeded";
 inline constexpr char kErrDuplicateKey[] = "duplicate key given in txn request";
 inline constexpr char kErrEmptyKey[] = "key is not provided";
 inline constexpr char kErrKeyNotFound[] = "key not found";
+// A read whose answer would pass its max_response_bytes (not an etcd error: etcd has no such cap).
+inline constexpr char kErrResponseTooLarge[] = "response is too large";
 
 // True when `e` reports the condition named by `message` (one of the kErr* above).
 bool is_error(const Error& e, const char* message);
@@ -63,6 +68,9 @@ struct RangeRequest {
   int64_t revision = 0;  // 0 or less: the current revision
   bool keys_only = false;
   bool count_only = false;
+  // When positive, the read fails with kErrResponseTooLarge instead of
+  // building an answer whose keys and values pass this many bytes.
+  int64_t max_response_bytes = 0;
 };
 
 struct RangeResponse {
@@ -116,6 +124,10 @@ struct TxnRequest {
   std::vector<Compare> compare;
   std::vector<RequestOp> success;
   std::vector<RequestOp> failure;
+  // When positive (on the outermost transaction), the transaction fails with
+  // kErrResponseTooLarge, before anything is applied, if the answers of its
+  // reads (prev_kv included) could pass this many bytes in all.
+  int64_t max_response_bytes = 0;
 };
 
 struct TxnResponse;
@@ -172,6 +184,9 @@ class Watch {
   virtual int64_t revision() const = 0;
 };
 
+// etcd's MaxLeaseTTL: a grant asking for more seconds is refused (kErrLeaseTtlTooLarge).
+inline constexpr int64_t kMaxLeaseTtl = 9'000'000'000;
+
 struct LeaseGrant {
   int64_t id = 0;
   int64_t ttl = 0;  // seconds
@@ -221,7 +236,7 @@ class Store {
   // callback gets one update with compact_revision set and nothing else.
   virtual Result<std::unique_ptr<Watch>> watch(const WatchRequest& request, WatchCallback callback) = 0;
 
-  // id 0 picks a fresh id. TTLs are whole seconds.
+  // id 0 picks a fresh id. TTLs are whole seconds, at most kMaxLeaseTtl.
   virtual Result<LeaseGrant> lease_grant(int64_t id, int64_t ttl) = 0;
   virtual Status lease_revoke(int64_t id) = 0;
   // Restarts the lease's countdown; returns its TTL.
@@ -230,6 +245,12 @@ class Store {
   virtual std::vector<int64_t> lease_list() = 0;
 
   virtual StoreStatus status() = 0;
+  // etcd's NOSPACE alarm, raised when the store passes its size quota: Put,
+  // Txn with a put and LeaseGrant fail with kErrNoSpace while it is raised.
+  // An engine without a quota never raises it.
+  virtual bool nospace_alarm() { return false; }
+  // Lowers the alarm; it is raised again at the next commit if the store is still over its quota.
+  virtual void disarm_nospace_alarm() {}
   // Writes a consistent copy of the whole store to `path` (a file restore() accepts).
   virtual Status snapshot(const std::string& path) = 0;
 };

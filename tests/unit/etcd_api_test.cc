@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -499,6 +500,139 @@ TEST_F(EtcdApiTest, AConnectionThatBreaksHttp2IsClosedAndOthersGoOn) {
   EXPECT_TRUE(goaway);
   ::close(fd);
   EXPECT_TRUE(put("still", "serving").ok());
+}
+
+// ---- Limits: what one small request may cost the server.
+
+namespace {
+
+// A transaction of `outer` nested transactions, each of `inner` reads of `key`.
+etcdserverpb::TxnRequest nested_reads(int outer, int inner, const std::string& key) {
+  etcdserverpb::TxnRequest txn;
+  for (int i = 0; i < outer; ++i) {
+    auto* nested = txn.add_success()->mutable_request_txn();
+    for (int j = 0; j < inner; ++j) nested->add_success()->mutable_request_range()->set_key(key);
+  }
+  return txn;
+}
+
+}  // namespace
+
+TEST_F(EtcdApiTest, NestedTransactionsCountTowardsTheOperationCap) {
+  ASSERT_TRUE(put("k", std::string(1024, 'v')).ok());
+  // 128 transactions of 128 reads each: a 200 KB request that used to answer 16,384 copies of the value.
+  for (auto [outer, inner] : {std::pair{128, 128}, std::pair{16, 16}, std::pair{1, 128}}) {
+    grpc::ClientContext ctx;
+    etcdserverpb::TxnResponse resp;
+    auto s = kv_->Txn(&ctx, nested_reads(outer, inner, "k"), &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << outer << "x" << inner;
+    EXPECT_EQ(s.error_message(), "etcdserver: too many operations in txn request");
+  }
+  // Exactly 128 operations, however they nest, are served.
+  for (auto [outer, inner] : {std::pair{1, 127}, std::pair{64, 1}, std::pair{2, 63}}) {
+    grpc::ClientContext ctx;
+    etcdserverpb::TxnResponse resp;
+    auto s = kv_->Txn(&ctx, nested_reads(outer, inner, "k"), &resp);
+    ASSERT_TRUE(s.ok()) << outer << "x" << inner << ": " << s.error_message();
+    EXPECT_EQ(resp.responses_size(), outer);
+  }
+  {
+    etcdserverpb::TxnRequest flat;
+    for (int i = 0; i < 128; ++i) flat.add_success()->mutable_request_range()->set_key("k");
+    for (int i = 0; i < 128; ++i) flat.add_failure()->mutable_request_range()->set_key("k");
+    grpc::ClientContext ctx;
+    etcdserverpb::TxnResponse resp;
+    ASSERT_TRUE(kv_->Txn(&ctx, flat, &resp).ok());  // one branch runs: 128, as etcd counts
+    EXPECT_EQ(resp.responses_size(), 128);
+    flat.add_success()->mutable_request_range()->set_key("k");
+    grpc::ClientContext again;
+    EXPECT_EQ(kv_->Txn(&again, flat, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST_F(EtcdApiTest, AnswersOverMaxResponseBytesAreRefused) {
+  EtcdServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.snapshot_dir = dir_.string();
+  options.max_response_bytes = 64 * 1024;
+  auto small = EtcdServer::start(*store_, options);
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel((*small)->address(), grpc::InsecureChannelCredentials()));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(put("big/" + std::to_string(i), std::string(10 * 1024, 'x')).ok());
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::RangeRequest req;
+    req.set_key("big/");
+    req.set_range_end("big0");
+    etcdserverpb::RangeResponse resp;
+    auto s = kv->Range(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("limit"), std::string::npos) << s.error_message();
+    // Paged, the same keys are served.
+    grpc::ClientContext paged;
+    req.set_limit(4);
+    ASSERT_TRUE(kv->Range(&paged, req, &resp).ok());
+    EXPECT_EQ(resp.kvs_size(), 4);
+    EXPECT_TRUE(resp.more());
+    // keys_only answers are small.
+    grpc::ClientContext keys;
+    req.set_limit(0);
+    req.set_keys_only(true);
+    ASSERT_TRUE(kv->Range(&keys, req, &resp).ok());
+    EXPECT_EQ(resp.kvs_size(), 10);
+  }
+  {
+    // A transaction whose reads add up over the cap is refused before its write applies.
+    etcdserverpb::TxnRequest txn;
+    auto* w = txn.add_success()->mutable_request_put();
+    w->set_key("written");
+    w->set_value("1");
+    for (int i = 0; i < 8; ++i) txn.add_success()->mutable_request_range()->set_key("big/0");
+    grpc::ClientContext ctx;
+    etcdserverpb::TxnResponse resp;
+    auto s = kv->Txn(&ctx, txn, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("limit"), std::string::npos) << s.error_message();
+    EXPECT_EQ(get("written"), "");
+    // Reads of what the transaction itself writes count too.
+    etcdserverpb::TxnRequest own;
+    auto* p = own.add_success()->mutable_request_put();
+    p->set_key("fresh");
+    p->set_value(std::string(40 * 1024, 'y'));
+    own.add_success()->mutable_request_range()->set_key("fresh");
+    own.add_success()->mutable_request_range()->set_key("fresh");
+    grpc::ClientContext own_ctx;
+    EXPECT_EQ(kv->Txn(&own_ctx, own, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(get("fresh"), "");
+    // Under the cap, the same shape is served.
+    own.mutable_success()->RemoveLast();
+    grpc::ClientContext fits;
+    ASSERT_TRUE(kv->Txn(&fits, own, &resp).ok());
+    EXPECT_EQ(resp.responses(1).response_range().kvs(0).value().size(), 40u * 1024);
+  }
+}
+
+TEST_F(EtcdApiTest, LeaseTtlsOverEtcdsMaximumAreRefused) {
+  for (int64_t ttl : {std::numeric_limits<int64_t>::max(), int64_t{9'000'000'001}}) {
+    grpc::ClientContext ctx;
+    etcdserverpb::LeaseGrantRequest req;
+    req.set_ttl(ttl);
+    etcdserverpb::LeaseGrantResponse resp;
+    auto s = lease_->LeaseGrant(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE) << ttl;
+    EXPECT_EQ(s.error_message(), "etcdserver: too large lease TTL");
+  }
+  // The maximum itself is granted and does not expire at once.
+  const int64_t id = grant(9'000'000'000);
+  ASSERT_NE(id, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  grpc::ClientContext ctx;
+  etcdserverpb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseTimeToLiveResponse resp;
+  ASSERT_TRUE(lease_->LeaseTimeToLive(&ctx, req, &resp).ok());
+  EXPECT_GT(resp.ttl(), 8'000'000'000);
+  EXPECT_EQ(resp.grantedttl(), 9'000'000'000);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -486,6 +487,84 @@ TEST_F(StoreTest, LeaseGrantAttachRevoke) {
   auto again = store_->lease_revoke(lease->id);
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(is_error(again.error(), kErrLeaseNotFound));
+}
+
+TEST_F(StoreTest, LeaseTtlsAreCappedAndDeadlinesNeverWrap) {
+  auto huge = store_->lease_grant(0, std::numeric_limits<int64_t>::max());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_TRUE(is_error(huge.error(), kErrLeaseTtlTooLarge)) << huge.error().message;
+  EXPECT_FALSE(store_->lease_grant(0, kMaxLeaseTtl + 1).ok());
+  // The largest TTL, on a clock far from its epoch: now + TTL would pass INT64_MAX.
+  clock_.advance(std::chrono::nanoseconds(std::numeric_limits<int64_t>::max() - 2'000'000'000'000'000'000));
+  auto longest = store_->lease_grant(0, kMaxLeaseTtl);
+  ASSERT_TRUE(longest.ok()) << longest.error().message;
+  ASSERT_GT(put("held", "v", longest->id), 0);
+  clock_.advance(std::chrono::seconds(3600));
+  store_->expire_leases();
+  EXPECT_TRUE(get("held").has_value());
+  auto ttl = store_->lease_time_to_live(longest->id, false);
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->ttl, 0);
+  ASSERT_TRUE(store_->lease_keep_alive(longest->id).ok());
+  store_->expire_leases();
+  EXPECT_TRUE(get("held").has_value());
+}
+
+TEST_F(StoreTest, AutomaticCompactionKeepsTheLastRevisions) {
+  store_.reset();
+  EmbeddedStoreOptions options;
+  options.clock = clock_.fn();
+  options.expire_leases_in_background = false;
+  options.auto_compaction_retention = 10;
+  auto opened = EmbeddedStore::open(dir_.string(), options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  store_ = std::move(*opened);
+  const int64_t first = put("a", "0");
+  int64_t last = first;
+  for (int i = 1; i < 50; ++i) last = put("a", std::to_string(i));
+  const int64_t compacted = store_->status().compact_revision;
+  EXPECT_GE(compacted, last - 11);  // at most a tenth of the retention more (one revision)
+  EXPECT_LE(compacted, last - 10);
+  EXPECT_FALSE(store_->range({"a", "", 0, first}).ok());
+  EXPECT_EQ(get("a", last - 9)->value, std::to_string(49 - 9));
+}
+
+TEST_F(StoreTest, QuotaRaisesNospaceUntilCompactionFreesSpace) {
+  store_.reset();
+  EmbeddedStoreOptions options;
+  options.clock = clock_.fn();
+  options.expire_leases_in_background = false;
+  options.quota_bytes = 1 << 20;
+  auto opened = EmbeddedStore::open(dir_.string(), options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  store_ = std::move(*opened);
+  const std::string value(128 * 1024, 'q');
+  std::optional<Error> refused;
+  for (int i = 0; i < 40 && !refused; ++i) {
+    auto r = store_->put({"q", value});
+    if (!r.ok()) refused = r.error();
+  }
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_TRUE(is_error(*refused, kErrNoSpace)) << refused->message;
+  EXPECT_TRUE(store_->nospace_alarm());
+  EXPECT_FALSE(store_->lease_grant(0, 10).ok());
+  TxnRequest txn;
+  txn.success.push_back(PutRequest{"t", "1"});
+  EXPECT_FALSE(store_->txn(txn).ok());
+  // Reads, deletes and read-only transactions go on.
+  TxnRequest reads;
+  reads.success.push_back(RangeRequest{"q"});
+  EXPECT_TRUE(store_->txn(reads).ok());
+  EXPECT_TRUE(store_->delete_range({"none"}).ok());
+  ASSERT_TRUE(store_->compact(store_->status().revision).ok());
+  EXPECT_FALSE(store_->nospace_alarm());
+  EXPECT_GT(put("q", "small"), 0);
+  // Disarmed by hand while still over, it comes back at the next commit.
+  for (int i = 0; i < 40 && !store_->nospace_alarm(); ++i) (void)store_->put({"q", value});
+  ASSERT_TRUE(store_->nospace_alarm());
+  store_->disarm_nospace_alarm();
+  EXPECT_GT(put("r", "1"), 0);
+  EXPECT_TRUE(store_->nospace_alarm());
 }
 
 TEST_F(StoreTest, ExpiredLeaseDeletesItsKeysAndWatchersSeeIt) {
