@@ -18,6 +18,7 @@
 
 #include "api/http_server.h"
 #include "api/routes.h"
+#include "api/tls.h"
 #include "common/fs_util.h"
 #include "common/home_paths.h"
 #include "common/home_modes.h"
@@ -311,6 +312,7 @@ int run_server(const ServerOptions& options) {
   }
 
   bool stopping = false;
+  std::unique_ptr<api::TlsContextSource> tls;  // the TCP listener's certificate; outlives the listeners
   std::vector<std::unique_ptr<api::HttpServer>> listeners;
   auto shutdown = [&] {
     if (stopping) return;
@@ -336,12 +338,28 @@ int run_server(const ServerOptions& options) {
   log::info("API listening on unix:{}", (*unix_listener)->address());
   listeners.push_back(std::move(*unix_listener));
   if (!options.tcp_listen.empty()) {
-    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, options.allowed_hosts);
+    api::TlsFiles files{options.tls_cert, options.tls_key};
+    if (files.cert.empty()) {
+      const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
+      auto generated = api::ensure_generated_certificate(options.home + "/tls", api::default_sans(host, options.tls_sans));
+      if (!generated) {
+        log::error("TLS: {}", generated.error().message);
+        return 1;
+      }
+      files = *generated;
+    }
+    auto loaded = api::TlsContextSource::load(files);
+    if (!loaded) {
+      log::error("{}", loaded.error().message);
+      return 1;
+    }
+    tls = std::move(*loaded);
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, *tls, options.allowed_hosts);
     if (!tcp) {
       log::error("{}", tcp.error().message);
       return 1;
     }
-    log::info("API listening on http://{}", (*tcp)->address());
+    log::info("API listening on https://{}", (*tcp)->address());
     if (!is_loopback_listen(options.tcp_listen)) {
       log::warn("the API has no authentication: anyone who can reach {} can run commands as this user",
                 options.tcp_listen);
