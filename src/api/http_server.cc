@@ -256,6 +256,8 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
       }
       Request req = to_request(raw);
       req.peer = self->peer_;
+      req.tcp = kIsTls<Socket>;
+      req.authorization = std::string(view(raw[http::field::authorization]));
       self->handler_(req, self);
     });
   }

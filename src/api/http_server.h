@@ -28,6 +28,8 @@ struct Request {
   std::string body;
   // TCP only: the client's address (IP, without the port). Empty on the unix socket.
   std::string peer;
+  bool tcp = false;           // came over TCP (HTTPS), where a bearer token is required
+  std::string authorization;  // the Authorization header, as sent
 };
 
 // The reply side of one request. Exactly one reply() or a stream.

@@ -21,6 +21,7 @@
 #include "cli/render_command.h"
 #include "cli/secret_command.h"
 #include "cli/store_commands.h"
+#include "cli/token_command.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/http_guard.h"
@@ -496,6 +497,8 @@ int main(int argc, char** argv) {
   auto* ns = add_ns_command(app, ns_args);
   SecretArgs secret_args;
   auto* secret = add_secret_command(app, secret_args);
+  TokenArgs token_args;
+  auto* token = add_token_command(app, token_args);
 
   try {
     app.parse(argc, argv);
@@ -571,6 +574,7 @@ int main(int argc, char** argv) {
   if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ns) return cmd_ns(*ns, ns_args);
   if (*secret) return cmd_secret(*secret, secret_args, zeppelin_home());
+  if (*token) return cmd_token(*token, token_args, zeppelin_home());
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {

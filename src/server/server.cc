@@ -328,7 +328,9 @@ int run_server(const ServerOptions& options) {
     });
   };
   stop_server = shutdown;
-  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access);
+  // Bearer tokens of the TCP API, kept in the store as root (docs/security.md).
+  api::Tokens tokens(*store);
+  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access, &tokens);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
   if (!unix_listener) {
@@ -360,10 +362,6 @@ int run_server(const ServerOptions& options) {
       return 1;
     }
     log::info("API listening on https://{}", (*tcp)->address());
-    if (!is_loopback_listen(options.tcp_listen)) {
-      log::warn("the API has no authentication: anyone who can reach {} can run commands as this user",
-                options.tcp_listen);
-    }
     listeners.push_back(std::move(*tcp));
   }
 

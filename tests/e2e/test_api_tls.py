@@ -2,7 +2,7 @@
 and a server certificate generated under $ZEPPELIN_HOME/tls, or the files of
 --tls-cert/--tls-key, re-read when they are replaced. Plain HTTP gets no API
 answer. The CLI reaches it with ZEPPELIN_SERVER and ZEPPELIN_CACERT, and never
-starts a local server then."""
+starts a local server then. (Tokens and roles: test_api_auth.py.)"""
 import json
 import os
 import shutil
@@ -15,6 +15,11 @@ import tempfile
 import unittest
 
 from harness import BIN, free_port, wait_for
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 def served_certificate(port, context, host="127.0.0.1"):
@@ -60,7 +65,7 @@ class TlsServer:
     def wait_listening(self):
         def up():
             if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited {self.proc.returncode}: {open(self.log_path).read()}")
+                raise AssertionError(f"the server exited {self.proc.returncode}: {read(self.log_path)}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return True
@@ -86,6 +91,10 @@ class GeneratedCertificateTest(unittest.TestCase):
         cls.server.wait_listening()
         cls.ca = os.path.join(cls.server.home, "tls", "ca.pem")
         cls.context = ssl.create_default_context(cafile=cls.ca)
+        wait_for(lambda: os.path.exists(os.path.join(cls.server.home, "zeppelin.sock")), what="the unix socket")
+        cls.token = subprocess.run([BIN, "token", "create", "test", "--role", "viewer"],
+                                   env=dict(os.environ, ZEPPELIN_HOME=cls.server.home), capture_output=True,
+                                   text=True, timeout=60, check=True).stdout.strip()
 
     @classmethod
     def tearDownClass(cls):
@@ -101,7 +110,8 @@ class GeneratedCertificateTest(unittest.TestCase):
         # Not trusted by a client that does not know the CA.
         with self.assertRaises(ssl.SSLCertVerificationError):
             served_certificate(self.server.port, ssl.create_default_context())
-        status, body = https_get(self.server.port, self.context, "/v1/version")
+        status, body = https_get(self.server.port, self.context, "/v1/version",
+                                 {"Authorization": f"Bearer {self.token}"})
         self.assertEqual(status, 200, body)
 
     def test_old_protocols_are_refused(self):
@@ -133,7 +143,7 @@ class GeneratedCertificateTest(unittest.TestCase):
     def test_cli_reaches_the_remote_server_and_starts_none(self):
         elsewhere = os.path.join(self.dir, "cli-home")
         env = dict(os.environ, ZEPPELIN_HOME=elsewhere, ZEPPELIN_SERVER=f"https://127.0.0.1:{self.server.port}",
-                   ZEPPELIN_CACERT=self.ca)
+                   ZEPPELIN_CACERT=self.ca, ZEPPELIN_TOKEN=self.token)
         r = subprocess.run([BIN, "ps", "-o", "json"], env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout), [])
@@ -162,7 +172,7 @@ class GivenCertificateTest(unittest.TestCase):
     def test_given_certificate_is_served_and_replaced_files_are_picked_up(self):
         first = ssl.create_default_context(cafile=self.cert)
         served = served_certificate(self.server.port, first)
-        self.assertEqual(served, ssl.PEM_cert_to_DER_cert(open(self.cert).read()))
+        self.assertEqual(served, ssl.PEM_cert_to_DER_cert(read(self.cert)))
         self.assertFalse(os.path.exists(os.path.join(self.server.home, "tls", "ca.pem")), "nothing generated")
 
         second_cert, second_key = make_certificate(self.dir, "second")
@@ -170,7 +180,7 @@ class GivenCertificateTest(unittest.TestCase):
         os.replace(second_key, self.key)
         os.replace(second_cert, self.cert)
         second = ssl.create_default_context(cafile=self.cert)
-        wanted = ssl.PEM_cert_to_DER_cert(open(self.cert).read())
+        wanted = ssl.PEM_cert_to_DER_cert(read(self.cert))
         wait_for(lambda: served_certificate(self.server.port, second) == wanted, timeout=10,
                  what="the new certificate")
         with self.assertRaises(ssl.SSLCertVerificationError):
@@ -182,7 +192,7 @@ class GivenCertificateTest(unittest.TestCase):
             self.assertNotEqual(bad.proc.wait(timeout=30), 0)
         finally:
             bad.log.close()
-        self.assertIn("certificate", open(bad.log_path).read())
+        self.assertIn("certificate", read(bad.log_path))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ under a foreign Host (DNS rebinding), a CORS preflight -- is refused on the
 API's TCP port (`zeppelin server --listen`) and on the etcd port's JSON
 gateway, and no answer grants cross-origin reads (Access-Control-Allow-*).
 The same requests with a proper Host and JSON still work. The API's TCP port
-is HTTPS (the server's generated CA is trusted here)."""
+is HTTPS (the server's generated CA is trusted here) and needs a bearer token
+(an admin's here), checked after the browser guards."""
 import json
 import os
 import shutil
@@ -75,12 +76,20 @@ class BrowserRequestsTest(unittest.TestCase):
             try:
                 if cls.tls is None:
                     cls.tls = ssl.create_default_context(cafile=os.path.join(cls.home, "tls", "ca.pem"))
-                return (cls.api("GET", "/v1/version", cls.api_host())[0] == 200 and
+                # A TLS handshake and the unix socket (for the token) show the API is up:
+                # requests without a token would count as failed authentications.
+                with socket.create_connection(("127.0.0.1", cls.api_port), timeout=5) as plain:
+                    cls.tls.wrap_socket(plain, server_hostname="127.0.0.1").close()
+                return (os.path.exists(os.path.join(cls.home, "zeppelin.sock")) and
                         request(cls.etcd_port, "POST", "/v3/maintenance/status", cls.etcd_host(), "{}")[0] == 200)
             except OSError:
                 return False
 
         wait_for(serving, timeout=30, what="the API and the etcd port")
+        cls.token = None
+        cls.token = subprocess.run([BIN, "token", "create", "browser", "--role", "admin"],
+                                   env=dict(os.environ, ZEPPELIN_HOME=cls.home), capture_output=True, text=True,
+                                   timeout=60, check=True).stdout.strip()
 
     @classmethod
     def tearDownClass(cls):
@@ -91,7 +100,9 @@ class BrowserRequestsTest(unittest.TestCase):
 
     @classmethod
     def api(cls, method, path, headers, body=b"", version="HTTP/1.1"):
-        """A request to the API's TCP port (HTTPS)."""
+        """A request to the API's TCP port (HTTPS), with the admin token once made."""
+        if getattr(cls, "token", None):
+            headers = dict(headers, Authorization=f"Bearer {cls.token}")
         return request(cls.api_port, method, path, headers, body, version, tls=cls.tls)
 
     @classmethod
