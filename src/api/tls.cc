@@ -237,7 +237,7 @@ Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std:
     if (!key_text) return key_text.error();
     if (!cert_text) return cert_text.error();
     if (auto s = write_file_atomic(ca_key_path, *key_text, 0600); !s) return s.error();
-    if (auto s = write_file_atomic(ca_path, *cert_text, 0644); !s) return s.error();
+    if (auto s = write_file_atomic(ca_path, *cert_text, 0600); !s) return s.error();
     log::info("TLS: made a private CA in {} (clients trust {})", dir, ca_path);
     ca = std::move(*cert);
     ca_key = std::move(*key);
@@ -269,8 +269,8 @@ Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std:
   if (!key_text) return key_text.error();
   if (!cert_text) return cert_text.error();
   if (auto s = write_file_atomic(key_path, *key_text, 0600); !s) return s.error();
-  if (auto s = write_file_atomic(cert_path, *cert_text, 0644); !s) return s.error();
-  if (auto s = write_file_atomic(sans_path, wanted, 0644); !s) return s.error();
+  if (auto s = write_file_atomic(cert_path, *cert_text, 0600); !s) return s.error();
+  if (auto s = write_file_atomic(sans_path, wanted, 0600); !s) return s.error();
   log::info("TLS: issued a server certificate for {}", wanted);
   return TlsFiles{cert_path, key_path};
 }

@@ -124,8 +124,9 @@ class GeneratedCertificateTest(unittest.TestCase):
     def test_files_are_private(self):
         tls = os.path.join(self.server.home, "tls")
         self.assertEqual(stat.S_IMODE(os.stat(tls).st_mode), 0o700)
-        for key in ("ca-key.pem", "server-key.pem"):
-            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(tls, key)).st_mode), 0o600, key)
+        # Owner-only like the rest of the data directory: ca.pem is copied to clients by its owner.
+        for name in ("ca.pem", "ca-key.pem", "server.pem", "server-key.pem"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(tls, name)).st_mode), 0o600, name)
 
     def test_plain_http_gets_no_api_answer(self):
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
