@@ -35,7 +35,7 @@ CLI::App* add_token_command(CLI::App& app, TokenArgs& args) {
   create->add_option("--role", args.role, "viewer, operator or admin")
       ->required()
       ->check(CLI::IsMember({"viewer", "operator", "admin"}));
-  create->add_option("--ttl", args.ttl, "expire after this long (e.g. 30d, 12h); default: never");
+  create->add_option("--ttl", args.ttl, "expire after this long (e.g. 12h, 720h for 30 days); default: never");
   auto* ls = token->add_subcommand("ls", "List tokens: names, roles, created, expires (never the secrets)");
   ls->add_option("-o,--output", args.format, "table or json")->capture_default_str();
   auto* revoke = token->add_subcommand("revoke", "Revoke a token (effective at its next request)");

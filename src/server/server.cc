@@ -22,6 +22,7 @@
 #include "common/fs_util.h"
 #include "common/home_paths.h"
 #include "common/home_modes.h"
+#include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "etcd_api/auth.h"
@@ -356,7 +357,12 @@ int run_server(const ServerOptions& options) {
       return 1;
     }
     tls = std::move(*loaded);
-    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, *tls, options.allowed_hosts);
+    // The names the certificate was made for (--tls-san) are names clients use.
+    std::vector<std::string> api_hosts = options.allowed_hosts;
+    for (const auto& san : options.tls_sans) {
+      if (HostGuard::check_name(san)) api_hosts.push_back(san);
+    }
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, *tls, api_hosts);
     if (!tcp) {
       log::error("{}", tcp.error().message);
       return 1;

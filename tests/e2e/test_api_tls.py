@@ -114,6 +114,17 @@ class GeneratedCertificateTest(unittest.TestCase):
                                  {"Authorization": f"Bearer {self.token}"})
         self.assertEqual(status, 200, body)
 
+    def test_tls_san_names_are_answered_to(self):
+        # The name the certificate was made for passes the Host check too.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as plain:
+            with self.context.wrap_socket(plain, server_hostname="zeppelin.test") as s:
+                s.sendall(f"GET /v1/version HTTP/1.1\r\nHost: zeppelin.test:{self.server.port}\r\n"
+                          f"Authorization: Bearer {self.token}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
+
     def test_old_protocols_are_refused(self):
         context = ssl.create_default_context(cafile=self.ca)
         context.maximum_version = ssl.TLSVersion.TLSv1_1
