@@ -167,6 +167,46 @@ class GeneratedCertificateTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(elsewhere, "zeppelin.sock")))
 
 
+class RenewalTest(unittest.TestCase):
+    """The generated server certificate is issued again on start when it
+    expires within 30 days or names other hosts; the CA is kept."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="zeppelin-tls-renew-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, *extra):
+        server = TlsServer(self.dir, "home", list(extra))
+        try:
+            server.wait_listening()
+            context = ssl.create_default_context(cafile=os.path.join(server.home, "tls", "ca.pem"))
+            return served_certificate(server.port, context)
+        finally:
+            server.stop()
+
+    def test_expiring_or_renamed_certificates_are_issued_again(self):
+        tls = os.path.join(self.dir, "home", "tls")
+        first = self.start("--tls-san", "one.test")
+        ca = read(os.path.join(tls, "ca.pem"))
+        self.assertEqual(self.start("--tls-san", "one.test"), first, "a valid certificate is kept")
+        renamed = self.start("--tls-san", "two.test")
+        self.assertNotEqual(renamed, first)
+        # One that expires in 2 days, signed by the same CA (as an old one would be).
+        csr, key = os.path.join(self.dir, "s.csr"), os.path.join(self.dir, "s.key")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", csr, "-subj", "/CN=old"], check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(tls, "ca.pem"),
+                        "-CAkey", os.path.join(tls, "ca-key.pem"), "-CAcreateserial", "-days", "2",
+                        "-out", os.path.join(tls, "server.pem")], check=True, capture_output=True)
+        shutil.copy(key, os.path.join(tls, "server-key.pem"))
+        expiring = ssl.PEM_cert_to_DER_cert(read(os.path.join(tls, "server.pem")))
+        renewed = self.start("--tls-san", "two.test")
+        self.assertNotEqual(renewed, expiring)
+        self.assertEqual(read(os.path.join(tls, "ca.pem")), ca, "the CA is kept")
+
+
 class GivenCertificateTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="zeppelin-tls-given-")
