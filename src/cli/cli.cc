@@ -550,6 +550,9 @@ int main(int argc, char** argv) {
       if (auto s = HostGuard::check_name(name); !s) return fail("--allowed-host: " + s.error().message, kUsage);
     }
     if (tls_cert.empty() != tls_key.empty()) return fail("--tls-cert and --tls-key go together", kUsage);
+    if ((!tls_cert.empty() || !tls_sans.empty()) && listen.empty()) {
+      return fail("--tls-cert, --tls-key and --tls-san are for the API's TCP port: give --listen HOST:PORT", kUsage);
+    }
     return server::run_server(
         {zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts, tls_cert, tls_key, tls_sans});
   }
