@@ -6,6 +6,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -14,6 +15,7 @@
 #include <deque>
 #include <optional>
 
+#include "api/tls.h"
 #include "common/http_guard.h"
 #include "common/listener.h"
 #include "common/log.h"
@@ -23,8 +25,25 @@ namespace zeppelin::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
+using TlsStream = ssl::stream<asio::ip::tcp::socket>;
 
 namespace {
+
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+
+template <typename Socket>
+constexpr bool kIsTls = std::is_same_v<Socket, TlsStream>;
+
+// Closes the connection under a plain socket or a TLS stream. A TLS stream
+// is closed without close_notify: the peer sees the end of the stream.
+template <typename Socket>
+void close_stream(Socket& socket) {
+  beast::error_code ec;
+  auto& lowest = socket.lowest_layer();
+  lowest.shutdown(asio::socket_base::shutdown_both, ec);
+  lowest.close(ec);
+}
 
 constexpr std::size_t kMaxBody = 8 * 1024 * 1024;
 constexpr std::size_t kMaxStreamBacklog = 64 * 1024 * 1024;  // a follower that stops reading is dropped
@@ -104,12 +123,37 @@ Request to_request(const http::request<http::string_body>& raw) {
 template <typename Socket>
 class Session : public Exchange, public std::enable_shared_from_this<Session<Socket>> {
  public:
-  // `guard` (TCP only, may be null) screens requests before the handler sees them.
-  Session(Socket socket, Handler& handler, const HostGuard* guard)
-      : socket_(std::move(socket)), handler_(handler), guard_(guard), idle_(socket_.get_executor()) {}
+  // `guard` (TCP only, may be null) screens requests before the handler sees
+  // them; `peer` is the client's address (TCP). The socket is made of `args`.
+  template <typename... Args>
+  Session(Handler& handler, const HostGuard* guard, std::string peer, Args&&... args)
+      : socket_(std::forward<Args>(args)...),
+        handler_(handler),
+        guard_(guard),
+        peer_(std::move(peer)),
+        idle_(socket_.get_executor()) {}
   ~Session() override { close_file(); }
 
-  void start() { read_request(); }
+  void start() {
+    if constexpr (kIsTls<Socket>) {
+      // A client that neither completes nor abandons the handshake is dropped.
+      idle_.expires_after(kHandshakeTimeout);
+      auto self = this->shared_from_this();
+      idle_.async_wait([self](const beast::error_code& ec) {
+        if (!ec) self->close();
+      });
+      socket_.async_handshake(ssl::stream_base::server, [self](const beast::error_code& ec) {
+        self->idle_.cancel();
+        if (ec) {
+          log::debug("API: TLS handshake with {} failed: {}", self->peer_, ec.message());
+          return self->close();
+        }
+        self->read_request();
+      });
+    } else {
+      read_request();
+    }
+  }
 
   void reply(int status, const nlohmann::json& body) override {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
@@ -199,7 +243,7 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
       }
       if (ec) {
         if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::operation_aborted &&
-            ec != asio::error::connection_reset) {
+            ec != asio::error::connection_reset && ec != ssl::error::stream_truncated) {
           self->keep_alive_ = false;
           return self->reply(400, {{"error", {{"code", "bad_request"}, {"message", ec.message()}}}});
         }
@@ -210,7 +254,11 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
       if (self->guard_) {
         if (auto refused = screen(*self->guard_, raw)) return self->reply(refused->first, refused->second);
       }
-      self->handler_(to_request(raw), self);
+      Request req = to_request(raw);
+      req.peer = self->peer_;
+      req.tcp = kIsTls<Socket>;
+      req.authorization = std::string(view(raw[http::field::authorization]));
+      self->handler_(req, self);
     });
   }
 
@@ -291,14 +339,13 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     if (closed_) return;
     closed_ = true;
     idle_.cancel();
-    beast::error_code ec;
-    socket_.shutdown(Socket::shutdown_both, ec);
-    socket_.close(ec);
+    close_stream(socket_);
   }
 
   Socket socket_;
   Handler& handler_;
   const HostGuard* guard_;
+  std::string peer_;
   asio::steady_timer idle_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -319,8 +366,8 @@ template <typename Protocol>
 class Listener final : public HttpServer {
  public:
   Listener(asio::io_context& io, typename Protocol::endpoint endpoint, Handler handler, std::string address,
-           const std::vector<std::string>& allowed_hosts = {})
-      : acceptor_(io), retry_(io), handler_(std::move(handler)), address_(std::move(address)) {
+           TlsContextSource* tls = nullptr, const std::vector<std::string>& allowed_hosts = {})
+      : acceptor_(io), retry_(io), handler_(std::move(handler)), address_(std::move(address)), tls_(tls) {
     acceptor_.open(endpoint.protocol());
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -345,8 +392,18 @@ class Listener final : public HttpServer {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         backoffs_ = 0;
-        std::make_shared<Session<typename Protocol::socket>>(std::move(socket), handler_, guard_ ? &*guard_ : nullptr)
-            ->start();
+        if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
+          beast::error_code peer_ec;
+          const auto remote = socket.remote_endpoint(peer_ec);
+          std::string peer = peer_ec ? "unknown" : remote.address().to_string();
+          // The certificate files are checked here, so that replaced ones take effect.
+          auto context = tls_->current();
+          std::make_shared<Session<TlsStream>>(handler_, &*guard_, std::move(peer), std::move(socket), *context)
+              ->start();
+        } else {
+          std::make_shared<Session<typename Protocol::socket>>(handler_, nullptr, std::string(), std::move(socket))
+              ->start();
+        }
         return accept();
       }
       // Asio retries a call a signal interrupted by itself.
@@ -372,6 +429,7 @@ class Listener final : public HttpServer {
   Handler handler_;
   std::string address_;
   std::optional<HostGuard> guard_;  // TCP: a unix socket is not reachable by browsers
+  TlsContextSource* tls_;           // TCP: where each connection's TLS context comes from
 };
 
 }  // namespace
@@ -392,7 +450,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(asio::io_context& io
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io, const std::string& address, Handler handler,
-                                                          std::vector<std::string> allowed_hosts) {
+                                                          TlsContextSource& tls, std::vector<std::string> allowed_hosts) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos) return make_error(Errc::kInvalidArgument, "listen address must be HOST:PORT, got " + address);
   boost::system::error_code ec;
@@ -407,7 +465,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_tcp(asio::io_context& io,
   if (port < 0 || port > 65535) return make_error(Errc::kInvalidArgument, "invalid listen port in " + address);
   try {
     return std::unique_ptr<HttpServer>(std::make_unique<Listener<asio::ip::tcp>>(
-        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address, allowed_hosts));
+        io, asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)), std::move(handler), address, &tls,
+        allowed_hosts));
   } catch (const boost::system::system_error& e) {
     return make_error(Errc::kUnavailable, "cannot listen on " + address + ": " + e.code().message());
   }

@@ -4,6 +4,7 @@
 // file) out. On TCP it first refuses what a web browser could send on a page's
 // behalf (common/http_guard.h): a Host that is not this server's, a
 // state-changing request from another Origin, or one whose body is not JSON.
+// TCP is HTTPS only (api/tls.h); the unix socket is plain HTTP.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,11 +19,17 @@
 
 namespace zeppelin::api {
 
+class TlsContextSource;
+
 struct Request {
   std::string method;
   std::string path;  // without the query string, percent-decoded
   std::map<std::string, std::string> query;
   std::string body;
+  // TCP only: the client's address (IP, without the port). Empty on the unix socket.
+  std::string peer;
+  bool tcp = false;           // came over TCP (HTTPS), where a bearer token is required
+  std::string authorization;  // the Authorization header, as sent
 };
 
 // The reply side of one request. Exactly one reply() or a stream.
@@ -49,10 +56,13 @@ class HttpServer {
   // Listens on a unix socket at `path` (mode 0600), replacing a stale one.
   static Result<std::unique_ptr<HttpServer>> listen_unix(boost::asio::io_context& io, const std::string& path,
                                                          Handler handler);
-  // Listens on "HOST:PORT" (port 0 picks one; see address()). Requests must
-  // name the listen address, a loopback name or one of `allowed_hosts` in Host.
+  // Listens on "HOST:PORT" (port 0 picks one; see address()) for HTTPS:
+  // each connection is a TLS handshake with the context `tls` has at that
+  // moment (it must outlive the server). Requests must name the listen
+  // address, a loopback name or one of `allowed_hosts` in Host.
   static Result<std::unique_ptr<HttpServer>> listen_tcp(boost::asio::io_context& io, const std::string& address,
-                                                        Handler handler, std::vector<std::string> allowed_hosts = {});
+                                                        Handler handler, TlsContextSource& tls,
+                                                        std::vector<std::string> allowed_hosts = {});
   virtual std::string address() const = 0;
   virtual void close() = 0;
 };

@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <chrono>
+#include <ctime>
 #include <regex>
 
 #include "common/fs_util.h"
 #include "common/json_depth.h"
+#include "common/log.h"
 #include "common/units.h"
 #include "supervisor/log_hub.h"
 #include "supervisor/replica_env.h"
@@ -47,6 +51,129 @@ void reply_error(const std::shared_ptr<Exchange>& ex, const Error& e) {
 
 void reply_error(const std::shared_ptr<Exchange>& ex, Errc code, const std::string& message) {
   reply_error(ex, Error{code, message});
+}
+
+// The least role of each route over TCP. "*" stands for one path segment (a
+// system or token name). Keep docs/api.md#roles in step.
+struct RouteRole {
+  const char* method;
+  const char* path;
+  Role role;
+};
+constexpr RouteRole kRouteRoles[] = {
+    {"GET", "/v1/version", Role::kViewer},
+    {"GET", "/v1/etcd", Role::kViewer},
+    {"GET", "/v1/systems", Role::kViewer},
+    {"GET", "/v1/replicas", Role::kViewer},
+    {"GET", "/v1/systems/*", Role::kViewer},
+    {"GET", "/v1/systems/*/logs", Role::kViewer},
+    {"GET", "/v1/systems/*/wait", Role::kViewer},
+    {"POST", "/v1/systems/*/start", Role::kOperator},
+    {"POST", "/v1/systems/*/stop", Role::kOperator},
+    {"POST", "/v1/systems/*/scale", Role::kOperator},
+    {"POST", "/v1/systems/*/restart", Role::kOperator},
+    {"POST", "/v1/systems", Role::kAdmin},  // any spec: any command, as the server's user
+    {"DELETE", "/v1/systems/*", Role::kAdmin},
+    {"POST", "/v1/store/snapshot", Role::kAdmin},  // the whole store: specs, environments, token hashes
+    {"POST", "/v1/shutdown", Role::kAdmin},
+    {"GET", "/v1/tokens", Role::kAdmin},
+    {"POST", "/v1/tokens", Role::kAdmin},
+    {"DELETE", "/v1/tokens/*", Role::kAdmin},
+};
+
+bool path_matches(std::string_view pattern, std::string_view path) {
+  while (!pattern.empty() && !path.empty()) {
+    const auto p_end = pattern.find('/', 1);
+    const auto s_end = path.find('/', 1);
+    const std::string_view p = pattern.substr(0, p_end);
+    const std::string_view s = path.substr(0, s_end);
+    if (p != "/*" ? p != s : s.size() < 2) return false;
+    pattern.remove_prefix(p.size());
+    path.remove_prefix(s.size());
+  }
+  return pattern.empty() && path.empty();
+}
+
+std::string iso_time(std::int64_t unix_seconds) {
+  if (unix_seconds == 0) return "";
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json to_json(const TokenInfo& t) {
+  return {{"name", t.name}, {"role", to_string(t.role)}, {"created", iso_time(t.created)},
+          {"expires", t.expires ? json(iso_time(t.expires)) : json(nullptr)}};
+}
+
+// What authenticates requests over TCP; shared by every copy of the handler.
+struct Access {
+  Tokens* tokens = nullptr;
+  FailureLimiter failures;
+};
+
+void refuse(const std::shared_ptr<Exchange>& ex, int status, const char* code, const std::string& message) {
+  ex->reply(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+// The token of an "Authorization: Bearer TOKEN" header, or "".
+std::string_view bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "bearer ";
+  if (header.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return {};
+  }
+  header.remove_prefix(scheme.size());
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
+  return header;
+}
+
+// Over TCP, a request needs a valid bearer token whose role reaches the
+// route's; false (after replying 401, 403 or 429) when it has none.
+bool admit(Access& access, const Request& req, const std::shared_ptr<Exchange>& ex) {
+  if (!req.tcp) return true;  // the unix socket: its owner, admin
+  const Role needed = required_role(req.method, req.path);
+  const auto now = std::chrono::steady_clock::now();
+  if (access.failures.blocked(req.peer, now)) {
+    refuse(ex, 429, "too_many_requests",
+           "too many failed authentications from " + req.peer + ": try again in a minute");
+    return false;
+  }
+  const std::string_view token = bearer_token(req.authorization);
+  std::string why;
+  std::optional<TokenInfo> who;
+  if (token.empty()) {
+    why = req.authorization.empty() ? "no Authorization header" : "not a bearer token";
+  } else if (access.tokens == nullptr) {
+    why = "this server has no tokens";
+  } else {
+    who = access.tokens->authenticate(token, why);
+  }
+  if (!who) {
+    log::warn("API: refused {} {} from {}: {}", req.method, req.path, req.peer, why);
+    if (access.failures.fail(req.peer, now)) {
+      log::warn("API: {} failed authentications within a minute from {}: refusing it for a minute",
+                FailureLimiter::kMaxFailures, req.peer);
+    }
+    refuse(ex, 401, "unauthenticated",
+           std::string("a valid token is required (Authorization: Bearer TOKEN); this route needs the ") +
+               to_string(needed) + " role" +
+               (token.empty() ? "" : ": the token given is unknown, expired or revoked"));
+    return false;
+  }
+  if (who->role < needed) {
+    log::info("API: token \"{}\" ({}) may not {} {} from {}", who->name, to_string(who->role), req.method, req.path,
+              req.peer);
+    refuse(ex, 403, "forbidden",
+           std::string("this route needs the ") + to_string(needed) + " role; the token \"" + who->name +
+               "\" has the " + to_string(who->role) + " role");
+    return false;
+  }
+  return true;
 }
 
 json to_json(const supervisor::ReplicaStatus& s) {
@@ -207,13 +334,69 @@ void handle_snapshot(const StoreAccess& store, const Request& req, const std::sh
   ex->reply_file(200, path, {{"X-Zeppelin-Revision", std::to_string(*revision)}});
 }
 
+void handle_tokens(Tokens* tokens, const Request& req, const std::shared_ptr<Exchange>& ex) {
+  if (tokens == nullptr) return reply_error(ex, Errc::kUnavailable, "this server keeps no tokens");
+  const std::string& m = req.method;
+  if (req.path == "/v1/tokens" && m == "GET") {
+    auto list = tokens->list();
+    if (!list) return reply_error(ex, list.error());
+    json out = json::array();
+    for (const auto& t : *list) out.push_back(to_json(t));
+    return ex->reply(200, out);
+  }
+  if (req.path == "/v1/tokens" && m == "POST") {
+    auto body = parse_body(req);
+    if (!body) return reply_error(ex, body.error());
+    auto name = string_field(*body, "name", true);
+    if (!name) return reply_error(ex, name.error());
+    auto role_text = string_field(*body, "role", true);
+    if (!role_text) return reply_error(ex, role_text.error());
+    auto role = parse_role(*role_text);
+    if (!role) return reply_error(ex, Errc::kInvalidArgument, "role must be viewer, operator or admin, not \"" + *role_text + "\"");
+    auto ttl_text = string_field(*body, "ttl", false);
+    if (!ttl_text) return reply_error(ex, ttl_text.error());
+    std::optional<Duration> ttl;
+    if (!ttl_text->empty()) {
+      auto d = parse_duration(*ttl_text);
+      if (!d) return reply_error(ex, Errc::kInvalidArgument, "ttl: " + d.error().message);
+      ttl = *d;
+    }
+    TokenInfo info;
+    auto secret = tokens->create(*name, *role, ttl, &info);
+    if (!secret) return reply_error(ex, secret.error());
+    log::info("API: made token \"{}\" ({})", info.name, to_string(info.role));
+    json out = to_json(info);
+    out["token"] = *secret;  // the only time it is ever sent
+    return ex->reply(201, out);
+  }
+  const std::string prefix = "/v1/tokens/";
+  if (req.path.starts_with(prefix) && m == "DELETE") {
+    const std::string name = req.path.substr(prefix.size());
+    if (auto s = tokens->revoke(name); !s) return reply_error(ex, s.error());
+    log::info("API: revoked token \"{}\"", name);
+    return ex->reply(200, {{"revoked", name}});
+  }
+  return reply_error(ex, Errc::kNotFound, "no route for " + m + " " + req.path);
+}
+
 }  // namespace
 
-Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAccess store) {
-  return [&sup, on_shutdown = std::move(on_shutdown), store = std::move(store)](const Request& req,
-                                                                               const std::shared_ptr<Exchange>& ex) {
+Role required_role(const std::string& method, const std::string& path) {
+  for (const auto& r : kRouteRoles) {
+    if (method == r.method && path_matches(r.path, path)) return r.role;
+  }
+  return Role::kAdmin;
+}
+
+Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAccess store, Tokens* tokens) {
+  auto access = std::make_shared<Access>();
+  access->tokens = tokens;
+  return [&sup, on_shutdown = std::move(on_shutdown), store = std::move(store), access](
+             const Request& req, const std::shared_ptr<Exchange>& ex) {
     static const std::regex system_route(R"(^/v1/systems/([a-z0-9-]{1,63})(/[a-z]+)?$)");
+    if (!admit(*access, req, ex)) return;
     const std::string& m = req.method;
+    if (req.path == "/v1/tokens" || req.path.starts_with("/v1/tokens/")) return handle_tokens(access->tokens, req, ex);
     if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
     if (req.path == "/v1/etcd" && m == "GET") {
       return ex->reply(200, {{"endpoints", store.endpoints},

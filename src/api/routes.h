@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/http_server.h"
+#include "api/tokens.h"
 #include "supervisor/supervisor.h"
 
 namespace zeppelin::api {
@@ -26,7 +27,14 @@ struct StoreAccess {
   std::string staging_dir;
 };
 
-// `on_shutdown` runs for POST /v1/shutdown.
-Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown, StoreAccess store = {});
+// The least role a route needs over TCP (the unix socket is admin): the one
+// table of docs/api.md#roles. Routes not in it need admin.
+Role required_role(const std::string& method, const std::string& path);
+
+// `on_shutdown` runs for POST /v1/shutdown. Requests over TCP must carry a
+// bearer token of `tokens` whose role reaches required_role(); without
+// `tokens` they are all refused.
+Handler make_routes(supervisor::Supervisor& supervisor, std::function<void()> on_shutdown, StoreAccess store = {},
+                    Tokens* tokens = nullptr);
 
 }  // namespace zeppelin::api

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "common/fs_util.h"
 
@@ -20,6 +21,11 @@ std::string socket_path(const std::string& home) { return home + "/zeppelin.sock
 
 namespace {
 
+std::optional<client::Remote>& remote_server() {
+  static std::optional<client::Remote> remote;
+  return remote;
+}
+
 std::string self_exe() {
   char buf[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -30,7 +36,19 @@ std::string self_exe() {
 
 }  // namespace
 
+void use_remote_server(client::Remote remote) { remote_server() = std::move(remote); }
+
+client::Client server_client(const std::string& home) {
+  if (remote_server()) return client::Client(*remote_server());
+  return client::Client(socket_path(home));
+}
+
 Result<client::Client> connect_or_start(const std::string& home) {
+  if (remote_server()) return client::Client(*remote_server());
+  return connect_or_start_local(home);
+}
+
+Result<client::Client> connect_or_start_local(const std::string& home) {
   client::Client client(socket_path(home));
   if (client.reachable()) return client;
   if (auto s = make_dirs(home, 0700); !s) return s.error();

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "cli/render_command.h"
 #include "cli/secret_command.h"
 #include "cli/store_commands.h"
+#include "cli/token_command.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/utf8.h"
@@ -41,9 +43,12 @@ namespace {
 
 using cli::fail;  // the overloads of cli/exit.h, beside the one below
 
-// Maps an API answer to an exit code: 4xx are the caller's mistakes.
+// Maps an API answer to an exit code: 4xx are the caller's mistakes, but for
+// a missing thing and a refusal (401, 403, 429), which are failures.
 int fail(const client::Response& r) {
-  return fail(r.error_message(), r.status >= 400 && r.status < 500 && r.status != 404 ? kUsage : kFailure);
+  const bool usage = r.status >= 400 && r.status < 500 && r.status != 401 && r.status != 403 && r.status != 404 &&
+                     r.status != 429;
+  return fail(r.error_message(), usage ? kUsage : kFailure);
 }
 
 // The environment `run` records with the system (process replicas inherit
@@ -250,7 +255,7 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
     sigemptyset(&unblock);
     sigaddset(&unblock, SIGINT);
     pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
-    client::Client c(socket_path(home));
+    client::Client c = server_client(home);
     auto r = c.call("POST", "/v1/systems/" + name + "/stop");
     std::fflush(stdout);
     if (!r || !r->ok()) {
@@ -279,7 +284,7 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
   if (!streamed->ok()) return fail(*streamed);
   std::fflush(stdout);
   // The stream ends when the system is removed (`zeppelin down`) or the server stops.
-  client::Client probe(socket_path(home));
+  client::Client probe = server_client(home);
   if (!probe.reachable()) return fail("the zeppelin server went away");
   std::cerr << "system " << name << " was removed\n";
   return kOk;
@@ -380,6 +385,12 @@ int main(int argc, char** argv) {
   CLI::App app{"Zeppelin: build, run and manage replicated systems", "zeppelin"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("zeppelin ") + ZEPPELIN_VERSION);
+  std::string server_url;
+  std::string cacert;
+  app.add_option("--server", server_url, "talk to the server at https://HOST:PORT (never starts a local one)")
+      ->envname("ZEPPELIN_SERVER");
+  app.add_option("--cacert", cacert, "with --server: the PEM file of the CA to trust (default: the system's)")
+      ->envname("ZEPPELIN_CACERT");
 
   std::string file;
   std::string system;
@@ -434,6 +445,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server->add_option("--home", home_flag, "data directory (default $ZEPPELIN_HOME or ~/.zeppelin)");
   server->add_option("--ready-fd", ready_fd, "write a byte to this descriptor when ready")->group("");
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> tls_sans;
+  server->add_option("--tls-cert", tls_cert, "with --listen: the server's certificate (PEM; re-read when it changes)");
+  server->add_option("--tls-key", tls_key, "with --listen: the certificate's private key (PEM)");
+  server->add_option("--tls-san", tls_sans,
+                     "with --listen and no --tls-cert: another name or address for the generated certificate "
+                     "(repeatable)");
   std::vector<std::string> allowed_hosts;
   server->add_option("--allowed-host", allowed_hosts,
                      "a Host name (NAME or NAME:PORT) the TCP API and the etcd port's JSON gateway answer to, "
@@ -494,6 +513,8 @@ int main(int argc, char** argv) {
   auto* ns = add_ns_command(app, ns_args);
   SecretArgs secret_args;
   auto* secret = add_secret_command(app, secret_args);
+  TokenArgs token_args;
+  auto* token = add_token_command(app, token_args);
 
   try {
     app.parse(argc, argv);
@@ -508,6 +529,13 @@ int main(int argc, char** argv) {
     return kUsage;
   }
 
+  if (!server_url.empty() && !*server) {
+    auto remote = client::parse_server_url(server_url);
+    if (!remote) return fail(remote.error());
+    remote->cacert = cacert;
+    if (const char* token = std::getenv("ZEPPELIN_TOKEN")) remote->token = token;
+    use_remote_server(std::move(*remote));
+  }
   if (auto code = run_coord_command(*coord, zeppelin_home())) return *code;
   if (*deploy || (!kube_target.empty() && (*ps || *logs || *stop))) {
     if (kube_target != "kubernetes") {
@@ -537,10 +565,15 @@ int main(int argc, char** argv) {
     for (const auto& name : allowed_hosts) {
       if (auto s = HostGuard::check_name(name); !s) return fail("--allowed-host: " + s.error().message, kUsage);
     }
-    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts});
+    if (tls_cert.empty() != tls_key.empty()) return fail("--tls-cert and --tls-key go together", kUsage);
+    if ((!tls_cert.empty() || !tls_sans.empty()) && listen.empty()) {
+      return fail("--tls-cert, --tls-key and --tls-san are for the API's TCP port: give --listen HOST:PORT", kUsage);
+    }
+    return server::run_server(
+        {zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts, tls_cert, tls_key, tls_sans});
   }
   if (*shutdown) {
-    client::Client c(socket_path(zeppelin_home()));
+    client::Client c = server_client(zeppelin_home());
     if (!c.reachable()) return kOk;
     auto r = c.call("POST", "/v1/shutdown");
     if (!r) return fail(r.error());
@@ -560,6 +593,7 @@ int main(int argc, char** argv) {
   if (*snapshot_restore) return cmd_store_snapshot_restore(zeppelin_home(), file);
   if (*ns) return cmd_ns(*ns, ns_args);
   if (*secret) return cmd_secret(*secret, secret_args, zeppelin_home());
+  if (*token) return cmd_token(*token, token_args, zeppelin_home());
   if (*ps) return cmd_ps(system, format);
   if (*logs) return cmd_logs(target, follow, tail);
   if (*stop) {

@@ -52,7 +52,7 @@ namespace {
 // $ZEPPELIN_HOME when the store is the embedded one. An external etcd
 // (--store etcd) is never sent that password.
 Result<StoreTarget> local_store(const std::string& home) {
-  auto c = connect_or_start(home);
+  auto c = connect_or_start_local(home);
   if (!c) return c.error();
   auto r = c->call("GET", "/v1/etcd");
   if (!r) return r.error();

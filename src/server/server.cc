@@ -18,9 +18,11 @@
 
 #include "api/http_server.h"
 #include "api/routes.h"
+#include "api/tls.h"
 #include "common/fs_util.h"
 #include "common/home_paths.h"
 #include "common/home_modes.h"
+#include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "etcd_api/auth.h"
@@ -316,6 +318,7 @@ int run_server(const ServerOptions& options) {
   }
 
   bool stopping = false;
+  std::unique_ptr<api::TlsContextSource> tls;  // the TCP listener's certificate; outlives the listeners
   std::vector<std::unique_ptr<api::HttpServer>> listeners;
   auto shutdown = [&] {
     if (stopping) return;
@@ -331,7 +334,9 @@ int run_server(const ServerOptions& options) {
     });
   };
   stop_server = shutdown;
-  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access);
+  // Bearer tokens of the TCP API, kept in the store as root (docs/security.md).
+  api::Tokens tokens(*store);
+  api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access, &tokens);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
   if (!unix_listener) {
@@ -341,16 +346,33 @@ int run_server(const ServerOptions& options) {
   log::info("API listening on unix:{}", (*unix_listener)->address());
   listeners.push_back(std::move(*unix_listener));
   if (!options.tcp_listen.empty()) {
-    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, options.allowed_hosts);
+    api::TlsFiles files{options.tls_cert, options.tls_key};
+    if (files.cert.empty()) {
+      const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
+      auto generated = api::ensure_generated_certificate(options.home + "/tls", api::default_sans(host, options.tls_sans));
+      if (!generated) {
+        log::error("TLS: {}", generated.error().message);
+        return 1;
+      }
+      files = *generated;
+    }
+    auto loaded = api::TlsContextSource::load(files);
+    if (!loaded) {
+      log::error("{}", loaded.error().message);
+      return 1;
+    }
+    tls = std::move(*loaded);
+    // The names the certificate was made for (--tls-san) are names clients use.
+    std::vector<std::string> api_hosts = options.allowed_hosts;
+    for (const auto& san : options.tls_sans) {
+      if (HostGuard::check_name(san)) api_hosts.push_back(san);
+    }
+    auto tcp = api::HttpServer::listen_tcp(io, options.tcp_listen, routes, *tls, api_hosts);
     if (!tcp) {
       log::error("{}", tcp.error().message);
       return 1;
     }
-    log::info("API listening on http://{}", (*tcp)->address());
-    if (!is_loopback_listen(options.tcp_listen)) {
-      log::warn("the API has no authentication: anyone who can reach {} can run commands as this user",
-                options.tcp_listen);
-    }
+    log::info("API listening on https://{}", (*tcp)->address());
     listeners.push_back(std::move(*tcp));
   }
 

@@ -41,6 +41,12 @@ struct ServerOptions {
   // Host names (NAME or NAME:PORT) the API's TCP port and the etcd port answer
   // to besides their listen address and loopback names (--allowed-host).
   std::vector<std::string> allowed_hosts;
+  // TLS of the TCP API: a certificate and key (--tls-cert/--tls-key, re-read
+  // when they change), else a private CA's under HOME/tls naming the listen
+  // host, loopback and `tls_sans` (--tls-san).
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> tls_sans;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the
