@@ -569,6 +569,8 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
         o.etcd_password = value;
       },
       "with --etcd-user: the environment variable holding the password");
+  server.add_flag("--etcd-plaintext", o.etcd_plaintext,
+                  "let --etcd-listen be beyond loopback without TLS (auth stays on), for a network guarded otherwise");
   server.add_flag("--insecure-store", o.insecure,
                   "serve the store's etcd API with auth off (loopback only; anyone who can reach the port can "
                   "read its secrets and run commands as you)");

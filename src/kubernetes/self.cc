@@ -43,8 +43,10 @@ json role_rules() {
 }
 
 json server_container(const SelfOptions& options) {
+  // The etcd port serves the namespace's pods over the cluster network
+  // without TLS of its own (auth stays on).
   json args = {"server", "--listen", "0.0.0.0:" + std::to_string(kSelfApiPort), "--etcd-listen",
-               "0.0.0.0:" + std::to_string(kSelfEtcdPort)};
+               "0.0.0.0:" + std::to_string(kSelfEtcdPort), "--etcd-plaintext"};
   // The server answers only to the Host names it knows (DNS rebinding): the
   // Service's, as clients in the cluster spell it.
   for (const std::string& name : {std::string(kName), std::string(kName) + "." + options.ns,

@@ -196,9 +196,18 @@ int run_server(const ServerOptions& options) {
     log::error("a zeppelin server is already running for {}", options.home);
     return 1;
   }
-  if (options.store.insecure && !is_loopback_listen(options.etcd_listen.empty() ? "127.0.0.1:0" : options.etcd_listen)) {
+  const bool etcd_on_loopback = is_loopback_listen(options.etcd_listen.empty() ? "127.0.0.1:0" : options.etcd_listen);
+  if (options.store.insecure && !etcd_on_loopback) {
     log::error("--insecure-store turns auth off, which is allowed only on a loopback --etcd-listen, not {}",
                options.etcd_listen);
+    return 2;
+  }
+  if (!etcd_on_loopback && !options.store.etcd_plaintext) {
+    // Passwords and tokens would cross the network in clear.
+    log::error(
+        "--etcd-listen {} is beyond loopback and the etcd port has no TLS: add --etcd-plaintext if the network is "
+        "guarded otherwise, or listen on 127.0.0.1",
+        options.etcd_listen);
     return 2;
   }
   for (const auto& fixed : tighten_home_modes(options.home)) log::warn("{}", fixed);

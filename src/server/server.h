@@ -22,6 +22,9 @@ struct StoreOptions {
   // The etcd API the server serves (always, for the embedded store) requires
   // auth unless `insecure` (--insecure-store, loopback only).
   bool insecure = false;
+  // --etcd-plaintext: the etcd port may listen beyond loopback without TLS
+  // (auth stays on), for a network guarded otherwise.
+  bool etcd_plaintext = false;
   std::optional<std::string> root_password;  // --store-password-env: the owner's own root user's
   // Limits of the etcd API the server serves (see docs/store.md).
   int max_txn_ops = 128;                                // --max-txn-ops
