@@ -18,45 +18,7 @@ import time
 import unittest
 
 from harness import BIN, ETCDCTL, wait_for
-
-MIB = 1024 * 1024
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def b64(data):
-    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-class Gateway:
-    """A keep-alive HTTP/1.1 connection to the JSON gateway."""
-
-    def __init__(self, endpoint):
-        host, port = endpoint.split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
-
-    def post(self, path, body):
-        self.conn.request("POST", path, body=json.dumps(body))
-        r = self.conn.getresponse()
-        answer = json.loads(r.read())
-        if r.status != 200:
-            raise RuntimeError(f"{path}: {r.status} {answer}")
-        return answer
-
-    def close(self):
-        self.conn.close()
+from test_etcd_request_limits import MIB, Gateway, b64, free_port, rss_bytes
 
 
 class EtcdServerLimitsTest(unittest.TestCase):
