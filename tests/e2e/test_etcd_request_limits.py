@@ -15,15 +15,9 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, wait_for
+from harness import BIN, free_port, wait_for
 
 MIB = 1024 * 1024
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def b64(data):
@@ -65,9 +59,11 @@ def nested_reads(outer, inner, key):
     return {"success": [{"request_txn": {"success": [{"request_range": {"key": b64(key)}}] * inner}}] * outer}
 
 
-class EtcdRequestLimitsTest(unittest.TestCase):
+class EtcdPortTest(unittest.TestCase):
+    """A zeppelin server of its own per test, its etcd port on a free loopback port (start_server)."""
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="zeppelin-etcd-request-limits-")
+        self.dir = tempfile.mkdtemp(prefix="zeppelin-etcd-port-")
         self.home = os.path.join(self.dir, "home")
         self.endpoint = f"127.0.0.1:{free_port()}"
         self.log = open(os.path.join(self.dir, "zeppelin.log"), "a")
@@ -100,6 +96,9 @@ class EtcdRequestLimitsTest(unittest.TestCase):
         wait_for(ready, timeout=30, what=f"the etcd API on {self.endpoint}")
         return Gateway(self.endpoint)
 
+
+
+class EtcdRequestLimitsTest(EtcdPortTest):
     def test_deeply_nested_json_is_refused_before_it_is_parsed(self):
         client = self.start_server()
         client.post("/v3/kv/put", {"key": b64("k"), "value": b64("v")})

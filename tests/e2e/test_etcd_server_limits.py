@@ -7,54 +7,22 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
 from harness import BIN, ETCDCTL, wait_for
-from test_etcd_request_limits import MIB, Gateway, b64, free_port, rss_bytes
+from test_etcd_request_limits import MIB, EtcdPortTest, Gateway, b64, rss_bytes
 
 
-class EtcdServerLimitsTest(unittest.TestCase):
+class EtcdServerLimitsTest(EtcdPortTest):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="zeppelin-etcd-limits-")
-        self.home = os.path.join(self.dir, "home")
-        self.endpoint = f"127.0.0.1:{free_port()}"
-        self.log = open(os.path.join(self.dir, "zeppelin.log"), "a")
-        self.server = None
+        super().setUp()
         self.start_server()
-
-    def tearDown(self):
-        if self.server and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start_server(self):
-        # Auth off: these clients load the port anonymously (auth: test_store_auth.py).
-        self.server = subprocess.Popen([BIN, "server", "--home", self.home, "--etcd-listen", self.endpoint,
-                                        "--insecure-store"], stdout=self.log, stderr=subprocess.STDOUT,
-                                       env=dict(os.environ, ZEPPELIN_HOME=self.home))
-
-        def ready():
-            try:
-                Gateway(self.endpoint).post("/v3/maintenance/status", {})
-                return True
-            except (OSError, RuntimeError):
-                return False
-
-        wait_for(ready, timeout=30, what=f"the etcd API on {self.endpoint}")
 
     def test_slow_watcher_keeps_memory_bounded_and_misses_nothing(self):
         client = Gateway(self.endpoint)
