@@ -198,6 +198,27 @@ json parse_json(const std::string& text) {
 
 }  // namespace
 
+namespace {
+
+// The status and headers (names in lower case) of an answer whose body the
+// caller then reads in chunks through `parser`.
+template <typename Socket>
+Response read_head(Socket& socket, beast::flat_buffer& buffer, http::response_parser<http::buffer_body>& parser) {
+  // Not boost::none: Boost 1.74 then rejects every answer with a Content-Length.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  http::read_header(socket, buffer, parser);
+  Response head;
+  head.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    head.headers[name] = std::string(field.value());
+  }
+  return head;
+}
+
+}  // namespace
+
 bool Client::reachable() const {
   Connection c;
   return connect(c, socket_path_, remote_).ok();
@@ -230,11 +251,7 @@ Result<Response> Client::stream(const std::string& method, const std::string& ta
     try {
       beast::flat_buffer buffer;
       http::response_parser<http::buffer_body> parser;
-      // Not boost::none: Boost 1.74 then rejects every answer with a Content-Length.
-      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      http::read_header(socket, buffer, parser);
-      Response out;
-      out.status = static_cast<int>(parser.get().result_int());
+      Response out = read_head(socket, buffer, parser);
       std::string collected;
       std::string pending;
       char chunk[16384];
@@ -282,15 +299,7 @@ Result<Response> Client::download(const std::string& method, const std::string& 
     try {
       beast::flat_buffer buffer;
       http::response_parser<http::buffer_body> parser;
-      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      http::read_header(socket, buffer, parser);
-      Response response;
-      response.status = static_cast<int>(parser.get().result_int());
-      for (const auto& field : parser.get()) {
-        std::string name(field.name_string());
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        response.headers[name] = std::string(field.value());
-      }
+      Response response = read_head(socket, buffer, parser);
       std::string error_text;
       char chunk[65536];
       while (!parser.is_done()) {
