@@ -134,6 +134,36 @@ Result<std::string> Tokens::create(const std::string& name, Role role, std::opti
   return *secret;
 }
 
+Status Tokens::install(const std::string& name, Role role, std::string_view secret) {
+  if (!spec::is_dns_label(name)) {
+    return make_error(Errc::kInvalidArgument,
+                      "a token name must be lowercase letters, digits and '-' (at most 63), not \"" + name + "\"");
+  }
+  // A guessable token would open the API; 32 characters is 128 bits even as hex.
+  constexpr std::size_t kMinSecretSize = 32;
+  if (secret.size() < kMinSecretSize) {
+    return make_error(Errc::kInvalidArgument, "token \"" + name + "\" is " + std::to_string(secret.size()) +
+                                                  " characters long; give at least 32 random ones (for example "
+                                                  "`openssl rand -hex 32`)");
+  }
+  const std::string hash = sha256_hex(secret);
+  store::RangeRequest get;
+  get.key = kTokensPrefix + name;
+  auto current = store_.range(get);
+  if (!current) return current.error();
+  if (!current->kvs.empty()) {
+    auto s = parse_stored(current->kvs.front());
+    if (s && s->info.role == role && s->info.expires == 0 && s->hash == hash) return ok_status();
+  }
+  const json doc = {{"role", to_string(role)}, {"created", now()}, {"expires", 0}, {"sha256", hash}};
+  store::PutRequest put;
+  put.key = get.key;
+  put.value = doc.dump();
+  auto done = store_.put(put);
+  if (!done) return done.error();
+  return ok_status();
+}
+
 Result<std::vector<TokenInfo>> Tokens::list() {
   store::RangeRequest range;
   range.key = kTokensPrefix;

@@ -48,6 +48,11 @@ class Tokens {
   // returns the secret, which is not kept. kAlreadyExists if NAME exists.
   Result<std::string> create(const std::string& name, Role role, std::optional<Duration> ttl,
                              TokenInfo* info = nullptr);
+  // Makes token NAME stand for `secret`, one the owner chose (at least 32
+  // characters; in a cluster, from a Secret), with `role` and no expiry. An
+  // existing NAME is replaced only if its secret or role differ, so a server
+  // that restarts with the same secret leaves the record alone.
+  Status install(const std::string& name, Role role, std::string_view secret);
   Result<std::vector<TokenInfo>> list();
   // kNotFound if there is no token NAME.
   Status revoke(const std::string& name);

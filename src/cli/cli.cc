@@ -457,6 +457,17 @@ int main(int argc, char** argv) {
   server->add_option("--allowed-host", allowed_hosts,
                      "a Host name (NAME or NAME:PORT) the TCP API and the etcd port's JSON gateway answer to, "
                      "besides the listen address and localhost (repeatable)");
+  std::optional<std::string> bootstrap_token;
+  server->add_option_function<std::string>(
+      "--bootstrap-token-env",
+      [&bootstrap_token](const std::string& var) {
+        const char* value = std::getenv(var.c_str());
+        if (!value || !*value) throw CLI::ValidationError("--bootstrap-token-env", "the variable " + var + " is not set");
+        bootstrap_token = value;
+        ::unsetenv(var.c_str());  // nothing the server starts inherits it
+      },
+      "with --listen: the environment variable holding the secret of an admin token named \"bootstrap\" "
+      "(at least 32 characters; in a cluster, from a Secret)");
   server::StoreOptions server_store;
   add_server_store_flags(*server, server_store);
 
@@ -569,8 +580,11 @@ int main(int argc, char** argv) {
     if ((!tls_cert.empty() || !tls_sans.empty()) && listen.empty()) {
       return fail("--tls-cert, --tls-key and --tls-san are for the API's TCP port: give --listen HOST:PORT", kUsage);
     }
-    return server::run_server(
-        {zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts, tls_cert, tls_key, tls_sans});
+    if (bootstrap_token && listen.empty()) {
+      return fail("--bootstrap-token-env is for the API's TCP port: give --listen HOST:PORT", kUsage);
+    }
+    return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts, tls_cert,
+                               tls_key, tls_sans, bootstrap_token});
   }
   if (*shutdown) {
     client::Client c = server_client(zeppelin_home());

@@ -580,6 +580,7 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
         const char* value = std::getenv(var.c_str());
         if (!value || !*value) throw CLI::ValidationError("--store-password-env", "the variable " + var + " is not set");
         o.root_password = value;
+        ::unsetenv(var.c_str());  // nothing the server starts inherits it
       },
       "the environment variable holding the password of a root user you made in the embedded store yourself "
       "(needed once; kept in $ZEPPELIN_HOME/credentials/store-root)");

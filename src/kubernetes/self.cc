@@ -42,11 +42,27 @@ json role_rules() {
        {{"apiGroups", {"batch"}}, {"resources", {"jobs"}}, {"verbs", verbs}}});
 }
 
+// An environment variable taken from a key of the credentials Secret.
+json secret_env(const char* variable, const char* key) {
+  return {{"name", variable},
+          {"valueFrom", {{"secretKeyRef", {{"name", kSelfCredentialsSecret}, {"key", key}}}}}};
+}
+
 json server_container(const SelfOptions& options) {
   // The etcd port serves the namespace's pods over the cluster network
-  // without TLS of its own (auth stays on).
-  json args = {"server", "--listen", "0.0.0.0:" + std::to_string(kSelfApiPort), "--etcd-listen",
-               "0.0.0.0:" + std::to_string(kSelfEtcdPort), "--etcd-plaintext"};
+  // without TLS of its own (auth stays on; the NetworkPolicy keeps it to the
+  // namespace). The store's root password and the API's first admin token
+  // come from the credentials Secret, never from the manifests.
+  json args = {"server",
+               "--listen",
+               "0.0.0.0:" + std::to_string(kSelfApiPort),
+               "--etcd-listen",
+               "0.0.0.0:" + std::to_string(kSelfEtcdPort),
+               "--etcd-plaintext",
+               "--store-password-env",
+               "ZEPPELIN_STORE_ROOT_PASSWORD",
+               "--bootstrap-token-env",
+               "ZEPPELIN_BOOTSTRAP_TOKEN"};
   // The server answers only to the Host names it knows (DNS rebinding): the
   // Service's, as clients in the cluster spell it.
   for (const std::string& name : {std::string(kName), std::string(kName) + "." + options.ns,
@@ -59,7 +75,10 @@ json server_container(const SelfOptions& options) {
       {"name", "server"},
       {"image", options.image},
       {"args", args},
-      {"env", {{{"name", "ZEPPELIN_HOME"}, {"value", kHome}}}},
+      {"env",
+       {{{"name", "ZEPPELIN_HOME"}, {"value", kHome}},
+        secret_env("ZEPPELIN_STORE_ROOT_PASSWORD", "store-root-password"),
+        secret_env("ZEPPELIN_BOOTSTRAP_TOKEN", "api-token")}},
       {"ports",
        {{{"name", "api"}, {"containerPort", kSelfApiPort}, {"protocol", "TCP"}},
         {{"name", "etcd"}, {"containerPort", kSelfEtcdPort}, {"protocol", "TCP"}}}},
@@ -114,6 +133,20 @@ Result<std::vector<nlohmann::ordered_json>> render_self(const SelfOptions& optio
          {"ports",
           {{{"name", "api"}, {"port", kSelfApiPort}, {"targetPort", "api"}, {"protocol", "TCP"}},
            {{"name", "etcd"}, {"port", kSelfEtcdPort}, {"targetPort", "etcd"}, {"protocol", "TCP"}}}}}}});
+  // Only the namespace's pods reach the etcd port (it has no TLS); the API
+  // port takes bearer tokens over TLS and may be reached from anywhere the
+  // cluster routes to it.
+  objects.push_back(
+      {{"apiVersion", "networking.k8s.io/v1"},
+       {"kind", "NetworkPolicy"},
+       {"metadata", metadata(options)},
+       {"spec",
+        {{"podSelector", {{"matchLabels", selector()}}},
+         {"policyTypes", json::array({"Ingress"})},
+         {"ingress",
+          json::array({{{"ports", json::array({{{"protocol", "TCP"}, {"port", kSelfApiPort}}})}},
+                       {{"from", json::array({{{"podSelector", json::object()}}})},
+                        {"ports", json::array({{{"protocol", "TCP"}, {"port", kSelfEtcdPort}}})}}})}}}});
   json claim = {{"metadata", {{"name", "data"}, {"labels", labels()}}},
                 {"spec",
                  {{"accessModes", json::array({"ReadWriteOnce"})},

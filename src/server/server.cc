@@ -345,6 +345,12 @@ int run_server(const ServerOptions& options) {
   stop_server = shutdown;
   // Bearer tokens of the TCP API, kept in the store as root (docs/security.md).
   api::Tokens tokens(*store);
+  if (options.bootstrap_token) {
+    if (auto s = tokens.install("bootstrap", api::Role::kAdmin, *options.bootstrap_token); !s) {
+      log::error("--bootstrap-token-env: {}", s.error().message);
+      return 1;
+    }
+  }
   api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access, &tokens);
 
   auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);

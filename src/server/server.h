@@ -50,6 +50,9 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   std::vector<std::string> tls_sans;
+  // --bootstrap-token-env: the secret of the admin token "bootstrap", which
+  // the server installs at start (a cluster gives it from a Secret).
+  std::optional<std::string> bootstrap_token;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the

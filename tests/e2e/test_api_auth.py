@@ -7,6 +7,7 @@ ZEPPELIN_TOKEN and ZEPPELIN_CACERT."""
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -42,9 +43,12 @@ class AuthTest(unittest.TestCase):
         cls.env = dict(os.environ, ZEPPELIN_HOME=cls.home)
         for name in ("ZEPPELIN_SERVER", "ZEPPELIN_TOKEN", "ZEPPELIN_CACERT"):
             cls.env.pop(name, None)
+        # As a cluster starts it: the first admin token's secret from a Secret, in a variable.
+        cls.bootstrap = secrets.token_hex(32)
         cls.server = subprocess.Popen([BIN, "server", "--home", cls.home, "--listen", f"127.0.0.1:{cls.port}",
-                                       "--etcd-listen", "127.0.0.1:0"],
-                                      env=cls.env, stdout=cls.log, stderr=subprocess.STDOUT)
+                                       "--etcd-listen", "127.0.0.1:0", "--bootstrap-token-env", "TEST_BOOTSTRAP"],
+                                      env=dict(cls.env, TEST_BOOTSTRAP=cls.bootstrap), stdout=cls.log,
+                                      stderr=subprocess.STDOUT)
 
         def listening():
             if cls.server.poll() is not None:
@@ -202,6 +206,32 @@ class AuthTest(unittest.TestCase):
         self.assertIn("exists", r.stderr)
         r = self.local("token", "create", "x", "--role", "root", check=False)
         self.assertEqual(r.returncode, 2, r.stderr)
+
+    def test_bootstrap_token_from_the_environment_is_admin(self):
+        got, made = self.call("POST", "/v1/tokens", token=self.bootstrap, body={"name": "from-bootstrap", "role": "viewer"})
+        self.assertEqual(got, 201, made)
+        listed = {t["name"]: t for t in json.loads(self.local("token", "ls", "-o", "json").stdout)}
+        self.assertEqual(listed["bootstrap"]["role"], "admin")
+        self.assertNotIn(self.bootstrap, read(self.log_path))
+        # Replicas never see it: the server dropped the variable from its environment.
+        self.assertNotIn(self.bootstrap, self.local("logs", "demo").stdout)
+
+    def test_a_short_bootstrap_token_stops_the_server_with_a_reason(self):
+        home = os.path.join(self.dir, "short-home")
+        r = subprocess.run([BIN, "server", "--home", home, "--listen", f"127.0.0.1:{free_port()}", "--etcd-listen",
+                            "127.0.0.1:0", "--bootstrap-token-env", "TEST_BOOTSTRAP"],
+                           env=dict(self.env, ZEPPELIN_HOME=home, TEST_BOOTSTRAP="guessable"), capture_output=True,
+                           text=True, timeout=60)
+        said = r.stdout + r.stderr  # the server's log
+        self.assertEqual(r.returncode, 1, said)
+        self.assertIn("--bootstrap-token-env", said)
+        self.assertIn("at least 32", said)
+        self.assertNotIn("guessable", said)
+        r = subprocess.run([BIN, "server", "--home", home, "--bootstrap-token-env", "TEST_BOOTSTRAP"],
+                           env=dict(self.env, ZEPPELIN_HOME=home, TEST_BOOTSTRAP=self.bootstrap), capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("give --listen", r.stderr)
 
     def test_repeated_failures_are_429_for_that_address(self):
         source = "127.0.0.2"

@@ -63,6 +63,34 @@ TEST_F(TokensTest, OnlyTheHashIsStoredAndTheSecretAuthenticates) {
   EXPECT_EQ(tokens.create("Not A Name", Role::kAdmin, std::nullopt).error().code, Errc::kInvalidArgument);
 }
 
+TEST_F(TokensTest, AnInstalledSecretAuthenticatesAndIsReplacedOnlyWhenItChanges) {
+  std::int64_t now = 1000;
+  Tokens tokens(*store_, [&] { return now; });
+  const std::string first(40, 'a');
+  ASSERT_TRUE(tokens.install("bootstrap", Role::kAdmin, first).ok());
+  std::string why;
+  auto who = tokens.authenticate(first, why);
+  ASSERT_TRUE(who.has_value()) << why;
+  EXPECT_EQ(who->role, Role::kAdmin);
+  EXPECT_EQ(who->created, 1000);
+  // The same secret again (a restart) leaves the record as it was.
+  now = 2000;
+  ASSERT_TRUE(tokens.install("bootstrap", Role::kAdmin, first).ok());
+  EXPECT_EQ(tokens.authenticate(first, why)->created, 1000);
+  // A rotated secret replaces the old one, which stops working.
+  const std::string second(40, 'b');
+  ASSERT_TRUE(tokens.install("bootstrap", Role::kAdmin, second).ok());
+  EXPECT_FALSE(tokens.authenticate(first, why).has_value());
+  EXPECT_EQ(tokens.authenticate(second, why)->created, 2000);
+  // Too short to be unguessable, or a bad name: refused, and the secret is not in the message.
+  auto short_one = tokens.install("bootstrap", Role::kAdmin, "hunter2");
+  ASSERT_FALSE(short_one.ok());
+  EXPECT_EQ(short_one.error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(short_one.error().message.find("hunter2"), std::string::npos);
+  EXPECT_TRUE(tokens.authenticate(second, why).has_value()) << "a refused install changes nothing";
+  EXPECT_EQ(tokens.install("Boot Strap", Role::kAdmin, second).error().code, Errc::kInvalidArgument);
+}
+
 TEST_F(TokensTest, ExpiredAndRevokedTokensAreRefused) {
   std::int64_t now = 1000;
   Tokens tokens(*store_, [&] { return now; });

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -53,7 +54,8 @@ TEST(KubernetesSelf, EveryObjectIsInTheNamespaceAndLabelled) {
     EXPECT_EQ(o["metadata"]["namespace"], "apps") << o["kind"];
     EXPECT_EQ(o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "zeppelin") << o["kind"];
   }
-  EXPECT_EQ(kinds, (std::set<std::string>{"ServiceAccount", "Role", "RoleBinding", "Service", "StatefulSet"}));
+  EXPECT_EQ(kinds, (std::set<std::string>{"ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "Service",
+                                          "StatefulSet"}));
 }
 
 TEST(KubernetesSelf, PermissionsStayInsideTheNamespace) {
@@ -106,6 +108,55 @@ TEST(KubernetesSelf, TheServerKeepsItsDataOnAVolumeAndServesBothApis) {
   for (const auto& [k, v] : (*service)["spec"]["selector"].items()) {
     EXPECT_EQ(spec["template"]["metadata"]["labels"].value(k, json()), v) << k;
   }
+}
+
+// Secure by default in a cluster too: the API takes tokens, the store's root
+// password is the owner's, and neither is written in the manifests.
+TEST(KubernetesSelf, CredentialsComeFromASecretNeverFromTheManifests) {
+  const auto objects = render_ok({"apps", "zeppelin:0.1.0", "1Gi"});
+  const json* sts = find(objects, "StatefulSet");
+  ASSERT_NE(sts, nullptr);
+  const json& container = (*sts)["spec"]["template"]["spec"]["containers"][0];
+  std::map<std::string, std::string> flag_value;  // "--flag" -> the argument after it
+  const json& args = container["args"];
+  for (size_t i = 0; i + 1 < args.size(); ++i) flag_value[args[i].get<std::string>()] = args[i + 1].get<std::string>();
+  std::map<std::string, json> env;
+  for (const auto& e : container["env"]) env[e["name"].get<std::string>()] = e;
+  for (const char* flag : {"--store-password-env", "--bootstrap-token-env"}) {
+    ASSERT_TRUE(flag_value.count(flag)) << flag;
+    const json& var = env[flag_value[flag]];
+    EXPECT_FALSE(var.contains("value")) << flag << ": no secret value in the manifests";
+    EXPECT_EQ(var["valueFrom"]["secretKeyRef"]["name"], kSelfCredentialsSecret) << flag;
+  }
+  EXPECT_TRUE(flag_value.count("--listen"));
+  for (const auto& o : objects) EXPECT_NE(o["kind"], "Secret") << "the owner makes the Secret; render never holds it";
+}
+
+TEST(KubernetesSelf, OnlyTheNamespaceReachesTheEtcdPort) {
+  const auto objects = render_ok({"apps", "zeppelin:0.1.0", "1Gi"});
+  const json* policy = find(objects, "NetworkPolicy");
+  ASSERT_NE(policy, nullptr);
+  const json* sts = find(objects, "StatefulSet");
+  ASSERT_NE(sts, nullptr);
+  // It selects the server's pods.
+  for (const auto& [k, v] : (*policy)["spec"]["podSelector"]["matchLabels"].items()) {
+    EXPECT_EQ((*sts)["spec"]["template"]["metadata"]["labels"].value(k, json()), v) << k;
+  }
+  bool etcd_rule = false;
+  for (const auto& rule : (*policy)["spec"]["ingress"]) {
+    for (const auto& port : rule["ports"]) {
+      if (port["port"] != kSelfEtcdPort) continue;
+      etcd_rule = true;
+      // A peer that is only a podSelector (no namespaceSelector) means "pods of this namespace".
+      ASSERT_TRUE(rule.contains("from")) << "the etcd port must not be open to every source";
+      for (const auto& peer : rule["from"]) {
+        EXPECT_TRUE(peer.contains("podSelector"));
+        EXPECT_FALSE(peer.contains("namespaceSelector"));
+        EXPECT_FALSE(peer.contains("ipBlock"));
+      }
+    }
+  }
+  EXPECT_TRUE(etcd_rule);
 }
 
 TEST(KubernetesSelf, BadOptionsAreErrors) {
