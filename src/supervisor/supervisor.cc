@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -76,13 +79,28 @@ struct Supervisor::Replica {
 
 struct Supervisor::SystemRuntime {
   state::SystemRecord record;
-  spec::System spec;
+  spec::System spec;  // set through set_spec(), which indexes it
+
+  void set_spec(spec::System fresh) {
+    spec = std::move(fresh);
+    services_by_name.clear();
+    for (const auto& svc : spec.services) services_by_name.emplace(svc.name, &svc);
+  }
+  // The spec's service NAME, or nullptr. Looked up on every reconcile pass
+  // for every service: a scan of the spec would make a pass O(services^2).
+  const spec::Service* service(const std::string& name) const {
+    auto it = services_by_name.find(name);
+    return it == services_by_name.end() ? nullptr : it->second;
+  }
+
   bool removing = false;
   bool remove_volumes = false;
   std::map<std::string, std::vector<std::shared_ptr<Replica>>> replicas;  // service -> by ordinal
   std::deque<std::string> rollout;  // replica keys replaced one at a time
   std::vector<std::function<void()>> stopped_waiters;
   std::map<std::string, std::string> fingerprints;  // service -> definition
+  // Into spec.services, whose elements a spec never moves once set.
+  std::unordered_map<std::string_view, const spec::Service*> services_by_name;
 };
 
 struct Supervisor::ReadyWaiter {
@@ -98,6 +116,10 @@ struct Supervisor::ReadyWaiter {
 namespace {
 
 constexpr milliseconds kPersistDelay{50};
+// How long one reconcile pass may go on creating and starting replicas
+// before it yields to the rest of the event loop (the API, probes, exits) and
+// continues in the next pass: starting 1,000 processes takes seconds.
+constexpr milliseconds kReconcilePassBudget{10};
 // Until its first success a check runs at least this often, so readiness is
 // noticed soon after it happens (Docker calls this start_interval).
 constexpr milliseconds kStartupProbeInterval{100};
@@ -161,7 +183,7 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
     if (!env) return make_error(Errc::kInvalidArgument, record.spec_file + ": " + env.error().message);
   }
   auto rt = std::make_unique<SystemRuntime>();
-  rt->spec = std::move(*parsed);
+  rt->set_spec(std::move(*parsed));
   for (const auto& svc : rt->spec.services) {
     // A rebuilt image (same tag, new ID) changes the service like any edit would.
     auto id = record.images.find(svc.name);
@@ -313,12 +335,30 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
   if (shutting_down_) return make_error(Errc::kUnavailable, "the server is shutting down");
   auto rt = make_runtime(std::move(record));
   if (!rt) return rt.error();
+  return apply_runtime(std::move(*rt));
+}
+
+void Supervisor::apply(state::SystemRecord record, std::function<void(Result<std::string>)> done) {
+  if (shutting_down_) return done(make_error(Errc::kUnavailable, "the server is shutting down"));
+  asio::post(spec_worker_, [this, lifetime = std::weak_ptr<bool>(lifetime_), record = std::move(record),
+                            done = std::move(done)]() mutable {
+    auto rt = make_runtime(std::move(record));
+    asio::post(io_, [this, lifetime, rt = std::move(rt), done = std::move(done)]() mutable {
+      if (lifetime.expired()) return;
+      if (!rt) return done(rt.error());
+      if (shutting_down_) return done(make_error(Errc::kUnavailable, "the server is shutting down"));
+      done(apply_runtime(std::move(*rt)));
+    });
+  });
+}
+
+Result<std::string> Supervisor::apply_runtime(std::unique_ptr<SystemRuntime> rt) {
   int wanted = 0;
-  for (const auto& svc : (*rt)->spec.services) {
+  for (const auto& svc : rt->spec.services) {
     if (auto supported = driver_.supports(svc); !supported) return supported.error();
     wanted += svc.replicas;
   }
-  const std::string name = (*rt)->record.name;
+  const std::string name = rt->record.name;
   // Each replica has a loopback address of its own, from a pool of 65,024.
   if (const int others = replicas_wanted_by_others(name); others + wanted > kAddressPoolSize) {
     return make_error(Errc::kInvalidArgument,
@@ -328,17 +368,17 @@ Result<std::string> Supervisor::apply(state::SystemRecord record) {
                           " replica addresses left: lower the replicas, or remove systems (zeppelin down)");
   }
   std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
-  SystemRuntime* existing = find((*rt)->record.name);
+  SystemRuntime* existing = find(rt->record.name);
   if (!existing) {
-    (*rt)->record.running = true;
-    (*rt)->record.replicas.clear();
-    (*rt)->record.scale.clear();
-    systems_[name] = std::move(*rt);
+    rt->record.running = true;
+    rt->record.replicas.clear();
+    rt->record.scale.clear();
+    systems_[name] = std::move(rt);
   } else {
     if (existing->removing) return make_error(Errc::kUnavailable, "system " + existing->record.name + " is being removed");
     existing->record.scale.clear();  // the file is the truth again
     existing->record.running = true;
-    replace_spec(*existing, **rt);
+    replace_spec(*existing, *rt);
   }
   persist();
   schedule_reconcile();
@@ -350,7 +390,7 @@ void Supervisor::replace_spec(SystemRuntime& existing, SystemRuntime& fresh) {
   existing.record.spec_file = fresh.record.spec_file;
   existing.record.caller_env = fresh.record.caller_env;
   existing.record.images = fresh.record.images;
-  existing.spec = std::move(fresh.spec);
+  existing.set_spec(std::move(fresh.spec));
   existing.fingerprints = std::move(fresh.fingerprints);
   for (const spec::Service* svc : existing.spec.dependency_order()) {
     auto& reps = existing.replicas[svc->name];
@@ -392,7 +432,7 @@ Status Supervisor::remove(const std::string& name, bool volumes, std::function<v
 Status Supervisor::scale(const std::string& name, const std::string& service, int replicas) {
   SystemRuntime* sys = find(name);
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
-  if (!sys->spec.find(service)) {
+  if (!sys->service(service)) {
     return make_error(Errc::kNotFound, "system \"" + name + "\" has no service \"" + service + "\"");
   }
   if (replicas < 0 || replicas > 10000) return make_error(Errc::kInvalidArgument, "replicas must be between 0 and 10000");
@@ -415,7 +455,7 @@ Status Supervisor::start(const std::string& name) {
 Status Supervisor::restart(const std::string& name, const std::optional<std::string>& service) {
   SystemRuntime* sys = find(name);
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
-  if (service && !sys->spec.find(*service)) {
+  if (service && !sys->service(*service)) {
     return make_error(Errc::kNotFound, "system \"" + name + "\" has no service \"" + *service + "\"");
   }
   if (sys->removing) return make_error(Errc::kUnavailable, "system " + name + " is being removed");
@@ -549,7 +589,13 @@ void Supervisor::schedule_reconcile() {
   });
 }
 
+bool Supervisor::pass_spent() const {
+  return pass_actions_ > 0 && std::chrono::steady_clock::now() >= pass_deadline_;
+}
+
 void Supervisor::reconcile() {
+  pass_deadline_ = std::chrono::steady_clock::now() + kReconcilePassBudget;
+  pass_actions_ = 0;
   // Withdraws what stopped since the last pass before anything restarts it,
   // so that a watcher sees a crashed replica go and come back.
   sync_announcements();
@@ -601,7 +647,7 @@ void Supervisor::sync_announcements() {
   if (!options_.registry) return;
   for (auto& [name, sys] : systems_) {
     for (auto& [service, reps] : sys->replicas) {
-      const spec::Service* svc = sys->spec.find(service);
+      const spec::Service* svc = sys->service(service);
       for (auto& r : reps) {
         if (!r) continue;
         // The instance that should be announced; 0 for none.
@@ -631,7 +677,7 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
   advance_rollout(sys);
   // Services dropped from the spec: stop their replicas, then forget them.
   for (auto it = sys.replicas.begin(); it != sys.replicas.end();) {
-    if (sys.spec.find(it->first)) {
+    if (sys.service(it->first)) {
       ++it;
       continue;
     }
@@ -667,11 +713,18 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
 
     bool deps_ready = true;
     for (const auto& dep : svc->depends_on) {
-      if (const spec::Service* d = sys.spec.find(dep); d && !service_ready(sys, *d)) deps_ready = false;
+      if (const spec::Service* d = sys.service(dep); d && !service_ready(sys, *d)) deps_ready = false;
     }
     for (int ordinal = 0; ordinal < want; ++ordinal) {
+      const bool is_new = ordinal >= static_cast<int>(reps.size()) || !reps[ordinal];
+      if (is_new && pass_spent()) return schedule_reconcile();
       auto r = ensure_replica(sys, *svc, ordinal);
-      if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) start_replica(sys, r);
+      if (is_new) ++pass_actions_;
+      if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) {
+        if (pass_spent()) return schedule_reconcile();
+        start_replica(sys, r);
+        ++pass_actions_;
+      }
       if (svc->ordered() && !ready(*r)) break;  // the next ordinal waits for this one
     }
   }
@@ -683,16 +736,15 @@ void Supervisor::reconcile_stopping(SystemRuntime& sys) {
     if (it == sys.replicas.end()) return false;
     return std::any_of(it->second.begin(), it->second.end(), [&](const auto& r) { return r && alive(*r); });
   };
+  // Dependents stop before what they depend on: the services some live replica depends on wait.
+  std::unordered_set<std::string_view> awaited;
+  for (const auto& other : sys.spec.services) {
+    if (other.depends_on.empty() || !has_alive(other.name)) continue;
+    for (const auto& dep : other.depends_on) awaited.insert(dep);
+  }
   for (auto& [service, reps] : sys.replicas) {
-    const spec::Service* svc = sys.spec.find(service);
-    // Dependents stop before what they depend on.
-    bool dependents_alive = false;
-    for (const auto& other : sys.spec.services) {
-      if (std::find(other.depends_on.begin(), other.depends_on.end(), service) != other.depends_on.end() &&
-          has_alive(other.name)) {
-        dependents_alive = true;
-      }
-    }
+    const spec::Service* svc = sys.service(service);
+    const bool dependents_alive = awaited.count(service) > 0;
     for (int i = static_cast<int>(reps.size()) - 1; i >= 0; --i) {
       auto& r = reps[i];
       if (!r) continue;
@@ -715,7 +767,7 @@ void Supervisor::advance_rollout(SystemRuntime& sys) {
     const auto slash = key.rfind('/');
     const std::string service = key.substr(0, slash);
     const int ordinal = std::stoi(key.substr(slash + 1));
-    const spec::Service* svc = sys.spec.find(service);
+    const spec::Service* svc = sys.service(service);
     if (!svc || ordinal >= desired_replicas(sys, *svc)) {
       sys.rollout.pop_front();
       continue;
@@ -856,7 +908,7 @@ bool Supervisor::service_ready(const SystemRuntime& sys, const spec::Service& sv
 }
 
 void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r) {
-  const spec::Service* svc = sys.spec.find(r->service);
+  const spec::Service* svc = sys.service(r->service);
   const int want = desired_replicas(sys, *svc);
   ReplicaIdentity id;
   id.system = &sys.spec;
@@ -871,7 +923,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   };
   for (int i = 0; i < want; ++i) id.peers.push_back(endpoint(*svc, ensure_replica(sys, *svc, i)->host));
   for (const auto& dep : svc->depends_on) {
-    const spec::Service* d = sys.spec.find(dep);
+    const spec::Service* d = sys.service(dep);
     auto& list = id.dependencies[dep];
     for (int i = 0; i < desired_replicas(sys, *d); ++i) list.push_back(endpoint(*d, ensure_replica(sys, *d, i)->host));
   }
@@ -1016,7 +1068,7 @@ void Supervisor::start_failed(SystemRuntime& sys, const std::shared_ptr<Replica>
 
 void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r) {
   if (!r->instance) return;
-  const spec::Service* svc = sys.spec.find(r->service);
+  const spec::Service* svc = sys.service(r->service);
   r->state = ReplicaState::kStopping;
   r->probe_timer.cancel();
   r->instance->terminate();
@@ -1042,7 +1094,7 @@ void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitS
   event(*r, r->last_exit);
   SystemRuntime* sys = find(r->system);
   if (!sys) return;
-  const spec::Service* svc = sys->spec.find(r->service);
+  const spec::Service* svc = sys->service(r->service);
   if (r->unhealthy_restart) {
     r->unhealthy_restart = false;
     if (sys->record.running && !shutting_down_ && svc) {
@@ -1110,7 +1162,7 @@ void Supervisor::schedule_probe(const std::shared_ptr<Replica>& r, milliseconds 
 
 void Supervisor::run_probe(const std::shared_ptr<Replica>& r) {
   SystemRuntime* sys = find(r->system);
-  const spec::Service* svc = sys ? sys->spec.find(r->service) : nullptr;
+  const spec::Service* svc = sys ? sys->service(r->service) : nullptr;
   if (!svc || !svc->health) return;
   const spec::HealthCheck& check = *svc->health;
   const std::uint64_t id = r->instance_id;
@@ -1127,7 +1179,7 @@ void Supervisor::run_probe(const std::shared_ptr<Replica>& r) {
 void Supervisor::on_probe_result(const std::shared_ptr<Replica>& r, std::uint64_t instance_id, bool ok) {
   if (r->instance_id != instance_id || !r->instance || r->state == ReplicaState::kStopping) return;
   SystemRuntime* sys = find(r->system);
-  const spec::Service* svc = sys ? sys->spec.find(r->service) : nullptr;
+  const spec::Service* svc = sys ? sys->service(r->service) : nullptr;
   if (!svc || !svc->health) return;
   const spec::HealthCheck& check = *svc->health;
   if (ok) {
@@ -1199,7 +1251,7 @@ ReplicaStatus Supervisor::status_of(const SystemRuntime& sys, const Replica& r) 
   s.pid = r.instance ? r.instance->pid() : 0;  // live: a container's is known only once it runs
   auto rec = sys.record.replicas.find(r.key);
   s.restarts = rec == sys.record.replicas.end() ? 0 : rec->second.restarts;
-  const spec::Service* svc = sys.spec.find(r.service);
+  const spec::Service* svc = sys.service(r.service);
   s.address = svc ? endpoint(*svc, r.host) : r.host;
   s.last_exit = r.last_exit;
   s.detail = r.detail;
@@ -1215,11 +1267,11 @@ Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std:
     std::vector<std::string> services;
     for (const auto& svc : sys->spec.services) services.push_back(svc.name);
     for (const auto& [service, reps] : sys->replicas) {
-      if (!sys->spec.find(service)) services.push_back(service);
+      if (!sys->service(service)) services.push_back(service);
     }
     for (const auto& service : services) {
       auto it = sys->replicas.find(service);
-      const spec::Service* svc = sys->spec.find(service);
+      const spec::Service* svc = sys->service(service);
       const int want = svc ? desired_replicas(*sys, *svc) : 0;
       const int have = it == sys->replicas.end() ? 0 : static_cast<int>(it->second.size());
       for (int i = 0; i < std::max(want, have); ++i) {
@@ -1242,7 +1294,7 @@ Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std:
 Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const LogFilter& filter) const {
   SystemRuntime* sys = find(filter.system);
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + filter.system + "\"");
-  if (filter.service && !sys->spec.find(*filter.service)) {
+  if (filter.service && !sys->service(*filter.service)) {
     return make_error(Errc::kNotFound, "system \"" + filter.system + "\" has no service \"" + *filter.service + "\"");
   }
   std::vector<std::pair<LogLine, std::string>> out;

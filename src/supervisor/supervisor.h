@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -97,6 +98,11 @@ class Supervisor {
   // definition changed are replaced one at a time.
   // Returns the system's name.
   Result<std::string> apply(state::SystemRecord record);
+  // The same, with the spec parsed and checked on a worker thread: a spec of
+  // thousands of services takes a good part of a second to parse, which the
+  // event loop (and every other request) must not wait for. `done` runs on
+  // the loop; applies complete in the order they were asked.
+  void apply(state::SystemRecord record, std::function<void(Result<std::string>)> done);
   // Wants a registered system running again, as it was last applied.
   Status start(const std::string& system);
   // Wants the system stopped; `done` runs once every replica has exited.
@@ -124,7 +130,10 @@ class Supervisor {
   struct Replica;
   struct SystemRuntime;
 
+  // Parses and checks a record's spec. Reads nothing but its argument and
+  // options_, so it may run on the spec worker.
   Result<std::unique_ptr<SystemRuntime>> make_runtime(state::SystemRecord record) const;
+  Result<std::string> apply_runtime(std::unique_ptr<SystemRuntime> rt);
   SystemRuntime* find(const std::string& name) const;
   void schedule_reconcile();
   void reconcile();
@@ -137,6 +146,8 @@ class Supervisor {
   // Announces ready replicas and withdraws the others (options_.registry).
   void sync_announcements();
   void reconcile_running(SystemRuntime& sys);
+  // True once this pass has done something and used up its time.
+  bool pass_spent() const;
   void reconcile_stopping(SystemRuntime& sys);
   void advance_rollout(SystemRuntime& sys);
   void check_waiters();
@@ -184,6 +195,10 @@ class Supervisor {
   int address_cursor_ = 0;  // every pool index below it is taken
   int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block
   bool reconcile_posted_ = false;
+  // The current reconcile pass: when it should yield, and what it did so far
+  // (a pass always does at least one thing, so that reconciling progresses).
+  std::chrono::steady_clock::time_point pass_deadline_;
+  int pass_actions_ = 0;
   bool persist_posted_ = false;
   boost::asio::steady_timer persist_timer_;
   bool shutting_down_ = false;
@@ -197,6 +212,9 @@ class Supervisor {
   std::unique_ptr<state::StateWatch> desired_watch_;
   // Handlers posted from the store's threads check it: the loop may outlive the supervisor.
   std::shared_ptr<bool> lifetime_ = std::make_shared<bool>(true);
+  // Parses specs for apply(record, done). Last member: joined first, while
+  // everything its tasks use still exists.
+  boost::asio::thread_pool spec_worker_{1};
 };
 
 }  // namespace zeppelin::supervisor
