@@ -156,12 +156,23 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
   }
 
   void reply(int status, const nlohmann::json& body) override {
+    // Messages may quote user input: invalid UTF-8 is replaced, never fatal.
+    send_json(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+
+  void reply_serialized(int status, std::string body) override {
+    auto self = this->shared_from_this();
+    asio::post(socket_.get_executor(),
+               [self, status, body = std::move(body)]() mutable { self->send_json(status, std::move(body)); });
+  }
+
+  void send_json(int status, std::string body) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::content_type, "application/json");
     res->set(http::field::server, "zeppelin");
     res->keep_alive(keep_alive_);
-    // Messages may quote user input: invalid UTF-8 is replaced, never fatal.
-    res->body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    res->body() = std::move(body);
+    res->body() += '\n';
     res->prepare_payload();
     auto self = this->shared_from_this();
     http::async_write(socket_, *res, [self, res](const beast::error_code& ec, std::size_t) {

@@ -37,6 +37,10 @@ class Exchange {
  public:
   virtual ~Exchange() = default;
   virtual void reply(int status, const nlohmann::json& body) = 0;
+  // Sends `body`, JSON already serialised. May be called from any thread (the
+  // connection's own executor sends it), so that a large answer is built off
+  // the event loop.
+  virtual void reply_serialized(int status, std::string body) = 0;
   // Sends the file at `path` as an application/octet-stream body, with extra
   // `headers`. The file is open when this returns: the caller may remove it.
   virtual void reply_file(int status, const std::string& path, const std::map<std::string, std::string>& headers) = 0;

@@ -7,6 +7,9 @@
 #include <ctime>
 #include <regex>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include "common/fs_util.h"
 #include "common/json_depth.h"
 #include "common/log.h"
@@ -257,17 +260,19 @@ void handle_apply(Supervisor& sup, const Request& req, const std::shared_ptr<Exc
       record.images[service] = id.get<std::string>();
     }
   }
-  auto applied = sup.apply(record);
-  if (!applied) return reply_error(ex, applied.error());
-  if (req.query.count("follow") && req.query.at("follow") == "true") {
-    // Subscribing before the reconciler runs means no line of the start is missed.
-    ex->begin_stream();
-    ex->stream({{"applied", *applied}});
-    supervisor::LogFilter filter;
-    filter.system = *applied;
-    return follow(sup, filter, ex);
-  }
-  ex->reply(200, {{"name", *applied}});
+  const bool follow_logs = req.query.count("follow") && req.query.at("follow") == "true";
+  sup.apply(std::move(record), [&sup, ex, follow_logs](Result<std::string> applied) {
+    if (!applied) return reply_error(ex, applied.error());
+    if (follow_logs) {
+      // Subscribing before the reconciler runs means no line of the start is missed.
+      ex->begin_stream();
+      ex->stream({{"applied", *applied}});
+      supervisor::LogFilter filter;
+      filter.system = *applied;
+      return follow(sup, filter, ex);
+    }
+    ex->reply(200, {{"name", *applied}});
+  });
 }
 
 void handle_logs(Supervisor& sup, const std::string& system, const Request& req, const std::shared_ptr<Exchange>& ex) {
@@ -391,7 +396,25 @@ Role required_role(const std::string& method, const std::string& path) {
 Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAccess store, Tokens* tokens) {
   auto access = std::make_shared<Access>();
   access->tokens = tokens;
-  return [&sup, on_shutdown = std::move(on_shutdown), store = std::move(store), access](
+  // Turns long replica lists into JSON off the event loop: 50,000 rows take
+  // a few hundred milliseconds, which no other request should wait for.
+  auto serializer = std::make_shared<boost::asio::thread_pool>(1);
+  auto reply_replicas = [serializer](const std::shared_ptr<Exchange>& ex, std::vector<supervisor::ReplicaStatus> rows,
+                                     std::optional<json> system) {
+    boost::asio::post(*serializer, [ex, rows = std::move(rows), system = std::move(system)]() mutable {
+      json replicas = json::array();
+      for (const auto& r : rows) replicas.push_back(to_json(r));
+      json out;
+      if (system) {
+        out = std::move(*system);
+        out["replicas_detail"] = std::move(replicas);
+      } else {
+        out = std::move(replicas);
+      }
+      ex->reply_serialized(200, out.dump(-1, ' ', false, json::error_handler_t::replace));
+    });
+  };
+  return [&sup, on_shutdown = std::move(on_shutdown), store = std::move(store), access, reply_replicas](
              const Request& req, const std::shared_ptr<Exchange>& ex) {
     static const std::regex system_route(R"(^/v1/systems/([a-z0-9-]{1,63})(/[a-z]+)?$)");
     if (!admit(*access, req, ex)) return;
@@ -422,9 +445,7 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
       if (auto it = req.query.find("system"); it != req.query.end() && !it->second.empty()) system = it->second;
       auto rows = sup.replicas(system);
       if (!rows) return reply_error(ex, rows.error());
-      json out = json::array();
-      for (const auto& r : *rows) out.push_back(to_json(r));
-      return ex->reply(200, out);
+      return reply_replicas(ex, std::move(*rows), std::nullopt);
     }
     std::smatch match;
     if (!std::regex_match(req.path, match, system_route)) {
@@ -438,14 +459,8 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     if (action.empty() && m == "GET") {
       auto rows = sup.replicas(system);
       if (!rows) return reply_error(ex, rows.error());
-      json replicas = json::array();
-      for (const auto& r : *rows) replicas.push_back(to_json(r));
       for (const auto& s : sup.systems()) {
-        if (s.name == system) {
-          json out = to_json(s);
-          out["replicas_detail"] = replicas;
-          return ex->reply(200, out);
-        }
+        if (s.name == system) return reply_replicas(ex, std::move(*rows), to_json(s));
       }
       return reply_error(ex, Errc::kNotFound, "no system named \"" + system + "\"");
     }
