@@ -1,10 +1,13 @@
 #include "cli/store_commands.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <iostream>
 
 #include "cli/autostart.h"
 #include "client/client.h"
+#include "common/home_paths.h"
 #include "common/pending_file.h"
 #include "store/embedded_store.h"
 
@@ -67,6 +70,13 @@ int cmd_store_snapshot_restore(const std::string& home, const std::string& file)
   if (!store) return report(store.error());
   std::cout << "restored " << store_dir(home) << " from " << file << " (revision " << (*store)->status().revision
             << ")\n";
+  // Snapshots carry the users with their password hashes, never root's password itself.
+  const std::string auth_state = store_dir(home) + "/" + store::kAuthStateFile;
+  if (::access(auth_state.c_str(), F_OK) == 0 && ::access(store_root_credentials_path(home).c_str(), F_OK) != 0) {
+    std::cout << "its users and roles came back with it; root's password is the one of the store the snapshot was "
+                 "taken from: copy that server's credentials/store-root here, or start the server once with "
+                 "--store-password-env VAR\n";
+  }
   return 0;
 }
 

@@ -41,6 +41,7 @@ struct LaunchSpec {
   std::vector<std::string> env;      // "KEY=value"
   std::string workdir;               // containers: in the container; empty: the image's
   spec::Resources resources;
+  std::optional<spec::RunAs> run_as;  // processes: the account to run as; unset: the server's
   std::optional<ContainerLaunch> container;  // set: run as a container
 };
 

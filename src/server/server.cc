@@ -106,7 +106,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.listen = options.etcd_listen;
   etcd_options.on_failure = std::move(on_failure);
   etcd_options.snapshot_dir = options.home + "/store";
-  etcd_options.auth_file = options.home + "/store/auth.json";
+  etcd_options.auth_file = options.home + "/store/" + store::kAuthStateFile;  // carried by snapshots
   StoreAuthOptions auth_options;
   auth_options.credentials_file = store_root_credentials_path(options.home);
   auth_options.root_password = options.store.root_password;

@@ -69,6 +69,16 @@ struct Build {
   std::vector<std::pair<std::string, std::string>> args;  // build args, in file order
 };
 
+// Who a process service's replicas run as (`user:`, `group:`), resolved
+// against the host's accounts when the spec is read.
+struct RunAs {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;     // `group:`, else the user's primary group
+  std::string user_name;     // for its supplementary groups (initgroups)
+  std::string home;          // HOME, unless the service's env sets it
+  bool operator==(const RunAs&) const = default;
+};
+
 enum class Mode { kReplicated, kStateful };
 enum class StartOrder { kOrdered, kParallel };
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
@@ -98,6 +108,7 @@ struct Service {
   RestartPolicy restart = RestartPolicy::kAlways;
   Duration stop_grace = std::chrono::seconds(10);
   std::vector<std::string> depends_on;
+  std::optional<RunAs> run_as;        // process services only; unset: the server's own user
   Location location;
 
   bool is_container() const { return !image.empty(); }

@@ -120,7 +120,7 @@ namespace {
 // Walks the YAML tree once, filling the model and collecting diagnostics.
 class SpecReader {
  public:
-  SpecReader(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+  SpecReader(std::string base_dir, const Accounts& accounts) : base_dir_(std::move(base_dir)), accounts_(accounts) {}
 
   System read(const YAML::Node& root);
   std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
@@ -161,10 +161,13 @@ class SpecReader {
   void read_ports(Service& svc, const YAML::Node& node);
   void read_volumes(Service& svc, const YAML::Node& node);
   void read_resources(Service& svc, const YAML::Node& node);
+  void read_run_as(Service& svc, bool container, const std::optional<YAML::Node>& user_node,
+                   const std::optional<YAML::Node>& group_node);
   void read_health(Service& svc, const YAML::Node& node, std::optional<YAML::Node>& port_ref);
   void check_dependencies(const System& system, const std::map<std::string, std::vector<YAML::Node>>& dep_nodes);
 
   std::string base_dir_;
+  const Accounts& accounts_;
   std::vector<Diagnostic> diagnostics_;
 };
 
@@ -346,9 +349,11 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
   std::optional<YAML::Node> entrypoint_node;
   std::optional<YAML::Node> start_node;
   std::optional<YAML::Node> health_port;
+  std::optional<YAML::Node> user_node;
+  std::optional<YAML::Node> group_node;
   for_fields(node, where,
              {"command", "image", "entrypoint", "build", "workdir", "env", "ports", "replicas", "mode", "start",
-              "resources", "volumes", "health", "restart", "stop_grace", "depends_on"},
+              "resources", "volumes", "health", "restart", "stop_grace", "depends_on", "user", "group"},
              [&](const std::string& field, const YAML::Node&, const YAML::Node& value) {
                if (field == "command") {
                  command_node = value;
@@ -393,9 +398,14 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
                  if (auto d = duration_of(value, "stop_grace")) svc.stop_grace = *d;
                } else if (field == "depends_on") {
                  svc.depends_on = string_list(value, "depends_on");
+               } else if (field == "user") {
+                 user_node = value;
+               } else if (field == "group") {
+                 group_node = value;
                }
              });
   const bool container = !svc.image.empty() || svc.build;
+  if (user_node || group_node) read_run_as(svc, container, user_node, group_node);
   if (command_node) {
     if (container) {
       svc.command = words_of(*command_node, "command");
@@ -449,6 +459,58 @@ Service SpecReader::read_service(const std::string& name, const YAML::Node& key,
     }
   }
   return svc;
+}
+
+void SpecReader::read_run_as(Service& svc, bool container, const std::optional<YAML::Node>& user_node,
+                             const std::optional<YAML::Node>& group_node) {
+  if (container) {
+    // An image names its users in its own /etc/passwd, and its per-replica
+    // volumes would need to be owned by that uid on the host: not supported yet.
+    error(user_node ? *user_node : *group_node,
+          std::string("\"") + (user_node ? "user" : "group") +
+              "\" applies only to process services; an image service runs as its image's USER");
+    return;
+  }
+  if (!user_node) {
+    error(*group_node, "\"group\" needs \"user\": the account the replicas run as");
+    return;
+  }
+  auto user = string_of(*user_node, "user");
+  if (!user) return;
+  auto account = accounts_.find_user(*user);
+  if (!account) {
+    error(*user_node, "unknown user \"" + *user + "\": no such account on this host");
+    return;
+  }
+  RunAs run_as{account->uid, account->gid, account->name, account->home};
+  if (group_node) {
+    auto group = string_of(*group_node, "group");
+    if (!group) return;
+    auto gid = accounts_.find_group(*group);
+    if (!gid) {
+      error(*group_node, "unknown group \"" + *group + "\": no such group on this host");
+      return;
+    }
+    run_as.gid = *gid;
+  }
+  const std::uint32_t euid = accounts_.effective_uid();
+  if (euid != 0) {
+    // Without root, setuid/setgid to anyone else fail: say so now, not at every start.
+    if (run_as.uid != euid) {
+      error(*user_node, "user \"" + *user + "\" (uid " + std::to_string(run_as.uid) +
+                            "): running replicas as another user needs a server running as root; this one runs as uid " +
+                            std::to_string(euid));
+      return;
+    }
+    if (run_as.gid != accounts_.effective_gid()) {
+      error(group_node ? *group_node : *user_node,
+            "group " + std::to_string(run_as.gid) +
+                ": running replicas with another group needs a server running as root; this one runs as gid " +
+                std::to_string(accounts_.effective_gid()));
+      return;
+    }
+  }
+  svc.run_as = std::move(run_as);
 }
 
 void SpecReader::read_command(Service& svc, const YAML::Node& node) {
@@ -927,6 +989,11 @@ std::string format_diagnostics(const std::string& file, const std::vector<Diagno
 }
 
 Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir) {
+  return parse_spec(text, file, base_dir, host_accounts());
+}
+
+Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir,
+                          const Accounts& accounts) {
   // Specs travel as JSON text (the API, the store): refuse other bytes here, with their place.
   if (const auto bad = first_invalid_utf8(text)) {
     Location at{1, 1};
@@ -953,7 +1020,7 @@ Result<System> parse_spec(const std::string& text, const std::string& file, cons
   } catch (const YAML::Exception& e) {
     return make_error(Errc::kInvalidArgument, format_diagnostics(file, {{{1, 1}, std::string("YAML error: ") + e.what()}}));
   }
-  SpecReader reader(base_dir);
+  SpecReader reader(base_dir, accounts);
   System system;
   try {
     system = reader.read(root);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "spec/accounts.h"
 #include "spec/model.h"
 
 namespace zeppelin::spec {
@@ -22,7 +23,11 @@ std::string format_diagnostics(const std::string& file, const std::vector<Diagno
 // Parses `text` as the contents of `file` (used for messages and to resolve
 // relative paths against base_dir). On failure the Error's message holds every
 // diagnostic, one per line.
+// `user:` and `group:` are resolved against the host's accounts; the second
+// form takes others (tests).
 Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir);
+Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir,
+                          const Accounts& accounts);
 
 // Reads and parses a file; relative paths resolve against its directory.
 Result<System> load_spec_file(const std::string& path);

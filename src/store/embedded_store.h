@@ -56,8 +56,16 @@ class EmbeddedStore : public Store {
   virtual EmbeddedStoreStats stats() = 0;
 };
 
+// The file beside the database in a store's directory that holds the etcd
+// API's users, roles, auth flag and kept replica tokens (etcd_api::AuthStore
+// writes it). A snapshot carries its bytes and a restore puts them back, so a
+// restored store comes back as locked down as the one it was taken from.
+inline constexpr const char* kAuthStateFile = "auth.json";
+
 // Replaces the store in `dir` with the snapshot file `snapshot_path` (made by
-// Store::snapshot). The store must not be open.
+// Store::snapshot). The store must not be open. A snapshot that carries auth
+// state replaces `dir`/auth.json with it; an older one without it leaves the
+// file as it is (a store without one is locked down at its next start).
 Status restore_snapshot(const std::string& snapshot_path, const std::string& dir);
 
 // The database file of the store in `dir`.

@@ -100,6 +100,12 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     }
     return value;
   };
+  if (svc.run_as) {
+    // The account's own, not the caller's, unless the service's env says otherwise.
+    vars["HOME"] = svc.run_as->home;
+    vars["USER"] = svc.run_as->user_name;
+    vars["LOGNAME"] = svc.run_as->user_name;
+  }
   if (const auto& etcd = id.system->etcd) {
     vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(etcd->endpoints);
     vars["ZEPPELIN_ETCD_PREFIX"] = etcd->prefix;

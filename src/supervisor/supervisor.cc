@@ -1,6 +1,10 @@
 #include "supervisor/supervisor.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <boost/asio/post.hpp>
 #include <filesystem>
@@ -140,6 +144,7 @@ std::string fingerprint(const spec::Service& svc) {
   if (svc.entrypoint) {
     for (const auto& a : *svc.entrypoint) out << a << '\x1f';
   }
+  if (svc.run_as) out << "|as " << svc.run_as->uid << ':' << svc.run_as->gid;
   return out.str();
 }
 
@@ -946,6 +951,12 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
         r->needs_start = false;
         return start_failed(sys, r, *svc, s.error().message);
       }
+      // The replica's own volume belongs to the account it runs as; nothing above it changes.
+      if (svc->run_as && ::chown(dir.c_str(), svc->run_as->uid, svc->run_as->gid) != 0) {
+        r->needs_start = false;
+        return start_failed(sys, r, *svc, "cannot give volume " + dir + " to uid " + std::to_string(svc->run_as->uid) +
+                                              ": " + std::strerror(errno));
+      }
     }
     // A container sees the directory where the spec says; a process, where it is.
     id.volumes[v.name] = svc->is_container() ? v.path : dir;
@@ -1001,6 +1012,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   launch.env = std::move(launch_env->env);
   launch.workdir = svc->workdir;
   launch.resources = svc->resources;
+  launch.run_as = svc->run_as;
   if (svc->is_container()) {
     // The exact image the caller built or pulled, when it said which.
     auto id = sys.record.images.find(svc->name);

@@ -164,10 +164,13 @@ class SpecSchemaTest(unittest.TestCase):
                 depends_on: [db]
               worker:
                 command: [sleep, infinity]
+                user: nobody
                 resources: {cpu: 2, memory: 1048576}
                 health: {exec: "test -e /tmp/ready"}
               probe:
                 command: ["true"]
+                user: 65534
+                group: nogroup
                 health: {exec: [pg_isready, -q]}
             """)), "a spec using every field")
 
@@ -273,6 +276,8 @@ class SpecSchemaTest(unittest.TestCase):
             "zero retries": "health: {tcp: {port: 80}, retries: 0}",
             "an empty exec check": "health: {exec: []}",
             "a dependency listed twice": "depends_on: [a, a]",
+            "a group without a user": "group: staff",
+            "an empty user": "user: ''",
         }
         for what, field in cases.items():
             with self.subTest(what=what):
@@ -282,6 +287,10 @@ class SpecSchemaTest(unittest.TestCase):
                 else:
                     text += "    " + field + "\n"
                 self.assert_invalid(text, what)
+
+    def test_user_is_for_process_services(self):
+        self.assert_invalid("name: shop\nservices:\n  db: {image: postgres, user: app}\n", "user on an image service")
+        self.assert_invalid("name: shop\nservices:\n  db: {build: ., user: app}\n", "user on a built image")
 
     def test_invalid_specs_of_the_parser_corpus_are_rejected(self):
         for name in CORPUS_REJECTED_BY_SCHEMA:

@@ -250,6 +250,39 @@ class UpgradeTest(ZeppelinTestCase):
         finally:
             self.stop_server(server)
 
+    def test_a_snapshot_restored_elsewhere_comes_back_locked_with_the_same_root(self):
+        server = self.start_server()
+        try:
+            self.zeppelin("kv", "put", "k", "v")
+            password = store_root_password(self.home)
+            snapshot = os.path.join(self.dir, "backup.db")
+            self.zeppelin("store", "snapshot", "save", snapshot)
+        finally:
+            self.stop_server(server)
+
+        # Another data directory, as on a new machine: no credentials file.
+        self.home = os.path.join(self.dir, "elsewhere")
+        self.env = dict(self.env, ZEPPELIN_HOME=self.home)
+        restored = self.zeppelin("store", "snapshot", "restore", snapshot)
+        self.assertIn("--store-password-env", restored.stdout)
+        server = self.start_server()
+        out = ""
+        try:
+            endpoint = endpoint_of(self.home)
+            code, err = anonymous_etcdctl(endpoint, "get", "k")
+            self.assertNotEqual(code, 0)
+            self.assertIn("user name is empty", err)
+            code, err = anonymous_etcdctl(endpoint, "--user", f"root:{password}", "get", "k")
+            self.assertEqual(code, 0, err)
+        finally:
+            out = self.stop_server(server)
+        self.assertIn("--store-password-env", out)  # the root user is not one this server made
+        server = self.start_server("--store-password-env", "PW", env=dict(self.env, PW=password))
+        try:
+            self.assertEqual(self.zeppelin("kv", "get", "k").stdout, "k\nv\n")
+        finally:
+            self.stop_server(server)
+
     def test_the_etcd_port_beyond_loopback_needs_etcd_plaintext(self):
         r = subprocess.run([BIN, "server", "--home", self.home, "--etcd-listen", "0.0.0.0:0"],
                            env=self.env, capture_output=True, text=True, timeout=60)

@@ -245,6 +245,81 @@ TEST_F(AuthStoreTest, StateSurvivesReopenAndStoresNoClearPassword) {
   EXPECT_NE(text->find("pbkdf2-sha256$"), std::string::npos);
 }
 
+store::PutRequest put_request(std::string key, std::string value) {
+  store::PutRequest put;
+  put.key = std::move(key);
+  put.value = std::move(value);
+  return put;
+}
+
+// The auth state lives beside the store's database: a snapshot carries it, so
+// a store restored elsewhere is locked down with the same root password.
+TEST_F(AuthStoreTest, SnapshotRestoredIntoAFreshDirectoryKeepsAuth) {
+  const fs::path store_dir = dir_;  // auth.json sits in the store's directory, as the server keeps it
+  auto store = store::EmbeddedStore::open(store_dir.string());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->put(put_request("k", "v")).ok());
+  make_root();
+  ASSERT_TRUE(auth_->user_add("replica", "", true).ok());
+  std::string kept;
+  ASSERT_TRUE(auth_->enable().ok());
+  ASSERT_TRUE(auth_->issue_token("replica", &kept, "shop/web/0").ok());
+  const fs::path snapshot = dir_.string() + ".snapshot";
+  ASSERT_TRUE((*store)->snapshot(snapshot.string()).ok());
+  store->reset();
+
+  const fs::path fresh = dir_.string() + "-elsewhere";
+  fs::remove_all(fresh);
+  auto restored = store::restore_snapshot(snapshot.string(), fresh.string());
+  ASSERT_TRUE(restored.ok()) << restored.error().message;
+  EXPECT_EQ(fs::status(fresh / store::kAuthStateFile).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  AuthOptions options;
+  options.path = (fresh / store::kAuthStateFile).string();
+  options.hash_iterations = 1000;
+  auto auth = AuthStore::open(options);
+  ASSERT_TRUE(auth.ok()) << auth.error().message;
+  EXPECT_TRUE((*auth)->enabled());
+  std::string token;
+  EXPECT_TRUE((*auth)->authenticate("root", "rootpw", &token).ok());
+  EXPECT_FALSE((*auth)->authenticate("root", "wrong", &token).ok());
+  Caller anonymous = Caller::unrestricted();
+  ASSERT_TRUE((*auth)->caller("", &anonymous).ok());
+  EXPECT_EQ(anonymous.may("k", "", Access::kRead).error_message(), "etcdserver: user name is empty");
+  std::string same;
+  ASSERT_TRUE((*auth)->issue_token("replica", &same, "shop/web/0").ok());
+  EXPECT_EQ(same, kept);  // an adopted container's token still works
+
+  // The copy in the store's database is gone: only auth.json holds the state.
+  auto reopened = store::EmbeddedStore::open(fresh.string());
+  ASSERT_TRUE(reopened.ok());
+  store::RangeRequest get;
+  get.key = "k";
+  EXPECT_EQ((*reopened)->range(get)->kvs.at(0).value, "v");
+  reopened->reset();
+  auto db = read_file(store::database_path(fresh.string()));
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(db->find("pbkdf2-sha256$"), std::string::npos);
+  fs::remove(snapshot);
+  fs::remove_all(fresh);
+}
+
+TEST_F(AuthStoreTest, SnapshotWithoutAuthStateLeavesTheTargetsOwn) {
+  const fs::path source = dir_ / "source";
+  auto store = store::EmbeddedStore::open(source.string());  // no auth.json: a store from before, or never locked
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->put(put_request("k", "v")).ok());
+  const fs::path snapshot = dir_ / "old.snapshot";
+  ASSERT_TRUE((*store)->snapshot(snapshot.string()).ok());
+  store->reset();
+  make_root();
+  ASSERT_TRUE(auth_->enable().ok());  // the target's own auth.json, in dir_
+  auto restored = store::restore_snapshot(snapshot.string(), dir_.string());
+  ASSERT_TRUE(restored.ok()) << restored.error().message;
+  reopen();
+  EXPECT_TRUE(auth_->enabled());
+  login("root", "rootpw");
+}
+
 TEST_F(AuthStoreTest, CorruptStateIsAnErrorNamingTheFile) {
   ASSERT_TRUE(write_file_atomic((dir_ / "auth.json").string(), "{not json").ok());
   AuthOptions options;

@@ -94,6 +94,26 @@ TEST_F(LaunchEnvTest, CarriesTheWholeReplicaContract) {
                                                     "--peers=127.5.0.1:8080,127.5.0.2:8080,127.5.0.3:8080"}));
 }
 
+TEST_F(LaunchEnvTest, AnotherAccountGetsItsOwnHomeUnlessEnvSetsIt) {
+  spec::Service svc = system_.services[1];
+  svc.run_as = spec::RunAs{1500, 1500, "app", "/home/app"};
+  ReplicaIdentity id;
+  id.system = &system_;
+  id.service = &svc;
+  id.replicas = 1;
+  auto launch = build_launch_env(id, {{"HOME", "/root"}, {"USER", "root"}, {"LANG", "C.UTF-8"}});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  auto env = as_map(launch->env);
+  EXPECT_EQ(env["HOME"], "/home/app");
+  EXPECT_EQ(env["USER"], "app");
+  EXPECT_EQ(env["LOGNAME"], "app");
+  EXPECT_EQ(env["LANG"], "C.UTF-8");  // the rest of the caller's environment as for any process
+  svc.env = {{"HOME", "/srv/app"}};
+  launch = build_launch_env(id, {{"HOME", "/root"}});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  EXPECT_EQ(as_map(launch->env)["HOME"], "/srv/app");
+}
+
 TEST_F(LaunchEnvTest, DependenciesAndShellCommands) {
   ReplicaIdentity id;
   id.system = &system_;

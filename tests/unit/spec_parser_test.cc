@@ -278,6 +278,83 @@ TEST(SpecParser, StoreUserNamesTheEtcdUserOfTheServersOwnStore) {
       << parsed.error().message;
 }
 
+// Accounts a test names: "app" (uid 1500, group "app" 1500), group "staff"
+// (50), and a server that is root unless told otherwise.
+class FakeAccounts final : public Accounts {
+ public:
+  explicit FakeAccounts(std::uint32_t euid = 0, std::uint32_t egid = 0) : euid_(euid), egid_(egid) {}
+  std::optional<UserAccount> find_user(const std::string& name_or_id) const override {
+    if (name_or_id == "app" || name_or_id == "1500") return UserAccount{1500, 1500, "app", "/home/app"};
+    return std::nullopt;
+  }
+  std::optional<std::uint32_t> find_group(const std::string& name_or_id) const override {
+    if (name_or_id == "app" || name_or_id == "1500") return 1500;
+    if (name_or_id == "staff" || name_or_id == "50") return 50;
+    return std::nullopt;
+  }
+  std::uint32_t effective_uid() const override { return euid_; }
+  std::uint32_t effective_gid() const override { return egid_; }
+
+ private:
+  std::uint32_t euid_, egid_;
+};
+
+TEST(SpecParser, UserAndGroupResolveToTheHostsAccounts) {
+  const FakeAccounts root;
+  auto parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: app}\n", "f", "/", root);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  ASSERT_TRUE(parsed->services[0].run_as);
+  EXPECT_EQ(*parsed->services[0].run_as, (RunAs{1500, 1500, "app", "/home/app"}));
+  parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: 1500, group: staff}\n", "f", "/", root);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(*parsed->services[0].run_as, (RunAs{1500, 50, "app", "/home/app"}));
+  parsed = parse_spec("name: a\nservices:\n  s: {command: x}\n", "f", "/", root);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_FALSE(parsed->services[0].run_as);
+}
+
+TEST(SpecParser, UnknownUserOrGroupIsALocatedError) {
+  const FakeAccounts root;
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: nobody-here\n", "f", "/", root);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:11: unknown user \"nobody-here\": no such account on this host"),
+            std::string::npos)
+      << parsed.error().message;
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: 4242\n", "f", "/", root);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:6:12: unknown group \"4242\""), std::string::npos) << parsed.error().message;
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    group: staff\n", "f", "/", root);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:12: \"group\" needs \"user\""), std::string::npos) << parsed.error().message;
+}
+
+TEST(SpecParser, AnotherUserNeedsARootServer) {
+  const FakeAccounts owner(1000, 1000);
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", owner);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:11: user \"app\" (uid 1500): running replicas as another user needs a "
+                                        "server running as root; this one runs as uid 1000"),
+            std::string::npos)
+      << parsed.error().message;
+  // Its own account is no change at all: allowed.
+  const FakeAccounts as_app(1500, 1500);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", as_app);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: staff\n", "f", "/", as_app);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:6:12: group 50: running replicas with another group needs a server"),
+            std::string::npos)
+      << parsed.error().message;
+}
+
+TEST(SpecParser, UserOfAnImageServiceIsALocatedError) {
+  const FakeAccounts root;
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    image: busybox\n    user: app\n", "f", "/", root);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("f:5:11: \"user\" applies only to process services"), std::string::npos)
+      << parsed.error().message;
+}
+
 TEST(SpecParser, MissingFileIsNotFound) {
   auto parsed = load_spec_file("/nonexistent/zeppelin.yaml");
   ASSERT_FALSE(parsed.ok());

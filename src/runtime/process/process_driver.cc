@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -51,12 +52,133 @@ std::string resolve_executable(const std::string& name, const std::vector<std::s
   return name;  // let execve report ENOENT
 }
 
+// What a forked child did last before it gave up, and why (its errno).
+enum class ChildStep : int { kProcessGroup, kStandardFds, kGroups, kGid, kUid, kWorkdir, kExec };
+struct ChildFailure {
+  ChildStep step;
+  int error;
+};
+
+const char* describe(ChildStep step) {
+  switch (step) {
+    case ChildStep::kProcessGroup: return "setpgid";
+    case ChildStep::kStandardFds: return "redirecting stdin/stdout/stderr";
+    case ChildStep::kGroups: return "setgroups";
+    case ChildStep::kGid: return "setgid";
+    case ChildStep::kUid: return "setuid";
+    case ChildStep::kWorkdir: return "chdir";
+    case ChildStep::kExec: return "execve";
+  }
+  return "?";
+}
+
+[[noreturn]] void child_gives_up(int report_fd, ChildStep step) {
+  const ChildFailure failure{step, errno};
+  (void)!::write(report_fd, &failure, sizeof failure);
+  ::_exit(127);
+}
+
+// Makes `fd` read or write /dev/null. Async-signal-safe.
+bool point_at_dev_null(int fd, int flags) {
+  const int null_fd = ::open("/dev/null", flags);
+  if (null_fd < 0) return false;
+  if (null_fd == fd) return true;
+  const bool moved = ::dup2(null_fd, fd) == fd;
+  ::close(null_fd);
+  return moved;
+}
+
+// posix_spawn cannot change the account, so this forks and the child does what
+// spawn_process's attributes and file actions do, then takes the account's
+// groups, gid and uid. Between fork and execve the child calls only
+// async-signal-safe functions, and raw syscalls for the ids: the server has
+// other threads, and glibc's setuid would try to signal them. The parent
+// learns of a failure before exec through a close-on-exec pipe.
+Result<pid_t> spawn_as_account(const std::string& executable, const std::vector<char*>& argv,
+                               const std::vector<char*>& envp, const std::string& workdir, int stdout_fd,
+                               int stderr_fd, const spec::RunAs& run_as) {
+  // The supplementary groups initgroups would set, read here: it reads /etc/group.
+  std::vector<gid_t> groups(32);
+  int count = static_cast<int>(groups.size());
+  if (::getgrouplist(run_as.user_name.c_str(), run_as.gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(run_as.user_name.c_str(), run_as.gid, groups.data(), &count) < 0) {
+      return make_error(Errc::kInternal, "cannot list the groups of user " + run_as.user_name);
+    }
+  }
+  groups.resize(static_cast<std::size_t>(count));
+  // Not root: the spec was accepted only because this is our own account already.
+  const bool switch_account = ::geteuid() == 0;
+  const char* const chdir_to = workdir.empty() ? nullptr : workdir.c_str();
+  sigset_t empty;
+  sigemptyset(&empty);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int saved = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return make_error(Errc::kInternal, std::string("fork: ") + std::strerror(saved));
+  }
+  if (pid == 0) {
+    const int report_fd = report[1];
+    if (::setpgid(0, 0) != 0) child_gives_up(report_fd, ChildStep::kProcessGroup);
+    // Default dispositions, then an empty mask (SIGKILL and SIGSTOP refuse; fine).
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
+    ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+    const bool redirected = (stdout_fd >= 0 ? ::dup2(stdout_fd, 1) == 1 : point_at_dev_null(1, O_WRONLY)) &&
+                            (stderr_fd >= 0 ? ::dup2(stderr_fd, 2) == 2 : point_at_dev_null(2, O_WRONLY)) &&
+                            point_at_dev_null(0, O_RDONLY);
+    if (!redirected) child_gives_up(report_fd, ChildStep::kStandardFds);
+    // Nothing of the server but the report pipe (closed by execve itself).
+    if (report_fd > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
+    if (switch_account) {
+      if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) child_gives_up(report_fd, ChildStep::kGroups);
+      if (::syscall(SYS_setresgid, run_as.gid, run_as.gid, run_as.gid) != 0) child_gives_up(report_fd, ChildStep::kGid);
+      if (::syscall(SYS_setresuid, run_as.uid, run_as.uid, run_as.uid) != 0) child_gives_up(report_fd, ChildStep::kUid);
+    }
+    // As the account: a directory it may not enter is refused, as for its own shell.
+    if (chdir_to && ::chdir(chdir_to) != 0) child_gives_up(report_fd, ChildStep::kWorkdir);
+    ::execve(executable.c_str(), argv.data(), envp.data());
+    child_gives_up(report_fd, ChildStep::kExec);
+  }
+  ::close(report[1]);
+  ChildFailure failure{};
+  ssize_t n = 0;
+  do {
+    n = ::read(report[0], &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (n != static_cast<ssize_t>(sizeof failure)) return pid;  // end of file: execve closed the pipe
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return make_error(Errc::kInvalidArgument, "cannot start \"" + std::string(argv[0]) + "\" as user " + run_as.user_name +
+                                                " (uid " + std::to_string(run_as.uid) + ") in " + workdir + ": " +
+                                                describe(failure.step) + ": " + std::strerror(failure.error));
+}
+
 }  // namespace
 
 Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                            const std::string& workdir, int stdout_fd, int stderr_fd) {
+                            const std::string& workdir, int stdout_fd, int stderr_fd,
+                            const std::optional<spec::RunAs>& run_as) {
   if (argv.empty()) return make_error(Errc::kInvalidArgument, "empty command");
   const std::string executable = resolve_executable(argv[0], env, workdir);
+  if (run_as) {
+    std::vector<char*> c_argv;
+    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+    c_argv.push_back(nullptr);
+    std::vector<char*> c_env;
+    for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
+    c_env.push_back(nullptr);
+    return spawn_as_account(executable, c_argv, c_env, workdir, stdout_fd, stderr_fd, *run_as);
+  }
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -152,8 +274,9 @@ std::vector<std::string> read_environ(pid_t pid) {
 
 class ProcessInstance final : public Instance {
  public:
-  ProcessInstance(asio::io_context& io, ChildReaper& reaper, std::shared_ptr<ProcessState> state, std::string workdir)
-      : io_(io), reaper_(reaper), state_(std::move(state)), workdir_(std::move(workdir)) {}
+  ProcessInstance(asio::io_context& io, ChildReaper& reaper, std::shared_ptr<ProcessState> state, std::string workdir,
+                  std::optional<spec::RunAs> run_as)
+      : io_(io), reaper_(reaper), state_(std::move(state)), workdir_(std::move(workdir)), run_as_(std::move(run_as)) {}
 
   int pid() const override { return state_->pid; }
   std::string describe() const override { return "pid " + std::to_string(state_->pid); }
@@ -168,7 +291,7 @@ class ProcessInstance final : public Instance {
                   std::function<void(bool)> done) override {
     // The replica's environment is read back from the kernel rather than kept
     // here: with large ZEPPELIN_PEERS lists a copy per replica adds up.
-    auto pid = spawn_process(argv, read_environ(state_->pid), workdir_, -1, -1);
+    auto pid = spawn_process(argv, read_environ(state_->pid), workdir_, -1, -1, run_as_);  // as the replica runs
     if (!pid) {
       done(false);
       return;
@@ -193,6 +316,7 @@ class ProcessInstance final : public Instance {
   ChildReaper& reaper_;
   std::shared_ptr<ProcessState> state_;
   std::string workdir_;
+  std::optional<spec::RunAs> run_as_;
 };
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
@@ -247,7 +371,7 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
   }
   std::vector<std::string> env = launch.env;
   env.push_back("ZEPPELIN_SUPERVISOR=" + marker_);
-  auto pid = spawn_process(launch.argv, env, launch.workdir, out[1], err[1]);
+  auto pid = spawn_process(launch.argv, env, launch.workdir, out[1], err[1], launch.run_as);
   ::close(out[1]);
   ::close(err[1]);
   if (!pid) {
@@ -296,7 +420,7 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     dying_.push_back({state->pid, std::chrono::steady_clock::now() + std::chrono::seconds(5), std::move(finish)});
     check_dying_groups();
   });
-  return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, launch.workdir));
+  return std::unique_ptr<Instance>(std::make_unique<ProcessInstance>(io_, reaper_, state, launch.workdir, launch.run_as));
 }
 
 Status ProcessDriver::supports(const spec::Service& service) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/driver.h"
@@ -49,7 +50,11 @@ class ProcessDriver final : public Driver {
 
 // Spawns argv with env in workdir as the leader of a new process group, with
 // stdin from /dev/null and stdout/stderr to the given fds (-1: /dev/null).
+// With `run_as`, the child takes that account's groups (its supplementary
+// groups as initgroups would set them), gid and uid before it changes to
+// workdir and execs; the caller is root, or is that account already.
 Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                            const std::string& workdir, int stdout_fd, int stderr_fd);
+                            const std::string& workdir, int stdout_fd, int stderr_fd,
+                            const std::optional<spec::RunAs>& run_as = std::nullopt);
 
 }  // namespace zeppelin::runtime
