@@ -69,6 +69,7 @@ struct Supervisor::Replica {
   int probe_failures = 0;
   bool probe_passed = false;
   bool needs_start = true;        // stopped, and reconcile should start it
+  bool start_queued = false;      // in start_queue_
   bool unhealthy_restart = false; // being stopped because its health check failed
   bool rollout_started = false;
   std::string last_exit;
@@ -120,9 +121,9 @@ struct Supervisor::ReadyWaiter {
 namespace {
 
 constexpr milliseconds kPersistDelay{50};
-// How long one reconcile pass may go on creating and starting replicas
-// before it yields to the rest of the event loop (the API, probes, exits) and
-// continues in the next pass: starting 1,000 processes takes seconds.
+// How long one reconcile pass may go on creating replicas, or one batch of
+// starts go on starting them, before yielding to the rest of the event loop
+// (the API, probes, exits): starting 1,000 processes takes seconds.
 constexpr milliseconds kReconcilePassBudget{10};
 // Until its first success a check runs at least this often, so readiness is
 // noticed soon after it happens (Docker calls this start_interval).
@@ -594,6 +595,52 @@ void Supervisor::schedule_reconcile() {
   });
 }
 
+void Supervisor::queue_start(const std::shared_ptr<Replica>& r) {
+  if (r->start_queued) return;
+  r->start_queued = true;
+  start_queue_.push_back(r);
+  if (drain_posted_) return;
+  drain_posted_ = true;
+  asio::post(io_, [this] {
+    drain_posted_ = false;
+    drain_starts();
+  });
+}
+
+// Starting a replica (a fork and exec, or a container create) takes
+// milliseconds: a batch of starts yields to the rest of the event loop once
+// it has run for kReconcilePassBudget, and the next batch follows.
+void Supervisor::drain_starts() {
+  const auto deadline = std::chrono::steady_clock::now() + kReconcilePassBudget;
+  bool started = false;
+  while (!start_queue_.empty()) {
+    if (started && std::chrono::steady_clock::now() >= deadline) {
+      drain_posted_ = true;
+      asio::post(io_, [this] {
+        drain_posted_ = false;
+        drain_starts();
+      });
+      return;
+    }
+    std::shared_ptr<Replica> r = std::move(start_queue_.front());
+    start_queue_.pop_front();
+    r->start_queued = false;
+    // Still wanted as it was when queued? A stop, scale-down or removal since then wins.
+    SystemRuntime* sys = find(r->system);
+    if (!sys || shutting_down_ || !sys->record.running || sys->removing) continue;
+    auto reps = sys->replicas.find(r->service);
+    if (reps == sys->replicas.end() || r->ordinal >= static_cast<int>(reps->second.size()) ||
+        reps->second[r->ordinal] != r) {
+      continue;
+    }
+    if (r->state != ReplicaState::kStopped || !r->needs_start) continue;
+    start_replica(*sys, r);
+    started = true;
+  }
+  // What the starts changed (waiters, dependents, the next ordinal) in one pass.
+  schedule_reconcile();
+}
+
 bool Supervisor::pass_spent() const {
   return pass_actions_ > 0 && std::chrono::steady_clock::now() >= pass_deadline_;
 }
@@ -725,11 +772,7 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
       if (is_new && pass_spent()) return schedule_reconcile();
       auto r = ensure_replica(sys, *svc, ordinal);
       if (is_new) ++pass_actions_;
-      if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) {
-        if (pass_spent()) return schedule_reconcile();
-        start_replica(sys, r);
-        ++pass_actions_;
-      }
+      if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) queue_start(r);
       if (svc->ordered() && !ready(*r)) break;  // the next ordinal waits for this one
     }
   }

@@ -148,6 +148,9 @@ class Supervisor {
   void reconcile_running(SystemRuntime& sys);
   // True once this pass has done something and used up its time.
   bool pass_spent() const;
+  // Replicas are started from a queue, a batch at a time (drain_starts).
+  void queue_start(const std::shared_ptr<Replica>& r);
+  void drain_starts();
   void reconcile_stopping(SystemRuntime& sys);
   void advance_rollout(SystemRuntime& sys);
   void check_waiters();
@@ -199,6 +202,8 @@ class Supervisor {
   // (a pass always does at least one thing, so that reconciling progresses).
   std::chrono::steady_clock::time_point pass_deadline_;
   int pass_actions_ = 0;
+  std::deque<std::shared_ptr<Replica>> start_queue_;
+  bool drain_posted_ = false;
   bool persist_posted_ = false;
   boost::asio::steady_timer persist_timer_;
   bool shutting_down_ = false;
