@@ -163,6 +163,14 @@ Result<pid_t> spawn_as_account(const std::string& executable, const std::vector<
                                                 describe(failure.step) + ": " + std::strerror(failure.error));
 }
 
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
 }  // namespace
 
 Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
@@ -170,15 +178,10 @@ Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
                             const std::optional<spec::RunAs>& run_as) {
   if (argv.empty()) return make_error(Errc::kInvalidArgument, "empty command");
   const std::string executable = resolve_executable(argv[0], env, workdir);
-  if (run_as) {
-    std::vector<char*> c_argv;
-    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-    c_argv.push_back(nullptr);
-    std::vector<char*> c_env;
-    for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
-    c_env.push_back(nullptr);
-    return spawn_as_account(executable, c_argv, c_env, workdir, stdout_fd, stderr_fd, *run_as);
-  }
+  // exec's NULL-terminated arrays, pointing into argv and env.
+  std::vector<char*> c_argv = c_strings(argv);
+  std::vector<char*> c_env = c_strings(env);
+  if (run_as) return spawn_as_account(executable, c_argv, c_env, workdir, stdout_fd, stderr_fd, *run_as);
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -203,13 +206,6 @@ Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-  std::vector<char*> c_argv;
-  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-  c_argv.push_back(nullptr);
-  std::vector<char*> c_env;
-  for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
-  c_env.push_back(nullptr);
 
   pid_t pid = 0;
   const int rc = ::posix_spawn(&pid, executable.c_str(), &actions, &attr, c_argv.data(), c_env.data());
