@@ -25,9 +25,9 @@ class AuthStore;
 // etcd itself serves as many connections as it has descriptors; this bounds
 // what idle clients can make the server hold (a descriptor and a few KiB each).
 inline constexpr int kDefaultEtcdMaxConnections = 10000;
-// Long enough for a keep-alive client between two calls, short enough that
-// forgotten connections do not pile up.
-inline constexpr std::chrono::milliseconds kDefaultEtcdIdleTimeout = std::chrono::minutes(5);
+// As the control API's (docs/api.md): long enough for a keep-alive client
+// between two calls, short enough that forgotten connections do not pile up.
+inline constexpr std::chrono::milliseconds kDefaultEtcdIdleTimeout = std::chrono::minutes(2);
 
 struct EtcdServerOptions {
   std::string listen;        // "HOST:PORT"; port 0 picks a free one
