@@ -235,6 +235,50 @@ TEST_F(EtcdPortLimitsTest, IdleConnectionsAreClosedButSilentWatchesAreNot) {
   EXPECT_TRUE(read_until(watch, "\"value\":\"c3RpbGwgdGhlcmU=\""));
 }
 
+// The gateway's calls wait for their answers without a thread, and a Lock
+// waiting its turn still learns that its client hung up.
+TEST_F(EtcdPortLimitsTest, ALockWaiterThatHangsUpGivesUpItsTurn) {
+  start();
+  auto grant = [this] {
+    const std::string answer = request_once(port_, post("/v3/lease/grant", R"({"TTL":60})"));
+    const auto at = answer.find("\"ID\":\"");
+    return at == std::string::npos ? std::string() : answer.substr(at + 6, answer.find('"', at + 6) - at - 6);
+  };
+  auto lock_request = [](const std::string& lease) {
+    return post("/v3/lock/lock", R"({"name":"bG9jaw==","lease":")" + lease + R"("})");  // "lock"
+  };
+  const std::string holder_lease = grant(), waiter_lease = grant(), next_lease = grant();
+  ASSERT_FALSE(holder_lease.empty());
+  const std::string held = request_once(port_, lock_request(holder_lease));
+  const auto key_at = held.find("\"key\":\"");
+  ASSERT_NE(key_at, std::string::npos) << held;
+  const std::string holder_key = held.substr(key_at + 7, held.find('"', key_at + 7) - key_at - 7);
+
+  const int waiter = open_client(seconds(1));
+  ASSERT_TRUE(send_all(waiter, lock_request(waiter_lease)));
+  std::string waited;
+  EXPECT_FALSE(read_until(waiter, "\"key\"", &waited)) << "the lock is held: " << waited;
+  ::shutdown(waiter, SHUT_RDWR);  // hangs up while waiting
+
+  // The waiter's claim goes once the server sees the call cancelled (it looks
+  // every 200 ms); unlocking before that would hand it the turn.
+  const std::string claims = post("/v3/kv/range", R"({"key":"bG9jay8=","range_end":"bG9jazA=","count_only":true})");
+  std::string counted;
+  for (const auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
+    counted = request_once(port_, claims);
+    if (counted.find("\"count\":\"1\"") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_NE(counted.find("\"count\":\"1\""), std::string::npos) << "the waiter's claim is still there: " << counted;
+  ASSERT_NE(request_once(port_, post("/v3/lock/unlock", R"({"key":")" + holder_key + R"("})")).find("200 OK"),
+            std::string::npos);
+  // The next contender gets the lock at once (the waiter's lease lives 60 s).
+  const int next = open_client(seconds(10));
+  ASSERT_TRUE(send_all(next, lock_request(next_lease)));
+  std::string answer;
+  EXPECT_TRUE(read_until(next, "\"key\"", &answer)) << answer;
+}
+
 TEST_F(EtcdPortLimitsTest, ConnectionsBeyondTheCapAreClosed) {
   EtcdServerOptions options;
   options.max_connections = 50;
