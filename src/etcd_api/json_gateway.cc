@@ -587,11 +587,11 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     res.prepare_payload();
     sent_bytes_ = std::max(sent_bytes_, res.body().size());
     auto out = std::make_shared<http::response<http::string_body>>(std::move(res));
-    http::async_write(socket_, *out,
-                      [self = shared_from_this(), out, keep_alive](const boost::system::error_code& ec, size_t) mutable {
-                        out.reset();
-                        self->replied(ec, keep_alive && self->keep_alive_);
-                      });
+    auto written = [self = shared_from_this(), out, keep_alive](const boost::system::error_code& ec, size_t) mutable {
+      out.reset();  // before replied() gives memory back
+      self->replied(ec, keep_alive && self->keep_alive_);
+    };
+    http::async_write(socket_, *out, std::move(written));
   }
 
   void replied(const boost::system::error_code& ec, bool keep_alive) {
