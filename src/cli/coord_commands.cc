@@ -592,6 +592,10 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
                     "a Range or Txn of the etcd API whose answer passes this many bytes fails (page with limit)")
       ->check(CLI::Range(int64_t{1} << 10, int64_t{1} << 40))
       ->capture_default_str();
+  server.add_option("--etcd-max-connections", o.etcd_max_connections,
+                    "connections the etcd port holds open at once (gRPC and JSON gateway); more are closed at once")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
   server.add_option("--auto-compaction-mode", o.auto_compaction_mode,
                     "embedded store: how history is compacted by itself (revision: keep the last "
                     "--auto-compaction-retention revisions)")

@@ -18,6 +18,9 @@ namespace zeppelin::etcd_api {
 namespace {
 
 constexpr int kMaxHandlerThreads = 4096;
+// The port's event loops: they accept, sniff and serve the JSON gateway, whose
+// work is parsing and printing JSON; KV's calls wait for the store without them.
+constexpr int kGatewayEventLoops = 2;
 
 class EtcdServerImpl final : public EtcdServer {
  public:
@@ -39,7 +42,11 @@ class EtcdServerImpl final : public EtcdServer {
   Status start() {
     // gRPC and the JSON gateway share one port, as on etcd: the port is ours,
     // and connections that speak HTTP/2 are handed to gRPC.
-    auto port = SharedPort::bind(options_.listen);
+    SharedPortOptions port_options;
+    port_options.event_loops = kGatewayEventLoops;
+    port_options.max_connections = options_.max_connections;
+    port_options.idle_timeout = options_.idle_timeout;
+    auto port = SharedPort::bind(options_.listen, port_options);
     if (!port) return port.error();
     port_ = std::move(*port);
     // gRPC's locks are abseil's, and Debian's abseil records every lock
@@ -88,14 +95,16 @@ class EtcdServerImpl final : public EtcdServer {
     args.SetMaxReceiveMessageSize(INT32_MAX);
     gateway_ = std::make_unique<JsonGateway>(
         grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args), kv_calls_,
-        HostGuard(address_, options_.allowed_hosts));
+        HostGuard(address_, options_.allowed_hosts), options_.idle_timeout);
     // HTTP/2 connections go to the front, which answers KV's unary calls
     // itself and relays the rest to the gRPC server.
     front_ = GrpcFront::start(
         kv_calls_, [this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
         static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)));
-    port_->start([this](int fd) { front_->serve(fd); },
-                 [this](boost::asio::ip::tcp::socket& socket) { gateway_->serve(socket); },
+    port_->start([this](int fd, SharedPort::ConnectionSlot slot) { front_->serve(fd, std::move(slot)); },
+                 [this](boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot) {
+                   return gateway_->serve(std::move(socket), std::move(slot));
+                 },
                  [this](const std::string& reason) {
                    if (options_.on_failure) options_.on_failure(reason);
                  });

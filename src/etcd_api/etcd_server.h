@@ -3,10 +3,12 @@
 // against zeppelin unchanged.
 //
 // KV's unary calls are answered on the HTTP/2 front's event loops
-// (grpc_front.h), the other calls by gRPC on its own threads; the Store is
+// (grpc_front.h), the other calls by gRPC on its own threads, the JSON
+// gateway on the port's event loops (shared_port.h); the Store is
 // thread-safe, and the server's event loop is not involved.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,6 +21,13 @@
 namespace zeppelin::etcd_api {
 
 class AuthStore;
+
+// etcd itself serves as many connections as it has descriptors; this bounds
+// what idle clients can make the server hold (a descriptor and a few KiB each).
+inline constexpr int kDefaultEtcdMaxConnections = 10000;
+// As the control API's (docs/api.md): long enough for a keep-alive client
+// between two calls, short enough that forgotten connections do not pile up.
+inline constexpr std::chrono::milliseconds kDefaultEtcdIdleTimeout = std::chrono::minutes(2);
 
 struct EtcdServerOptions {
   std::string listen;        // "HOST:PORT"; port 0 picks a free one
@@ -43,6 +52,13 @@ struct EtcdServerOptions {
   // A Range or Txn whose response passes this many bytes (keys and values)
   // while it is built fails with RESOURCE_EXHAUSTED (etcd has no such cap).
   int64_t max_response_bytes = int64_t{256} << 20;
+  // Connections open at once on the port, gRPC and gateway together; more
+  // are closed as soon as they are accepted (see shared_port.h).
+  int max_connections = kDefaultEtcdMaxConnections;
+  // A connection that sends nothing for this long before its first request,
+  // or between two gateway requests, is closed. Calls and streams in flight
+  // (a silent watch) are never timed out.
+  std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
 };
 
 class EtcdServer {

@@ -220,7 +220,8 @@ struct Stream {
 // server (opened at the first call that needs it). Runs on one loop.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Shared& shared, Loop& loop, int fd) : shared_(shared), loop_(loop), down_(loop.io) {
+  Connection(Shared& shared, Loop& loop, int fd, std::shared_ptr<void> slot)
+      : shared_(shared), loop_(loop), down_(loop.io), slot_(std::move(slot)) {
     sockaddr_storage address{};
     socklen_t length = sizeof address;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
@@ -317,6 +318,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Shared& shared_;
   Loop& loop_;
   ClientWire down_;
+  std::shared_ptr<void> slot_;  // the port's count of open connections, held until this one is gone
   std::unique_ptr<RelayWire> up_;
   // Relays the gRPC server closed: kept until the connection goes, for the
   // handlers that may still refer to them. A lost relay is not reopened.
@@ -830,14 +832,14 @@ class GrpcFrontImpl final : public GrpcFront {
   }
   ~GrpcFrontImpl() override { stop(); }
 
-  void serve(int fd) override {
+  void serve(int fd, std::shared_ptr<void> slot) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) {
       ::close(fd);
       return;
     }
     Loop& loop = *loops_[next_loop_++ % loops_.size()];
-    auto connection = std::make_shared<Connection>(shared_, loop, fd);
+    auto connection = std::make_shared<Connection>(shared_, loop, fd, std::move(slot));
     connections_.push_back(connection);
     if (connections_.size() > 2 * last_sweep_ + 64) sweep();
     net::post(loop.io, [connection] { connection->start(); });

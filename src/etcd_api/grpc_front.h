@@ -35,8 +35,10 @@ class GrpcFront {
   static std::unique_ptr<GrpcFront> start(KvCalls& kv, AttachToGrpc attach, int threads);
   virtual ~GrpcFront() = default;
 
-  // Takes over a non-blocking TCP connection that opened with the HTTP/2 preface.
-  virtual void serve(int fd) = 0;
+  // Takes over a non-blocking TCP connection that opened with the HTTP/2
+  // preface. `slot` is held for as long as the connection is open (the
+  // port's count of connections, see shared_port.h).
+  virtual void serve(int fd, std::shared_ptr<void> slot) = 0;
   // From now on, calls that need the gRPC server are refused (REFUSED_STREAM):
   // it is shutting down. KV calls are still answered.
   virtual void stop_relaying() = 0;

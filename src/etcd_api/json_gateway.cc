@@ -1,23 +1,24 @@
 #include "etcd_api/json_gateway.h"
 
-#include <fcntl.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+// GCC 12 with ASan's instrumentation sees a boost::optional in Beast's parser
+// as maybe uninitialized (a false positive in the header, not in our code).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <boost/beast/http.hpp>
-#include <future>
+#pragma GCC diagnostic pop
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "common/json_depth.h"
@@ -158,141 +159,175 @@ std::string stream_error_body(const grpc::Status& status) {
 
 std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
-// Cancels a call when the HTTP client closes its connection, while the call runs.
-class HangupWatch {
+class Connection;
+
+// A unary call relayed to the gRPC server, held until its answer is handled
+// on the connection's loop.
+struct UnaryCall {
+  grpc::ClientContext ctx;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+// A streaming call relayed to the gRPC server. The HTTP body's requests are
+// written first; each response is handed to the connection's loop, and the
+// next one is read only once the connection has written it out, so that a
+// client that stops reading pushes back on the stream (gRPC flow control).
+// The connection holds the call and the call its connection until the call
+// is done.
+class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  HangupWatch(int fd, grpc::ClientContext& ctx) {
-    if (::pipe2(stop_, O_CLOEXEC) != 0) return;
-    thread_ = std::thread([this, fd, &ctx] {
-      // Only the hang-up is watched: bytes the client sends meanwhile stay unread.
-      pollfd p[2] = {{fd, POLLRDHUP, 0}, {stop_[0], POLLIN, 0}};
-      while (::poll(p, 2, -1) < 0 && errno == EINTR) {
-      }
-      if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) ctx.TryCancel();
+  StreamCall(std::shared_ptr<Connection> connection, std::vector<grpc::ByteBuffer> requests, bool client_streaming)
+      : connection_(std::move(connection)), requests_(std::move(requests)), client_streaming_(client_streaming) {}
+
+  void begin() {
+    StartWrite(&requests_.front());  // split_requests() gives one at least
+    StartRead(&response);
+    StartCall();
+  }
+  void read_next() { StartRead(&response); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return;  // the call is ending: OnDone says how
+    if (++written_ < requests_.size()) return StartWrite(&requests_[written_]);
+    // A bidirectional stream stays open for the client's lifetime (etcd's
+    // watch stream outlives a half-close); the others expect one request.
+    if (!client_streaming_) StartWritesDone();
+  }
+  void OnReadDone(bool ok) override;
+  void OnDone(const grpc::Status& status) override;
+
+  grpc::ClientContext ctx;
+  grpc::ByteBuffer response;  // the last one read; the connection's until read_next()
+
+ private:
+  const std::shared_ptr<Connection> connection_;
+  std::vector<grpc::ByteBuffer> requests_;
+  size_t written_ = 0;
+  const bool client_streaming_;
+};
+
+// One HTTP/1.1 connection, served asynchronously on the event loop its socket
+// belongs to: every handler below runs there, and what other threads answer
+// (the store, gRPC) is posted back to it.
+class Connection final : public PortConnection, public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv,
+             const HostGuard& guard, std::chrono::milliseconds idle_timeout)
+      : socket_(std::move(socket)),
+        executor_(socket_.get_executor()),
+        slot_(std::move(slot)),
+        stub_(stub),
+        kv_(kv),
+        guard_(guard),
+        idle_timeout_(idle_timeout),
+        idle_timer_(socket_.get_executor()),
+        retry_timer_(socket_.get_executor()),
+        buffer_(kMaxBufferedBytes) {}
+
+  void start() { read_request(); }
+  const net::any_io_executor& executor() const { return executor_; }
+
+  void close() override {
+    closed_ = true;
+    if (unary_) unary_->ctx.TryCancel();
+    if (stream_) stream_->ctx.TryCancel();
+    end();
+  }
+
+  // From the stream's call, on this loop.
+  void stream_response();
+  void stream_done(const grpc::Status& status);
+
+ private:
+  // ---- Reading requests. A connection waiting for a request (its first, or
+  // the next on a kept-alive connection) is closed after idle_timeout_ without
+  // a complete header, or without a byte of its body; one with a call in
+  // flight never is.
+
+  void read_request() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->header_limit(kMaxGatewayHeaderBytes);
+    parser_->body_limit(kMaxGatewayBodyBytes);
+    arm_idle_timer();
+    read_header();
+  }
+
+  void read_header() {
+    http::async_read_header(socket_, buffer_, *parser_,
+                            [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                              if (self->closed_) return;
+                              if (ec) return self->read_failed(ec, &Connection::read_header);
+                              self->header_read();
+                            });
+  }
+
+  void header_read() {
+    if (parser_->get()[http::field::expect] != "100-continue") return read_body();
+    // curl asks before sending a large body, and waits a second for no answer.
+    auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+    http::async_write(socket_, *go_on,
+                      [self = shared_from_this(), go_on](const boost::system::error_code& ec, size_t) {
+                        if (ec || self->closed_) return self->end();
+                        self->read_body();
+                      });
+  }
+
+  void read_body() {
+    if (parser_->is_done()) {
+      idle_timer_.cancel();
+      return request_read();
+    }
+    arm_idle_timer();  // each part of the body in time, however long the whole takes
+    http::async_read_some(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                            if (self->closed_) return;
+                            if (ec) return self->read_failed(ec, &Connection::read_body);
+                            self->read_body();
+                          });
+  }
+
+  void read_failed(const boost::system::error_code& ec, void (Connection::*resume)()) {
+    if (ec == net::error::no_memory || ec == net::error::no_buffer_space) {
+      // The kernel is short of memory, which is not the connection's end.
+      retry_timer_.expires_after(std::chrono::milliseconds(10));
+      retry_timer_.async_wait([self = shared_from_this(), resume](const boost::system::error_code& wait) {
+        if (!wait && !self->closed_) ((*self).*resume)();
+      });
+      return;
+    }
+    idle_timer_.cancel();
+    if (ec == http::error::body_limit) {
+      return reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "request body larger than max (" +
+                                                                                std::to_string(kMaxGatewayBodyBytes) +
+                                                                                " bytes)"),
+                         false);
+    }
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) return end();
+    reply_text(http::status::bad_request, "Bad Request\n", false);
+  }
+
+  void arm_idle_timer() {
+    idle_timer_.expires_after(idle_timeout_);
+    idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->close();
     });
   }
-  ~HangupWatch() {
-    if (!thread_.joinable()) return;
-    const char byte = 0;
-    (void)!::write(stop_[1], &byte, 1);
-    thread_.join();
-    ::close(stop_[0]);
-    ::close(stop_[1]);
-  }
-  HangupWatch(const HangupWatch&) = delete;
-  HangupWatch& operator=(const HangupWatch&) = delete;
 
- private:
-  int stop_[2] = {-1, -1};
-  std::thread thread_;
-};
-
-// The connection's blocking socket as Beast reads and writes it, except that
-// a call a signal interrupted (EINTR, which Asio's blocking calls return as
-// they get it) is made again at once, and one that found the kernel short of
-// memory (ENOMEM, ENOBUFS) a little later, instead of ending the connection.
-class RetryingSocket {
- public:
-  explicit RetryingSocket(tcp::socket& socket) : socket_(socket) {}
-
-  int native_handle() { return socket_.native_handle(); }
-
-  template <class Buffers>
-  size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
-    for (;;) {
-      const size_t n = socket_.read_some(buffers, ec);
-      if (!retry(ec)) return n;
-    }
-  }
-  template <class Buffers>
-  size_t read_some(const Buffers& buffers) {
-    boost::system::error_code ec;
-    const size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
-  }
-  template <class Buffers>
-  size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
-    for (;;) {
-      const size_t n = socket_.write_some(buffers, ec);
-      if (!retry(ec)) return n;
-    }
-  }
-  template <class Buffers>
-  size_t write_some(const Buffers& buffers) {
-    boost::system::error_code ec;
-    const size_t n = write_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+  void request_read() {
+    Request req = parser_->release();
+    parser_.reset();
+    request_bytes_ = req.body().size();
+    handle(req);
   }
 
- private:
-  static bool retry(const boost::system::error_code& ec) {
-    if (ec == net::error::interrupted) return true;
-    if (ec != net::error::no_memory && ec != net::error::no_buffer_space) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return true;
-  }
-
-  tcp::socket& socket_;
-};
-
-class Connection {
- public:
-  Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv, const HostGuard& guard)
-      : socket_(socket), stub_(channel), kv_(kv), guard_(guard) {}
-  ~Connection() {
-    unary_cq_.Shutdown();
-    drain(unary_cq_);
-  }
-
-  void serve() {
-    for (;;) {
-      // After a large request or answer, its buffers are gone by the end of
-      // the iteration: give the memory back rather than keep it for the next.
-      struct Release {
-        Connection& c;
-        std::size_t request_bytes = 0;
-        ~Release() {
-          if (request_bytes < kReleaseAfterBytes && c.sent_bytes_ < kReleaseAfterBytes) return;
-          c.sent_bytes_ = 0;
-          c.buffer_.shrink_to_fit();
-          release_free_memory();
-        }
-      };
-      Release release{*this, 0};  // before the parser: it runs once the parser's buffers are freed
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(kMaxGatewayBodyBytes);
-      boost::system::error_code ec;
-      http::read_header(socket_, buffer_, parser, ec);
-      if (!ec && parser.get()[http::field::expect] == "100-continue") {
-        // curl asks before sending a large body, and waits a second for no answer.
-        http::response<http::empty_body> go_on(http::status::continue_, 11);
-        http::write(socket_, go_on, ec);
-      }
-      if (!ec) http::read(socket_, buffer_, parser, ec);
-      if (ec == http::error::body_limit) {
-        reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "request body larger than max (" + std::to_string(kMaxGatewayBodyBytes) + " bytes)"),
-                    false);
-        return;
-      }
-      if (ec) {
-        if (ec != http::error::end_of_stream) reply_text(http::status::bad_request, "Bad Request\n", false);
-        return;
-      }
-      release.request_bytes = parser.get().body().size();
-      if (!handle(parser.get())) return;
-    }
-  }
-
- private:
-  // Answers one request; false when the connection must close afterwards.
-  bool handle(const Request& req) {
+  // Answers one request, now or once its call is answered.
+  void handle(const Request& req) {
     keep_alive_ = req.keep_alive();
     std::string_view path(req.target().data(), req.target().size());
     path = path.substr(0, path.find('?'));
-    if (auto refused = screen(req)) return *refused;
+    if (screen(req)) return;
     const auto route = routes().find(path);
     if (route == routes().end()) return reply_text(http::status::not_found, "Not Found\n", keep_alive_);
     if (req.method() != http::verb::post) {
@@ -312,16 +347,14 @@ class Connection {
     std::string token;
     if (auto auth = req.find(http::field::authorization); auth != req.end()) token = std::string(auth->value());
     if (service->full_name() == "etcdserverpb.KV") return kv_unary(req, method->name(), token);
-    grpc::ClientContext ctx;
-    if (!token.empty()) ctx.AddMetadata("authorization", token);
-    if (method->client_streaming() || method->server_streaming()) return stream(req, *method, method_path, ctx);
-    return unary(req, *method, method_path, ctx);
+    if (method->client_streaming() || method->server_streaming()) return stream(req, *method, method_path, token);
+    unary(req, *method, method_path, token);
   }
 
   // Browsers are not clients of this port (common/http_guard.h): a CORS
   // preflight (OPTIONS) gets no grant, and what a page can send without one is
-  // refused here, before any call or auth check. Answers the refusal, or
-  // nothing when the request may go on.
+  // refused here, before any call or auth check. True when it answered the
+  // refusal, false when the request may go on.
   //
   // Host must name this server (DNS rebinding). An Origin header, which
   // browsers send with every cross-origin POST, must be this server itself.
@@ -333,27 +366,32 @@ class Connection {
   // carries one. text/plain and multipart/form-data, the other types of a
   // "simple" request, are refused whatever the Origin, and so is any type but
   // JSON; no type at all (Python's http.client, many scripts) is accepted.
-  std::optional<bool> screen(const Request& req) {
+  bool screen(const Request& req) {
     const std::string_view host = view(req[http::field::host]);
     if (auto s = guard_.check_host(host); !s) {
-      return reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+      reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+      return true;
     }
     const auto origin = req.find(http::field::origin);
     if (origin != req.end()) {
       if (auto s = HostGuard::check_origin(view(origin->value()), host); !s) {
-        return reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+        reply_refusal(http::status::forbidden, grpc::StatusCode::PERMISSION_DENIED, s.error().message);
+        return true;
       }
     }
     const std::string type = media_type(view(req[http::field::content_type]));
-    if (type.empty() || type == "application/json") return std::nullopt;
-    if (type == "application/x-www-form-urlencoded" && origin == req.end()) return std::nullopt;
-    return reply_refusal(http::status::unsupported_media_type, grpc::StatusCode::INVALID_ARGUMENT,
-                         "Content-Type " + type + " is not accepted: send the request as application/json");
+    if (type.empty() || type == "application/json") return false;
+    if (type == "application/x-www-form-urlencoded" && origin == req.end()) return false;
+    reply_refusal(http::status::unsupported_media_type, grpc::StatusCode::INVALID_ARGUMENT,
+                  "Content-Type " + type + " is not accepted: send the request as application/json");
+    return true;
   }
+
+  // ---- Calls.
 
   // KV's calls, in process: the body parsed straight into the request, the
   // answer printed straight from the response, as a gRPC client would get them.
-  bool kv_unary(const Request& req, const std::string& name, const std::string& token) {
+  void kv_unary(const Request& req, const std::string& name, const std::string& token) {
     namespace pb = etcdserverpb;
     if (name == "Range") return kv_call<pb::RangeRequest, pb::RangeResponse>(req, token, &KvCalls::range);
     if (name == "Put") return kv_call<pb::PutRequest, pb::PutResponse>(req, token, &KvCalls::put);
@@ -361,113 +399,235 @@ class Connection {
       return kv_call<pb::DeleteRangeRequest, pb::DeleteRangeResponse>(req, token, &KvCalls::delete_range);
     }
     if (name == "Txn") return kv_call<pb::TxnRequest, pb::TxnResponse>(req, token, &KvCalls::txn);
-    return kv_call<pb::CompactionRequest, pb::CompactionResponse>(req, token, &KvCalls::compact);
+    kv_call<pb::CompactionRequest, pb::CompactionResponse>(req, token, &KvCalls::compact);
   }
 
-  // Parses the request, makes the call and waits for its answer (a write's comes from the store's thread).
+  // Parses the request and makes the call; its answer (a write's comes from
+  // the store's thread) is written from this loop.
   template <class Req, class Resp>
-  bool kv_call(const Request& req, const std::string& token,
+  void kv_call(const Request& req, const std::string& token,
                void (KvCalls::*call)(const std::string&, const Req&, Resp*, KvCalls::Done)) {
-    Req request;
-    if (auto s = parse_json(req.body(), &request); !s.ok()) return reply_error(s, keep_alive_);
-    Resp response;
-    std::promise<grpc::Status> answered;
-    (kv_.*call)(token, request, &response, [&answered](const grpc::Status& s) { answered.set_value(s); });
-    const grpc::Status status = answered.get_future().get();
-    if (!status.ok()) return reply_error(status, keep_alive_);
-    return reply_json(response);
+    auto exchange = std::make_shared<std::pair<Req, Resp>>();
+    if (auto s = parse_json(req.body(), &exchange->first); !s.ok()) return reply_error(s, keep_alive_);
+    (kv_.*call)(token, exchange->first, &exchange->second,
+                [self = shared_from_this(), exchange](const grpc::Status& status) {
+                  net::post(self->executor_, [self, exchange, status] {
+                    if (!status.ok()) return self->reply_error(status, self->keep_alive_);
+                    self->reply_json(exchange->second);
+                  });
+                });
   }
 
-  bool unary(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
-             grpc::ClientContext& ctx) {
-    grpc::ByteBuffer request;
-    if (auto s = to_buffer(req.body(), *method.input_type(), &request); !s.ok()) {
+  void unary(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
+             const std::string& token) {
+    auto call = std::make_shared<UnaryCall>();
+    if (auto s = to_buffer(req.body(), *method.input_type(), &call->request); !s.ok()) {
       return reply_error(s, keep_alive_);
     }
+    if (!token.empty()) call->ctx.AddMetadata("authorization", token);
+    unary_ = call;
+    stub_.UnaryCall(&call->ctx, path, grpc::StubOptions(), &call->request, &call->response,
+                    [self = shared_from_this(), call, output = method.output_type()](const grpc::Status& status) {
+                      net::post(self->executor_,
+                                [self, call, output, status] { self->unary_done(*call, *output, status); });
+                    });
     // Lock and Campaign wait for their turn: give up the turn if the client does.
-    std::optional<HangupWatch> hangup;
-    if (method.name() == "Lock" || method.name() == "Campaign") hangup.emplace(socket_.native_handle(), ctx);
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    auto call = stub_.PrepareUnaryCall(&ctx, path, request, &unary_cq_);
-    call->StartCall();
-    call->Finish(&response, &status, this);
-    wait(unary_cq_);  // the call's one event: the queue is empty again afterwards
-    hangup.reset();
-    if (!status.ok()) return reply_error(status, keep_alive_);
-    std::unique_ptr<protobuf::Message> message(new_message(*method.output_type()));
-    if (auto s = from_buffer(response, message.get()); !s.ok()) return reply_error(s, false);
-    return reply_json(*message);
+    if (method.name() == "Lock" || method.name() == "Campaign") watch_for_hangup();
   }
 
-  bool reply_json(const protobuf::Message& message) {
-    std::string json;
-    if (auto s = print_json(message, &json); !s.ok()) return reply_error(s, false);
-    http::response<http::string_body> res(http::status::ok, 11);
-    res.set(http::field::content_type, "application/json");
-    res.body() = std::move(json);
-    return send(std::move(res), keep_alive_);
+  void unary_done(UnaryCall& call, const protobuf::Descriptor& output, const grpc::Status& status) {
+    unary_.reset();
+    if (hangup_read_pending_) {
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);  // the next request is read once that read has ended
+    }
+    if (closed_) return;
+    if (!status.ok()) return reply_error(status, keep_alive_);
+    std::unique_ptr<protobuf::Message> message(new_message(output));
+    if (auto s = from_buffer(call.response, message.get()); !s.ok()) return reply_error(s, false);
+    reply_json(*message);
+  }
+
+  // Reads while a call waits for its turn, to learn that the client hung up;
+  // what it sends meanwhile (a pipelined request) is kept for later, up to
+  // what the buffer holds.
+  void watch_for_hangup() {
+    if (buffer_.size() >= buffer_.max_size()) return;
+    hangup_read_pending_ = true;
+    socket_.async_read_some(buffer_.prepare(buffer_.max_size() - buffer_.size()),
+                            [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                              self->hangup_read(ec, n);
+                            });
+  }
+
+  void hangup_read(const boost::system::error_code& ec, size_t n) {
+    hangup_read_pending_ = false;
+    if (!ec) buffer_.commit(n);
+    if (ec && ec != net::error::operation_aborted && !closed_) {
+      keep_alive_ = false;
+      if (unary_) unary_->ctx.TryCancel();
+    }
+    if (!ec && unary_) return watch_for_hangup();
+    if (resume_reading_) {
+      resume_reading_ = false;
+      read_request();
+    }
   }
 
   // Streams: the body's JSON objects are the requests; each response is
-  // written as {"result": ...} and a newline, until the call ends or the
-  // client goes away. The connection closes afterwards.
-  bool stream(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
-              grpc::ClientContext& ctx) {
+  // written as {"result": ...} and a newline on a chunked answer, until the
+  // call ends or the client goes away. The connection closes afterwards.
+  void stream(const Request& req, const protobuf::MethodDescriptor& method, const std::string& path,
+              const std::string& token) {
     std::vector<grpc::ByteBuffer> requests;
     if (auto s = split_requests(req.body(), method, &requests); !s.ok()) {
       // grpc-gateway reports a stream's undecodable body as UNKNOWN.
       return reply_error(grpc::Status(grpc::StatusCode::UNKNOWN, s.error_message()), false);
     }
-    grpc::CompletionQueue cq;
-    auto call = stub_.PrepareCall(&ctx, path, &cq);
-    call->StartCall(this);
-    bool ok = wait(cq);
-    for (auto& r : requests) {
-      if (!ok) break;
-      call->Write(r, this);
-      ok = wait(cq);
-    }
-    // A bidirectional stream stays open for the client's lifetime (etcd's
-    // watch stream outlives a half-close); the others expect one request.
-    if (ok && !method.client_streaming()) {
-      call->WritesDone(this);
-      ok = wait(cq);
-    }
-
-    http::response<http::empty_body> res(http::status::ok, 11);
-    res.set(http::field::content_type, "application/json");
-    res.chunked(true);
-    res.keep_alive(false);
-    http::response_serializer<http::empty_body> serializer(res);
-    boost::system::error_code ec;
-    http::write_header(socket_, serializer, ec);
-
-    // The client closing its side is the only way it ends a watch.
-    HangupWatch hangup(socket_.native_handle(), ctx);
-    grpc::ByteBuffer response;
-    while (ok && !ec) {
-      call->Read(&response, this);
-      if (!wait(cq)) break;
-      std::unique_ptr<protobuf::Message> message(new_message(*method.output_type()));
-      std::string json;
-      if (!from_buffer(response, message.get()).ok() || !print_json(*message, &json).ok()) break;
-      const std::string line = "{\"result\":" + json + "}\n";
-      net::write(socket_, http::make_chunk(net::buffer(line)), ec);
-    }
-    if (ec) ctx.TryCancel();  // the client is gone: end the call
-    grpc::Status status;
-    call->Finish(&status, this);
-    wait(cq);
-    if (!ec && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-      const std::string line = stream_error_body(status);
-      net::write(socket_, http::make_chunk(net::buffer(line)), ec);
-    }
-    if (!ec) net::write(socket_, http::make_chunk_last(), ec);
-    cq.Shutdown();
-    drain(cq);
-    return false;
+    stream_output_ = method.output_type();
+    buffer_.clear();  // no further request is read on this connection
+    buffer_.shrink_to_fit();
+    auto head = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
+    head->set(http::field::content_type, "application/json");
+    head->chunked(true);
+    head->keep_alive(false);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+    stream_ = std::make_shared<StreamCall>(shared_from_this(), std::move(requests), method.client_streaming());
+    if (!token.empty()) stream_->ctx.AddMetadata("authorization", token);
+    http::async_write_header(socket_, *serializer, [self = shared_from_this(), head, serializer, path](
+                                                       const boost::system::error_code& ec, size_t) {
+      if (ec || self->closed_) {
+        self->stream_.reset();  // never started
+        return self->end();
+      }
+      self->stub_.PrepareBidiStreamingCall(&self->stream_->ctx, path, grpc::StubOptions(), self->stream_.get());
+      self->stream_->begin();
+      self->watch_stream_hangup();
+    });
   }
+
+  // The client closing its side is the only way it ends a watch: read (and
+  // drop) until it does.
+  void watch_stream_hangup() {
+    socket_.async_read_some(net::buffer(discard_), [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                               size_t) {
+      if (self->closed_ || !self->stream_) return;
+      if (!ec) return self->watch_stream_hangup();
+      self->client_gone_ = true;
+      self->stream_->ctx.TryCancel();
+    });
+  }
+
+  void write_stream_chunk(std::string line) {
+    stream_writing_ = true;
+    stream_line_ = std::move(line);
+    net::async_write(socket_, http::make_chunk(net::buffer(stream_line_)),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                       self->stream_writing_ = false;
+                       if (ec) {
+                         self->client_gone_ = true;
+                         if (self->stream_) self->stream_->ctx.TryCancel();  // the client is gone: end the call
+                       }
+                       if (self->stream_status_) return self->finish_stream();
+                       if (!ec && self->stream_) self->stream_->read_next();
+                     });
+  }
+
+  // The stream has ended: its error, if any, then the last chunk.
+  void finish_stream() {
+    const grpc::Status status = *stream_status_;
+    stream_.reset();
+    if (client_gone_ || closed_) return end();
+    std::string tail;
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) tail = stream_error_body(status);
+    auto last = [self = shared_from_this()] {
+      net::async_write(self->socket_, http::make_chunk_last(),
+                       [self](const boost::system::error_code&, size_t) { self->end(); });
+    };
+    if (tail.empty()) return last();
+    stream_line_ = std::move(tail);
+    net::async_write(socket_, http::make_chunk(net::buffer(stream_line_)),
+                     [self = shared_from_this(), last](const boost::system::error_code& ec, size_t) {
+                       if (ec) return self->end();
+                       last();
+                     });
+  }
+
+  // ---- Answers.
+
+  void reply_json(const protobuf::Message& message) {
+    std::string json;
+    if (auto s = print_json(message, &json); !s.ok()) return reply_error(s, false);
+    http::response<http::string_body> res(http::status::ok, 11);
+    res.set(http::field::content_type, "application/json");
+    res.body() = std::move(json);
+    send(std::move(res), keep_alive_);
+  }
+
+  void reply_error(const grpc::Status& status, bool keep_alive) {
+    http::response<http::string_body> res(http_status(status.error_code()), 11);
+    res.set(http::field::content_type, "application/json");
+    res.body() = error_body(status);
+    send(std::move(res), keep_alive);
+  }
+
+  // A refusal of screen(): grpc-gateway's error body, with its own HTTP status.
+  void reply_refusal(http::status code, grpc::StatusCode grpc_code, const std::string& message) {
+    http::response<http::string_body> res(code, 11);
+    res.set(http::field::content_type, "application/json");
+    res.body() = error_body(grpc::Status(grpc_code, message));
+    send(std::move(res), keep_alive_);
+  }
+
+  void reply_text(http::status code, std::string text, bool keep_alive) {
+    http::response<http::string_body> res(code, 11);
+    if (!text.empty()) res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::move(text);
+    send(std::move(res), keep_alive);
+  }
+
+  // Writes `res`, then reads the next request if the connection stays open.
+  void send(http::response<http::string_body> res, bool keep_alive) {
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    sent_bytes_ = std::max(sent_bytes_, res.body().size());
+    auto out = std::make_shared<http::response<http::string_body>>(std::move(res));
+    auto written = [self = shared_from_this(), out, keep_alive](const boost::system::error_code& ec, size_t) mutable {
+      out.reset();  // before replied() gives memory back
+      self->replied(ec, keep_alive && self->keep_alive_);
+    };
+    http::async_write(socket_, *out, std::move(written));
+  }
+
+  void replied(const boost::system::error_code& ec, bool keep_alive) {
+    // After a large request or answer, its buffers are gone by now: give the
+    // memory back rather than keep it for the next.
+    if (request_bytes_ >= kReleaseAfterBytes || sent_bytes_ >= kReleaseAfterBytes) {
+      request_bytes_ = 0;
+      sent_bytes_ = 0;
+      buffer_.shrink_to_fit();
+      release_free_memory();
+    }
+    if (ec || !keep_alive || closed_) return end();
+    if (hangup_read_pending_) {
+      resume_reading_ = true;  // once the hang-up watch's read has ended
+      return;
+    }
+    read_request();
+  }
+
+  // Closes the connection (at once; a second call does nothing).
+  void end() {
+    closed_ = true;
+    idle_timer_.cancel();
+    retry_timer_.cancel();
+    if (!socket_.is_open()) return;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  // ---- Conversions.
 
   // The JSON body as a request; refused as gRPC refuses a message over its limit.
   static grpc::Status parse_json(const std::string& json, protobuf::Message* message) {
@@ -552,64 +712,70 @@ class Connection {
     return protobuf::MessageFactory::generated_factory()->GetPrototype(&type)->New();
   }
 
-  static bool wait(grpc::CompletionQueue& cq) {
-    void* tag = nullptr;
-    bool ok = false;
-    return cq.Next(&tag, &ok) && ok;
-  }
+  // Bytes read ahead of the parser: a header (kMaxGatewayHeaderBytes) and
+  // pipelined requests; a body goes straight into its request.
+  static constexpr std::size_t kMaxBufferedBytes = 64 * 1024;
 
-  static void drain(grpc::CompletionQueue& cq) {
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq.Next(&tag, &ok)) {
-    }
-  }
-
-  bool reply_error(const grpc::Status& status, bool keep_alive) {
-    http::response<http::string_body> res(http_status(status.error_code()), 11);
-    res.set(http::field::content_type, "application/json");
-    res.body() = error_body(status);
-    return send(std::move(res), keep_alive);
-  }
-
-  // A refusal of screen(): grpc-gateway's error body, with its own HTTP status.
-  bool reply_refusal(http::status code, grpc::StatusCode grpc_code, const std::string& message) {
-    http::response<http::string_body> res(code, 11);
-    res.set(http::field::content_type, "application/json");
-    res.body() = error_body(grpc::Status(grpc_code, message));
-    return send(std::move(res), keep_alive_);
-  }
-
-  bool reply_text(http::status code, std::string text, bool keep_alive) {
-    http::response<http::string_body> res(code, 11);
-    if (!text.empty()) res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.body() = std::move(text);
-    return send(std::move(res), keep_alive);
-  }
-
-  // Writes `res`; true when the connection stays open for another request.
-  bool send(http::response<http::string_body> res, bool keep_alive) {
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    sent_bytes_ = std::max(sent_bytes_, res.body().size());
-    boost::system::error_code ec;
-    http::write(socket_, res, ec);
-    return !ec && keep_alive;
-  }
-
-  RetryingSocket socket_;
-  grpc::GenericStub stub_;
+  tcp::socket socket_;
+  const net::any_io_executor executor_;  // the loop's: what other threads answer is posted here
+  const std::shared_ptr<void> slot_;  // the port's count of open connections
+  grpc::GenericStub& stub_;
   KvCalls& kv_;
   const HostGuard& guard_;
-  // Unary calls, one at a time, share this queue for the connection's lifetime.
-  grpc::CompletionQueue unary_cq_;
+  const std::chrono::milliseconds idle_timeout_;
+  net::steady_timer idle_timer_;   // armed only while a request is awaited or being read
+  net::steady_timer retry_timer_;  // a read the kernel's shortage of memory failed
   boost::beast::flat_buffer buffer_;
-  std::size_t sent_bytes_ = 0;  // the largest answer body since the last release
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::size_t request_bytes_ = 0;  // the last request's body
+  std::size_t sent_bytes_ = 0;     // the largest answer body since the last release
   bool keep_alive_ = true;
+  bool closed_ = false;
+
+  std::shared_ptr<UnaryCall> unary_;  // in flight
+  bool hangup_read_pending_ = false;
+  bool resume_reading_ = false;  // the answer is out, the hang-up watch's read not yet ended
+
+  std::shared_ptr<StreamCall> stream_;  // in flight
+  const protobuf::Descriptor* stream_output_ = nullptr;
+  std::string stream_line_;  // being written
+  bool stream_writing_ = false;
+  std::optional<grpc::Status> stream_status_;  // the call is done: finish once the last line is out
+  bool client_gone_ = false;
+  char discard_[256];
 };
+
+void Connection::stream_response() {
+  if (closed_ || !stream_) return;
+  std::unique_ptr<protobuf::Message> message(new_message(*stream_output_));
+  std::string json;
+  if (!from_buffer(stream_->response, message.get()).ok() || !print_json(*message, &json).ok()) {
+    stream_->ctx.TryCancel();
+    return;
+  }
+  write_stream_chunk("{\"result\":" + json + "}\n");
+}
+
+void Connection::stream_done(const grpc::Status& status) {
+  stream_status_ = status;
+  if (!stream_writing_) finish_stream();
+}
+
+void StreamCall::OnReadDone(bool ok) {
+  if (!ok) return;  // no more: OnDone follows
+  net::post(connection_->executor(), [c = connection_] { c->stream_response(); });
+}
+
+void StreamCall::OnDone(const grpc::Status& status) {
+  net::post(connection_->executor(), [c = connection_, status] { c->stream_done(status); });
+}
 
 }  // namespace
 
-void JsonGateway::serve(tcp::socket& socket) const { Connection(socket, channel_, kv_, guard_).serve(); }
+std::shared_ptr<PortConnection> JsonGateway::serve(tcp::socket socket, std::shared_ptr<void> slot) {
+  auto connection = std::make_shared<Connection>(std::move(socket), std::move(slot), stub_, kv_, guard_, idle_timeout_);
+  connection->start();
+  return connection;
+}
 
 }  // namespace zeppelin::etcd_api

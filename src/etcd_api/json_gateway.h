@@ -14,11 +14,15 @@
 
 #include <grpcpp/channel.h>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "common/http_guard.h"
+#include "etcd_api/shared_port.h"
 
 namespace zeppelin::etcd_api {
 
@@ -27,24 +31,33 @@ class KvCalls;
 // Larger HTTP bodies are refused before parsing (etcd's own limit applies to
 // the decoded request, see kMaxRequestBytes).
 inline constexpr std::size_t kMaxGatewayBodyBytes = 64 * 1024 * 1024;
+// A request line and headers larger than this are refused with 400 (Beast's
+// default; etcd's requests carry a few short headers and a token).
+inline constexpr std::size_t kMaxGatewayHeaderBytes = 8 * 1024;
 
 class JsonGateway {
  public:
   // `channel` reaches the etcd services (a loopback channel to the gRPC
   // server); `kv` serves the KV calls. Both must outlive the gateway. `guard`
-  // says which Host names requests may carry.
-  JsonGateway(std::shared_ptr<grpc::Channel> channel, KvCalls& kv, HostGuard guard)
-      : channel_(std::move(channel)), kv_(kv), guard_(std::move(guard)) {}
+  // says which Host names requests may carry. A connection waiting for a
+  // request longer than `idle_timeout` is closed; one with a call or stream
+  // in flight never is, however long it stays silent.
+  JsonGateway(std::shared_ptr<grpc::Channel> channel, KvCalls& kv, HostGuard guard,
+              std::chrono::milliseconds idle_timeout)
+      : stub_(std::move(channel)), kv_(kv), guard_(std::move(guard)), idle_timeout_(idle_timeout) {}
 
-  // Serves HTTP/1.1 requests on `socket` until the client closes it, a
-  // streaming call ends, or the socket is shut down. Thread-safe: one call
-  // per connection.
-  void serve(boost::asio::ip::tcp::socket& socket) const;
+  // Serves HTTP/1.1 requests on `socket` asynchronously, on the event loop the
+  // socket belongs to (call it there), until the client closes it, a
+  // streaming call ends, it is idle too long, or it is closed. No thread waits
+  // for a connection: calls are answered through the loop. The connection
+  // holds `slot` until it is gone; the gateway must outlive its connections.
+  std::shared_ptr<PortConnection> serve(boost::asio::ip::tcp::socket socket, std::shared_ptr<void> slot);
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
+  grpc::GenericStub stub_;
   KvCalls& kv_;
   HostGuard guard_;
+  std::chrono::milliseconds idle_timeout_;
 };
 
 }  // namespace zeppelin::etcd_api

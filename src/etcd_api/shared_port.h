@@ -4,40 +4,73 @@
 // preface goes to gRPC, anything else to the HTTP/1.1 handler. The first
 // bytes are only peeked at: each handler reads its connection from the start.
 //
-// Thread model: one accept thread, and one thread per connection while it is
-// being sniffed or served as HTTP/1.1; connections handed to gRPC are gRPC's.
+// Thread model: a fixed number of event loops (SharedPortOptions::event_loops
+// threads), whatever the number of connections. The first loop accepts;
+// each connection is sniffed, and served as HTTP/1.1 if it is, on one loop,
+// asynchronously. Connections handed to the HTTP/2 handler are its own.
+//
+// Limits: at most `max_connections` open at once, HTTP/2 ones included
+// (more are closed as soon as they are accepted); a connection that sends
+// nothing for `idle_timeout` before its protocol is known is closed (the
+// HTTP/1.1 handler applies the same timeout between requests).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "common/result.h"
+#include "etcd_api/etcd_server.h"
 
 namespace zeppelin::etcd_api {
 
+struct SharedPortOptions {
+  int event_loops = 2;
+  int max_connections = kDefaultEtcdMaxConnections;
+  std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
+};
+
+// A connection served on one of the port's event loops.
+class PortConnection {
+ public:
+  virtual ~PortConnection() = default;
+  // Ends the connection now (the port is stopping). Called on its loop.
+  virtual void close() = 0;
+};
+
 class SharedPort {
  public:
-  // Takes over an HTTP/2 connection's file descriptor (and closes it when done).
-  using Http2Handler = std::function<void(int fd)>;
-  // Serves one HTTP/1.1 connection until it ends; the socket is closed afterwards.
-  using Http1Handler = std::function<void(boost::asio::ip::tcp::socket& socket)>;
+  // Held by whoever serves a connection, for as long as it is open: the
+  // connection counts towards max_connections until the slot is gone.
+  using ConnectionSlot = std::shared_ptr<void>;
+  // Takes over an HTTP/2 connection's file descriptor (non-blocking, Nagle
+  // off; closed by the handler when done). Called on one of the port's loops.
+  using Http2Handler = std::function<void(int fd, ConnectionSlot slot)>;
+  // Takes over an HTTP/1.1 connection, on the loop `socket` belongs to, and
+  // serves it asynchronously there; returns it so that stop() can close it.
+  // The connection must hold `slot` until it is gone.
+  using Http1Handler =
+      std::function<std::shared_ptr<PortConnection>(boost::asio::ip::tcp::socket socket, ConnectionSlot slot)>;
 
-  // Called once, on the accept thread, when the port cannot accept any more
-  // (its listening socket failed; the reason was logged as an error). Errors
-  // it can survive (signals, aborted connections, out of descriptors or
-  // memory) are retried, with a back-off for the shortages.
+  // Called once, on one of the port's loops, when the port cannot accept any
+  // more (its listening socket failed; the reason was logged as an error).
+  // It must not stop the port itself (stop() waits for the loops): post that.
+  // Errors it can survive (signals, aborted connections, out of descriptors
+  // or memory) are retried, with a back-off for the shortages.
   using Failed = std::function<void(const std::string& reason)>;
 
   // Binds "HOST:PORT" (port 0: a free one) without accepting yet.
-  static Result<std::unique_ptr<SharedPort>> bind(const std::string& listen);
+  static Result<std::unique_ptr<SharedPort>> bind(const std::string& listen, SharedPortOptions options = {});
   virtual ~SharedPort() = default;
 
   virtual int port() const = 0;
-  // Starts accepting. The handlers must stay valid until stop() returns.
+  // Starts the event loops and accepts. The handlers must stay valid until stop() returns.
   virtual void start(Http2Handler http2, Http1Handler http1, Failed failed) = 0;
-  // Stops accepting, shuts down the HTTP/1.1 connections and waits for their threads.
+  // Stops accepting, closes the connections it serves, waits until every one
+  // of them is gone (their slots released), then ends the loops. Not from a
+  // handler: it runs on a loop.
   virtual void stop() = 0;
 };
 

@@ -117,6 +117,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.allowed_hosts = options.allowed_hosts;
   etcd_options.max_txn_ops = options.store.max_txn_ops;
   etcd_options.max_response_bytes = options.store.max_response_bytes;
+  etcd_options.max_connections = options.store.etcd_max_connections;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;

@@ -29,6 +29,7 @@ struct StoreOptions {
   // Limits of the etcd API the server serves (see docs/store.md).
   int max_txn_ops = 128;                                // --max-txn-ops
   int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
+  int etcd_max_connections = 10000;                     // --etcd-max-connections
   // The embedded store's history and size (see docs/store.md).
   std::string auto_compaction_mode = "revision";        // --auto-compaction-mode (revision only)
   int64_t auto_compaction_retention = 10000;            // --auto-compaction-retention; 0: off

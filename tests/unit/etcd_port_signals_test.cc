@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/write.hpp>
 #include <csignal>
 #include <filesystem>
 #include <string>
@@ -106,27 +107,51 @@ std::string exchange(int port, const std::string& request) {
   return answer;
 }
 
-// An HTTP/1.1 handler that reads the request headers with plain blocking
-// reads (retrying EINTR itself) and answers "ok".
-void answer_ok(boost::asio::ip::tcp::socket& socket) {
-  const int fd = socket.native_handle();
-  std::string request;
-  char buf[1024];
-  while (request.find("\r\n\r\n") == std::string::npos) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    request.append(buf, static_cast<size_t>(n));
+// An HTTP/1.1 handler, asynchronous on the port's loop: reads up to the end
+// of the request headers and answers "ok".
+class AnswerOk final : public PortConnection, public std::enable_shared_from_this<AnswerOk> {
+ public:
+  AnswerOk(boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot)
+      : socket_(std::move(socket)), slot_(std::move(slot)) {}
+
+  void read() {
+    socket_.async_read_some(boost::asio::buffer(buf_),
+                            [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                              if (ec) return;
+                              self->request_.append(self->buf_, n);
+                              if (self->request_.find("\r\n\r\n") == std::string::npos) return self->read();
+                              self->answer();
+                            });
   }
-  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-  size_t sent = 0;
-  while (sent < response.size()) {
-    const ssize_t n = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    sent += static_cast<size_t>(n);
+  void close() override {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
   }
+
+ private:
+  void answer() {
+    static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    boost::asio::async_write(socket_, boost::asio::buffer(kOk),
+                             [self = shared_from_this()](const boost::system::error_code&, size_t) {
+                               boost::system::error_code ignored;
+                               self->socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+                               self->close();
+                             });
+  }
+
+  boost::asio::ip::tcp::socket socket_;
+  SharedPort::ConnectionSlot slot_;
+  char buf_[1024];
+  std::string request_;
+};
+
+std::shared_ptr<PortConnection> answer_ok(boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot) {
+  auto connection = std::make_shared<AnswerOk>(std::move(socket), std::move(slot));
+  connection->read();
+  return connection;
 }
+
+void close_http2(int fd, const SharedPort::ConnectionSlot&) { ::close(fd); }
 
 // This process's listening TCP socket on `port`, or -1.
 int listening_socket(int port) {
@@ -154,7 +179,7 @@ TEST(EtcdPortSignals, TheAcceptLoopGoesOnWhenSignalsInterruptIt) {
   auto port = SharedPort::bind("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.error().message;
   std::atomic<bool> failed{false};
-  (*port)->start([](int fd) { ::close(fd); }, answer_ok, [&failed](const std::string&) { failed = true; });
+  (*port)->start(close_http2, answer_ok, [&failed](const std::string&) { failed = true; });
   const int before = g_delivered.load();
   int answered = 0;
   {
@@ -176,7 +201,7 @@ TEST(EtcdPortSignals, AListeningSocketThatFailsIsReported) {
   auto port = SharedPort::bind("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.error().message;
   std::atomic<int> failures{0};
-  (*port)->start([](int fd) { ::close(fd); }, answer_ok, [&failures](const std::string&) { ++failures; });
+  (*port)->start(close_http2, answer_ok, [&failures](const std::string&) { ++failures; });
   ASSERT_NE(exchange((*port)->port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n").find("200 OK"), std::string::npos);
   // Shut down from under the accept loop (not by stop()): accept() fails with EINVAL from now on.
   const int fd = listening_socket((*port)->port());
@@ -188,8 +213,8 @@ TEST(EtcdPortSignals, AListeningSocketThatFailsIsReported) {
   EXPECT_EQ(failures.load(), 1);
 }
 
-// The whole etcd API, its JSON gateway reading requests on blocking sockets
-// and gRPC behind it, every one of their threads under the storm.
+// The whole etcd API, its JSON gateway on the port's event loops and gRPC
+// behind it, every one of their threads under the storm.
 TEST(EtcdPortSignals, TheGatewayAnswersEveryRequestWhileSignalsInterruptIt) {
   const fs::path dir = fs::temp_directory_path() / ("zeppelin-etcd-port-signals-" + std::to_string(::getpid()));
   fs::remove_all(dir);

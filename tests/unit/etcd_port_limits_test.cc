@@ -1,0 +1,308 @@
+// The etcd port under many connections: idle ones and gateway watches cost
+// no thread each, a connection that says nothing is closed after the idle
+// timeout while a silent watch is not, and the connection cap turns the
+// excess away. Real sockets on loopback against the whole etcd API.
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "etcd_api/etcd_server.h"
+#include "rpc.grpc.pb.h"
+#include "store/embedded_store.h"
+
+namespace zeppelin::etcd_api {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kManyConnections = 2000;
+// The port's loops, gRPC's pollers and executors, the front's loops, the
+// store's threads: a few dozen whatever the connections.
+constexpr int kMaxThreads = 64;
+
+int thread_count() {
+  return static_cast<int>(std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator()));
+}
+
+// 2,000 connections on both ends need more than the usual soft limit of 1,024 descriptors.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  limit.rlim_cur = limit.rlim_max;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_GE(limit.rlim_cur, rlim_t{3 * kManyConnections + 200}) << "too few descriptors for this test";
+}
+
+// A TCP connection to 127.0.0.1:port whose reads give up after `timeout`; -1 if it failed.
+int connect_to(int port, milliseconds timeout = seconds(10)) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{};
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, const std::string& bytes) {
+  return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+}
+
+std::string post(const std::string& path, const std::string& body, bool keep_alive = false) {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+         (keep_alive ? "" : "Connection: close\r\n") + "Content-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+// Reads until `needle` has come (true), or the connection ends or times out (false).
+bool read_until(int fd, const std::string& needle, std::string* seen = nullptr) {
+  std::string got;
+  char buf[4096];
+  while (got.find(needle) == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  if (seen) *seen = got;
+  return got.find(needle) != std::string::npos;
+}
+
+// Sends one request on a connection of its own and returns all of the answer.
+std::string request_once(int port, const std::string& request) {
+  const int fd = connect_to(port);
+  if (fd < 0) return "";
+  std::string answer;
+  if (send_all(fd, request)) read_until(fd, "\r\n\r\n{never}", &answer);
+  ::close(fd);
+  return answer;
+}
+
+// How a connection the server is expected to close ends for the client.
+enum class Ending { kClosed, kStillOpen, kGotBytes };
+
+Ending wait_for_close(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, 0);
+  if (n == 0 || (n < 0 && errno == ECONNRESET)) return Ending::kClosed;
+  if (n > 0) return Ending::kGotBytes;
+  return Ending::kStillOpen;  // the read timed out
+}
+
+class EtcdPortLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    raise_descriptor_limit();
+    dir_ = fs::temp_directory_path() / ("zeppelin-etcd-port-limits-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    auto store = store::EmbeddedStore::open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(*store);
+  }
+  void TearDown() override {
+    for (int fd : clients_) ::close(fd);
+    if (server_) server_->shutdown();
+    server_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void start(EtcdServerOptions options = {}) {
+    options.listen = "127.0.0.1:0";
+    options.snapshot_dir = dir_.string();
+    options.cluster_id = 1;
+    options.member_id = 2;
+    auto server = EtcdServer::start(*store_, options);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(*server);
+    port_ = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+  }
+
+  // A client connection closed by TearDown.
+  int open_client(milliseconds read_timeout = seconds(10)) {
+    const int fd = connect_to(port_, read_timeout);
+    if (fd >= 0) clients_.push_back(fd);
+    return fd;
+  }
+
+  std::string gateway_put(const std::string& key64, const std::string& value64) {
+    return request_once(port_, post("/v3/kv/put", R"({"key":")" + key64 + R"(","value":")" + value64 + R"("})"));
+  }
+
+  // A watch on `key64` over the gateway, once its creation is confirmed; -1 if it failed.
+  int open_gateway_watch(const std::string& key64, milliseconds read_timeout = seconds(10)) {
+    const int fd = open_client(read_timeout);
+    if (fd < 0) return -1;
+    if (!send_all(fd, post("/v3/watch", R"({"create_request":{"key":")" + key64 + R"("}})", true))) return -1;
+    return read_until(fd, "\"created\":true") ? fd : -1;
+  }
+
+  std::string grpc_get(const std::string& key) {
+    auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    etcdserverpb::RangeRequest request;
+    request.set_key(key);
+    etcdserverpb::RangeResponse response;
+    const grpc::Status status = kv->Range(&ctx, request, &response);
+    if (!status.ok()) return "error: " + status.error_message();
+    return response.kvs_size() == 1 ? response.kvs(0).value() : "";
+  }
+
+  fs::path dir_;
+  std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<EtcdServer> server_;
+  int port_ = 0;
+  std::vector<int> clients_;
+};
+
+TEST_F(EtcdPortLimitsTest, IdleConnectionsCostNoThreadEach) {
+  start();
+  const int threads_before = thread_count();
+  for (int i = 0; i < kManyConnections; ++i) ASSERT_GE(open_client(), 0) << "connection " << i;
+  // The port accepts in order: once a later connection is answered, the idle ones are all in.
+  EXPECT_NE(gateway_put("Zm9v", "YmFy").find("200 OK"), std::string::npos);
+  EXPECT_EQ(grpc_get("foo"), "bar");
+  const int threads_after = thread_count();
+  EXPECT_LT(threads_after, kMaxThreads) << "before the connections: " << threads_before;
+  // Still open: none was turned away or timed out.
+  char byte;
+  EXPECT_EQ(::recv(clients_.front(), &byte, 1, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+}
+
+TEST_F(EtcdPortLimitsTest, GatewayWatchesCostNoThreadEach) {
+  start();
+  std::vector<int> watches;
+  for (int i = 0; i < kManyConnections; ++i) {
+    const int fd = open_gateway_watch("d2F0Y2hlZA==");  // "watched"
+    ASSERT_GE(fd, 0) << "watch " << i;
+    watches.push_back(fd);
+  }
+  EXPECT_LT(thread_count(), kMaxThreads);
+  ASSERT_NE(gateway_put("d2F0Y2hlZA==", "ZXZlbnQ=").find("200 OK"), std::string::npos);  // "event"
+  int delivered = 0;
+  for (size_t i = 0; i < watches.size(); i += 97) {
+    if (read_until(watches[i], "\"value\":\"ZXZlbnQ=\"")) ++delivered;
+  }
+  EXPECT_EQ(delivered, static_cast<int>((watches.size() + 96) / 97));
+  EXPECT_LT(thread_count(), kMaxThreads);
+}
+
+TEST_F(EtcdPortLimitsTest, IdleConnectionsAreClosedButSilentWatchesAreNot) {
+  EtcdServerOptions options;
+  options.idle_timeout = milliseconds(300);
+  start(options);
+  const int watch = open_gateway_watch("c2lsZW50", seconds(5));  // "silent"
+  ASSERT_GE(watch, 0);
+  const auto opened = Clock::now();
+  const int silent = open_client(seconds(5));
+  ASSERT_GE(silent, 0);
+  EXPECT_EQ(wait_for_close(silent), Ending::kClosed) << "a connection that never spoke";
+  EXPECT_GE(Clock::now() - opened, milliseconds(250));
+
+  // A kept-alive connection is closed once it has been idle after its answer.
+  const int kept = open_client(seconds(5));
+  ASSERT_GE(kept, 0);
+  ASSERT_TRUE(send_all(kept, post("/v3/kv/range", R"({"key":"Zm9v"})", true)));
+  std::string answer;
+  ASSERT_TRUE(read_until(kept, "\"header\"", &answer)) << answer;
+  EXPECT_EQ(wait_for_close(kept), Ending::kClosed) << "a kept-alive connection between requests";
+
+  // The watch stays silent for several idle timeouts, and still delivers.
+  std::this_thread::sleep_until(opened + 3 * options.idle_timeout);
+  ASSERT_NE(gateway_put("c2lsZW50", "c3RpbGwgdGhlcmU=").find("200 OK"), std::string::npos);
+  EXPECT_TRUE(read_until(watch, "\"value\":\"c3RpbGwgdGhlcmU=\""));
+}
+
+// The gateway's calls wait for their answers without a thread, and a Lock
+// waiting its turn still learns that its client hung up.
+TEST_F(EtcdPortLimitsTest, ALockWaiterThatHangsUpGivesUpItsTurn) {
+  start();
+  auto grant = [this] {
+    const std::string answer = request_once(port_, post("/v3/lease/grant", R"({"TTL":60})"));
+    const auto at = answer.find("\"ID\":\"");
+    return at == std::string::npos ? std::string() : answer.substr(at + 6, answer.find('"', at + 6) - at - 6);
+  };
+  auto lock_request = [](const std::string& lease) {
+    return post("/v3/lock/lock", R"({"name":"bG9jaw==","lease":")" + lease + R"("})");  // "lock"
+  };
+  const std::string holder_lease = grant(), waiter_lease = grant(), next_lease = grant();
+  ASSERT_FALSE(holder_lease.empty());
+  const std::string held = request_once(port_, lock_request(holder_lease));
+  const auto key_at = held.find("\"key\":\"");
+  ASSERT_NE(key_at, std::string::npos) << held;
+  const std::string holder_key = held.substr(key_at + 7, held.find('"', key_at + 7) - key_at - 7);
+
+  const int waiter = open_client(seconds(1));
+  ASSERT_TRUE(send_all(waiter, lock_request(waiter_lease)));
+  std::string waited;
+  EXPECT_FALSE(read_until(waiter, "\"key\"", &waited)) << "the lock is held: " << waited;
+  ::shutdown(waiter, SHUT_RDWR);  // hangs up while waiting
+
+  // The waiter's claim goes once the server sees the call cancelled (it looks
+  // every 200 ms); unlocking before that would hand it the turn.
+  const std::string claims = post("/v3/kv/range", R"({"key":"bG9jay8=","range_end":"bG9jazA=","count_only":true})");
+  std::string counted;
+  for (const auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
+    counted = request_once(port_, claims);
+    if (counted.find("\"count\":\"1\"") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_NE(counted.find("\"count\":\"1\""), std::string::npos) << "the waiter's claim is still there: " << counted;
+  ASSERT_NE(request_once(port_, post("/v3/lock/unlock", R"({"key":")" + holder_key + R"("})")).find("200 OK"),
+            std::string::npos);
+  // The next contender gets the lock at once (the waiter's lease lives 60 s).
+  const int next = open_client(seconds(10));
+  ASSERT_TRUE(send_all(next, lock_request(next_lease)));
+  std::string answer;
+  EXPECT_TRUE(read_until(next, "\"key\"", &answer)) << answer;
+}
+
+TEST_F(EtcdPortLimitsTest, ConnectionsBeyondTheCapAreClosed) {
+  EtcdServerOptions options;
+  options.max_connections = 50;
+  start(options);
+  std::vector<int> held;
+  for (int i = 0; i < options.max_connections; ++i) {
+    held.push_back(open_client(seconds(5)));
+    ASSERT_GE(held.back(), 0);
+  }
+  const int excess = open_client(seconds(5));
+  ASSERT_GE(excess, 0);  // the kernel completes the handshake; the port then closes it
+  EXPECT_EQ(wait_for_close(excess), Ending::kClosed);
+  // The connections within the cap are served.
+  ASSERT_TRUE(send_all(held.front(), post("/v3/kv/range", R"({"key":"Zm9v"})")));
+  EXPECT_TRUE(read_until(held.front(), "\"header\""));
+  // Once they are gone, new ones are served again (the port learns of the close a moment later).
+  for (int fd : held) ::shutdown(fd, SHUT_RDWR);
+  std::string answer;
+  for (const auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
+    answer = request_once(port_, post("/v3/kv/range", R"({"key":"Zm9v"})"));
+    if (answer.find("200 OK") != std::string::npos) break;
+  }
+  EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+}
+
+}  // namespace
+}  // namespace zeppelin::etcd_api
