@@ -239,6 +239,8 @@ class RetryingSocket {
 
 class Connection {
  public:
+  friend grpc::Status etcd_api::decode_json_body(const std::string&, const protobuf::MethodDescriptor&,
+                                                 std::vector<grpc::ByteBuffer>*);
   Connection(tcp::socket& socket, const std::shared_ptr<grpc::Channel>& channel, KvCalls& kv, const HostGuard& guard)
       : socket_(socket), stub_(channel), kv_(kv), guard_(guard) {}
   ~Connection() {
@@ -611,5 +613,16 @@ class Connection {
 }  // namespace
 
 void JsonGateway::serve(tcp::socket& socket) const { Connection(socket, channel_, kv_, guard_).serve(); }
+
+grpc::Status decode_json_body(const std::string& body, const protobuf::MethodDescriptor& method,
+                              std::vector<grpc::ByteBuffer>* requests) {
+  if (method.client_streaming() || method.server_streaming()) {
+    return Connection::split_requests(body, method, requests);
+  }
+  grpc::ByteBuffer request;
+  if (auto s = Connection::to_buffer(body, *method.input_type(), &request); !s.ok()) return s;
+  requests->push_back(std::move(request));
+  return grpc::Status::OK;
+}
 
 }  // namespace zeppelin::etcd_api

@@ -13,12 +13,19 @@
 #pragma once
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/status.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/http_guard.h"
+
+namespace google::protobuf {
+class MethodDescriptor;
+}
 
 namespace zeppelin::etcd_api {
 
@@ -27,6 +34,13 @@ class KvCalls;
 // Larger HTTP bodies are refused before parsing (etcd's own limit applies to
 // the decoded request, see kMaxRequestBytes).
 inline constexpr std::size_t kMaxGatewayBodyBytes = 64 * 1024 * 1024;
+
+// The gRPC requests of `method` that the gateway makes of a JSON `body`: one
+// for a unary method, one per JSON value for a streaming one. The error is
+// the status the client is answered. Connections call it as they serve; this
+// declaration serves tests and fuzzing.
+grpc::Status decode_json_body(const std::string& body, const google::protobuf::MethodDescriptor& method,
+                              std::vector<grpc::ByteBuffer>* requests);
 
 class JsonGateway {
  public:
