@@ -72,15 +72,21 @@ const char* to_string(Role role) {
 std::optional<TokenRecord> parse_token_record(std::string_view key, std::string_view value) {
   const json doc = json::parse(value, nullptr, false);
   if (!doc.is_object() || !key.starts_with(kTokensPrefix)) return std::nullopt;
-  auto role = parse_role(doc.value("role", ""));
-  if (!role) return std::nullopt;
   TokenRecord record;
-  record.info.name = std::string(key.substr(sizeof kTokensPrefix - 1));
-  record.info.role = *role;
-  record.info.created = doc.value("created", std::int64_t{0});
-  record.info.expires = doc.value("expires", std::int64_t{0});
-  record.sha256 = doc.value("sha256", "");
+  try {
+    auto role = parse_role(doc.value("role", ""));
+    if (!role) return std::nullopt;
+    record.info.role = *role;
+    record.info.created = doc.value("created", std::int64_t{0});
+    record.info.expires = doc.value("expires", std::int64_t{0});
+    record.sha256 = doc.value("sha256", "");
+  } catch (const json::type_error&) {
+    // A field of another type: a bad record like any other, never an
+    // exception out of the request being authenticated.
+    return std::nullopt;
+  }
   if (record.sha256.size() != 64) return std::nullopt;
+  record.info.name = std::string(key.substr(sizeof kTokensPrefix - 1));
   return record;
 }
 
