@@ -30,8 +30,11 @@ struct StoreOptions {
   int max_txn_ops = 128;                                // --max-txn-ops
   int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
   // The embedded store's history and size (see docs/store.md).
-  std::string auto_compaction_mode = "revision";        // --auto-compaction-mode (revision only)
-  int64_t auto_compaction_retention = 10000;            // --auto-compaction-retention; 0: off
+  std::string auto_compaction_mode = "revision";        // --auto-compaction-mode: revision or periodic
+  // --auto-compaction-retention, as etcd reads it: revisions kept (revision
+  // mode), or a duration of history kept, a bare number being hours
+  // (periodic mode); 0: off.
+  std::string auto_compaction_retention = "10000";
   int64_t quota_backend_bytes = int64_t{2} << 30;       // --quota-backend-bytes; 0: none
 };
 
