@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -348,6 +349,45 @@ TEST(SpecCorpus, EveryMalformedSpecGivesItsLocatedError) {
     ++checked;
   }
   EXPECT_GE(checked, 20);
+}
+
+TEST(SpecParser, AFileOverTheSizeLimitIsRefusedWithoutReadingItAll) {
+  const fs::path file = fs::temp_directory_path() / ("zeppelin-large-spec-" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream out(file);
+    out << "name: big\nservices:\n  web:\n    command: [\"true\"]\n# " << std::string(5 << 20, 'x') << "\n";
+  }
+  auto parsed = load_spec_file(file.string());
+  fs::remove(file);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().code, Errc::kTooLarge);
+  EXPECT_NE(parsed.error().message.find("over the limit of 4194304 (zeppelin server --max-spec-bytes)"),
+            std::string::npos)
+      << parsed.error().message;
+  // Within a larger limit it is a spec like any other.
+  Limits larger;
+  larger.max_spec_bytes = 8 << 20;
+  std::ofstream(file) << "name: big\nservices:\n  web:\n    command: [\"true\"]\n# " << std::string(5 << 20, 'x') << "\n";
+  EXPECT_TRUE(load_spec_file(file.string(), larger).ok());
+  fs::remove(file);
+}
+
+TEST(SpecParser, ServicesAndReplicasPerSystemAreLimitedWithTheirPlace) {
+  Limits limits;
+  limits.max_services = 2;
+  limits.max_replicas_per_system = 5;
+  const std::string three = "name: t\nservices:\n  a: {command: x}\n  b: {command: x}\n  c: {command: x}\n";
+  auto wide = parse_spec(three, "t.yaml", "/", limits);
+  ASSERT_FALSE(wide.ok());
+  EXPECT_EQ(wide.error().message,
+            "t.yaml:3:3: the system has 3 services, over the limit of 2 per system (zeppelin server "
+            "--max-services-per-system)");
+  const std::string many = "name: t\nservices:\n  a: {command: x, replicas: 3}\n  b: {command: x, replicas: 3}\n";
+  auto heavy = parse_spec(many, "t.yaml", "/", limits);
+  ASSERT_FALSE(heavy.ok());
+  EXPECT_EQ(heavy.error().message,
+            "t.yaml:4:29: the system wants 6 replicas in total, over the limit of 5 per system (zeppelin server "
+            "--max-replicas-per-system)");
 }
 
 }  // namespace
