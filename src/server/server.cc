@@ -350,6 +350,8 @@ int run_server(const ServerOptions& options) {
   sup_options.home = options.home;
   sup_options.registry = registry->get();
   sup_options.etcd_endpoints = store_access.endpoints;
+  sup_options.limits = options.limits;
+  sup_options.max_replicas = options.max_replicas;
   // Declared before the supervisor, whose replicas hold its tokens.
   std::optional<AuthStoreCredentials> credentials;
   if (!external) sup_options.credentials = &credentials.emplace(etcd->auth());

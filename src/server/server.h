@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "spec/parser.h"
+#include "supervisor/supervisor.h"
+
 namespace zeppelin::server {
 
 // Which coordination store the server keeps (`--store`), and how to reach an external one.
@@ -53,6 +56,11 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   std::vector<std::string> tls_sans;
+  // How large a system may be, and how many replicas the server runs
+  // (--max-spec-bytes, --max-services-per-system, --max-replicas-per-system,
+  // --max-replicas; docs/spec.md#limits).
+  spec::Limits limits;
+  int max_replicas = supervisor::kReplicaAddressPoolSize;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the
