@@ -72,6 +72,11 @@ const char* to_string(Role role) {
 std::optional<TokenRecord> parse_token_record(std::string_view key, std::string_view value) {
   const json doc = json::parse(value, nullptr, false);
   if (!doc.is_object() || !key.starts_with(kTokensPrefix)) return std::nullopt;
+  // Times are whole seconds: a float (1e300 converted to an integer is
+  // undefined) makes the record a bad one.
+  for (const char* time : {"created", "expires"}) {
+    if (doc.contains(time) && !doc[time].is_number_integer()) return std::nullopt;
+  }
   TokenRecord record;
   try {
     auto role = parse_role(doc.value("role", ""));
