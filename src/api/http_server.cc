@@ -61,23 +61,21 @@ nlohmann::json error_json(const char* code, const std::string& message) {
 // state-changing methods a foreign Origin or a body that is not JSON (a
 // cross-site "simple" request: text/plain, a form or multipart, sent without
 // a CORS preflight). Our own clients send JSON and no Origin.
-std::optional<std::pair<int, nlohmann::json>> screen(const HostGuard& guard,
-                                                     const http::request<http::string_body>& raw) {
+std::optional<Refusal> screen(const HostGuard& guard, const http::request<http::string_body>& raw) {
   const std::string_view host = view(raw[http::field::host]);
-  if (auto s = guard.check_host(host); !s) return std::pair(403, error_json("forbidden", s.error().message));
+  if (auto s = guard.check_host(host); !s) return Refusal{403, error_json("forbidden", s.error().message)};
   if (!changes_state(view(raw.method_string()))) return std::nullopt;
   if (auto origin = raw.find(http::field::origin); origin != raw.end()) {
     if (auto s = HostGuard::check_origin(view(origin->value()), host); !s) {
-      return std::pair(403, error_json("forbidden", s.error().message));
+      return Refusal{403, error_json("forbidden", s.error().message)};
     }
   }
   if (!raw.body().empty()) {
     const std::string type = media_type(view(raw[http::field::content_type]));
     if (type != "application/json") {
-      return std::pair(415, error_json("unsupported_media_type",
-                                       "a request body must be application/json" +
-                                           (type.empty() ? std::string(" (no Content-Type given)")
-                                                         : ", not " + type)));
+      return Refusal{415, error_json("unsupported_media_type",
+                                     "a request body must be application/json" +
+                                         (type.empty() ? std::string(" (no Content-Type given)") : ", not " + type))};
     }
   }
   return std::nullopt;
@@ -117,6 +115,26 @@ Request to_request(const http::request<http::string_body>& raw) {
     }
   }
   req.body = raw.body();
+  return req;
+}
+
+// The refusal for a failed read, or nothing when the client just left.
+std::optional<Refusal> read_failure(const beast::error_code& ec) {
+  if (ec == http::error::body_limit) return Refusal{413, error_json("too_large", "request body larger than 8 MiB")};
+  if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
+      ec == asio::error::connection_reset || ec == ssl::error::stream_truncated) {
+    return std::nullopt;
+  }
+  return Refusal{400, error_json("bad_request", ec.message())};
+}
+
+// A request read in full, as the handler gets it, or why it is refused.
+std::variant<Request, Refusal> admit_request(const http::request<http::string_body>& raw, const HostGuard* guard) {
+  if (guard) {
+    if (auto refused = screen(*guard, raw)) return std::move(*refused);
+  }
+  Request req = to_request(raw);
+  req.authorization = std::string(view(raw[http::field::authorization]));
   return req;
 }
 
@@ -248,27 +266,19 @@ class Session : public Exchange, public std::enable_shared_from_this<Session<Soc
     });
     http::async_read(socket_, buffer_, *parser_, [self](const beast::error_code& ec, std::size_t) {
       self->idle_.cancel();
-      if (ec == http::error::body_limit) {
-        self->keep_alive_ = false;
-        return self->reply(413, {{"error", {{"code", "too_large"}, {"message", "request body larger than 8 MiB"}}}});
-      }
       if (ec) {
-        if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::operation_aborted &&
-            ec != asio::error::connection_reset && ec != ssl::error::stream_truncated) {
-          self->keep_alive_ = false;
-          return self->reply(400, {{"error", {{"code", "bad_request"}, {"message", ec.message()}}}});
-        }
-        return self->close();
+        auto refusal = read_failure(ec);
+        if (!refusal) return self->close();
+        self->keep_alive_ = false;
+        return self->reply(refusal->status, refusal->body);
       }
       auto raw = self->parser_->release();
       self->keep_alive_ = raw.keep_alive();
-      if (self->guard_) {
-        if (auto refused = screen(*self->guard_, raw)) return self->reply(refused->first, refused->second);
-      }
-      Request req = to_request(raw);
+      auto admitted = admit_request(raw, self->guard_);
+      if (auto* refusal = std::get_if<Refusal>(&admitted)) return self->reply(refusal->status, refusal->body);
+      auto& req = std::get<Request>(admitted);
       req.peer = self->peer_;
       req.tcp = kIsTls<Socket>;
-      req.authorization = std::string(view(raw[http::field::authorization]));
       self->handler_(req, self);
     });
   }
@@ -444,6 +454,35 @@ class Listener final : public HttpServer {
 };
 
 }  // namespace
+
+ParsedRequest parse_request(std::string_view wire, const HostGuard* guard) {
+  http::request_parser<http::string_body> parser;
+  parser.body_limit(kMaxBody);
+  parser.eager(true);
+  beast::error_code ec;
+  while (!parser.is_done()) {
+    const std::size_t used = parser.put(asio::buffer(wire.data(), wire.size()), ec);
+    wire.remove_prefix(used);
+    if (ec && ec != http::error::need_more) break;
+    if (ec || used == 0) {
+      // The bytes end here, as a socket's would at the peer's close.
+      if (parser.got_some()) {
+        ec = {};
+        parser.put_eof(ec);
+      } else {
+        ec = http::error::end_of_stream;
+      }
+      break;
+    }
+  }
+  if (ec) {
+    if (auto refusal = read_failure(ec)) return *refusal;
+    return std::monostate{};
+  }
+  auto admitted = admit_request(parser.release(), guard);
+  if (auto* refusal = std::get_if<Refusal>(&admitted)) return std::move(*refusal);
+  return std::get<Request>(std::move(admitted));
+}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(asio::io_context& io, const std::string& path, Handler handler) {
   ::unlink(path.c_str());

@@ -13,8 +13,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
+#include "common/http_guard.h"
 #include "common/result.h"
 
 namespace zeppelin::api {
@@ -53,6 +56,21 @@ class Exchange {
 };
 
 using Handler = std::function<void(const Request&, const std::shared_ptr<Exchange>&)>;
+
+// The answer a connection gives by itself, without calling the handler: the
+// request could not be read (400, 413), or was screened out (403, 415).
+struct Refusal {
+  int status = 400;
+  nlohmann::json body;  // {"error": {"code", "message"}}
+};
+
+// What a connection makes of the first request in `wire`: the same parser,
+// body limit and (when `guard` is given, as on TCP) screening, without a
+// socket; the peer and `tcp` are left for the caller to set. Nothing when the
+// bytes end before any request begins (the connection would just close).
+// Connections read their socket instead; this serves tests and fuzzing.
+using ParsedRequest = std::variant<std::monostate, Request, Refusal>;
+ParsedRequest parse_request(std::string_view wire, const HostGuard* guard);
 
 class HttpServer {
  public:

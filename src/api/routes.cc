@@ -32,6 +32,7 @@ const char* code_name(Errc code) {
     case Errc::kUnavailable: return "unavailable";
     case Errc::kTimeout: return "timeout";
     case Errc::kInternal: return "internal";
+    case Errc::kTooLarge: return "too_large";
   }
   return "internal";
 }
@@ -44,6 +45,7 @@ int http_status(Errc code) {
     case Errc::kUnavailable: return 503;
     case Errc::kTimeout: return 504;
     case Errc::kInternal: return 500;
+    case Errc::kTooLarge: return 413;
   }
   return 500;
 }

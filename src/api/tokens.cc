@@ -55,26 +55,6 @@ Result<std::string> new_secret() {
   return out;
 }
 
-struct Stored {
-  TokenInfo info;
-  std::string hash;
-};
-
-std::optional<Stored> parse_stored(const store::KeyValue& kv) {
-  const json doc = json::parse(kv.value, nullptr, false);
-  if (!doc.is_object()) return std::nullopt;
-  auto role = parse_role(doc.value("role", ""));
-  if (!role) return std::nullopt;
-  Stored s;
-  s.info.name = kv.key.substr(sizeof kTokensPrefix - 1);
-  s.info.role = *role;
-  s.info.created = doc.value("created", std::int64_t{0});
-  s.info.expires = doc.value("expires", std::int64_t{0});
-  s.hash = doc.value("sha256", "");
-  if (s.hash.size() != 64) return std::nullopt;
-  return s;
-}
-
 }  // namespace
 
 const char* to_string(Role role) {
@@ -87,6 +67,32 @@ const char* to_string(Role role) {
       return "admin";
   }
   return "admin";
+}
+
+std::optional<TokenRecord> parse_token_record(std::string_view key, std::string_view value) {
+  const json doc = json::parse(value, nullptr, false);
+  if (!doc.is_object() || !key.starts_with(kTokensPrefix)) return std::nullopt;
+  // Times are whole seconds: a float (1e300 converted to an integer is
+  // undefined) makes the record a bad one.
+  for (const char* time : {"created", "expires"}) {
+    if (doc.contains(time) && !doc[time].is_number_integer()) return std::nullopt;
+  }
+  TokenRecord record;
+  try {
+    auto role = parse_role(doc.value("role", ""));
+    if (!role) return std::nullopt;
+    record.info.role = *role;
+    record.info.created = doc.value("created", std::int64_t{0});
+    record.info.expires = doc.value("expires", std::int64_t{0});
+    record.sha256 = doc.value("sha256", "");
+  } catch (const json::type_error&) {
+    // A field of another type: a bad record like any other, never an
+    // exception out of the request being authenticated.
+    return std::nullopt;
+  }
+  if (record.sha256.size() != 64) return std::nullopt;
+  record.info.name = std::string(key.substr(sizeof kTokensPrefix - 1));
+  return record;
 }
 
 std::optional<Role> parse_role(std::string_view text) {
@@ -152,8 +158,9 @@ Status Tokens::install(const std::string& name, Role role, std::string_view secr
   auto current = store_.range(get);
   if (!current) return current.error();
   if (!current->kvs.empty()) {
-    auto s = parse_stored(current->kvs.front());
-    if (s && s->info.role == role && s->info.expires == 0 && s->hash == hash) return ok_status();
+    const auto& kv = current->kvs.front();
+    auto s = parse_token_record(kv.key, kv.value);
+    if (s && s->info.role == role && s->info.expires == 0 && s->sha256 == hash) return ok_status();
   }
   const json doc = {{"role", to_string(role)}, {"created", now()}, {"expires", 0}, {"sha256", hash}};
   store::PutRequest put;
@@ -172,7 +179,7 @@ Result<std::vector<TokenInfo>> Tokens::list() {
   if (!got) return got.error();
   std::vector<TokenInfo> out;
   for (const auto& kv : got->kvs) {
-    if (auto s = parse_stored(kv)) out.push_back(s->info);
+    if (auto record = parse_token_record(kv.key, kv.value)) out.push_back(record->info);
   }
   return out;
 }
@@ -204,8 +211,8 @@ std::optional<TokenInfo> Tokens::authenticate(std::string_view secret, std::stri
   std::optional<TokenInfo> match;
   // Every entry is compared, in constant time each, whichever matches.
   for (const auto& kv : got->kvs) {
-    auto s = parse_stored(kv);
-    if (s && CRYPTO_memcmp(s->hash.data(), presented.data(), presented.size()) == 0) match = s->info;
+    auto record = parse_token_record(kv.key, kv.value);
+    if (record && CRYPTO_memcmp(record->sha256.data(), presented.data(), presented.size()) == 0) match = record->info;
   }
   if (!match) {
     why = "unknown or revoked token";

@@ -39,6 +39,16 @@ struct TokenInfo {
   std::int64_t expires = 0;  // Unix seconds; 0: never
 };
 
+// A token as kept in the store: the key kTokensPrefix + NAME, and a JSON value
+// {"role", "created", "expires", "sha256"}.
+struct TokenRecord {
+  TokenInfo info;
+  std::string sha256;  // of the secret, 64 hex digits
+};
+// Nothing when `value` is not a token record (a bad write by someone else:
+// it is skipped, never fatal).
+std::optional<TokenRecord> parse_token_record(std::string_view key, std::string_view value);
+
 class Tokens {
  public:
   using Clock = std::function<std::int64_t()>;  // Unix seconds

@@ -125,7 +125,7 @@ Result<SpecChoice> choose_spec(const std::string& file, const std::string& syste
     return choice;
   }
   if (fs::exists("zeppelin.yaml", ec)) {
-    auto parsed = spec::load_spec_file("zeppelin.yaml");
+    auto parsed = spec::load_spec_file("zeppelin.yaml", spec::Limits::ceilings());  // only to learn its name
     if (!parsed) return parsed.error();
     if (system.empty() || parsed->name == system) {
       choice.file = "zeppelin.yaml";
@@ -207,7 +207,8 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
   json request;
   std::string name;
   if (choice->file) {
-    auto parsed = spec::load_spec_file(*choice->file);  // validate before anything starts
+    // Validated before anything starts; the server applies its own limits.
+    auto parsed = spec::load_spec_file(*choice->file, spec::Limits::ceilings());
     if (!parsed) {
       std::cerr << parsed.error().message << "\n";
       return parsed.error().code == Errc::kNotFound ? kFailure : kUsage;
@@ -468,6 +469,22 @@ int main(int argc, char** argv) {
       },
       "with --listen: the environment variable holding the secret of an admin token named \"bootstrap\" "
       "(at least 32 characters; in a cluster, from a Secret)");
+  spec::Limits limits;
+  int max_replicas = supervisor::kReplicaAddressPoolSize;
+  server->add_option("--max-spec-bytes", limits.max_spec_bytes, "a spec larger than this is refused (API answer 413)")
+      ->check(CLI::Range(std::size_t{1024}, spec::Limits::kMaxSpecBytesCeiling))
+      ->capture_default_str();
+  server->add_option("--max-services-per-system", limits.max_services, "a system with more services is refused")
+      ->check(CLI::Range(1, spec::Limits::kMaxServicesCeiling))
+      ->capture_default_str();
+  server->add_option("--max-replicas-per-system", limits.max_replicas_per_system,
+                     "a system wanting more replicas in total is refused (a service has at most 10000)")
+      ->check(CLI::Range(1, spec::Limits::kMaxReplicasPerSystemCeiling))
+      ->capture_default_str();
+  server->add_option("--max-replicas", max_replicas,
+                     "replicas all systems together may want (each needs a loopback address of its own)")
+      ->check(CLI::Range(1, supervisor::kReplicaAddressPoolSize))
+      ->capture_default_str();
   server::StoreOptions server_store;
   add_server_store_flags(*server, server_store);
 
@@ -584,7 +601,7 @@ int main(int argc, char** argv) {
       return fail("--bootstrap-token-env is for the API's TCP port: give --listen HOST:PORT", kUsage);
     }
     return server::run_server({zeppelin_home(), listen, ready_fd, etcd_listen, server_store, allowed_hosts, tls_cert,
-                               tls_key, tls_sans, bootstrap_token});
+                               tls_key, tls_sans, bootstrap_token, limits, max_replicas});
   }
   if (*shutdown) {
     client::Client c = server_client(zeppelin_home());

@@ -598,12 +598,12 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
       ->capture_default_str();
   server.add_option("--auto-compaction-mode", o.auto_compaction_mode,
                     "embedded store: how history is compacted by itself (revision: keep the last "
-                    "--auto-compaction-retention revisions)")
-      ->check(CLI::IsMember({"revision"}))
+                    "--auto-compaction-retention revisions; periodic: keep --auto-compaction-retention of time)")
+      ->check(CLI::IsMember({"revision", "periodic"}))
       ->capture_default_str();
   server.add_option("--auto-compaction-retention", o.auto_compaction_retention,
-                    "embedded store: revisions of history kept by automatic compaction (0: compact only when asked)")
-      ->check(CLI::NonNegativeNumber)
+                    "embedded store: history kept by automatic compaction: revisions (revision mode), or a duration "
+                    "such as 1h or 30m, a bare number being hours (periodic mode); 0: compact only when asked")
       ->capture_default_str();
   server.add_option("--quota-backend-bytes", o.quota_backend_bytes,
                     "embedded store: bytes in use past which writes are refused with NOSPACE (0: no quota)")

@@ -9,6 +9,8 @@ int fail(const std::string& message, int code) {
   return code;
 }
 
-int fail(const Error& e) { return fail(e.message, e.code == Errc::kInvalidArgument ? kUsage : kFailure); }
+int fail(const Error& e) {
+  return fail(e.message, e.code == Errc::kInvalidArgument || e.code == Errc::kTooLarge ? kUsage : kFailure);
+}
 
 }  // namespace zeppelin::cli

@@ -17,6 +17,7 @@ enum class Errc {
   kUnavailable,      // a server or resource could not be reached
   kTimeout,
   kInternal,         // an OS call failed
+  kTooLarge,         // input over a size limit (a spec's bytes); the API answers 413
 };
 
 struct Error {

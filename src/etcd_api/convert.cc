@@ -235,6 +235,7 @@ grpc::Status to_status(const Error& e) {
   }
   switch (e.code) {
     case Errc::kInvalidArgument:
+    case Errc::kTooLarge:
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: " + e.message);
     case Errc::kUnavailable:
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: " + e.message);

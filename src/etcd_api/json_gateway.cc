@@ -212,6 +212,8 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
 // (the store, gRPC) is posted back to it.
 class Connection final : public PortConnection, public std::enable_shared_from_this<Connection> {
  public:
+  friend grpc::Status etcd_api::decode_json_body(const std::string&, const protobuf::MethodDescriptor&,
+                                                 std::vector<grpc::ByteBuffer>*);
   Connection(tcp::socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv,
              const HostGuard& guard, std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)),
@@ -776,6 +778,17 @@ std::shared_ptr<PortConnection> JsonGateway::serve(tcp::socket socket, std::shar
   auto connection = std::make_shared<Connection>(std::move(socket), std::move(slot), stub_, kv_, guard_, idle_timeout_);
   connection->start();
   return connection;
+}
+
+grpc::Status decode_json_body(const std::string& body, const protobuf::MethodDescriptor& method,
+                              std::vector<grpc::ByteBuffer>* requests) {
+  if (method.client_streaming() || method.server_streaming()) {
+    return Connection::split_requests(body, method, requests);
+  }
+  grpc::ByteBuffer request;
+  if (auto s = Connection::to_buffer(body, *method.input_type(), &request); !s.ok()) return s;
+  requests->push_back(std::move(request));
+  return grpc::Status::OK;
 }
 
 }  // namespace zeppelin::etcd_api

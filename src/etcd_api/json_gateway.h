@@ -13,6 +13,8 @@
 #pragma once
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/status.h>
 
 #include <grpcpp/generic/generic_stub.h>
 
@@ -20,9 +22,14 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/http_guard.h"
 #include "etcd_api/shared_port.h"
+
+namespace google::protobuf {
+class MethodDescriptor;
+}
 
 namespace zeppelin::etcd_api {
 
@@ -34,6 +41,13 @@ inline constexpr std::size_t kMaxGatewayBodyBytes = 64 * 1024 * 1024;
 // A request line and headers larger than this are refused with 400 (Beast's
 // default; etcd's requests carry a few short headers and a token).
 inline constexpr std::size_t kMaxGatewayHeaderBytes = 8 * 1024;
+
+// The gRPC requests of `method` that the gateway makes of a JSON `body`: one
+// for a unary method, one per JSON value for a streaming one. The error is
+// the status the client is answered. Connections call it as they serve; this
+// declaration serves tests and fuzzing.
+grpc::Status decode_json_body(const std::string& body, const google::protobuf::MethodDescriptor& method,
+                              std::vector<grpc::ByteBuffer>* requests);
 
 class JsonGateway {
  public:

@@ -25,6 +25,7 @@
 #include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/units.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
 #include "etcd_client/etcd_store.h"
@@ -64,6 +65,38 @@ void raise_fd_limit() {
   }
 }
 
+// --auto-compaction-mode and --auto-compaction-retention as etcd reads them:
+// a number of revisions, or a duration (a bare number is hours).
+Status set_auto_compaction(const StoreOptions& o, store::EmbeddedStoreOptions& embedded) {
+  const std::string& retention = o.auto_compaction_retention;
+  const bool bare_number = !retention.empty() && retention.find_first_not_of("0123456789") == std::string::npos &&
+                           retention.size() <= 12;
+  if (o.auto_compaction_mode == "revision") {
+    if (!bare_number) {
+      return make_error(Errc::kInvalidArgument, "--auto-compaction-retention: with --auto-compaction-mode revision, "
+                                                "a number of revisions, not \"" + retention + "\"");
+    }
+    embedded.auto_compaction_retention = std::stoll(retention);
+    return ok_status();
+  }
+  if (o.auto_compaction_mode != "periodic") {
+    return make_error(Errc::kInvalidArgument,
+                      "--auto-compaction-mode: revision or periodic, not \"" + o.auto_compaction_mode + "\"");
+  }
+  if (bare_number) {
+    embedded.auto_compaction_period = std::chrono::hours(std::stoll(retention));
+    return ok_status();
+  }
+  auto period = parse_duration(retention);
+  if (!period) {
+    return make_error(Errc::kInvalidArgument, "--auto-compaction-retention: with --auto-compaction-mode periodic, "
+                                              "a duration such as 1h or 30m (a bare number is hours): " +
+                                                  period.error().message);
+  }
+  embedded.auto_compaction_period = *period;
+  return ok_status();
+}
+
 // The coordination store: the embedded one in HOME/store, or (--store etcd)
 // an external etcd cluster, every key under the prefix.
 Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
@@ -89,7 +122,7 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
     return make_error(Errc::kInvalidArgument, "--store: '" + o.backend + "' is not a store (embedded or etcd)");
   }
   store::EmbeddedStoreOptions embedded;
-  embedded.auto_compaction_retention = o.auto_compaction_retention;
+  if (auto s = set_auto_compaction(o, embedded); !s) return s.error();
   embedded.quota_bytes = o.quota_backend_bytes;
   auto opened = store::EmbeddedStore::open(options.home + "/store", embedded);
   if (!opened) return opened.error();
@@ -318,6 +351,8 @@ int run_server(const ServerOptions& options) {
   sup_options.home = options.home;
   sup_options.registry = registry->get();
   sup_options.etcd_endpoints = store_access.endpoints;
+  sup_options.limits = options.limits;
+  sup_options.max_replicas = options.max_replicas;
   // Declared before the supervisor, whose replicas hold its tokens.
   std::optional<AuthStoreCredentials> credentials;
   if (!external) sup_options.credentials = &credentials.emplace(etcd->auth());

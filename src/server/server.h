@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "spec/parser.h"
+#include "supervisor/supervisor.h"
+
 namespace zeppelin::server {
 
 // Which coordination store the server keeps (`--store`), and how to reach an external one.
@@ -31,8 +34,11 @@ struct StoreOptions {
   int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
   int etcd_max_connections = 10000;                     // --etcd-max-connections
   // The embedded store's history and size (see docs/store.md).
-  std::string auto_compaction_mode = "revision";        // --auto-compaction-mode (revision only)
-  int64_t auto_compaction_retention = 10000;            // --auto-compaction-retention; 0: off
+  std::string auto_compaction_mode = "revision";        // --auto-compaction-mode: revision or periodic
+  // --auto-compaction-retention, as etcd reads it: revisions kept (revision
+  // mode), or a duration of history kept, a bare number being hours
+  // (periodic mode); 0: off.
+  std::string auto_compaction_retention = "10000";
   int64_t quota_backend_bytes = int64_t{2} << 30;       // --quota-backend-bytes; 0: none
 };
 
@@ -54,6 +60,11 @@ struct ServerOptions {
   // --bootstrap-token-env: the secret of the admin token "bootstrap", which
   // the server installs at start (a cluster gives it from a Secret).
   std::optional<std::string> bootstrap_token;
+  // How large a system may be, and how many replicas the server runs
+  // (--max-spec-bytes, --max-services-per-system, --max-replicas-per-system,
+  // --max-replicas; docs/spec.md#limits).
+  spec::Limits limits;
+  int max_replicas = supervisor::kReplicaAddressPoolSize;
 };
 
 // Runs in the foreground until SIGINT/SIGTERM or POST /v1/shutdown; stops the

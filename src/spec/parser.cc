@@ -120,7 +120,8 @@ namespace {
 // Walks the YAML tree once, filling the model and collecting diagnostics.
 class SpecReader {
  public:
-  SpecReader(std::string base_dir, const Accounts& accounts) : base_dir_(std::move(base_dir)), accounts_(accounts) {}
+  SpecReader(std::string base_dir, const Limits& limits, const Accounts& accounts)
+      : base_dir_(std::move(base_dir)), limits_(limits), accounts_(accounts) {}
 
   System read(const YAML::Node& root);
   std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
@@ -167,6 +168,7 @@ class SpecReader {
   void check_dependencies(const System& system, const std::map<std::string, std::vector<YAML::Node>>& dep_nodes);
 
   std::string base_dir_;
+  const Limits& limits_;
   const Accounts& accounts_;
   std::vector<Diagnostic> diagnostics_;
 };
@@ -312,8 +314,17 @@ System SpecReader::read(const YAML::Node& root) {
   }
   if (!expect_map(*services_node, "services")) return system;
   if (services_node->size() == 0) error(*services_node, "services must define at least one service");
+  if (services_node->size() > static_cast<std::size_t>(limits_.max_services)) {
+    // Refused before reading them: each service costs the server memory and work.
+    error(*services_node, "the system has " + std::to_string(services_node->size()) + " services, over the limit of " +
+                              std::to_string(limits_.max_services) +
+                              " per system (zeppelin server --max-services-per-system)");
+    return system;
+  }
 
   std::map<std::string, std::vector<YAML::Node>> dep_nodes;
+  long total_replicas = 0;
+  std::optional<Location> over_replica_limit;  // where the total passed it
   for_fields(*services_node, "services", {}, [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
     if (!is_dns_label(name)) {
       error(key, "invalid service name \"" + name +
@@ -323,8 +334,18 @@ System SpecReader::read(const YAML::Node& root) {
     if (value.IsMap() && value["depends_on"] && value["depends_on"].IsSequence()) {
       for (const auto& d : value["depends_on"]) dep_nodes[name].push_back(d);
     }
+    total_replicas += svc.replicas;
+    if (total_replicas > limits_.max_replicas_per_system && !over_replica_limit) {
+      over_replica_limit = value.IsMap() && value["replicas"] ? location_of(value["replicas"]) : svc.location;
+    }
     system.services.push_back(std::move(svc));
   });
+  if (over_replica_limit) {
+    error(*over_replica_limit, "the system wants " + std::to_string(total_replicas) +
+                                   " replicas in total, over the limit of " +
+                                   std::to_string(limits_.max_replicas_per_system) +
+                                   " per system (zeppelin server --max-replicas-per-system)");
+  }
   check_dependencies(system, dep_nodes);
   if (system.etcd && system.etcd->prefix.empty()) system.etcd->prefix = "/zeppelin/" + system.name + "/";
   // A service built without a named image gets a predictable tag, as Compose's PROJECT-SERVICE.
@@ -988,12 +1009,18 @@ std::string format_diagnostics(const std::string& file, const std::vector<Diagno
   return s;
 }
 
-Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir) {
-  return parse_spec(text, file, base_dir, host_accounts());
+Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir,
+                          const Limits& limits) {
+  return parse_spec(text, file, base_dir, limits, host_accounts());
 }
 
 Result<System> parse_spec(const std::string& text, const std::string& file, const std::string& base_dir,
-                          const Accounts& accounts) {
+                          const Limits& limits, const Accounts& accounts) {
+  if (text.size() > limits.max_spec_bytes) {
+    return make_error(Errc::kTooLarge, file + ": the spec is " + std::to_string(text.size()) +
+                                           " bytes, over the limit of " + std::to_string(limits.max_spec_bytes) +
+                                           " (zeppelin server --max-spec-bytes)");
+  }
   // Specs travel as JSON text (the API, the store): refuse other bytes here, with their place.
   if (const auto bad = first_invalid_utf8(text)) {
     Location at{1, 1};
@@ -1020,7 +1047,7 @@ Result<System> parse_spec(const std::string& text, const std::string& file, cons
   } catch (const YAML::Exception& e) {
     return make_error(Errc::kInvalidArgument, format_diagnostics(file, {{{1, 1}, std::string("YAML error: ") + e.what()}}));
   }
-  SpecReader reader(base_dir, accounts);
+  SpecReader reader(base_dir, limits, accounts);
   System system;
   try {
     system = reader.read(root);
@@ -1039,16 +1066,24 @@ Result<System> parse_spec(const std::string& text, const std::string& file, cons
   return system;
 }
 
-Result<System> load_spec_file(const std::string& path) {
+Result<System> load_spec_file(const std::string& path, const Limits& limits) {
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec).lexically_normal();
   std::ifstream in(absolute, std::ios::binary);
   if (!in) return make_error(Errc::kNotFound, path + ": cannot open spec file");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  std::string text = buf.str();
-  if (text.size() > 4 * 1024 * 1024) return make_error(Errc::kInvalidArgument, path + ": spec file larger than 4 MiB");
-  auto system = parse_spec(text, path, absolute.parent_path().string());
+  // Read no more than one byte over the limit: parse_spec() refuses that.
+  std::string text(limits.max_spec_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > limits.max_spec_bytes) {
+    std::error_code size_ec;
+    const auto bytes = fs::file_size(absolute, size_ec);
+    return make_error(Errc::kTooLarge, path + ": the spec is " + (size_ec ? "more than " + std::to_string(limits.max_spec_bytes)
+                                                                            : std::to_string(bytes)) +
+                                           " bytes, over the limit of " + std::to_string(limits.max_spec_bytes) +
+                                           " (zeppelin server --max-spec-bytes)");
+  }
+  auto system = parse_spec(text, path, absolute.parent_path().string(), limits);
   if (system) system->file = absolute.string();
   return system;
 }

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <limits>
@@ -842,11 +843,34 @@ class StoreImpl final : public EmbeddedStore {
   // of it (at least one revision), so that compactions, which visit every
   // key, come once per retention/10 writes.
   void auto_compact(Batch& batch) {
+    if (options_.auto_compaction_period.count() > 0) return compact_periodically(batch);
     const int64_t retention = options_.auto_compaction_retention;
     if (retention <= 0) return;
     const int64_t target = revision_ - retention;
     if (target - compact_revision_ < std::max<int64_t>(1, retention / 10)) return;
     compact_locked(batch, target);
+  }
+
+  // The periodic mode (EmbeddedStoreOptions::auto_compaction_period). A noted
+  // revision was current when noted, so the newest one noted before the
+  // cutoff keeps at least a whole period of history.
+  void compact_periodically(Batch& batch) {
+    const auto period = options_.auto_compaction_period;
+    const auto interval = std::min<std::chrono::nanoseconds>(period, std::chrono::hours(1));
+    const auto now = options_.clock();
+    if (revision_samples_.empty() || now - revision_samples_.back().first >= interval / 10) {
+      revision_samples_.emplace_back(now, revision_);
+    }
+    const auto since_last = now - last_periodic_compaction_;
+    if (since_last < (periodic_compactions_ == 0 ? period : interval)) return;
+    const auto cutoff = now - period;
+    while (revision_samples_.size() > 1 && revision_samples_[1].first <= cutoff) revision_samples_.pop_front();
+    if (revision_samples_.front().first > cutoff) return;  // nothing noted that long ago
+    last_periodic_compaction_ = now;
+    ++periodic_compactions_;
+    if (const int64_t target = revision_samples_.front().second; target > compact_revision_) {
+      compact_locked(batch, target);
+    }
   }
 
   // The database's pages in use (those compaction freed are not), in bytes.
@@ -1333,6 +1357,11 @@ class StoreImpl final : public EmbeddedStore {
   int64_t revision_ = 1;                                        // the newest applied revision; guarded by index_mu_
   int64_t compact_revision_ = 0;                                // guarded by index_mu_
   std::mt19937_64 random_{std::random_device{}()};              // writer thread only
+  // Periodic compaction's notes (time, revision then), oldest first, and its
+  // last run (the store's opening before the first). Writer thread only.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> revision_samples_;
+  std::chrono::steady_clock::time_point last_periodic_compaction_ = options_.clock();
+  int64_t periodic_compactions_ = 0;
   // The newest revision on disk: what readers see. Written under hub_mu_.
   std::atomic<int64_t> committed_revision_{1};
 

@@ -34,6 +34,14 @@ struct EmbeddedStoreOptions {
   // compaction point (and a tenth of it more), the writer compacts at
   // (current revision - retention) in the same commit. 0: only when asked.
   int64_t auto_compaction_retention = 0;
+  // Automatic compaction by time (etcd's --auto-compaction-mode periodic):
+  // history older than this is compacted. As etcd does, the writer notes the
+  // revision every tenth of min(period, 1h) and, every min(period, 1h) (the
+  // first time once a whole period has passed since the store opened),
+  // compacts at the newest revision noted at least `period` ago. Checked as
+  // writes commit: an idle store keeps its history, which does not grow, until
+  // the next write. Zero: off. Not to be set with auto_compaction_retention.
+  std::chrono::nanoseconds auto_compaction_period{0};
   // etcd's --quota-backend-bytes: once the database's pages in use pass this
   // many bytes, the NOSPACE alarm is raised (Store::nospace_alarm). 0: no quota.
   int64_t quota_bytes = 0;

@@ -169,7 +169,7 @@ Supervisor::~Supervisor() = default;
 
 Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(state::SystemRecord record) const {
   const std::string base = fs::path(record.spec_file).parent_path().string();
-  auto parsed = spec::parse_spec(record.spec_text, record.spec_file, base);
+  auto parsed = spec::parse_spec(record.spec_text, record.spec_file, base, options_.limits);
   if (!parsed) return parsed.error();
   if (record.name.empty()) record.name = parsed->name;
   if (parsed->name != record.name) {
@@ -216,6 +216,11 @@ Status Supervisor::recover() {
       // it again loses nothing.
       log::error("cannot restore system {}: {}", name, rt.error().message);
       unrestorable_.push_back(std::move(record));
+      continue;
+    }
+    if (auto s = check_replica_limits(name, (*rt)->spec, (*rt)->record.scale); !s) {
+      log::error("cannot restore system {}: {}", name, s.error().message);
+      unrestorable_.push_back(std::move((*rt)->record));
       continue;
     }
     for (const auto& [key, rep] : (*rt)->record.replicas) used_addresses_.insert(rep.address);
@@ -297,6 +302,10 @@ void Supervisor::reload_desired() {
       }
       fresh = std::move(*rt);
     }
+    if (auto s = check_replica_limits(name, fresh ? fresh->spec : sys->spec, record.scale); !s) {
+      log::error("ignoring the store's new desired state of system {}: {}", name, s.error().message);
+      continue;
+    }
     if (!sys) {
       log::info("system {} added through the store", name);
       std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
@@ -359,20 +368,12 @@ void Supervisor::apply(state::SystemRecord record, std::function<void(Result<std
 }
 
 Result<std::string> Supervisor::apply_runtime(std::unique_ptr<SystemRuntime> rt) {
-  int wanted = 0;
   for (const auto& svc : rt->spec.services) {
     if (auto supported = driver_.supports(svc); !supported) return supported.error();
-    wanted += svc.replicas;
   }
   const std::string name = rt->record.name;
-  // Each replica has a loopback address of its own, from a pool of 65,024.
-  if (const int others = replicas_wanted_by_others(name); others + wanted > kAddressPoolSize) {
-    return make_error(Errc::kInvalidArgument,
-                      "system " + name + " wants " + std::to_string(wanted) + " replicas, but this server has " +
-                          std::to_string(kAddressPoolSize - std::min(others, kAddressPoolSize)) + " of its " +
-                          std::to_string(kAddressPoolSize) +
-                          " replica addresses left: lower the replicas, or remove systems (zeppelin down)");
-  }
+  // A new spec takes back any scale: the file is the truth again.
+  if (auto s = check_replica_limits(name, rt->spec, {}); !s) return s.error();
   std::erase_if(unrestorable_, [&](const state::SystemRecord& r) { return r.name == name; });
   SystemRuntime* existing = find(rt->record.name);
   if (!existing) {
@@ -442,7 +443,10 @@ Status Supervisor::scale(const std::string& name, const std::string& service, in
     return make_error(Errc::kNotFound, "system \"" + name + "\" has no service \"" + service + "\"");
   }
   if (replicas < 0 || replicas > 10000) return make_error(Errc::kInvalidArgument, "replicas must be between 0 and 10000");
-  sys->record.scale[service] = replicas;
+  auto scale = sys->record.scale;
+  scale[service] = replicas;
+  if (auto s = check_replica_limits(name, sys->spec, scale); !s) return s;
+  sys->record.scale = std::move(scale);
   persist();
   schedule_reconcile();
   return ok_status();
@@ -895,6 +899,32 @@ int Supervisor::replicas_wanted_by_others(const std::string& name) const {
     for (const auto& svc : sys->spec.services) total += desired_replicas(*sys, svc);
   }
   return total;
+}
+
+Status Supervisor::check_replica_limits(const std::string& name, const spec::System& spec,
+                                        const std::map<std::string, int>& scale) const {
+  long wanted = 0;
+  for (const auto& svc : spec.services) {
+    auto it = scale.find(svc.name);
+    wanted += it == scale.end() ? svc.replicas : it->second;
+  }
+  const int per_system = options_.limits.max_replicas_per_system;
+  if (wanted > per_system) {
+    return make_error(Errc::kInvalidArgument, "system " + name + " wants " + std::to_string(wanted) +
+                                                  " replicas, over the limit of " + std::to_string(per_system) +
+                                                  " per system (zeppelin server --max-replicas-per-system)");
+  }
+  const long others = replicas_wanted_by_others(name);
+  const int per_server = std::min(options_.max_replicas, kAddressPoolSize);
+  if (others + wanted > per_server) {
+    return make_error(Errc::kInvalidArgument,
+                      "system " + name + " wants " + std::to_string(wanted) + " replicas, but this server runs at most " +
+                          std::to_string(per_server) + " and the other systems want " + std::to_string(others) +
+                          ": lower the replicas, remove systems (zeppelin down), or raise zeppelin server "
+                          "--max-replicas (at most " + std::to_string(kAddressPoolSize) +
+                          ", one loopback address each)");
+  }
+  return ok_status();
 }
 
 namespace {

@@ -24,6 +24,7 @@
 #include "common/result.h"
 #include "runtime/driver.h"
 #include "spec/model.h"
+#include "spec/parser.h"
 #include "state/service_registry.h"
 #include "state/state_store.h"
 #include "supervisor/log_hub.h"
@@ -66,6 +67,10 @@ struct ReadyReport {
   std::vector<std::string> last_lines;
 };
 
+// Replicas get loopback addresses of their own, 127.X.0.1 to 127.X.255.254:
+// no server can run more.
+inline constexpr int kReplicaAddressPoolSize = 254 * 256;
+
 struct SupervisorOptions {
   std::string home;                                // data directory
   std::int64_t log_max_bytes = 10 * 1024 * 1024;   // per file before rotation
@@ -82,6 +87,12 @@ struct SupervisorOptions {
   // Tokens for replicas of systems using etcd_endpoints (store.user, default
   // root) when that store has auth enabled; none when null. Must outlive the supervisor.
   ReplicaCredentials* credentials = nullptr;
+  // How large a system may be (--max-spec-bytes, --max-services-per-system,
+  // --max-replicas-per-system), and how many replicas all systems together
+  // may want (--max-replicas, at most the address pool). Applied to every
+  // spec, scale and record read from the store.
+  spec::Limits limits;
+  int max_replicas = kReplicaAddressPoolSize;
 };
 
 class Supervisor {
@@ -189,11 +200,14 @@ class Supervisor {
   LogHub hub_;
   std::map<std::string, std::unique_ptr<SystemRuntime>> systems_;
   std::vector<state::SystemRecord> unrestorable_;  // persisted systems whose spec no longer loads
-  // The replicas' addresses: 127.X.0.1 to 127.X.255.254.
-  static constexpr int kAddressPoolSize = 254 * 256;
+  static constexpr int kAddressPoolSize = kReplicaAddressPoolSize;
   void release_address(const std::string& address);
   // Replicas the other systems (not being removed) want, at their current scale.
   int replicas_wanted_by_others(const std::string& name) const;
+  // Whether system `name` may want what `spec` at `scale` asks, within the
+  // limits per system and per server (the other systems as they are).
+  Status check_replica_limits(const std::string& name, const spec::System& spec,
+                              const std::map<std::string, int>& scale) const;
   std::set<std::string> used_addresses_;
   int address_cursor_ = 0;  // every pool index below it is taken
   int address_base_ = 1;  // second octet of this home's 127.X.0.0/16 block

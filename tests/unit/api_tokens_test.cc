@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 #include "api/routes.h"
 #include "api/tokens.h"
@@ -111,6 +112,30 @@ TEST_F(TokensTest, ExpiredAndRevokedTokensAreRefused) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].name, "short");
   EXPECT_EQ((*list)[0].expires, 1005);
+}
+
+// Anyone with the store's root may write under /zeppelin/tokens/: a record
+// with fields of the wrong type is skipped (it used to throw out of the request).
+TEST_F(TokensTest, ARecordWithFieldsOfTheWrongTypeIsSkipped) {
+  Tokens tokens(*store_);
+  auto secret = tokens.create("ci", Role::kViewer, std::nullopt);
+  ASSERT_TRUE(secret.ok()) << secret.error().message;
+  const std::string hash(64, 'a');
+  for (const auto& [name, value] : std::map<std::string, std::string>{
+           {"role-number", R"({"role": 2, "sha256": ")" + hash + "\"}"},
+           {"created-string", R"({"role": "admin", "created": "today", "sha256": ")" + hash + "\"}"},
+           {"hash-array", R"({"role": "admin", "sha256": [1]})"}}) {
+    store::PutRequest put;
+    put.key = std::string(kTokensPrefix) + name;
+    put.value = value;
+    ASSERT_TRUE(store_->put(put).ok());
+  }
+  std::string why;
+  EXPECT_TRUE(tokens.authenticate(*secret, why).has_value()) << why;
+  auto list = tokens.list();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "ci");
 }
 
 TEST(RolesTest, EveryRouteHasItsLeastRole) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -301,36 +302,36 @@ class FakeAccounts final : public Accounts {
 
 TEST(SpecParser, UserAndGroupResolveToTheHostsAccounts) {
   const FakeAccounts root;
-  auto parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: app}\n", "f", "/", root);
+  auto parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: app}\n", "f", "/", {}, root);
   ASSERT_TRUE(parsed) << parsed.error().message;
   ASSERT_TRUE(parsed->services[0].run_as);
   EXPECT_EQ(*parsed->services[0].run_as, (RunAs{1500, 1500, "app", "/home/app"}));
-  parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: 1500, group: staff}\n", "f", "/", root);
+  parsed = parse_spec("name: a\nservices:\n  s: {command: x, user: 1500, group: staff}\n", "f", "/", {}, root);
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(*parsed->services[0].run_as, (RunAs{1500, 50, "app", "/home/app"}));
-  parsed = parse_spec("name: a\nservices:\n  s: {command: x}\n", "f", "/", root);
+  parsed = parse_spec("name: a\nservices:\n  s: {command: x}\n", "f", "/", {}, root);
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_FALSE(parsed->services[0].run_as);
 }
 
 TEST(SpecParser, UnknownUserOrGroupIsALocatedError) {
   const FakeAccounts root;
-  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: nobody-here\n", "f", "/", root);
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: nobody-here\n", "f", "/", {}, root);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:5:11: unknown user \"nobody-here\": no such account on this host"),
             std::string::npos)
       << parsed.error().message;
-  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: 4242\n", "f", "/", root);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: 4242\n", "f", "/", {}, root);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:6:12: unknown group \"4242\""), std::string::npos) << parsed.error().message;
-  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    group: staff\n", "f", "/", root);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    group: staff\n", "f", "/", {}, root);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:5:12: \"group\" needs \"user\""), std::string::npos) << parsed.error().message;
 }
 
 TEST(SpecParser, AnotherUserNeedsARootServer) {
   const FakeAccounts owner(1000, 1000);
-  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", owner);
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", {}, owner);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:5:11: user \"app\" (uid 1500): running replicas as another user needs a "
                                         "server running as root; this one runs as uid 1000"),
@@ -338,9 +339,9 @@ TEST(SpecParser, AnotherUserNeedsARootServer) {
       << parsed.error().message;
   // Its own account is no change at all: allowed.
   const FakeAccounts as_app(1500, 1500);
-  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", as_app);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n", "f", "/", {}, as_app);
   ASSERT_TRUE(parsed) << parsed.error().message;
-  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: staff\n", "f", "/", as_app);
+  parsed = parse_spec("name: a\nservices:\n  s:\n    command: x\n    user: app\n    group: staff\n", "f", "/", {}, as_app);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:6:12: group 50: running replicas with another group needs a server"),
             std::string::npos)
@@ -349,7 +350,7 @@ TEST(SpecParser, AnotherUserNeedsARootServer) {
 
 TEST(SpecParser, UserOfAnImageServiceIsALocatedError) {
   const FakeAccounts root;
-  auto parsed = parse_spec("name: a\nservices:\n  s:\n    image: busybox\n    user: app\n", "f", "/", root);
+  auto parsed = parse_spec("name: a\nservices:\n  s:\n    image: busybox\n    user: app\n", "f", "/", {}, root);
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("f:5:11: \"user\" applies only to process services"), std::string::npos)
       << parsed.error().message;
@@ -425,6 +426,45 @@ TEST(SpecCorpus, EveryMalformedSpecGivesItsLocatedError) {
     ++checked;
   }
   EXPECT_GE(checked, 20);
+}
+
+TEST(SpecParser, AFileOverTheSizeLimitIsRefusedWithoutReadingItAll) {
+  const fs::path file = fs::temp_directory_path() / ("zeppelin-large-spec-" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream out(file);
+    out << "name: big\nservices:\n  web:\n    command: [\"true\"]\n# " << std::string(5 << 20, 'x') << "\n";
+  }
+  auto parsed = load_spec_file(file.string());
+  fs::remove(file);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().code, Errc::kTooLarge);
+  EXPECT_NE(parsed.error().message.find("over the limit of 4194304 (zeppelin server --max-spec-bytes)"),
+            std::string::npos)
+      << parsed.error().message;
+  // Within a larger limit it is a spec like any other.
+  Limits larger;
+  larger.max_spec_bytes = 8 << 20;
+  std::ofstream(file) << "name: big\nservices:\n  web:\n    command: [\"true\"]\n# " << std::string(5 << 20, 'x') << "\n";
+  EXPECT_TRUE(load_spec_file(file.string(), larger).ok());
+  fs::remove(file);
+}
+
+TEST(SpecParser, ServicesAndReplicasPerSystemAreLimitedWithTheirPlace) {
+  Limits limits;
+  limits.max_services = 2;
+  limits.max_replicas_per_system = 5;
+  const std::string three = "name: t\nservices:\n  a: {command: x}\n  b: {command: x}\n  c: {command: x}\n";
+  auto wide = parse_spec(three, "t.yaml", "/", limits);
+  ASSERT_FALSE(wide.ok());
+  EXPECT_EQ(wide.error().message,
+            "t.yaml:3:3: the system has 3 services, over the limit of 2 per system (zeppelin server "
+            "--max-services-per-system)");
+  const std::string many = "name: t\nservices:\n  a: {command: x, replicas: 3}\n  b: {command: x, replicas: 3}\n";
+  auto heavy = parse_spec(many, "t.yaml", "/", limits);
+  ASSERT_FALSE(heavy.ok());
+  EXPECT_EQ(heavy.error().message,
+            "t.yaml:4:29: the system wants 6 replicas in total, over the limit of 5 per system (zeppelin server "
+            "--max-replicas-per-system)");
 }
 
 }  // namespace

@@ -529,6 +529,34 @@ TEST_F(StoreTest, AutomaticCompactionKeepsTheLastRevisions) {
   EXPECT_EQ(get("a", last - 9)->value, std::to_string(49 - 9));
 }
 
+TEST_F(StoreTest, PeriodicCompactionKeepsTheRetentionOfHistory) {
+  store_.reset();
+  EmbeddedStoreOptions options;
+  options.clock = clock_.fn();
+  options.expire_leases_in_background = false;
+  options.auto_compaction_period = std::chrono::seconds(10);
+  auto opened = EmbeddedStore::open(dir_.string(), options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  store_ = std::move(*opened);
+  const int64_t at_start = put("a", "0");
+  clock_.advance(std::chrono::seconds(5));
+  const int64_t at_5s = put("a", "1");
+  EXPECT_EQ(store_->status().compact_revision, 0);  // nothing before a whole period
+  clock_.advance(std::chrono::seconds(6));
+  const int64_t at_11s = put("a", "2");
+  // The revision current 10 s ago is the one written at the start.
+  EXPECT_EQ(store_->status().compact_revision, at_start);
+  EXPECT_EQ(get("a", at_5s)->value, "1");
+  clock_.advance(std::chrono::seconds(1));
+  put("a", "3");
+  EXPECT_EQ(store_->status().compact_revision, at_start);  // the next run comes a period later
+  clock_.advance(std::chrono::seconds(9));
+  put("a", "4");
+  EXPECT_EQ(store_->status().compact_revision, at_11s);
+  EXPECT_FALSE(store_->range({"a", "", 0, at_5s}).ok());
+  EXPECT_EQ(get("a", at_11s)->value, "2");
+}
+
 TEST_F(StoreTest, QuotaRaisesNospaceUntilCompactionFreesSpace) {
   store_.reset();
   EmbeddedStoreOptions options;
