@@ -217,8 +217,11 @@ def main():
     for label in args.cases.split(","):
         services, replicas, held_back = CASES[label]
         try:
+            # The default limits (1,000 services and 10,000 replicas per system) are below these cases.
+            limits = ["--max-services-per-system", str(max(1000, services + 1)),
+                      "--max-replicas-per-system", str(max(10000, services * replicas + 1))]
             row = run_case(args.binary, label, services, replicas, held_back, args.timeout,
-                           ["--etcd-listen", "127.0.0.1:0", *args.server_arg])
+                           ["--etcd-listen", "127.0.0.1:0", *limits, *args.server_arg])
         except Exception as e:  # one failed case must not hide the others
             print(f"{label}: failed: {e}", file=sys.stderr)
             rows.append({"case": label, "error": str(e)})
