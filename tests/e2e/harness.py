@@ -129,8 +129,10 @@ def processes_with_marker(home):
     return found
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the server's unix socket."""
+
+    def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
 
@@ -142,7 +144,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 def api_get(home, path, timeout=10.0):
     """GET on the server's unix socket; the decoded JSON body."""
-    conn = _UnixConnection(os.path.join(home, "zeppelin.sock"), timeout)
+    conn = UnixConnection(os.path.join(home, "zeppelin.sock"), timeout)
     try:
         conn.request("GET", path)
         r = conn.getresponse()

@@ -3,24 +3,11 @@ and the server goes on answering. The spec here wants 1,000,000 replicas
 (100 services of 10,000): `zeppelin validate` and `zeppelin run` refuse it
 with its place in the file, and so does the API (400, its JSON error), then
 GET /v1/version still answers. A spec over --max-spec-bytes is answered 413."""
-import http.client
 import json
 import os
-import socket
 import time
 
-from harness import ZeppelinTestCase, api_get
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
+from harness import UnixConnection, ZeppelinTestCase, api_get
 
 
 def million_replicas():
@@ -32,7 +19,7 @@ def million_replicas():
 
 class LimitsTest(ZeppelinTestCase):
     def post(self, path, body):
-        conn = _Unix(os.path.join(self.home, "zeppelin.sock"))
+        conn = UnixConnection(os.path.join(self.home, "zeppelin.sock"))
         try:
             conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
             r = conn.getresponse()

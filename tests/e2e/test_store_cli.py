@@ -4,10 +4,8 @@ taken online with etcdctl. Snapshots hold every key: they are written 0600
 whatever the umask, and only where the caller may write."""
 import base64
 import glob
-import http.client
 import json
 import os
-import socket
 import stat
 import shutil
 import signal
@@ -15,19 +13,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, wait_for
+from harness import BIN, UnixConnection, wait_for
 from test_etcd_api import ctl, free_port
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
 
 
 def unwritable_dir(parent):
@@ -77,7 +64,7 @@ class StoreSnapshotCliTest(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, path)
 
     def api(self, method, path, body=None):
-        conn = _UnixConnection(os.path.join(self.home, "zeppelin.sock"))
+        conn = UnixConnection(os.path.join(self.home, "zeppelin.sock"))
         try:
             headers = {"Content-Type": "application/json"} if body is not None else {}
             conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_socket.h"
 #include "etcd_api/etcd_server.h"
 #include "rpc.grpc.pb.h"
 #include "store/embedded_store.h"
@@ -46,24 +47,7 @@ void raise_descriptor_limit() {
   ASSERT_GE(limit.rlim_cur, rlim_t{3 * kManyConnections + 200}) << "too few descriptors for this test";
 }
 
-// A TCP connection to 127.0.0.1:port whose reads give up after `timeout`; -1 if it failed.
-int connect_to(int port, milliseconds timeout = seconds(10)) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{};
-  tv.tv_sec = timeout.count() / 1000;
-  tv.tv_usec = (timeout.count() % 1000) * 1000;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using zeppelin::testing::connect_to;
 
 bool send_all(int fd, const std::string& bytes) {
   return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "loopback_socket.h"
 #include "etcd_api/etcd_server.h"
 #include "etcd_api/shared_port.h"
 #include "store/embedded_store.h"
@@ -71,23 +72,7 @@ class SignalStorm {
   std::thread thread_;
 };
 
-// A fresh TCP connection to 127.0.0.1:port, with `timeout` on every read and write; -1 if none.
-int connect_to(int port, std::chrono::seconds timeout = std::chrono::seconds(5)) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{};
-  tv.tv_sec = timeout.count();
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using zeppelin::testing::connect_to;
 
 // Sends `request` on a connection of its own and reads the answer until the
 // server closes it (or nothing more comes within the timeout).
