@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <boost/asio/post.hpp>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <string_view>
@@ -120,6 +121,24 @@ struct Supervisor::ReadyWaiter {
 
 namespace {
 
+// The second octets X of 127.X.0.0/16 on which some socket listens (from
+// /proc/net/tcp, where an address is 8 hex digits in little-endian order:
+// 127.103.0.1 is 0100677F).
+std::set<int> loopback_blocks_listened_on() {
+  std::set<int> blocks;
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    if (!(fields >> slot >> local >> remote >> state) || state != "0A" || local.size() < 8) continue;  // 0A: LISTEN
+    if (local.compare(6, 2, "7F") != 0) continue;
+    blocks.insert(std::stoi(local.substr(4, 2), nullptr, 16));
+  }
+  return blocks;
+}
+
 constexpr milliseconds kPersistDelay{50};
 // How long one reconcile pass may go on creating replicas, or one batch of
 // starts go on starting them, before yielding to the rest of the event loop
@@ -163,6 +182,10 @@ Supervisor::Supervisor(asio::io_context& io, runtime::Driver& driver, state::Sta
   // Each data directory gets its own 127.X.0.0/16 block, so that servers with
   // different homes (tests, users) do not hand out the same addresses.
   address_base_ = 16 + static_cast<int>(std::hash<std::string>{}(options_.home) % 200);
+  // Two homes may hash alike; a block where something (another server's
+  // replicas) already listens is passed over for the next free one.
+  const std::set<int> taken = loopback_blocks_listened_on();
+  for (int tries = 0; tries < 200 && taken.count(address_base_); ++tries) address_base_ = 16 + (address_base_ - 15) % 200;
 }
 
 Supervisor::~Supervisor() = default;

@@ -137,7 +137,7 @@ class RenderTest(ZeppelinTestCase):
         r = self.render("--self", "-n", "ops", "--image", "registry.local/zeppelin:0.1.0", "-o", "json")
         objects = json.loads(r.stdout)["items"]
         kinds = [o["kind"] for o in objects]
-        self.assertEqual(kinds, ["ServiceAccount", "Role", "RoleBinding", "Service", "StatefulSet"])
+        self.assertEqual(kinds, ["ServiceAccount", "Role", "RoleBinding", "Service", "NetworkPolicy", "StatefulSet"])
         self.assertTrue(all(o["metadata"]["namespace"] == "ops" for o in objects))
         pod = objects[-1]["spec"]["template"]["spec"]
         self.assertEqual(pod["containers"][0]["image"], "registry.local/zeppelin:0.1.0")
