@@ -87,13 +87,16 @@ class EtcdPortTest(unittest.TestCase):
                                        env=dict(os.environ, ZEPPELIN_HOME=self.home))
 
         def ready():
+            # The etcd port opens before the API's socket: a test may use either.
+            if not os.path.exists(os.path.join(self.home, "zeppelin.sock")):
+                return False
             try:
                 Gateway(self.endpoint).post("/v3/maintenance/status", {})
                 return True
             except (OSError, RuntimeError):
                 return False
 
-        wait_for(ready, timeout=30, what=f"the etcd API on {self.endpoint}")
+        wait_for(ready, timeout=30, what=f"the etcd API on {self.endpoint} and the API's socket")
         return Gateway(self.endpoint)
 
 
