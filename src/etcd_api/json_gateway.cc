@@ -11,10 +11,15 @@
 #include <boost/beast/core/flat_buffer.hpp>
 // GCC 12 with ASan's instrumentation sees a boost::optional in Beast's parser
 // as maybe uninitialized (a false positive in the header, not in our code).
+// Clang has no such warning (and would warn about the pragma).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <boost/beast/http.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
