@@ -37,11 +37,19 @@ Result<std::vector<SystemRecord>> FileStateStore::load() {
   return out;
 }
 
-Status FileStateStore::save(const std::vector<SystemRecord>& systems) {
+Status StateStore::save(const std::vector<SystemRecord>& systems) {
+  std::vector<const SystemRecord*> records;
+  records.reserve(systems.size());
+  for (const auto& r : systems) records.push_back(&r);
+  return save(records);
+}
+
+Status FileStateStore::save(std::span<const SystemRecord* const> systems) {
   json doc;
   doc["version"] = 1;
   doc["systems"] = json::array();
-  for (const auto& r : systems) {
+  for (const SystemRecord* record : systems) {
+    const SystemRecord& r = *record;
     json replicas = json::object();
     for (const auto& [key, rep] : r.replicas) replicas[key] = {{"address", rep.address}, {"restarts", rep.restarts}};
     doc["systems"].push_back({{"name", r.name},

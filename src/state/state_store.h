@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,11 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
   virtual Result<std::vector<SystemRecord>> load() = 0;
-  // Replaces the stored state with `systems`, atomically.
-  virtual Status save(const std::vector<SystemRecord>& systems) = 0;
+  // Replaces the stored state with `systems`. Pointers, so that the server
+  // need not copy every record (50,000 replicas' history) to save one change.
+  virtual Status save(std::span<const SystemRecord* const> systems) = 0;
+  // The same, for records at hand.
+  Status save(const std::vector<SystemRecord>& systems);
   // Reports changes of desired state (not of replica history) made after the
   // last load(), including this store's own saves (see own_write). A store
   // that nobody else writes returns no watch (nullptr).
@@ -71,7 +75,8 @@ class FileStateStore final : public StateStore {
  public:
   explicit FileStateStore(std::string path) : path_(std::move(path)) {}
   Result<std::vector<SystemRecord>> load() override;
-  Status save(const std::vector<SystemRecord>& systems) override;
+  using StateStore::save;
+  Status save(std::span<const SystemRecord* const> systems) override;
 
  private:
   std::string path_;

@@ -51,8 +51,10 @@ class UnreachableDriver final : public runtime::Driver {
 class MemoryStateStore final : public state::StateStore {
  public:
   Result<std::vector<state::SystemRecord>> load() override { return systems_; }
-  Status save(const std::vector<state::SystemRecord>& systems) override {
-    systems_ = systems;
+  using state::StateStore::save;
+  Status save(std::span<const state::SystemRecord* const> systems) override {
+    systems_.clear();
+    for (const auto* r : systems) systems_.push_back(*r);
     return ok_status();
   }
 

@@ -77,7 +77,8 @@ TEST_F(StoreStateStoreTest, RoundTripsEveryFieldUnderTheDocumentedKeys) {
   ASSERT_TRUE(state.save({shop()}).ok());
 
   auto systems = keys("/zeppelin/systems/");
-  ASSERT_EQ(systems.size(), 1u);
+  ASSERT_EQ(systems.size(), 1u) << "desired state is in the store when save() returns";
+  state.flush();  // history follows in the background
   const json doc = json::parse(systems.at("/zeppelin/systems/shop").value);
   EXPECT_EQ(doc.at("spec_text"), "name: shop\n");
   EXPECT_EQ(doc.at("scale").at("web"), 4);
@@ -86,8 +87,11 @@ TEST_F(StoreStateStoreTest, RoundTripsEveryFieldUnderTheDocumentedKeys) {
   ASSERT_EQ(replicas.size(), 2u);
   EXPECT_EQ(json::parse(replicas.at("/zeppelin/replicas/shop/web/0").value),
             (json{{"address", "127.9.0.1"}, {"restarts", 3}}));
-  // One save is one transaction: every key carries the same revision.
-  EXPECT_EQ(systems.at("/zeppelin/systems/shop").mod_revision, replicas.at("/zeppelin/replicas/shop/web/1").mod_revision);
+  // One save is two transactions: desired state, then all of the history.
+  EXPECT_EQ(systems.at("/zeppelin/systems/shop").mod_revision + 1,
+            replicas.at("/zeppelin/replicas/shop/web/1").mod_revision);
+  EXPECT_EQ(replicas.at("/zeppelin/replicas/shop/web/0").mod_revision,
+            replicas.at("/zeppelin/replicas/shop/web/1").mod_revision);
 
   StoreStateStore other(*store_);  // a fresh reader: nothing cached
   auto loaded = other.load();
@@ -109,19 +113,44 @@ TEST_F(StoreStateStoreTest, SavesWriteOnlyWhatChangedAndDeleteWhatWentAway) {
   StoreStateStore state(*store_);
   SystemRecord r = shop();
   ASSERT_TRUE(state.save({r}).ok());
+  state.flush();
   const int64_t first = store_->status().revision;
   ASSERT_TRUE(state.save({r}).ok());
   EXPECT_EQ(store_->status().revision, first) << "an unchanged save writes nothing";
 
   r.replicas["web/0"].restarts = 4;
   ASSERT_TRUE(state.save({r}).ok());
+  state.flush();  // history alone is written in the background
   EXPECT_EQ(store_->status().revision, first + 1);
-  EXPECT_EQ(keys("/zeppelin/systems/").at("/zeppelin/systems/shop").mod_revision, first)
+  EXPECT_EQ(keys("/zeppelin/systems/").at("/zeppelin/systems/shop").mod_revision, first - 1)
       << "a restart count is history: the desired state is not rewritten";
 
-  ASSERT_TRUE(state.save({}).ok());
-  EXPECT_EQ(store_->status().revision, first + 2) << "one revision for the whole removal";
+  ASSERT_TRUE(state.save(std::vector<SystemRecord>{}).ok());
+  EXPECT_TRUE(keys("/zeppelin/systems/").empty()) << "the system is gone when save() returns";
+  state.flush();
+  EXPECT_EQ(store_->status().revision, first + 3) << "one revision for the system, one for all its history";
   EXPECT_TRUE(keys("/zeppelin/").empty());
+}
+
+TEST_F(StoreStateStoreTest, HistoryWrittenInTheBackgroundLandsBeforeTheNextDesiredState) {
+  StoreStateStore state(*store_);
+  SystemRecord r = shop();
+  ASSERT_TRUE(state.save({r}).ok());
+  for (int i = 0; i < 200; ++i) r.replicas["web/" + std::to_string(i + 2)] = ReplicaRecord{"127.9.1.1", i};
+  ASSERT_TRUE(state.save({r}).ok());  // history only: queued
+  r.running = true;
+  ASSERT_TRUE(state.save({r}).ok());  // desired state: in the store when save() returns, and after the history
+  const auto history = keys("/zeppelin/replicas/");
+  EXPECT_EQ(history.size(), 202u);
+  EXPECT_LT(history.at("/zeppelin/replicas/shop/web/99").mod_revision,
+            keys("/zeppelin/systems/").at("/zeppelin/systems/shop").mod_revision);
+
+  StoreStateStore reread(*store_);  // what another server would load
+  auto loaded = reread.load();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].replicas.size(), 202u);
+  EXPECT_EQ((*loaded)[0].replicas.at("web/199").restarts, 197);
 }
 
 TEST_F(StoreStateStoreTest, AnIllFormedRecordIsReportedUnreadableNotFatal) {

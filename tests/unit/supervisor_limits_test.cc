@@ -28,8 +28,10 @@ class NoStartDriver final : public runtime::Driver {
 class MemoryStateStore final : public state::StateStore {
  public:
   Result<std::vector<state::SystemRecord>> load() override { return systems; }
-  Status save(const std::vector<state::SystemRecord>& saved) override {
-    systems = saved;
+  using state::StateStore::save;
+  Status save(std::span<const state::SystemRecord* const> saved) override {
+    systems.clear();
+    for (const auto* r : saved) systems.push_back(*r);
     return ok_status();
   }
   std::vector<state::SystemRecord> systems;

@@ -31,7 +31,8 @@ class CountingStateStore final : public state::StateStore {
     ++loads;
     return inner_.load();
   }
-  Status save(const std::vector<state::SystemRecord>& systems) override { return inner_.save(systems); }
+  using state::StateStore::save;
+  Status save(std::span<const state::SystemRecord* const> systems) override { return inner_.save(systems); }
   Result<std::unique_ptr<state::StateWatch>> watch(state::StateChangeCallback callback) override {
     return inner_.watch(std::move(callback));
   }
