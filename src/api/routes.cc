@@ -445,9 +445,10 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     if (req.path == "/v1/replicas" && m == "GET") {
       std::optional<std::string> system;
       if (auto it = req.query.find("system"); it != req.query.end() && !it->second.empty()) system = it->second;
-      auto rows = sup.replicas(system);
-      if (!rows) return reply_error(ex, rows.error());
-      return reply_replicas(ex, std::move(*rows), std::nullopt);
+      return sup.replicas(system, [ex, reply_replicas](Result<std::vector<supervisor::ReplicaStatus>> rows) {
+        if (!rows) return reply_error(ex, rows.error());
+        reply_replicas(ex, std::move(*rows), std::nullopt);
+      });
     }
     std::smatch match;
     if (!std::regex_match(req.path, match, system_route)) {
@@ -459,12 +460,13 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     if (!body) return reply_error(ex, body.error());
 
     if (action.empty() && m == "GET") {
-      auto rows = sup.replicas(system);
-      if (!rows) return reply_error(ex, rows.error());
-      for (const auto& s : sup.systems()) {
-        if (s.name == system) return reply_replicas(ex, std::move(*rows), to_json(s));
-      }
-      return reply_error(ex, Errc::kNotFound, "no system named \"" + system + "\"");
+      return sup.replicas(system, [&sup, ex, system, reply_replicas](Result<std::vector<supervisor::ReplicaStatus>> rows) {
+        if (!rows) return reply_error(ex, rows.error());
+        for (const auto& s : sup.systems()) {
+          if (s.name == system) return reply_replicas(ex, std::move(*rows), to_json(s));
+        }
+        reply_error(ex, Errc::kNotFound, "no system named \"" + system + "\"");
+      });
     }
     if (action.empty() && m == "DELETE") {
       const bool volumes = req.query.count("volumes") && req.query.at("volumes") == "true";

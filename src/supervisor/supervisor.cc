@@ -144,6 +144,8 @@ constexpr milliseconds kPersistDelay{50};
 // starts go on starting them, before yielding to the rest of the event loop
 // (the API, probes, exits): starting 1,000 processes takes seconds.
 constexpr milliseconds kReconcilePassBudget{10};
+// How long one slice of a replica listing may hold the event loop.
+constexpr milliseconds kListingSlice{5};
 // Until its first success a check runs at least this often, so readiness is
 // noticed soon after it happens (Docker calls this start_interval).
 constexpr milliseconds kStartupProbeInterval{100};
@@ -701,8 +703,8 @@ void Supervisor::reconcile() {
       fs::remove_all(options_.home + "/logs/" + name, ec);
       if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
     }
-    for (const auto& [key, rep] : sys->record.replicas) release_address(rep.address);
-    systems_.erase(name);
+    auto gone = systems_.extract(name);
+    dispose(std::move(gone.mapped()));
     log::info("system {} removed", name);
     hub_.end_system(name);
     persist();
@@ -795,9 +797,11 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
       if (const spec::Service* d = sys.service(dep); d && !service_ready(sys, *d)) deps_ready = false;
     }
     for (int ordinal = 0; ordinal < want; ++ordinal) {
+      // Every pass walks the replicas that exist: a few nanoseconds each, so
+      // that 50,000 cost well under a millisecond.
       const bool is_new = ordinal >= static_cast<int>(reps.size()) || !reps[ordinal];
       if (is_new && pass_spent()) return schedule_reconcile();
-      auto r = ensure_replica(sys, *svc, ordinal);
+      const std::shared_ptr<Replica>& r = is_new ? ensure_replica(sys, *svc, ordinal) : reps[ordinal];
       if (is_new) ++pass_actions_;
       if (r->state == ReplicaState::kStopped && r->needs_start && deps_ready) queue_start(r);
       if (svc->ordered() && !ready(*r)) break;  // the next ordinal waits for this one
@@ -869,7 +873,8 @@ void Supervisor::advance_rollout(SystemRuntime& sys) {
   }
 }
 
-std::shared_ptr<Supervisor::Replica> Supervisor::ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal) {
+const std::shared_ptr<Supervisor::Replica>& Supervisor::ensure_replica(SystemRuntime& sys, const spec::Service& svc,
+                                                                      int ordinal) {
   auto& reps = sys.replicas[svc.name];
   if (static_cast<int>(reps.size()) <= ordinal) reps.resize(ordinal + 1);
   auto& r = reps[ordinal];
@@ -904,6 +909,29 @@ std::string Supervisor::allocate_address(SystemRuntime& sys, const std::string& 
   // to the store) shares the default loopback address.
   rec.address = "127.0.0.1";
   return rec.address;
+}
+
+void Supervisor::dispose(std::unique_ptr<SystemRuntime> sys) {
+  // Releasing 50,000 addresses and freeing as many replicas takes tens of
+  // milliseconds: a slice at a time, so that the loop keeps serving.
+  constexpr std::size_t kSlice = 2048;
+  std::size_t done = 0;
+  auto& history = sys->record.replicas;
+  while (!history.empty() && done < kSlice) {
+    release_address(history.begin()->second.address);
+    history.erase(history.begin());
+    ++done;
+  }
+  for (auto it = sys->replicas.begin(); it != sys->replicas.end() && done < kSlice;) {
+    auto& reps = it->second;
+    while (!reps.empty() && done < kSlice) {
+      reps.pop_back();
+      ++done;
+    }
+    it = reps.empty() ? sys->replicas.erase(it) : std::next(it);
+  }
+  if (history.empty() && sys->replicas.empty()) return;  // the rest is small: freed here
+  boost::asio::post(io_, [this, sys = std::move(sys)]() mutable { dispose(std::move(sys)); });
 }
 
 void Supervisor::release_address(const std::string& address) {
@@ -1367,9 +1395,20 @@ ReplicaStatus Supervisor::status_of(const SystemRuntime& sys, const Replica& r) 
   return s;
 }
 
-Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std::string>& system) const {
-  if (system && !find(*system)) return make_error(Errc::kNotFound, "no system named \"" + *system + "\"");
+struct Supervisor::ReplicaListing {
+  struct Row {
+    std::string system;
+    std::string service;
+    int ordinal = 0;
+    std::shared_ptr<const Replica> replica;  // null: wanted but not created yet
+  };
+  std::vector<Row> rows;
+  std::size_t next = 0;  // the first row whose status is not built yet
   std::vector<ReplicaStatus> out;
+};
+
+std::shared_ptr<Supervisor::ReplicaListing> Supervisor::plan_listing(const std::optional<std::string>& system) const {
+  auto listing = std::make_shared<ReplicaListing>();
   for (const auto& [name, sys] : systems_) {
     if (system && name != *system) continue;
     std::vector<std::string> services;
@@ -1383,20 +1422,63 @@ Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std:
       const int want = svc ? desired_replicas(*sys, *svc) : 0;
       const int have = it == sys->replicas.end() ? 0 : static_cast<int>(it->second.size());
       for (int i = 0; i < std::max(want, have); ++i) {
-        const Replica* r = i < have ? it->second[i].get() : nullptr;
-        if (r) {
-          out.push_back(status_of(*sys, *r));
-        } else {  // wanted but not created yet (waiting on dependencies or order)
-          ReplicaStatus s;
-          s.system = name;
-          s.service = service;
-          s.replica = i;
-          out.push_back(s);
-        }
+        listing->rows.push_back({name, service, i, i < have ? it->second[i] : nullptr});
       }
     }
   }
-  return out;
+  listing->out.reserve(listing->rows.size());
+  return listing;
+}
+
+bool Supervisor::build_listing(ReplicaListing& listing,
+                               std::optional<std::chrono::steady_clock::time_point> deadline) const {
+  const SystemRuntime* sys = nullptr;  // the system of the rows at hand, looked up once per run of rows
+  const std::string* sys_name = nullptr;
+  for (; listing.next < listing.rows.size(); ++listing.next) {
+    if (deadline && listing.next % 256 == 0 && std::chrono::steady_clock::now() > *deadline) return false;
+    const auto& row = listing.rows[listing.next];
+    if (!sys_name || *sys_name != row.system) {
+      sys_name = &row.system;
+      sys = find(row.system);
+    }
+    if (row.replica && sys) {
+      listing.out.push_back(status_of(*sys, *row.replica));
+    } else {  // wanted but not created yet (waiting on dependencies or order), or its system went away
+      ReplicaStatus s;
+      s.system = row.system;
+      s.service = row.service;
+      s.replica = row.ordinal;
+      if (row.replica) s.state = row.replica->state;
+      listing.out.push_back(std::move(s));
+    }
+  }
+  return true;
+}
+
+Result<std::vector<ReplicaStatus>> Supervisor::replicas(const std::optional<std::string>& system) const {
+  if (system && !find(*system)) return make_error(Errc::kNotFound, "no system named \"" + *system + "\"");
+  auto listing = plan_listing(system);
+  build_listing(*listing, std::nullopt);
+  return std::move(listing->out);
+}
+
+void Supervisor::replicas(const std::optional<std::string>& system,
+                          std::function<void(Result<std::vector<ReplicaStatus>>)> done) {
+  if (system && !find(*system)) return done(make_error(Errc::kNotFound, "no system named \"" + *system + "\""));
+  auto listing = plan_listing(system);
+  // A slice runs for kListingSlice, then lets the loop serve what waits.
+  auto step = std::make_shared<std::function<void()>>();
+  *step = [this, listing, step, done = std::move(done)]() mutable {
+    if (!build_listing(*listing, std::chrono::steady_clock::now() + kListingSlice)) {
+      boost::asio::post(io_, [step] { (*step)(); });
+      return;
+    }
+    auto finish = std::move(done);
+    auto rows = std::move(listing->out);
+    *step = nullptr;  // ends the cycle step -> lambda -> step (and this lambda: touch no capture after)
+    finish(std::move(rows));
+  };
+  (*step)();
 }
 
 Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const LogFilter& filter) const {
@@ -1445,9 +1527,11 @@ void Supervisor::mark_dirty() {
 }
 
 void Supervisor::persist() {
-  std::vector<state::SystemRecord> records = unrestorable_;
+  std::vector<const state::SystemRecord*> records;
+  records.reserve(unrestorable_.size() + systems_.size());
+  for (const auto& r : unrestorable_) records.push_back(&r);
   for (const auto& [name, sys] : systems_) {
-    if (!sys->removing) records.push_back(sys->record);
+    if (!sys->removing) records.push_back(&sys->record);
   }
   if (auto s = store_.save(records); !s) log::error("cannot persist state: {}", s.error().message);
 }

@@ -129,6 +129,11 @@ class Supervisor {
 
   std::vector<SystemSummary> systems() const;
   Result<std::vector<ReplicaStatus>> replicas(const std::optional<std::string>& system) const;
+  // The same, built a slice at a time (50,000 replicas take tens of
+  // milliseconds), so that the event loop is never held for long. `done` is
+  // called on the loop; a replica that changes meanwhile is listed as it was
+  // when its slice ran.
+  void replicas(const std::optional<std::string>& system, std::function<void(Result<std::vector<ReplicaStatus>>)> done);
   // Log files of the matching replicas, in service/ordinal order.
   Result<std::vector<std::pair<LogLine, std::string>>> log_files(const LogFilter& filter) const;
   int log_keep_files() const { return options_.log_keep_files; }
@@ -140,6 +145,13 @@ class Supervisor {
  private:
   struct Replica;
   struct SystemRuntime;
+  struct ReplicaListing;
+
+  // What replicas() lists, in order, without building any status yet.
+  std::shared_ptr<ReplicaListing> plan_listing(const std::optional<std::string>& system) const;
+  // Builds the statuses of `listing`'s rows until all are built (returns
+  // true) or, with a deadline, until it passes (returns false).
+  bool build_listing(ReplicaListing& listing, std::optional<std::chrono::steady_clock::time_point> deadline) const;
 
   // Parses and checks a record's spec. Reads nothing but its argument and
   // options_, so it may run on the spec worker.
@@ -166,7 +178,8 @@ class Supervisor {
   void advance_rollout(SystemRuntime& sys);
   void check_waiters();
 
-  std::shared_ptr<Replica> ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal);
+  // The replica at `ordinal`, created if missing; the reference is to its slot in sys.replicas.
+  const std::shared_ptr<Replica>& ensure_replica(SystemRuntime& sys, const spec::Service& svc, int ordinal);
   void start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r);
   // A replica that could not even be started: a crash, or a failure under `restart: never`.
   void start_failed(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const spec::Service& svc, const std::string& why);
@@ -202,6 +215,8 @@ class Supervisor {
   std::vector<state::SystemRecord> unrestorable_;  // persisted systems whose spec no longer loads
   static constexpr int kAddressPoolSize = kReplicaAddressPoolSize;
   void release_address(const std::string& address);
+  // Frees a removed system's replicas and addresses, a slice per turn of the loop.
+  void dispose(std::unique_ptr<SystemRuntime> sys);
   // Replicas the other systems (not being removed) want, at their current scale.
   int replicas_wanted_by_others(const std::string& name) const;
   // Whether system `name` may want what `spec` at `scale` asks, within the
