@@ -25,6 +25,7 @@ Python 3 standard library only. See bench/README.md.
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -32,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -76,34 +76,42 @@ def make_spec(name, services, replicas, held_back):
 
 
 class VersionProbe:
-    """GET /v1/version every `period` seconds on its own connections; latencies in ms."""
+    """GET /v1/version every `period` seconds on its own connections; latencies in ms.
+
+    It runs in a process of its own: a thread here would wait for the GIL
+    whenever this process parses a large answer, and count that as the
+    server's latency."""
 
     def __init__(self, sock_path, period=0.005):
         self.sock_path, self.period = sock_path, period
         self.samples = []
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stop = multiprocessing.Event()
+        self._receive, send = multiprocessing.Pipe(duplex=False)
+        self._process = multiprocessing.Process(target=self._run, args=(send,), daemon=True)
 
-    def _run(self):
+    def _run(self, send):
+        samples, errors = [], 0
         while not self._stop.is_set():
             t0 = time.perf_counter()
             try:
                 status, _ = call(self.sock_path, "GET", "/v1/version", timeout=120)
                 if status != 200:
-                    self.errors += 1
+                    errors += 1
             except OSError:
-                self.errors += 1
-            self.samples.append((time.perf_counter() - t0) * 1000)
+                errors += 1
+            samples.append((time.perf_counter() - t0) * 1000)
             self._stop.wait(self.period)
+        send.send((samples, errors))
 
     def __enter__(self):
-        self._thread.start()
+        self._process.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join()
+        self.samples, self.errors = self._receive.recv()
+        self._process.join()
 
 
 def percentile(values, p):
