@@ -15,7 +15,7 @@
 #include <deque>
 #include <optional>
 
-#include "api/tls.h"
+#include "common/tls.h"
 #include "common/http_guard.h"
 #include "common/listener.h"
 #include "common/log.h"
