@@ -103,7 +103,7 @@ class EtcdServerImpl final : public EtcdServer {
       // A TLS port takes no plaintext client, this one included: the
       // channel's one connection is a socket pair straight to the server.
       int fds[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) {
         return make_error(Errc::kUnavailable, std::string("socketpair for the etcd JSON gateway: ") + strerror(errno));
       }
       grpc::AddInsecureChannelFromFd(server_.get(), fds[0]);

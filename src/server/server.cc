@@ -333,7 +333,14 @@ int run_server(const ServerOptions& options) {
   if (external) {
     store_access.endpoints = *etcd_client::parse_endpoints(options.store.etcd_endpoints);  // checked by open_store
   } else {
-    store_access.endpoints = {etcd_scheme + etcd->address()};
+    std::string address = etcd->address();
+    if (etcd_tls) {
+      // Clients verify the host they dial against the certificate, which
+      // names loopback but never a wildcard address.
+      if (address.starts_with("0.0.0.0:")) address = "127.0.0.1" + address.substr(7);
+      if (address.starts_with("[::]:")) address = "[::1]" + address.substr(4);
+    }
+    store_access.endpoints = {etcd_scheme + address};
     store_access.ca_file = etcd_ca;
     store_access.auth_enabled = [&auth = etcd->auth()] { return auth.enabled(); };
   }

@@ -206,7 +206,6 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
     id.replicas = svc.replicas;
     id.host = "127.0.0.1";
     id.etcd_endpoints = options_.etcd_endpoints;
-  id.etcd_ca_file = options_.etcd_ca_file;
     id.etcd_ca_file = options_.etcd_ca_file;
     for (const auto& dep : svc.depends_on) id.dependencies[dep] = {};
     for (const auto& v : svc.volumes) id.volumes[v.name] = v.source.value_or("");
