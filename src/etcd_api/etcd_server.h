@@ -65,6 +65,7 @@ struct EtcdServerOptions {
   std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
   // TLS on the port (common/tls.h; must outlive the server): every connection,
   // gRPC and gateway, is TLS 1.2 or later, and plaintext ones are closed. Null: plaintext.
+  // REQUIRES with TLS: SIGPIPE ignored in the process (OpenSSL writes with write(2)).
   TlsContextSource* tls = nullptr;
 };
 
