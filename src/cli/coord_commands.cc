@@ -547,7 +547,8 @@ int cmd_store_env(const std::string& home) {
   for (const auto& e : target->endpoints) {
     endpoints += (endpoints.empty() ? "" : ",") + e;
     const auto scheme = e.find("://");
-    etcdctl_endpoints += (etcdctl_endpoints.empty() ? "" : ",") + (scheme == std::string::npos ? e : e.substr(scheme + 3));
+    etcdctl_endpoints +=
+        (etcdctl_endpoints.empty() ? "" : ",") + (scheme == std::string::npos ? e : e.substr(scheme + 3));
   }
   std::cout << "export ETCDCTL_API=3\n";
   std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(etcdctl_endpoints) << "\n";
@@ -591,8 +592,8 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
                                         "when it changes")
                             ->check(CLI::ExistingFile)
                             ->each([&o](const std::string&) { o.etcd_tls = true; });
-  auto* etcd_tls_key = server.add_option("--etcd-tls-key", o.etcd_tls_key, "PEM key of --etcd-tls-cert")
-                           ->check(CLI::ExistingFile);
+  auto* etcd_tls_key =
+      server.add_option("--etcd-tls-key", o.etcd_tls_key, "PEM key of --etcd-tls-cert")->check(CLI::ExistingFile);
   etcd_tls_cert->needs(etcd_tls_key);
   etcd_tls_key->needs(etcd_tls_cert);
   server

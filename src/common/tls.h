@@ -26,11 +26,11 @@ struct TlsFiles {
 // The generated CA and a server certificate in `dir` ($ZEPPELIN_HOME/tls):
 // ca.pem (what clients trust), ca-key.pem, NAME.pem, NAME-key.pem (keys
 // 0600, the directory 0700); `name` tells apart the certificates of ports
-// whose names differ ("server": the API's, "etcd-server": the etcd port's). The CA is made on first use (EC P-256, 10 years)
-// and made anew when it expires within 30 days; the server certificate (1
-// year) is issued again when it is missing, expires within 30 days, or names
-// other hosts than `sans` ("DNS:NAME" or "IP:ADDRESS" entries, as from
-// default_sans()).
+// whose names differ ("server": the API's, "etcd-server": the etcd port's).
+// The CA is made on first use (EC P-256, 10 years) and made anew when it
+// expires within 30 days; the server certificate (1 year) is issued again
+// when it is missing, expires within 30 days, or names other hosts than
+// `sans` ("DNS:NAME" or "IP:ADDRESS" entries, as from default_sans()).
 Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std::vector<std::string>& sans,
                                               const std::string& name = "server");
 
@@ -66,7 +66,7 @@ class TlsContextSource {
   const TlsFiles files_;
   const AlpnProtocols alpn_;
   std::mutex mu_;
-  std::vector<Stamp> stamp_;                             // guarded by mu_
+  std::vector<Stamp> stamp_;                            // guarded by mu_
   std::shared_ptr<boost::asio::ssl::context> context_;  // guarded by mu_
 };
 
@@ -74,6 +74,6 @@ class TlsContextSource {
 // client's ALPN offer must include one of them (the first of ours it offers
 // is chosen); a client that offers none is served without.
 Result<std::shared_ptr<boost::asio::ssl::context>> make_server_context(const TlsFiles& files,
-                                                                        const AlpnProtocols& alpn = {});
+                                                                       const AlpnProtocols& alpn = {});
 
 }  // namespace zeppelin

@@ -1,8 +1,8 @@
 #include "etcd_api/etcd_server.h"
 
 #include <absl/synchronization/mutex.h>
-#include <grpcpp/grpcpp.h>
 #include <grpcpp/create_channel_posix.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/server_posix.h>
 #include <sys/socket.h>
 

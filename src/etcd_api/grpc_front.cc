@@ -507,8 +507,9 @@ int Connection<ClientSocket>::on_begin_headers(nghttp2_session*, const nghttp2_f
 }
 
 template <class ClientSocket>
-int Connection<ClientSocket>::on_request_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                                  const uint8_t* value, size_t valuelen, uint8_t, void* self) {
+int Connection<ClientSocket>::on_request_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                                                size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                                                void* self) {
   auto* c = static_cast<Connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
   if (Stream* s = c->client_stream(frame->hd.stream_id)) {
@@ -530,8 +531,8 @@ int Connection<ClientSocket>::on_request_frame(nghttp2_session*, const nghttp2_f
 }
 
 template <class ClientSocket>
-int Connection<ClientSocket>::on_request_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                void* self) {
+int Connection<ClientSocket>::on_request_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                                              size_t len, void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->client_stream(id);
   if (!s || (s->up_id < 0 && s->method == KvMethod::kNone) || s->up_closed) {
@@ -577,8 +578,8 @@ int Connection<ClientSocket>::on_client_stream_close(nghttp2_session*, int32_t i
 }
 
 template <class ClientSocket>
-ssize_t Connection<ClientSocket>::read_response(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
-                                  nghttp2_data_source* source, void* self) {
+ssize_t Connection<ClientSocket>::read_response(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                                                uint32_t* flags, nghttp2_data_source* source, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto* s = static_cast<Stream*>(source->ptr);
   if (s->to_down.empty()) {
@@ -647,7 +648,8 @@ bool Connection<ClientSocket>::answer_here(Stream& s) {
 template <class ClientSocket>
 template <class Request, class Response>
 bool Connection<ClientSocket>::call(Stream& s, std::string_view message,
-                      void (KvCalls::*method)(const std::string&, const Request&, Response*, KvCalls::Done)) {
+                                    void (KvCalls::*method)(const std::string&, const Request&, Response*,
+                                                            KvCalls::Done)) {
   struct Call {
     Request request;
     Response response;
@@ -779,8 +781,9 @@ void Connection<ClientSocket>::relay_lost() {
 }
 
 template <class ClientSocket>
-int Connection<ClientSocket>::on_response_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                                   const uint8_t* value, size_t valuelen, uint8_t, void* self) {
+int Connection<ClientSocket>::on_response_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                                                 size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                                                 void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->relayed_stream(frame->hd.stream_id);
   if (!s || frame->hd.type != NGHTTP2_HEADERS) return 0;
@@ -819,8 +822,8 @@ int Connection<ClientSocket>::on_response_frame(nghttp2_session*, const nghttp2_
 }
 
 template <class ClientSocket>
-int Connection<ClientSocket>::on_response_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                 void* self) {
+int Connection<ClientSocket>::on_response_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                                               size_t len, void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->relayed_stream(id);
   if (!s || s->closed) {
@@ -851,7 +854,7 @@ int Connection<ClientSocket>::on_relay_stream_close(nghttp2_session*, int32_t id
 
 template <class ClientSocket>
 ssize_t Connection<ClientSocket>::read_request(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                                 nghttp2_data_source* source, void* self) {
+                                               nghttp2_data_source* source, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto* s = static_cast<Stream*>(source->ptr);
   if (s->to_up.empty()) {

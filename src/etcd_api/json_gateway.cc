@@ -179,7 +179,8 @@ struct UnaryCall {
 template <class Socket>
 class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamCall(std::shared_ptr<Connection<Socket>> connection, std::vector<grpc::ByteBuffer> requests, bool client_streaming)
+  StreamCall(std::shared_ptr<Connection<Socket>> connection, std::vector<grpc::ByteBuffer> requests,
+             bool client_streaming)
       : connection_(std::move(connection)), requests_(std::move(requests)), client_streaming_(client_streaming) {}
 
   void begin() {
@@ -217,8 +218,8 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
  public:
   friend grpc::Status etcd_api::decode_json_body(const std::string&, const protobuf::MethodDescriptor&,
                                                  std::vector<grpc::ByteBuffer>*);
-  Connection(Socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv,
-             const HostGuard& guard, std::chrono::milliseconds idle_timeout)
+  Connection(Socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv, const HostGuard& guard,
+             std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)),
         executor_(socket_.get_executor()),
         slot_(std::move(slot)),
@@ -459,10 +460,9 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   void watch_for_hangup() {
     if (buffer_.size() >= buffer_.max_size()) return;
     hangup_read_pending_ = true;
-    socket_.async_read_some(buffer_.prepare(buffer_.max_size() - buffer_.size()),
-                            [self = this->shared_from_this()](const boost::system::error_code& ec, size_t n) {
-                              self->hangup_read(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(buffer_.max_size() - buffer_.size()),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, size_t n) { self->hangup_read(ec, n); });
   }
 
   void hangup_read(const boost::system::error_code& ec, size_t n) {
@@ -497,30 +497,32 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     head->chunked(true);
     head->keep_alive(false);
     auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*head);
-    stream_ = std::make_shared<StreamCall<Socket>>(this->shared_from_this(), std::move(requests), method.client_streaming());
+    stream_ =
+        std::make_shared<StreamCall<Socket>>(this->shared_from_this(), std::move(requests), method.client_streaming());
     if (!token.empty()) stream_->ctx.AddMetadata("authorization", token);
-    http::async_write_header(socket_, *serializer, [self = this->shared_from_this(), head, serializer, path](
-                                                       const boost::system::error_code& ec, size_t) {
-      if (ec || self->closed_) {
-        self->stream_.reset();  // never started
-        return self->end();
-      }
-      self->stub_.PrepareBidiStreamingCall(&self->stream_->ctx, path, grpc::StubOptions(), self->stream_.get());
-      self->stream_->begin();
-      self->watch_stream_hangup();
-    });
+    http::async_write_header(
+        socket_, *serializer,
+        [self = this->shared_from_this(), head, serializer, path](const boost::system::error_code& ec, size_t) {
+          if (ec || self->closed_) {
+            self->stream_.reset();  // never started
+            return self->end();
+          }
+          self->stub_.PrepareBidiStreamingCall(&self->stream_->ctx, path, grpc::StubOptions(), self->stream_.get());
+          self->stream_->begin();
+          self->watch_stream_hangup();
+        });
   }
 
   // The client closing its side is the only way it ends a watch: read (and
   // drop) until it does.
   void watch_stream_hangup() {
-    socket_.async_read_some(net::buffer(discard_), [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                                               size_t) {
-      if (self->closed_ || !self->stream_) return;
-      if (!ec) return self->watch_stream_hangup();
-      self->client_gone_ = true;
-      self->stream_->ctx.TryCancel();
-    });
+    socket_.async_read_some(net::buffer(discard_),
+                            [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
+                              if (self->closed_ || !self->stream_) return;
+                              if (!ec) return self->watch_stream_hangup();
+                              self->client_gone_ = true;
+                              self->stream_->ctx.TryCancel();
+                            });
   }
 
   void write_stream_chunk(std::string line) {
@@ -597,7 +599,8 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     res.prepare_payload();
     sent_bytes_ = std::max(sent_bytes_, res.body().size());
     auto out = std::make_shared<http::response<http::string_body>>(std::move(res));
-    auto written = [self = this->shared_from_this(), out, keep_alive](const boost::system::error_code& ec, size_t) mutable {
+    auto written = [self = this->shared_from_this(), out, keep_alive](const boost::system::error_code& ec,
+                                                                      size_t) mutable {
       out.reset();  // before replied() gives memory back
       self->replied(ec, keep_alive && self->keep_alive_);
     };

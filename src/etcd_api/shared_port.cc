@@ -284,7 +284,8 @@ class SharedPortImpl final : public SharedPort {
     // Handshake messages and then answers leave at once (see serve_http1).
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
-    auto handshaker = std::make_shared<Handshaker>(*this, TlsStream(std::move(socket), std::move(ssl)), std::move(slot));
+    auto handshaker =
+        std::make_shared<Handshaker>(*this, TlsStream(std::move(socket), std::move(ssl)), std::move(slot));
     if (track(handshaker, io)) {
       net::post(*io, [handshaker, timeout = options_.idle_timeout] { handshaker->start(timeout); });
     }

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -28,7 +29,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
-#include <algorithm>
 #include <climits>
 #include <memory>
 #include <string>
@@ -76,9 +76,7 @@ class TlsStream {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [this](auto handler) {
           run([ssl = ssl_.get()] { return SSL_accept(ssl); },
-              [handler = std::move(handler)](const boost::system::error_code& ec, std::size_t) mutable {
-                handler(ec);
-              },
+              [handler = std::move(handler)](const boost::system::error_code& ec, std::size_t) mutable { handler(ec); },
               true);
         },
         token);
@@ -130,8 +128,7 @@ class TlsStream {
 
   template <class Buffer, class Buffers>
   static Buffer first_buffer(const Buffers& buffers) {
-    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers);
-         ++it) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
       if (Buffer b(*it); b.size() > 0) return b;
     }
     return Buffer();
@@ -150,12 +147,11 @@ class TlsStream {
       auto executor = boost::asio::get_associated_executor(handler, socket_.get_executor());
       // On an error the stream may be gone: the handler alone is touched.
       socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
-                         boost::asio::bind_executor(
-                             executor, [this, io, handler = std::move(handler)](
-                                           const boost::system::error_code& ec) mutable {
-                               if (ec) return handler(ec, std::size_t{0});
-                               run(io, std::move(handler), false);
-                             }));
+                         boost::asio::bind_executor(executor, [this, io, handler = std::move(handler)](
+                                                                  const boost::system::error_code& ec) mutable {
+                           if (ec) return handler(ec, std::size_t{0});
+                           run(io, std::move(handler), false);
+                         }));
       return;
     }
     boost::system::error_code ec;
@@ -176,8 +172,8 @@ class TlsStream {
   void complete(Handler handler, const boost::system::error_code& ec, std::size_t n, bool first) {
     if (!first) return handler(ec, n);
     auto executor = boost::asio::get_associated_executor(handler, socket_.get_executor());
-    boost::asio::post(boost::asio::bind_executor(
-        executor, [handler = std::move(handler), ec, n]() mutable { handler(ec, n); }));
+    boost::asio::post(
+        boost::asio::bind_executor(executor, [handler = std::move(handler), ec, n]() mutable { handler(ec, n); }));
   }
 
   tcp::socket socket_;

@@ -18,13 +18,13 @@
 
 #include "api/http_server.h"
 #include "api/routes.h"
-#include "common/tls.h"
 #include "common/fs_util.h"
-#include "common/home_paths.h"
 #include "common/home_modes.h"
+#include "common/home_paths.h"
 #include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/tls.h"
 #include "common/units.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
@@ -302,16 +302,16 @@ int run_server(const ServerOptions& options) {
   // the store is the user's cluster, served by zeppelin only if --etcd-listen asks.
   std::unique_ptr<TlsContextSource> etcd_tls;  // the etcd port's certificate; outlives the etcd API
   std::string etcd_scheme = "http://";
-  std::string etcd_ca;  // what the etcd port's clients trust (empty: the system's CAs)
+  std::string etcd_ca;                         // what the etcd port's clients trust (empty: the system's CAs)
   std::unique_ptr<etcd_api::EtcdServer> etcd;  // stops before the store closes
   if (!external || !options.etcd_listen.empty()) {
     ServerOptions listen_options = options;
     if (listen_options.etcd_listen.empty()) listen_options.etcd_listen = "127.0.0.1:0";
     if (options.store.etcd_tls) {
       const std::string& listen = listen_options.etcd_listen;
-      auto loaded = load_tls(options.home, listen.substr(0, listen.rfind(':')), options.tls_sans,
-                             {options.store.etcd_tls_cert, options.store.etcd_tls_key}, "etcd-server",
-                             {"h2", "http/1.1"});
+      auto loaded =
+          load_tls(options.home, listen.substr(0, listen.rfind(':')), options.tls_sans,
+                   {options.store.etcd_tls_cert, options.store.etcd_tls_key}, "etcd-server", {"h2", "http/1.1"});
       if (!loaded) {
         log::error("etcd API: TLS: {}", loaded.error().message);
         return 1;

@@ -23,8 +23,8 @@
 
 #include "common/fs_util.h"
 #include "common/tls.h"
-#include "loopback_socket.h"
 #include "etcd_api/etcd_server.h"
+#include "loopback_socket.h"
 #include "rpc.grpc.pb.h"
 #include "store/embedded_store.h"
 

@@ -165,7 +165,8 @@ TEST(EtcdPortSignals, TheAcceptLoopGoesOnWhenSignalsInterruptIt) {
   auto port = SharedPort::bind("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.error().message;
   std::atomic<bool> failed{false};
-  (*port)->start({.http2 = close_http2, .http1 = answer_ok, .failed = [&failed](const std::string&) { failed = true; }});
+  (*port)->start(
+      {.http2 = close_http2, .http1 = answer_ok, .failed = [&failed](const std::string&) { failed = true; }});
   const int before = g_delivered.load();
   int answered = 0;
   {
