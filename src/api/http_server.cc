@@ -15,10 +15,10 @@
 #include <deque>
 #include <optional>
 
-#include "api/tls.h"
 #include "common/http_guard.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 namespace zeppelin::api {
 

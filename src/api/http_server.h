@@ -20,9 +20,11 @@
 #include "common/http_guard.h"
 #include "common/result.h"
 
-namespace zeppelin::api {
-
+namespace zeppelin {
 class TlsContextSource;
+}  // namespace zeppelin
+
+namespace zeppelin::api {
 
 struct Request {
   std::string method;

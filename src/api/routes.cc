@@ -424,9 +424,11 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     if (req.path == "/v1/tokens" || req.path.starts_with("/v1/tokens/")) return handle_tokens(access->tokens, req, ex);
     if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
     if (req.path == "/v1/etcd" && m == "GET") {
-      return ex->reply(200, {{"endpoints", store.endpoints},
-                             {"backend", store.backend},
-                             {"auth", store.auth_enabled && store.auth_enabled()}});
+      json body = {{"endpoints", store.endpoints},
+                   {"backend", store.backend},
+                   {"auth", store.auth_enabled && store.auth_enabled()}};
+      if (!store.ca_file.empty()) body["cacert"] = store.ca_file;
+      return ex->reply(200, body);
     }
     if (req.path == "/v1/store/snapshot" && m == "POST") return handle_snapshot(store, req, ex);
     if (req.path == "/v1/shutdown" && m == "POST") {

@@ -18,6 +18,8 @@ namespace zeppelin::api {
 struct StoreAccess {
   std::vector<std::string> endpoints;  // the etcd API's URLs
   std::string backend;                 // "embedded" or "etcd"
+  // The CA file clients of https:// endpoints trust (empty: the system's).
+  std::string ca_file;
   // Whether the etcd API at `endpoints` requires auth (false for an external etcd's own).
   std::function<bool()> auth_enabled;
   // Writes a snapshot of the whole store to an absolute path; returns its revision.

@@ -59,6 +59,7 @@ Result<StoreTarget> local_store(const std::string& home) {
   if (!r->ok()) return make_error(Errc::kUnavailable, "GET /v1/etcd: " + r->error_message());
   StoreTarget target;
   for (const auto& e : r->body.value("endpoints", json::array())) target.endpoints.push_back(e.get<std::string>());
+  target.ca_file = r->body.value("cacert", "");
   if (target.endpoints.empty()) {
     return make_error(Errc::kUnavailable,
                       "the local server serves no etcd API: give --endpoints, set ZEPPELIN_ETCD_ENDPOINTS, or "
@@ -87,6 +88,9 @@ Result<StoreTarget> find_store(const std::string& flag, const std::string& home)
     if (!parsed) return make_error(Errc::kInvalidArgument, "ZEPPELIN_ETCD_ENDPOINTS: " + parsed.error().message);
     target.endpoints = *parsed;
   }
+  if (!target.endpoints.empty()) {
+    if (const char* ca = std::getenv("ZEPPELIN_ETCD_CACERT"); ca && *ca) target.ca_file = ca;
+  }
   // Who to be, first match: a user with its password (store.etcd, `zeppelin
   // store env`), a token (a replica's), root of the local server's store.
   const char* user = std::getenv("ZEPPELIN_ETCD_USER");
@@ -103,6 +107,7 @@ Result<StoreTarget> find_store(const std::string& flag, const std::string& home)
   if (!local) return local.error();
   if (target.user.empty() && target.token.empty()) return local;
   target.endpoints = local->endpoints;
+  target.ca_file = local->ca_file;
   return target;
 }
 
@@ -114,6 +119,7 @@ Result<std::unique_ptr<etcd_client::EtcdStore>> open_store(const StoreTarget& ta
   options.connection.user = target.user;
   options.connection.password = target.password;
   options.connection.token = target.token;
+  options.connection.ca_file = target.ca_file;
   return etcd_client::EtcdStore::open(options);
 }
 
@@ -540,11 +546,17 @@ int cmd_store_env(const std::string& home) {
   std::string etcdctl_endpoints;  // HOST:PORT: etcdctl's `endpoint status` sends a URL as its gRPC authority
   for (const auto& e : target->endpoints) {
     endpoints += (endpoints.empty() ? "" : ",") + e;
-    etcdctl_endpoints += (etcdctl_endpoints.empty() ? "" : ",") + (e.starts_with("http://") ? e.substr(7) : e);
+    const auto scheme = e.find("://");
+    etcdctl_endpoints +=
+        (etcdctl_endpoints.empty() ? "" : ",") + (scheme == std::string::npos ? e : e.substr(scheme + 3));
   }
   std::cout << "export ETCDCTL_API=3\n";
   std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(etcdctl_endpoints) << "\n";
   std::cout << "export ZEPPELIN_ETCD_ENDPOINTS=" << shell_quote(endpoints) << "\n";
+  if (!target->ca_file.empty()) {
+    std::cout << "export ETCDCTL_CACERT=" << shell_quote(target->ca_file) << "\n";
+    std::cout << "export ZEPPELIN_ETCD_CACERT=" << shell_quote(target->ca_file) << "\n";
+  }
   if (!target->user.empty()) {
     std::cout << "export ETCDCTL_USER=" << shell_quote(target->user + ":" + target->password) << "\n";
     std::cout << "export ZEPPELIN_ETCD_USER=" << shell_quote(target->user) << "\n";
@@ -571,6 +583,25 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
       "with --etcd-user: the environment variable holding the password");
   server.add_flag("--etcd-plaintext", o.etcd_plaintext,
                   "let --etcd-listen be beyond loopback without TLS (auth stays on), for a network guarded otherwise");
+  server.add_flag("--etcd-tls", o.etcd_tls,
+                  "serve the etcd port over TLS only, with a certificate of the private CA in $ZEPPELIN_HOME/tls "
+                  "(clients trust its ca.pem); --etcd-listen may then be beyond loopback");
+  auto* etcd_tls_cert = server
+                            .add_option("--etcd-tls-cert", o.etcd_tls_cert,
+                                        "PEM certificate (and chain) of the etcd port; implies --etcd-tls; re-read "
+                                        "when it changes")
+                            ->check(CLI::ExistingFile)
+                            ->each([&o](const std::string&) { o.etcd_tls = true; });
+  auto* etcd_tls_key =
+      server.add_option("--etcd-tls-key", o.etcd_tls_key, "PEM key of --etcd-tls-cert")->check(CLI::ExistingFile);
+  etcd_tls_cert->needs(etcd_tls_key);
+  etcd_tls_key->needs(etcd_tls_cert);
+  server
+      .add_option("--etcd-tls-ca", o.etcd_tls_ca,
+                  "with --etcd-tls-cert: the CA file its clients (the CLI, replicas, `store env`) trust; default: "
+                  "the system's CAs")
+      ->check(CLI::ExistingFile)
+      ->needs(etcd_tls_cert);
   server.add_flag("--insecure-store", o.insecure,
                   "serve the store's etcd API with auth off (loopback only; anyone who can reach the port can "
                   "read its secrets and run commands as you)");

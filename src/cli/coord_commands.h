@@ -34,6 +34,7 @@ struct StoreTarget {
   std::string user;      // with password: log in
   std::string password;
   std::string token;     // else: a token as given (a replica's)
+  std::string ca_file;   // for https:// endpoints: the CA to trust (empty: the system's)
 };
 
 // The endpoints are `flag` (--endpoints), else $ZEPPELIN_ETCD_ENDPOINTS, else

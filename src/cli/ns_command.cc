@@ -13,6 +13,7 @@
 #include "cli/coord_commands.h"
 #include "cli/exit.h"
 #include "common/fs_util.h"
+#include "etcd_client/connection.h"
 #include "rpc.grpc.pb.h"
 #include "spec/parser.h"
 #include "store/store.h"
@@ -43,7 +44,13 @@ class Etcd {
     for (const char* scheme : {"http://", "https://"}) {
       if (e.endpoint_.starts_with(scheme)) e.endpoint_ = e.endpoint_.substr(std::string(scheme).size());
     }
-    auto channel = grpc::CreateChannel(e.endpoint_, grpc::InsecureChannelCredentials());
+    // The channel as every store client makes it (TLS for https://, with the target's CA).
+    etcd_client::ConnectionOptions options;
+    options.endpoints = {target->endpoints.front()};
+    options.ca_file = target->ca_file;
+    auto connection = etcd_client::Connection::open(options);
+    if (!connection) return connection.error();
+    auto channel = (*connection)->member(0).channel;
     e.kv_ = pb::KV::NewStub(channel);
     e.auth_ = pb::Auth::NewStub(channel);
     std::string user = target->user;

@@ -1,10 +1,14 @@
 #include "etcd_api/etcd_server.h"
 
 #include <absl/synchronization/mutex.h>
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/server_posix.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "etcd_api/convert.h"
@@ -46,6 +50,7 @@ class EtcdServerImpl final : public EtcdServer {
     port_options.event_loops = kGatewayEventLoops;
     port_options.max_connections = options_.max_connections;
     port_options.idle_timeout = options_.idle_timeout;
+    port_options.tls = options_.tls;
     auto port = SharedPort::bind(options_.listen, port_options);
     if (!port) return port.error();
     port_ = std::move(*port);
@@ -93,21 +98,41 @@ class EtcdServerImpl final : public EtcdServer {
     if (host == "[::]" || host == "::") loopback = "[::1]:" + std::to_string(port_->port());
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(INT32_MAX);
-    gateway_ = std::make_unique<JsonGateway>(
-        grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args), kv_calls_,
-        HostGuard(address_, options_.allowed_hosts), options_.idle_timeout);
+    std::shared_ptr<grpc::Channel> channel;
+    if (options_.tls) {
+      // A TLS port takes no plaintext client, this one included: the
+      // channel's one connection is a socket pair straight to the server.
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) {
+        return make_error(Errc::kUnavailable, std::string("socketpair for the etcd JSON gateway: ") + strerror(errno));
+      }
+      grpc::AddInsecureChannelFromFd(server_.get(), fds[0]);
+      channel = grpc::CreateCustomInsecureChannelFromFd(loopback, fds[1], args);
+    } else {
+      channel = grpc::CreateCustomChannel(loopback, grpc::InsecureChannelCredentials(), args);
+    }
+    gateway_ = std::make_unique<JsonGateway>(std::move(channel), kv_calls_, HostGuard(address_, options_.allowed_hosts),
+                                             options_.idle_timeout);
     // HTTP/2 connections go to the front, which answers KV's unary calls
     // itself and relays the rest to the gRPC server.
     front_ = GrpcFront::start(
         kv_calls_, [this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
         static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)));
-    port_->start([this](int fd, SharedPort::ConnectionSlot slot) { front_->serve(fd, std::move(slot)); },
-                 [this](boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot) {
-                   return gateway_->serve(std::move(socket), std::move(slot));
-                 },
-                 [this](const std::string& reason) {
-                   if (options_.on_failure) options_.on_failure(reason);
-                 });
+    SharedPort::Handlers handlers;
+    handlers.http2 = [this](int fd, SharedPort::ConnectionSlot slot) { front_->serve(fd, std::move(slot)); };
+    handlers.http1 = [this](boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot) {
+      return gateway_->serve(std::move(socket), std::move(slot));
+    };
+    handlers.http2_tls = [this](int fd, SslPtr ssl, SharedPort::ConnectionSlot slot) {
+      front_->serve_tls(fd, std::move(ssl), std::move(slot));
+    };
+    handlers.http1_tls = [this](TlsStream stream, SharedPort::ConnectionSlot slot) {
+      return gateway_->serve(std::move(stream), std::move(slot));
+    };
+    handlers.failed = [this](const std::string& reason) {
+      if (options_.on_failure) options_.on_failure(reason);
+    };
+    port_->start(std::move(handlers));
     return ok_status();
   }
 

@@ -18,6 +18,10 @@
 #include "common/result.h"
 #include "store/store.h"
 
+namespace zeppelin {
+class TlsContextSource;
+}
+
 namespace zeppelin::etcd_api {
 
 class AuthStore;
@@ -59,6 +63,10 @@ struct EtcdServerOptions {
   // or between two gateway requests, is closed. Calls and streams in flight
   // (a silent watch) are never timed out.
   std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
+  // TLS on the port (common/tls.h; must outlive the server): every connection,
+  // gRPC and gateway, is TLS 1.2 or later, and plaintext ones are closed. Null: plaintext.
+  // REQUIRES with TLS: SIGPIPE ignored in the process (OpenSSL writes with write(2)).
+  TlsContextSource* tls = nullptr;
 };
 
 class EtcdServer {

@@ -26,6 +26,7 @@
 #include "common/memory.h"
 #include "etcd_api/convert.h"
 #include "etcd_api/kv_calls.h"
+#include "etcd_api/tls_stream.h"
 #include "rpc.pb.h"
 
 namespace zeppelin::etcd_api {
@@ -216,32 +217,49 @@ struct Stream {
   bool large_answer = false;  // at least kReleaseAfterBytes: memory goes back to the system when it is gone
 };
 
-// The two HTTP/2 connections of a client: its own, and the relay's to the gRPC
-// server (opened at the first call that needs it). Runs on one loop.
-class Connection : public std::enable_shared_from_this<Connection> {
+// A client's connection as the front knows it, whatever it runs on.
+class Served {
  public:
-  Connection(Shared& shared, Loop& loop, int fd, std::shared_ptr<void> slot)
-      : shared_(shared), loop_(loop), down_(loop.io), slot_(std::move(slot)) {
-    sockaddr_storage address{};
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    boost::system::error_code ec;
-    down_.socket.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  }
-  ~Connection() {
+  virtual ~Served() = default;
+  virtual Loop& loop() = 0;
+  virtual void start() = 0;
+  virtual void close() = 0;
+};
+
+// A TCP socket on `io` for a connected descriptor.
+tcp::socket adopt(net::io_context& io, int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  return socket;
+}
+
+// The two HTTP/2 connections of a client: its own (a tcp::socket, or a
+// TlsStream), and the relay's to the gRPC server (opened at the first call
+// that needs it). Runs on one loop.
+template <class ClientSocket>
+class Connection final : public Served, public std::enable_shared_from_this<Connection<ClientSocket>> {
+ public:
+  Connection(Shared& shared, Loop& loop, ClientSocket socket, std::shared_ptr<void> slot)
+      : shared_(shared), loop_(loop), down_(std::move(socket)), slot_(std::move(slot)) {}
+  ~Connection() override {
     nghttp2_session_del(down_.session);
     if (up_) nghttp2_session_del(up_->session);
     for (auto& wire : lost_relays_) nghttp2_session_del(wire->session);
   }
 
-  Loop& loop() { return loop_; }
-  void start();
-  void close();
+  Loop& loop() override { return loop_; }
+  void start() override;
+  void close() override;
 
  private:
   template <class Socket>
   struct Wire {
-    explicit Wire(net::io_context& io) : socket(io) {}
+    template <class... Args>
+    explicit Wire(Args&&... args) : socket(std::forward<Args>(args)...) {}
     Socket socket;
     nghttp2_session* session = nullptr;
     std::vector<uint8_t> in = std::vector<uint8_t>(kReadChunk);
@@ -299,7 +317,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     s.body.shrink_to_fit();
   }
 
-  using ClientWire = Wire<tcp::socket>;
+  using ClientWire = Wire<ClientSocket>;
   using RelayWire = Wire<unix_stream::socket>;
   // Whether a wire's pending I/O still matters, and what its failure ends.
   bool live(ClientWire&) const { return !closed_; }
@@ -331,7 +349,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;
 };
 
-const nghttp2_option* Connection::manual_window_option() {
+template <class ClientSocket>
+const nghttp2_option* Connection<ClientSocket>::manual_window_option() {
   static nghttp2_option* option = [] {
     nghttp2_option* o;
     nghttp2_option_new(&o);
@@ -342,7 +361,8 @@ const nghttp2_option* Connection::manual_window_option() {
   return option;
 }
 
-const nghttp2_session_callbacks* Connection::client_callbacks() {
+template <class ClientSocket>
+const nghttp2_session_callbacks* Connection<ClientSocket>::client_callbacks() {
   static nghttp2_session_callbacks* callbacks = [] {
     nghttp2_session_callbacks* c;
     nghttp2_session_callbacks_new(&c);
@@ -356,7 +376,8 @@ const nghttp2_session_callbacks* Connection::client_callbacks() {
   return callbacks;
 }
 
-const nghttp2_session_callbacks* Connection::relay_callbacks() {
+template <class ClientSocket>
+const nghttp2_session_callbacks* Connection<ClientSocket>::relay_callbacks() {
   static nghttp2_session_callbacks* callbacks = [] {
     nghttp2_session_callbacks* c;
     nghttp2_session_callbacks_new(&c);
@@ -369,7 +390,8 @@ const nghttp2_session_callbacks* Connection::relay_callbacks() {
   return callbacks;
 }
 
-void Connection::start() {
+template <class ClientSocket>
+void Connection<ClientSocket>::start() {
   nghttp2_session_server_new2(&down_.session, client_callbacks(), this, manual_window_option());
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
@@ -381,7 +403,8 @@ void Connection::start() {
   read(down_);
 }
 
-void Connection::close() {
+template <class ClientSocket>
+void Connection<ClientSocket>::close() {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ec;
@@ -391,9 +414,10 @@ void Connection::close() {
 
 // ---- I/O: read, hand to nghttp2, frame what it has to send, write.
 
+template <class ClientSocket>
 template <class Socket>
-void Connection::read(Wire<Socket>& wire) {
-  wire.socket.async_read_some(net::buffer(wire.in), [self = shared_from_this(), &wire](
+void Connection<ClientSocket>::read(Wire<Socket>& wire) {
+  wire.socket.async_read_some(net::buffer(wire.in), [self = this->shared_from_this(), &wire](
                                                         const boost::system::error_code& ec, size_t n) {
     if (!self->live(wire)) return;
     if (ec == net::error::no_memory || ec == net::error::no_buffer_space) {
@@ -415,7 +439,8 @@ void Connection::read(Wire<Socket>& wire) {
   });
 }
 
-bool Connection::frame(nghttp2_session* session, std::string& out) {
+template <class ClientSocket>
+bool Connection<ClientSocket>::frame(nghttp2_session* session, std::string& out) {
   bool framed = false;
   while (out.size() < kWriteHighWater) {
     const uint8_t* data = nullptr;
@@ -427,7 +452,8 @@ bool Connection::frame(nghttp2_session* session, std::string& out) {
   return framed;
 }
 
-void Connection::pump() {
+template <class ClientSocket>
+void Connection<ClientSocket>::pump() {
   if (closed_) return;
   // Sending on one side acknowledges bytes on the other (WINDOW_UPDATE):
   // go round until neither has anything new.
@@ -443,22 +469,24 @@ void Connection::pump() {
   }
 }
 
-void Connection::pump_soon() {
+template <class ClientSocket>
+void Connection<ClientSocket>::pump_soon() {
   if (in_callbacks_ || pump_scheduled_) return;
   pump_scheduled_ = true;
-  net::post(loop_.io, [self = shared_from_this()] {
+  net::post(loop_.io, [self = this->shared_from_this()] {
     self->pump_scheduled_ = false;
     self->pump();
   });
 }
 
+template <class ClientSocket>
 template <class Socket>
-void Connection::write(Wire<Socket>& wire) {
+void Connection<ClientSocket>::write(Wire<Socket>& wire) {
   if (wire.writing || wire.out.empty()) return;
   wire.writing = true;
   wire.sending.swap(wire.out);
   net::async_write(wire.socket, net::buffer(wire.sending),
-                   [self = shared_from_this(), &wire](const boost::system::error_code& ec, size_t) {
+                   [self = this->shared_from_this(), &wire](const boost::system::error_code& ec, size_t) {
                      wire.writing = false;
                      wire.sending.clear();
                      if (!self->live(wire)) return;
@@ -469,7 +497,8 @@ void Connection::write(Wire<Socket>& wire) {
 
 // ---- The client's side.
 
-int Connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto* c = static_cast<Connection*>(self);
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     c->streams_[frame->hd.stream_id] = std::make_shared<Stream>(frame->hd.stream_id);
@@ -477,8 +506,10 @@ int Connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int Connection::on_request_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                                  const uint8_t* value, size_t valuelen, uint8_t, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_request_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                                                size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                                                void* self) {
   auto* c = static_cast<Connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
   if (Stream* s = c->client_stream(frame->hd.stream_id)) {
@@ -488,7 +519,8 @@ int Connection::on_request_header(nghttp2_session*, const nghttp2_frame* frame, 
   return 0;
 }
 
-int Connection::on_request_frame(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_request_frame(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto* c = static_cast<Connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   Stream* s = c->client_stream(frame->hd.stream_id);
@@ -498,8 +530,9 @@ int Connection::on_request_frame(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int Connection::on_request_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_request_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                                              size_t len, void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->client_stream(id);
   if (!s || (s->up_id < 0 && s->method == KvMethod::kNone) || s->up_closed) {
@@ -522,7 +555,8 @@ int Connection::on_request_data(nghttp2_session* session, uint8_t, int32_t id, c
   return 0;
 }
 
-int Connection::on_client_stream_close(nghttp2_session*, int32_t id, uint32_t, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_client_stream_close(nghttp2_session*, int32_t id, uint32_t, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto it = c->streams_.find(id);
   if (it == c->streams_.end()) return 0;
@@ -543,8 +577,9 @@ int Connection::on_client_stream_close(nghttp2_session*, int32_t id, uint32_t, v
   return 0;
 }
 
-ssize_t Connection::read_response(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
-                                  nghttp2_data_source* source, void* self) {
+template <class ClientSocket>
+ssize_t Connection<ClientSocket>::read_response(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                                                uint32_t* flags, nghttp2_data_source* source, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto* s = static_cast<Stream*>(source->ptr);
   if (s->to_down.empty()) {
@@ -562,7 +597,8 @@ ssize_t Connection::read_response(nghttp2_session* session, int32_t id, uint8_t*
   return static_cast<ssize_t>(n);
 }
 
-void Connection::request_started(Stream& s) {
+template <class ClientSocket>
+void Connection<ClientSocket>::request_started(Stream& s) {
   const std::string_view type = header(s.request, "content-type");
   const std::string_view encoding = header(s.request, "grpc-encoding");
   const bool plain_grpc = (type == "application/grpc" || type == "application/grpc+proto") &&
@@ -571,7 +607,8 @@ void Connection::request_started(Stream& s) {
   if (s.method == KvMethod::kNone) relay(s);
 }
 
-void Connection::request_ended(Stream& s) {
+template <class ClientSocket>
+void Connection<ClientSocket>::request_ended(Stream& s) {
   s.request_ended = true;
   if (s.method != KvMethod::kNone) {
     if (!answer_here(s)) relay(s);
@@ -583,7 +620,8 @@ void Connection::request_ended(Stream& s) {
 
 // Answers a KV call that carried exactly one uncompressed message the
 // gRPC server would take; anything else is left to it.
-bool Connection::answer_here(Stream& s) {
+template <class ClientSocket>
+bool Connection<ClientSocket>::answer_here(Stream& s) {
   const std::string& b = s.body;
   if (b.size() < kGrpcPrefixBytes || b[0] != 0) return false;
   const auto* p = reinterpret_cast<const unsigned char*>(b.data());
@@ -607,9 +645,11 @@ bool Connection::answer_here(Stream& s) {
   return false;
 }
 
+template <class ClientSocket>
 template <class Request, class Response>
-bool Connection::call(Stream& s, std::string_view message,
-                      void (KvCalls::*method)(const std::string&, const Request&, Response*, KvCalls::Done)) {
+bool Connection<ClientSocket>::call(Stream& s, std::string_view message,
+                                    void (KvCalls::*method)(const std::string&, const Request&, Response*,
+                                                            KvCalls::Done)) {
   struct Call {
     Request request;
     Response response;
@@ -621,7 +661,7 @@ bool Connection::call(Stream& s, std::string_view message,
   shared_.begin_call();
   const std::thread::id loop_thread = std::this_thread::get_id();
   (shared_.kv.*method)(token, call->request, &call->response,
-                       [call, self = weak_from_this(), id = s.id, loop = &loop_, shared = &shared_,
+                       [call, self = this->weak_from_this(), id = s.id, loop = &loop_, shared = &shared_,
                         loop_thread](const grpc::Status& status) {
                          auto finish = [call, self, id, status] {
                            if (auto c = self.lock()) c->answer(id, status, call->response);
@@ -637,8 +677,9 @@ bool Connection::call(Stream& s, std::string_view message,
   return true;
 }
 
+template <class ClientSocket>
 template <class Response>
-void Connection::answer(int32_t id, const grpc::Status& status, const Response& response) {
+void Connection<ClientSocket>::answer(int32_t id, const grpc::Status& status, const Response& response) {
   Stream* s = client_stream(id);
   if (!s || closed_) return;  // the client gave up on it
   Headers headers = {{":status", "200"}, {"content-type", "application/grpc"}};
@@ -673,7 +714,8 @@ void Connection::answer(int32_t id, const grpc::Status& status, const Response& 
 
 // ---- The relay to the gRPC server.
 
-bool Connection::open_relay() {
+template <class ClientSocket>
+bool Connection<ClientSocket>::open_relay() {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) return false;
   shared_.attach(fds[0]);
@@ -696,7 +738,8 @@ bool Connection::open_relay() {
   return true;
 }
 
-void Connection::relay(Stream& s) {
+template <class ClientSocket>
+void Connection<ClientSocket>::relay(Stream& s) {
   if (s.up_id >= 0) return;
   const bool was_kv = s.method != KvMethod::kNone;
   s.method = KvMethod::kNone;
@@ -723,7 +766,8 @@ void Connection::relay(Stream& s) {
 }
 
 // The gRPC server closed the relay (it is shutting down): end what went through it.
-void Connection::relay_lost() {
+template <class ClientSocket>
+void Connection<ClientSocket>::relay_lost() {
   if (!up_) return;
   for (auto& [up_id, s] : relayed_) {
     s->up_closed = true;
@@ -736,8 +780,10 @@ void Connection::relay_lost() {
   pump();
 }
 
-int Connection::on_response_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                                   const uint8_t* value, size_t valuelen, uint8_t, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_response_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                                                 size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                                                 void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->relayed_stream(frame->hd.stream_id);
   if (!s || frame->hd.type != NGHTTP2_HEADERS) return 0;
@@ -747,7 +793,8 @@ int Connection::on_response_header(nghttp2_session*, const nghttp2_frame* frame,
   return 0;
 }
 
-int Connection::on_response_frame(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_response_frame(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto* c = static_cast<Connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   Stream* s = c->relayed_stream(frame->hd.stream_id);
@@ -774,8 +821,9 @@ int Connection::on_response_frame(nghttp2_session*, const nghttp2_frame* frame, 
   return 0;
 }
 
-int Connection::on_response_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                 void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_response_data(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                                               size_t len, void* self) {
   auto* c = static_cast<Connection*>(self);
   Stream* s = c->relayed_stream(id);
   if (!s || s->closed) {
@@ -787,7 +835,8 @@ int Connection::on_response_data(nghttp2_session* session, uint8_t, int32_t id, 
   return 0;
 }
 
-int Connection::on_relay_stream_close(nghttp2_session*, int32_t id, uint32_t error, void* self) {
+template <class ClientSocket>
+int Connection<ClientSocket>::on_relay_stream_close(nghttp2_session*, int32_t id, uint32_t error, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto it = c->relayed_.find(id);
   if (it == c->relayed_.end()) return 0;
@@ -803,8 +852,9 @@ int Connection::on_relay_stream_close(nghttp2_session*, int32_t id, uint32_t err
   return 0;
 }
 
-ssize_t Connection::read_request(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                                 nghttp2_data_source* source, void* self) {
+template <class ClientSocket>
+ssize_t Connection<ClientSocket>::read_request(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                                               nghttp2_data_source* source, void* self) {
   auto* c = static_cast<Connection*>(self);
   auto* s = static_cast<Stream*>(source->ptr);
   if (s->to_up.empty()) {
@@ -839,10 +889,18 @@ class GrpcFrontImpl final : public GrpcFront {
       return;
     }
     Loop& loop = *loops_[next_loop_++ % loops_.size()];
-    auto connection = std::make_shared<Connection>(shared_, loop, fd, std::move(slot));
-    connections_.push_back(connection);
-    if (connections_.size() > 2 * last_sweep_ + 64) sweep();
-    net::post(loop.io, [connection] { connection->start(); });
+    add(std::make_shared<Connection<tcp::socket>>(shared_, loop, adopt(loop.io, fd), std::move(slot)));
+  }
+
+  void serve_tls(int fd, SslPtr ssl, std::shared_ptr<void> slot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) {
+      ::close(fd);
+      return;
+    }
+    Loop& loop = *loops_[next_loop_++ % loops_.size()];
+    add(std::make_shared<Connection<TlsStream>>(shared_, loop, TlsStream(adopt(loop.io, fd), std::move(ssl)),
+                                                std::move(slot)));
   }
 
   void stop_relaying() override { shared_.relaying.store(false); }
@@ -868,9 +926,16 @@ class GrpcFrontImpl final : public GrpcFront {
   }
 
  private:
+  // Starts serving `connection` on its loop. REQUIRES: mu_ held.
+  void add(const std::shared_ptr<Served>& connection) {
+    connections_.push_back(connection);
+    if (connections_.size() > 2 * last_sweep_ + 64) sweep();
+    net::post(connection->loop().io, [connection] { connection->start(); });
+  }
+
   // Forgets connections that have ended.
   void sweep() {
-    std::erase_if(connections_, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+    std::erase_if(connections_, [](const std::weak_ptr<Served>& c) { return c.expired(); });
     last_sweep_ = connections_.size();
   }
 
@@ -879,7 +944,7 @@ class GrpcFrontImpl final : public GrpcFront {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
-  std::vector<std::weak_ptr<Connection>> connections_;  // guarded by mu_
+  std::vector<std::weak_ptr<Served>> connections_;      // guarded by mu_
   size_t last_sweep_ = 0;                               // guarded by mu_
   size_t next_loop_ = 0;                                // guarded by mu_
   bool stopped_ = false;                                // guarded by mu_

@@ -21,6 +21,8 @@
 #include <functional>
 #include <memory>
 
+#include "etcd_api/tls_stream.h"
+
 namespace zeppelin::etcd_api {
 
 class KvCalls;
@@ -39,6 +41,9 @@ class GrpcFront {
   // preface. `slot` is held for as long as the connection is open (the
   // port's count of connections, see shared_port.h).
   virtual void serve(int fd, std::shared_ptr<void> slot) = 0;
+  // The same for a TLS connection whose handshake is done (ALPN: h2): `ssl`
+  // is the session on `fd`.
+  virtual void serve_tls(int fd, SslPtr ssl, std::shared_ptr<void> slot) = 0;
   // From now on, calls that need the gRPC server are refused (REFUSED_STREAM):
   // it is shutting down. KV calls are still answered.
   virtual void stop_relaying() = 0;

@@ -164,6 +164,7 @@ std::string stream_error_body(const grpc::Status& status) {
 
 std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
+template <class Socket>
 class Connection;
 
 // A unary call relayed to the gRPC server, held until its answer is handled
@@ -180,9 +181,11 @@ struct UnaryCall {
 // client that stops reading pushes back on the stream (gRPC flow control).
 // The connection holds the call and the call its connection until the call
 // is done.
+template <class Socket>
 class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamCall(std::shared_ptr<Connection> connection, std::vector<grpc::ByteBuffer> requests, bool client_streaming)
+  StreamCall(std::shared_ptr<Connection<Socket>> connection, std::vector<grpc::ByteBuffer> requests,
+             bool client_streaming)
       : connection_(std::move(connection)), requests_(std::move(requests)), client_streaming_(client_streaming) {}
 
   void begin() {
@@ -206,21 +209,22 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   grpc::ByteBuffer response;  // the last one read; the connection's until read_next()
 
  private:
-  const std::shared_ptr<Connection> connection_;
+  const std::shared_ptr<Connection<Socket>> connection_;
   std::vector<grpc::ByteBuffer> requests_;
   size_t written_ = 0;
   const bool client_streaming_;
 };
 
 // One HTTP/1.1 connection, served asynchronously on the event loop its socket
-// belongs to: every handler below runs there, and what other threads answer
-// (the store, gRPC) is posted back to it.
-class Connection final : public PortConnection, public std::enable_shared_from_this<Connection> {
+// (a tcp::socket, or a TlsStream) belongs to: every handler below runs there,
+// and what other threads answer (the store, gRPC) is posted back to it.
+template <class Socket>
+class Connection final : public PortConnection, public std::enable_shared_from_this<Connection<Socket>> {
  public:
   friend grpc::Status etcd_api::decode_json_body(const std::string&, const protobuf::MethodDescriptor&,
                                                  std::vector<grpc::ByteBuffer>*);
-  Connection(tcp::socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv,
-             const HostGuard& guard, std::chrono::milliseconds idle_timeout)
+  Connection(Socket socket, std::shared_ptr<void> slot, grpc::GenericStub& stub, KvCalls& kv, const HostGuard& guard,
+             std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)),
         executor_(socket_.get_executor()),
         slot_(std::move(slot)),
@@ -263,7 +267,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
 
   void read_header() {
     http::async_read_header(socket_, buffer_, *parser_,
-                            [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                            [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
                               if (self->closed_) return;
                               if (ec) return self->read_failed(ec, &Connection::read_header);
                               self->header_read();
@@ -275,7 +279,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     // curl asks before sending a large body, and waits a second for no answer.
     auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
     http::async_write(socket_, *go_on,
-                      [self = shared_from_this(), go_on](const boost::system::error_code& ec, size_t) {
+                      [self = this->shared_from_this(), go_on](const boost::system::error_code& ec, size_t) {
                         if (ec || self->closed_) return self->end();
                         self->read_body();
                       });
@@ -288,7 +292,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     }
     arm_idle_timer();  // each part of the body in time, however long the whole takes
     http::async_read_some(socket_, buffer_, *parser_,
-                          [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                          [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
                             if (self->closed_) return;
                             if (ec) return self->read_failed(ec, &Connection::read_body);
                             self->read_body();
@@ -299,7 +303,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     if (ec == net::error::no_memory || ec == net::error::no_buffer_space) {
       // The kernel is short of memory, which is not the connection's end.
       retry_timer_.expires_after(std::chrono::milliseconds(10));
-      retry_timer_.async_wait([self = shared_from_this(), resume](const boost::system::error_code& wait) {
+      retry_timer_.async_wait([self = this->shared_from_this(), resume](const boost::system::error_code& wait) {
         if (!wait && !self->closed_) ((*self).*resume)();
       });
       return;
@@ -317,7 +321,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
 
   void arm_idle_timer() {
     idle_timer_.expires_after(idle_timeout_);
-    idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    idle_timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
       if (!ec) self->close();
     });
   }
@@ -417,7 +421,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     auto exchange = std::make_shared<std::pair<Req, Resp>>();
     if (auto s = parse_json(req.body(), &exchange->first); !s.ok()) return reply_error(s, keep_alive_);
     (kv_.*call)(token, exchange->first, &exchange->second,
-                [self = shared_from_this(), exchange](const grpc::Status& status) {
+                [self = this->shared_from_this(), exchange](const grpc::Status& status) {
                   net::post(self->executor_, [self, exchange, status] {
                     if (!status.ok()) return self->reply_error(status, self->keep_alive_);
                     self->reply_json(exchange->second);
@@ -434,7 +438,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     if (!token.empty()) call->ctx.AddMetadata("authorization", token);
     unary_ = call;
     stub_.UnaryCall(&call->ctx, path, grpc::StubOptions(), &call->request, &call->response,
-                    [self = shared_from_this(), call, output = method.output_type()](const grpc::Status& status) {
+                    [self = this->shared_from_this(), call, output = method.output_type()](const grpc::Status& status) {
                       net::post(self->executor_,
                                 [self, call, output, status] { self->unary_done(*call, *output, status); });
                     });
@@ -461,10 +465,9 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   void watch_for_hangup() {
     if (buffer_.size() >= buffer_.max_size()) return;
     hangup_read_pending_ = true;
-    socket_.async_read_some(buffer_.prepare(buffer_.max_size() - buffer_.size()),
-                            [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-                              self->hangup_read(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(buffer_.max_size() - buffer_.size()),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, size_t n) { self->hangup_read(ec, n); });
   }
 
   void hangup_read(const boost::system::error_code& ec, size_t n) {
@@ -499,37 +502,39 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     head->chunked(true);
     head->keep_alive(false);
     auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*head);
-    stream_ = std::make_shared<StreamCall>(shared_from_this(), std::move(requests), method.client_streaming());
+    stream_ =
+        std::make_shared<StreamCall<Socket>>(this->shared_from_this(), std::move(requests), method.client_streaming());
     if (!token.empty()) stream_->ctx.AddMetadata("authorization", token);
-    http::async_write_header(socket_, *serializer, [self = shared_from_this(), head, serializer, path](
-                                                       const boost::system::error_code& ec, size_t) {
-      if (ec || self->closed_) {
-        self->stream_.reset();  // never started
-        return self->end();
-      }
-      self->stub_.PrepareBidiStreamingCall(&self->stream_->ctx, path, grpc::StubOptions(), self->stream_.get());
-      self->stream_->begin();
-      self->watch_stream_hangup();
-    });
+    http::async_write_header(
+        socket_, *serializer,
+        [self = this->shared_from_this(), head, serializer, path](const boost::system::error_code& ec, size_t) {
+          if (ec || self->closed_) {
+            self->stream_.reset();  // never started
+            return self->end();
+          }
+          self->stub_.PrepareBidiStreamingCall(&self->stream_->ctx, path, grpc::StubOptions(), self->stream_.get());
+          self->stream_->begin();
+          self->watch_stream_hangup();
+        });
   }
 
   // The client closing its side is the only way it ends a watch: read (and
   // drop) until it does.
   void watch_stream_hangup() {
-    socket_.async_read_some(net::buffer(discard_), [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                               size_t) {
-      if (self->closed_ || !self->stream_) return;
-      if (!ec) return self->watch_stream_hangup();
-      self->client_gone_ = true;
-      self->stream_->ctx.TryCancel();
-    });
+    socket_.async_read_some(net::buffer(discard_),
+                            [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
+                              if (self->closed_ || !self->stream_) return;
+                              if (!ec) return self->watch_stream_hangup();
+                              self->client_gone_ = true;
+                              self->stream_->ctx.TryCancel();
+                            });
   }
 
   void write_stream_chunk(std::string line) {
     stream_writing_ = true;
     stream_line_ = std::move(line);
     net::async_write(socket_, http::make_chunk(net::buffer(stream_line_)),
-                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                     [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
                        self->stream_writing_ = false;
                        if (ec) {
                          self->client_gone_ = true;
@@ -547,14 +552,14 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     if (client_gone_ || closed_) return end();
     std::string tail;
     if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) tail = stream_error_body(status);
-    auto last = [self = shared_from_this()] {
+    auto last = [self = this->shared_from_this()] {
       net::async_write(self->socket_, http::make_chunk_last(),
                        [self](const boost::system::error_code&, size_t) { self->end(); });
     };
     if (tail.empty()) return last();
     stream_line_ = std::move(tail);
     net::async_write(socket_, http::make_chunk(net::buffer(stream_line_)),
-                     [self = shared_from_this(), last](const boost::system::error_code& ec, size_t) {
+                     [self = this->shared_from_this(), last](const boost::system::error_code& ec, size_t) {
                        if (ec) return self->end();
                        last();
                      });
@@ -599,7 +604,8 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     res.prepare_payload();
     sent_bytes_ = std::max(sent_bytes_, res.body().size());
     auto out = std::make_shared<http::response<http::string_body>>(std::move(res));
-    auto written = [self = shared_from_this(), out, keep_alive](const boost::system::error_code& ec, size_t) mutable {
+    auto written = [self = this->shared_from_this(), out, keep_alive](const boost::system::error_code& ec,
+                                                                      size_t) mutable {
       out.reset();  // before replied() gives memory back
       self->replied(ec, keep_alive && self->keep_alive_);
     };
@@ -723,7 +729,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   // pipelined requests; a body goes straight into its request.
   static constexpr std::size_t kMaxBufferedBytes = 64 * 1024;
 
-  tcp::socket socket_;
+  Socket socket_;
   const net::any_io_executor executor_;  // the loop's: what other threads answer is posted here
   const std::shared_ptr<void> slot_;  // the port's count of open connections
   grpc::GenericStub& stub_;
@@ -743,7 +749,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   bool hangup_read_pending_ = false;
   bool resume_reading_ = false;  // the answer is out, the hang-up watch's read not yet ended
 
-  std::shared_ptr<StreamCall> stream_;  // in flight
+  std::shared_ptr<StreamCall<Socket>> stream_;  // in flight
   const protobuf::Descriptor* stream_output_ = nullptr;
   std::string stream_line_;  // being written
   bool stream_writing_ = false;
@@ -752,7 +758,8 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   char discard_[256];
 };
 
-void Connection::stream_response() {
+template <class Socket>
+void Connection<Socket>::stream_response() {
   if (closed_ || !stream_) return;
   std::unique_ptr<protobuf::Message> message(new_message(*stream_output_));
   std::string json;
@@ -763,24 +770,35 @@ void Connection::stream_response() {
   write_stream_chunk("{\"result\":" + json + "}\n");
 }
 
-void Connection::stream_done(const grpc::Status& status) {
+template <class Socket>
+void Connection<Socket>::stream_done(const grpc::Status& status) {
   stream_status_ = status;
   if (!stream_writing_) finish_stream();
 }
 
-void StreamCall::OnReadDone(bool ok) {
+template <class Socket>
+void StreamCall<Socket>::OnReadDone(bool ok) {
   if (!ok) return;  // no more: OnDone follows
   net::post(connection_->executor(), [c = connection_] { c->stream_response(); });
 }
 
-void StreamCall::OnDone(const grpc::Status& status) {
+template <class Socket>
+void StreamCall<Socket>::OnDone(const grpc::Status& status) {
   net::post(connection_->executor(), [c = connection_, status] { c->stream_done(status); });
 }
 
 }  // namespace
 
 std::shared_ptr<PortConnection> JsonGateway::serve(tcp::socket socket, std::shared_ptr<void> slot) {
-  auto connection = std::make_shared<Connection>(std::move(socket), std::move(slot), stub_, kv_, guard_, idle_timeout_);
+  auto connection =
+      std::make_shared<Connection<tcp::socket>>(std::move(socket), std::move(slot), stub_, kv_, guard_, idle_timeout_);
+  connection->start();
+  return connection;
+}
+
+std::shared_ptr<PortConnection> JsonGateway::serve(TlsStream stream, std::shared_ptr<void> slot) {
+  auto connection =
+      std::make_shared<Connection<TlsStream>>(std::move(stream), std::move(slot), stub_, kv_, guard_, idle_timeout_);
   connection->start();
   return connection;
 }
@@ -788,10 +806,10 @@ std::shared_ptr<PortConnection> JsonGateway::serve(tcp::socket socket, std::shar
 grpc::Status decode_json_body(const std::string& body, const protobuf::MethodDescriptor& method,
                               std::vector<grpc::ByteBuffer>* requests) {
   if (method.client_streaming() || method.server_streaming()) {
-    return Connection::split_requests(body, method, requests);
+    return Connection<tcp::socket>::split_requests(body, method, requests);
   }
   grpc::ByteBuffer request;
-  if (auto s = Connection::to_buffer(body, *method.input_type(), &request); !s.ok()) return s;
+  if (auto s = Connection<tcp::socket>::to_buffer(body, *method.input_type(), &request); !s.ok()) return s;
   requests->push_back(std::move(request));
   return grpc::Status::OK;
 }

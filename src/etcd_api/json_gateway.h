@@ -26,6 +26,7 @@
 
 #include "common/http_guard.h"
 #include "etcd_api/shared_port.h"
+#include "etcd_api/tls_stream.h"
 
 namespace google::protobuf {
 class MethodDescriptor;
@@ -66,6 +67,8 @@ class JsonGateway {
   // for a connection: calls are answered through the loop. The connection
   // holds `slot` until it is gone; the gateway must outlive its connections.
   std::shared_ptr<PortConnection> serve(boost::asio::ip::tcp::socket socket, std::shared_ptr<void> slot);
+  // The same over TLS (the handshake done).
+  std::shared_ptr<PortConnection> serve(TlsStream stream, std::shared_ptr<void> slot);
 
  private:
   grpc::GenericStub stub_;

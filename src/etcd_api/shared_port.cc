@@ -17,6 +17,7 @@
 
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 namespace zeppelin::etcd_api {
 
@@ -94,6 +95,30 @@ class Sniffer final : public PortConnection, public std::enable_shared_from_this
   bool closed_ = false;
 };
 
+// A connection on a TLS port until its handshake is done: then ALPN tells its protocol.
+class Handshaker final : public PortConnection, public std::enable_shared_from_this<Handshaker> {
+ public:
+  Handshaker(SharedPortImpl& port, TlsStream stream, std::shared_ptr<Slot> slot)
+      : port_(port), stream_(std::move(stream)), slot_(std::move(slot)), idle_timer_(stream_->get_executor()) {}
+
+  void start(std::chrono::milliseconds idle_timeout);
+  void close() override {
+    closed_ = true;
+    idle_timer_.cancel();
+    boost::system::error_code ignored;
+    if (stream_) stream_->close(ignored);
+  }
+
+ private:
+  void handshaken();
+
+  SharedPortImpl& port_;
+  std::optional<TlsStream> stream_;
+  std::shared_ptr<Slot> slot_;
+  net::steady_timer idle_timer_;  // bounds the whole handshake
+  bool closed_ = false;
+};
+
 class SharedPortImpl final : public SharedPort {
  public:
   explicit SharedPortImpl(SharedPortOptions options)
@@ -129,10 +154,8 @@ class SharedPortImpl final : public SharedPort {
 
   int port() const override { return port_; }
 
-  void start(Http2Handler http2, Http1Handler http1, Failed failed) override {
-    http2_ = std::move(http2);
-    http1_ = std::move(http1);
-    failed_ = std::move(failed);
+  void start(Handlers handlers) override {
+    handlers_ = std::move(handlers);
     for (auto& loop : loops_) guards_.emplace_back(loop->get_executor());
     net::post(*loops_.front(), [this] { accept_next(); });
     for (auto& loop : loops_) threads_.emplace_back([io = loop.get()] { io->run(); });
@@ -183,7 +206,20 @@ class SharedPortImpl final : public SharedPort {
     socket.non_blocking(true, ec);
     socket.set_option(tcp::no_delay(true), ec);
     slot->hand_over();
-    http2_(socket.release(), slot);
+    handlers_.http2(socket.release(), slot);
+  }
+
+  void serve_http2_tls(TlsStream stream, const std::shared_ptr<Slot>& slot) {
+    if (is_stopping()) return;
+    slot->hand_over();
+    auto [fd, ssl] = stream.release();
+    handlers_.http2_tls(fd, std::move(ssl), slot);
+  }
+
+  void serve_http1_tls(TlsStream stream, const std::shared_ptr<Slot>& slot) {
+    net::io_context* io = &static_cast<net::io_context&>(stream.get_executor().context());
+    auto connection = handlers_.http1_tls(std::move(stream), slot);
+    if (connection) track(connection, io);
   }
 
   void serve_http1(tcp::socket socket, const std::shared_ptr<Slot>& slot) {
@@ -192,7 +228,7 @@ class SharedPortImpl final : public SharedPort {
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     net::io_context* io = &static_cast<net::io_context&>(socket.get_executor().context());
-    auto connection = http1_(std::move(socket), slot);
+    auto connection = handlers_.http1(std::move(socket), slot);
     if (connection) track(connection, io);
   }
 
@@ -225,12 +261,34 @@ class SharedPortImpl final : public SharedPort {
     backoffs_ = 0;
     if (auto slot = take_slot()) {
       net::io_context* io = &static_cast<net::io_context&>(socket.get_executor().context());
-      auto sniffer = std::make_shared<Sniffer>(*this, std::move(socket), std::move(slot));
-      if (track(sniffer, io)) net::post(*io, [sniffer, timeout = options_.idle_timeout] { sniffer->start(timeout); });
+      if (options_.tls) {
+        handshake(std::move(socket), std::move(slot), io);
+      } else {
+        auto sniffer = std::make_shared<Sniffer>(*this, std::move(socket), std::move(slot));
+        if (track(sniffer, io)) net::post(*io, [sniffer, timeout = options_.idle_timeout] { sniffer->start(timeout); });
+      }
     } else {
       refuse(std::move(socket));
     }
     accept_next();
+  }
+
+  // Starts a TLS connection's handshake on its loop, with the context of the
+  // moment (a rotated certificate serves new connections).
+  void handshake(tcp::socket socket, std::shared_ptr<Slot> slot, net::io_context* io) {
+    SslPtr ssl(SSL_new(options_.tls->current()->native_handle()));
+    if (!ssl) {
+      log::warn("etcd API on port {}: cannot make a TLS session; closing the connection", port_);
+      return;
+    }
+    // Handshake messages and then answers leave at once (see serve_http1).
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    auto handshaker =
+        std::make_shared<Handshaker>(*this, TlsStream(std::move(socket), std::move(ssl)), std::move(slot));
+    if (track(handshaker, io)) {
+      net::post(*io, [handshaker, timeout = options_.idle_timeout] { handshaker->start(timeout); });
+    }
   }
 
   // A place for one more connection, or none at the cap.
@@ -287,7 +345,7 @@ class SharedPortImpl final : public SharedPort {
   // The port cannot accept any more: say so, and let the owner stop.
   void fail(const std::string& reason) {
     log::error("etcd API on port {} stopped accepting connections: {}", port_, reason);
-    if (failed_) failed_(reason);
+    if (handlers_.failed) handlers_.failed(reason);
   }
 
   bool is_stopping() {
@@ -306,9 +364,7 @@ class SharedPortImpl final : public SharedPort {
   int backoffs_ = 0;  // in a row
   size_t next_loop_ = 0;
   int port_ = 0;
-  Http2Handler http2_;
-  Http1Handler http1_;
-  Failed failed_;
+  Handlers handlers_;
   LogThrottle backoff_log_;
   LogThrottle refusal_log_;
 
@@ -363,6 +419,33 @@ void Sniffer::peek() {
   // Part of the preface so far: the socket stays readable, so look again a
   // little later rather than spin (the idle timer still bounds the wait).
   retry_after(std::chrono::milliseconds(1));
+}
+
+void Handshaker::start(std::chrono::milliseconds idle_timeout) {
+  if (closed_) return;
+  idle_timer_.expires_after(idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->close();  // no complete handshake since it connected
+  });
+  stream_->async_handshake([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (self->closed_) return;
+    if (ec) return self->close();  // not TLS, or not a TLS we speak
+    self->handshaken();
+  });
+}
+
+void Handshaker::handshaken() {
+  idle_timer_.cancel();
+  closed_ = true;
+  const unsigned char* protocol = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(stream_->native_handle(), &protocol, &length);
+  TlsStream stream = std::move(*stream_);
+  stream_.reset();
+  if (std::string_view(reinterpret_cast<const char*>(protocol), length) == "h2") {
+    return port_.serve_http2_tls(std::move(stream), slot_);
+  }
+  port_.serve_http1_tls(std::move(stream), slot_);
 }
 
 }  // namespace

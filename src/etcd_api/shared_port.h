@@ -9,10 +9,17 @@
 // each connection is sniffed, and served as HTTP/1.1 if it is, on one loop,
 // asynchronously. Connections handed to the HTTP/2 handler are its own.
 //
+// With TLS (SharedPortOptions::tls), every connection first completes a TLS
+// handshake, asynchronously on its loop, and its protocol is the one ALPN
+// chose: "h2" goes to the HTTP/2 handler, anything else (ALPN "http/1.1" or
+// none) to the HTTP/1.1 one. A connection that does not speak TLS fails the
+// handshake and is closed: a TLS port never answers in plaintext.
+//
 // Limits: at most `max_connections` open at once, HTTP/2 ones included
 // (more are closed as soon as they are accepted); a connection that sends
-// nothing for `idle_timeout` before its protocol is known is closed (the
-// HTTP/1.1 handler applies the same timeout between requests).
+// nothing for `idle_timeout` before its protocol is known is closed, and one
+// whose TLS handshake has not completed by then too (the HTTP/1.1 handler
+// applies the same timeout between requests).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -23,6 +30,11 @@
 
 #include "common/result.h"
 #include "etcd_api/etcd_server.h"
+#include "etcd_api/tls_stream.h"
+
+namespace zeppelin {
+class TlsContextSource;
+}
 
 namespace zeppelin::etcd_api {
 
@@ -30,6 +42,9 @@ struct SharedPortOptions {
   int event_loops = 2;
   int max_connections = kDefaultEtcdMaxConnections;
   std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
+  // Where each connection's TLS context comes from (it offers ALPN "h2" and
+  // "http/1.1"); null: plaintext. Must outlive the port.
+  TlsContextSource* tls = nullptr;
 };
 
 // A connection served on one of the port's event loops.
@@ -61,13 +76,26 @@ class SharedPort {
   // or memory) are retried, with a back-off for the shortages.
   using Failed = std::function<void(const std::string& reason)>;
 
+  // On a TLS port, the same for connections whose handshake is done: an
+  // HTTP/2 one as its descriptor and session, an HTTP/1.1 one as a stream.
+  using Http2TlsHandler = std::function<void(int fd, SslPtr ssl, ConnectionSlot slot)>;
+  using Http1TlsHandler = std::function<std::shared_ptr<PortConnection>(TlsStream stream, ConnectionSlot slot)>;
+
+  struct Handlers {
+    Http2Handler http2 = {};
+    Http1Handler http1 = {};
+    Failed failed = {};
+    Http2TlsHandler http2_tls = {};  // needed with SharedPortOptions::tls only
+    Http1TlsHandler http1_tls = {};
+  };
+
   // Binds "HOST:PORT" (port 0: a free one) without accepting yet.
   static Result<std::unique_ptr<SharedPort>> bind(const std::string& listen, SharedPortOptions options = {});
   virtual ~SharedPort() = default;
 
   virtual int port() const = 0;
   // Starts the event loops and accepts. The handlers must stay valid until stop() returns.
-  virtual void start(Http2Handler http2, Http1Handler http1, Failed failed) = 0;
+  virtual void start(Handlers handlers) = 0;
   // Stops accepting, closes the connections it serves, waits until every one
   // of them is gone (their slots released), then ends the loops. Not from a
   // handler: it runs on a loop.

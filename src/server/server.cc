@@ -18,13 +18,13 @@
 
 #include "api/http_server.h"
 #include "api/routes.h"
-#include "api/tls.h"
 #include "common/fs_util.h"
-#include "common/home_paths.h"
 #include "common/home_modes.h"
+#include "common/home_paths.h"
 #include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/tls.h"
 #include "common/units.h"
 #include "etcd_api/auth.h"
 #include "etcd_api/etcd_server.h"
@@ -133,8 +133,22 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
 // free port, the previous server's port (HOME/etcd.address) is tried first, so
 // that replicas outliving a restart (adopted containers) keep a working
 // ZEPPELIN_ETCD_ENDPOINTS.
+// The certificate of a TLS port listening on `host`: `given` (re-read when
+// it changes), else one issued by the private CA under HOME/tls as NAME.pem.
+Result<std::unique_ptr<TlsContextSource>> load_tls(const std::string& home, const std::string& host,
+                                                   const std::vector<std::string>& sans, TlsFiles given,
+                                                   const std::string& name, AlpnProtocols alpn) {
+  if (given.cert.empty()) {
+    auto generated = ensure_generated_certificate(home + "/tls", default_sans(host, sans), name);
+    if (!generated) return generated.error();
+    given = *generated;
+  }
+  return TlsContextSource::load(std::move(given), std::move(alpn));
+}
+
 Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store, const ServerOptions& options,
-                                                             std::function<void(const std::string&)> on_failure) {
+                                                             std::function<void(const std::string&)> on_failure,
+                                                             TlsContextSource* tls) {
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
   etcd_options.on_failure = std::move(on_failure);
@@ -151,6 +165,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.max_txn_ops = options.store.max_txn_ops;
   etcd_options.max_response_bytes = options.store.max_response_bytes;
   etcd_options.max_connections = options.store.etcd_max_connections;
+  etcd_options.tls = tls;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
@@ -236,11 +251,11 @@ int run_server(const ServerOptions& options) {
                options.etcd_listen);
     return 2;
   }
-  if (!etcd_on_loopback && !options.store.etcd_plaintext) {
+  if (!etcd_on_loopback && !options.store.etcd_plaintext && !options.store.etcd_tls) {
     // Passwords and tokens would cross the network in clear.
     log::error(
-        "--etcd-listen {} is beyond loopback and the etcd port has no TLS: add --etcd-plaintext if the network is "
-        "guarded otherwise, or listen on 127.0.0.1",
+        "--etcd-listen {} is beyond loopback and the etcd port has no TLS: add --etcd-tls, or --etcd-plaintext if "
+        "the network is guarded otherwise, or listen on 127.0.0.1",
         options.etcd_listen);
     return 2;
   }
@@ -285,24 +300,48 @@ int run_server(const ServerOptions& options) {
   };
   // The embedded store is always served over the etcd API; with --store etcd
   // the store is the user's cluster, served by zeppelin only if --etcd-listen asks.
+  std::unique_ptr<TlsContextSource> etcd_tls;  // the etcd port's certificate; outlives the etcd API
+  std::string etcd_scheme = "http://";
+  std::string etcd_ca;                         // what the etcd port's clients trust (empty: the system's CAs)
   std::unique_ptr<etcd_api::EtcdServer> etcd;  // stops before the store closes
   if (!external || !options.etcd_listen.empty()) {
     ServerOptions listen_options = options;
     if (listen_options.etcd_listen.empty()) listen_options.etcd_listen = "127.0.0.1:0";
-    auto etcd_started = start_etcd_api(*store, listen_options, on_etcd_failure);
+    if (options.store.etcd_tls) {
+      const std::string& listen = listen_options.etcd_listen;
+      auto loaded =
+          load_tls(options.home, listen.substr(0, listen.rfind(':')), options.tls_sans,
+                   {options.store.etcd_tls_cert, options.store.etcd_tls_key}, "etcd-server", {"h2", "http/1.1"});
+      if (!loaded) {
+        log::error("etcd API: TLS: {}", loaded.error().message);
+        return 1;
+      }
+      etcd_tls = std::move(*loaded);
+      etcd_scheme = "https://";
+      etcd_ca = options.store.etcd_tls_cert.empty() ? options.home + "/tls/ca.pem" : options.store.etcd_tls_ca;
+    }
+    auto etcd_started = start_etcd_api(*store, listen_options, on_etcd_failure, etcd_tls.get());
     if (!etcd_started) {
       log::error("etcd API: {}", etcd_started.error().message);
       return 1;
     }
     etcd = std::move(*etcd_started);
-    log::info("etcd API listening on http://{}", etcd->address());
+    log::info("etcd API listening on {}{}", etcd_scheme, etcd->address());
   }
   api::StoreAccess store_access;
   store_access.backend = options.store.backend;
   if (external) {
     store_access.endpoints = *etcd_client::parse_endpoints(options.store.etcd_endpoints);  // checked by open_store
   } else {
-    store_access.endpoints = {"http://" + etcd->address()};
+    std::string address = etcd->address();
+    if (etcd_tls) {
+      // Clients verify the host they dial against the certificate, which
+      // names loopback but never a wildcard address.
+      if (address.starts_with("0.0.0.0:")) address = "127.0.0.1" + address.substr(7);
+      if (address.starts_with("[::]:")) address = "[::1]" + address.substr(4);
+    }
+    store_access.endpoints = {etcd_scheme + address};
+    store_access.ca_file = etcd_ca;
     store_access.auth_enabled = [&auth = etcd->auth()] { return auth.enabled(); };
   }
   store_access.snapshot = [&store](const std::string& path) -> Result<std::int64_t> {
@@ -351,6 +390,7 @@ int run_server(const ServerOptions& options) {
   sup_options.home = options.home;
   sup_options.registry = registry->get();
   sup_options.etcd_endpoints = store_access.endpoints;
+  sup_options.etcd_ca_file = store_access.ca_file;
   sup_options.limits = options.limits;
   sup_options.max_replicas = options.max_replicas;
   // Declared before the supervisor, whose replicas hold its tokens.
@@ -363,7 +403,7 @@ int run_server(const ServerOptions& options) {
   }
 
   bool stopping = false;
-  std::unique_ptr<api::TlsContextSource> tls;  // the TCP listener's certificate; outlives the listeners
+  std::unique_ptr<TlsContextSource> tls;  // the TCP listener's certificate; outlives the listeners
   std::vector<std::unique_ptr<api::HttpServer>> listeners;
   auto shutdown = [&] {
     if (stopping) return;
@@ -397,19 +437,10 @@ int run_server(const ServerOptions& options) {
   log::info("API listening on unix:{}", (*unix_listener)->address());
   listeners.push_back(std::move(*unix_listener));
   if (!options.tcp_listen.empty()) {
-    api::TlsFiles files{options.tls_cert, options.tls_key};
-    if (files.cert.empty()) {
-      const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
-      auto generated = api::ensure_generated_certificate(options.home + "/tls", api::default_sans(host, options.tls_sans));
-      if (!generated) {
-        log::error("TLS: {}", generated.error().message);
-        return 1;
-      }
-      files = *generated;
-    }
-    auto loaded = api::TlsContextSource::load(files);
+    const std::string host = options.tcp_listen.substr(0, options.tcp_listen.rfind(':'));
+    auto loaded = load_tls(options.home, host, options.tls_sans, {options.tls_cert, options.tls_key}, "server", {});
     if (!loaded) {
-      log::error("{}", loaded.error().message);
+      log::error("TLS: {}", loaded.error().message);
       return 1;
     }
     tls = std::move(*loaded);

@@ -28,6 +28,14 @@ struct StoreOptions {
   // --etcd-plaintext: the etcd port may listen beyond loopback without TLS
   // (auth stays on), for a network guarded otherwise.
   bool etcd_plaintext = false;
+  // --etcd-tls: the etcd port serves TLS only, with a certificate the CA under
+  // HOME/tls issues (etcd-server.pem), or with --etcd-tls-cert/--etcd-tls-key
+  // (which imply it; re-read when they change), whose clients trust
+  // --etcd-tls-ca (empty: the system's CAs).
+  bool etcd_tls = false;
+  std::string etcd_tls_cert;
+  std::string etcd_tls_key;
+  std::string etcd_tls_ca;
   std::optional<std::string> root_password;  // --store-password-env: the owner's own root user's
   // Limits of the etcd API the server serves (see docs/store.md).
   int max_txn_ops = 128;                                // --max-txn-ops

@@ -117,6 +117,10 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     }
   } else if (!id.etcd_endpoints.empty()) {
     vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(id.etcd_endpoints);
+    if (!id.etcd_ca_file.empty()) {
+      vars["ZEPPELIN_ETCD_CACERT"] = id.etcd_ca_file;
+      vars["ETCDCTL_CACERT"] = id.etcd_ca_file;
+    }
     if (!id.etcd_token.empty()) {
       vars["ZEPPELIN_ETCD_USER"] = id.etcd_user;
       vars["ZEPPELIN_ETCD_TOKEN"] = id.etcd_token;

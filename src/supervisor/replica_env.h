@@ -25,6 +25,7 @@ struct ReplicaIdentity {
   std::map<std::string, std::string> volumes;          // volume name -> directory as the replica sees it
   std::string home;                                    // the server's data directory
   std::vector<std::string> etcd_endpoints;             // the server's coordination store (URLs)
+  std::string etcd_ca_file;                            // the CA its https:// endpoints are trusted by
   // With etcd_endpoints and auth enabled there: who the replica acts as, and its token.
   std::string etcd_user;
   std::string etcd_token;

@@ -208,6 +208,7 @@ Result<std::unique_ptr<Supervisor::SystemRuntime>> Supervisor::make_runtime(stat
     id.replicas = svc.replicas;
     id.host = "127.0.0.1";
     id.etcd_endpoints = options_.etcd_endpoints;
+    id.etcd_ca_file = options_.etcd_ca_file;
     for (const auto& dep : svc.depends_on) id.dependencies[dep] = {};
     for (const auto& v : svc.volumes) id.volumes[v.name] = v.source.value_or("");
     auto env = build_launch_env(id, record.caller_env);
@@ -1047,6 +1048,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   id.host = r->host;
   id.home = options_.home;
   id.etcd_endpoints = options_.etcd_endpoints;
+  id.etcd_ca_file = options_.etcd_ca_file;
   id.read_secret = [home = options_.home](const spec::SecretRef& ref) {
     return secrets::SecretFiles(home).get(ref.name, ref.key);  // checks both names before reading
   };

@@ -84,6 +84,8 @@ struct SupervisorOptions {
   // The coordination store's URLs, given to replicas as ZEPPELIN_ETCD_ENDPOINTS
   // (unless their system names an etcd cluster of its own).
   std::vector<std::string> etcd_endpoints;
+  // The CA file replicas trust for https:// etcd_endpoints (ZEPPELIN_ETCD_CACERT).
+  std::string etcd_ca_file;
   // Tokens for replicas of systems using etcd_endpoints (store.user, default
   // root) when that store has auth enabled; none when null. Must outlive the supervisor.
   ReplicaCredentials* credentials = nullptr;

@@ -140,7 +140,7 @@ class PythonSdkAgainstEtcdAndZeppelin(unittest.TestCase):
         self.assertEqual(raised.exception.code, zeppelin.client.UNAVAILABLE)
         self.assertIn(dead, raised.exception.message)
         with self.assertRaises(ValueError):
-            zeppelin.Client("https://127.0.0.1:1")
+            zeppelin.Client("ftp://127.0.0.1:1")  # http and https only
 
     def test_user_and_password_against_auth(self):
         endpoint = self.zeppelin_endpoint

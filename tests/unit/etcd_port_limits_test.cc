@@ -1,23 +1,30 @@
 // The etcd port under many connections: idle ones and gateway watches cost
 // no thread each, a connection that says nothing is closed after the idle
 // timeout while a silent watch is not, and the connection cap turns the
-// excess away. Real sockets on loopback against the whole etcd API.
+// excess away. Over TLS: gRPC (ALPN h2) and the gateway (http/1.1) answer
+// verified clients, plaintext gets no answer, a client that never completes
+// its handshake is closed after the idle timeout, and TLS connections count
+// towards the cap. Real sockets on loopback against the whole etcd API.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "loopback_socket.h"
+#include "common/fs_util.h"
+#include "common/tls.h"
 #include "etcd_api/etcd_server.h"
+#include "loopback_socket.h"
 #include "rpc.grpc.pb.h"
 #include "store/embedded_store.h"
 
@@ -93,6 +100,58 @@ Ending wait_for_close(int fd) {
   return Ending::kStillOpen;  // the read timed out
 }
 
+struct CtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+
+// A blocking TLS client connection, verified against `ca`, offering `alpn`.
+class TlsClient {
+ public:
+  TlsClient(int fd, const std::string& ca, const std::string& alpn) : fd_(fd) {
+    ctx_.reset(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX_load_verify_locations(ctx_.get(), ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    ssl_.reset(SSL_new(ctx_.get()));
+    const std::string wire = std::string(1, static_cast<char>(alpn.size())) + alpn;
+    SSL_set_alpn_protos(ssl_.get(), reinterpret_cast<const unsigned char*>(wire.data()),
+                        static_cast<unsigned>(wire.size()));
+    SSL_set1_host(ssl_.get(), "127.0.0.1");
+    SSL_set_fd(ssl_.get(), fd_);
+    connected_ = SSL_connect(ssl_.get()) == 1;
+  }
+  ~TlsClient() { ::close(fd_); }
+
+  bool connected() const { return connected_; }
+  std::string alpn() const {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl_.get(), &p, &n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+  bool send(const std::string& bytes) {
+    return SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+  }
+  bool read_until(const std::string& needle) {
+    std::string got;
+    char buf[4096];
+    while (got.find(needle) == std::string::npos) {
+      const int n = SSL_read(ssl_.get(), buf, sizeof buf);
+      if (n <= 0) return false;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+  std::unique_ptr<SSL_CTX, CtxFree> ctx_;
+  struct SslFree {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
+  std::unique_ptr<SSL, SslFree> ssl_;
+  bool connected_ = false;
+};
+
 class EtcdPortLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -120,6 +179,29 @@ class EtcdPortLimitsTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(*server);
     port_ = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+  }
+
+  // The same over TLS, with a certificate of a private CA in dir_/tls (ca_).
+  void start_tls(EtcdServerOptions options = {}) {
+    std::signal(SIGPIPE, SIG_IGN);  // as the server does: OpenSSL writes with write(2)
+    auto files = ensure_generated_certificate((dir_ / "tls").string(), default_sans("127.0.0.1", {}), "etcd-server");
+    ASSERT_TRUE(files.ok()) << files.error().message;
+    auto tls = TlsContextSource::load(*files, {"h2", "http/1.1"});
+    ASSERT_TRUE(tls.ok()) << tls.error().message;
+    tls_ = std::move(*tls);
+    ca_ = (dir_ / "tls" / "ca.pem").string();
+    options.tls = tls_.get();
+    start(options);
+  }
+
+  grpc::Status grpc_range(const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+    auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(server_->address(), credentials));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    etcdserverpb::RangeRequest request;
+    request.set_key("foo");
+    etcdserverpb::RangeResponse response;
+    return kv->Range(&ctx, request, &response);
   }
 
   // A client connection closed by TearDown.
@@ -155,6 +237,8 @@ class EtcdPortLimitsTest : public ::testing::Test {
 
   fs::path dir_;
   std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<TlsContextSource> tls_;  // outlives server_
+  std::string ca_;
   std::unique_ptr<EtcdServer> server_;
   int port_ = 0;
   std::vector<int> clients_;
@@ -286,6 +370,61 @@ TEST_F(EtcdPortLimitsTest, ConnectionsBeyondTheCapAreClosed) {
     if (answer.find("200 OK") != std::string::npos) break;
   }
   EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+}
+
+// ---- Over TLS (--etcd-tls).
+
+TEST_F(EtcdPortLimitsTest, TlsGrpcAndGatewayAnswerVerifiedClientsOnly) {
+  start_tls();
+  grpc::SslCredentialsOptions ssl;
+  auto ca = read_file(ca_);
+  ASSERT_TRUE(ca.ok());
+  ssl.pem_root_certs = *ca;
+  EXPECT_TRUE(grpc_range(grpc::SslCredentials(ssl)).ok());
+  EXPECT_FALSE(grpc_range(grpc::InsecureChannelCredentials()).ok());
+
+  TlsClient gateway(connect_to(port_), ca_, "http/1.1");
+  ASSERT_TRUE(gateway.connected());
+  EXPECT_EQ(gateway.alpn(), "http/1.1");
+  ASSERT_TRUE(gateway.send(post("/v3/kv/range", R"({"key":"Zm9v"})")));
+  EXPECT_TRUE(gateway.read_until("\"header\""));
+
+  const int plain = connect_to(port_, seconds(5));
+  ASSERT_GE(plain, 0);
+  const std::string request = post("/v3/kv/range", R"({"key":"Zm9v"})");
+  ASSERT_EQ(::send(plain, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  EXPECT_TRUE(wait_for_close(plain) == Ending::kClosed) << "a plaintext request on a TLS port";
+  ::close(plain);
+}
+
+TEST_F(EtcdPortLimitsTest, TlsClientThatNeverHandshakesIsClosedAfterTheIdleTimeout) {
+  EtcdServerOptions options;
+  options.idle_timeout = milliseconds(300);
+  start_tls(options);
+  const auto opened = Clock::now();
+  const int silent = connect_to(port_, seconds(5));
+  ASSERT_GE(silent, 0);
+  EXPECT_TRUE(wait_for_close(silent) == Ending::kClosed);
+  EXPECT_GE(Clock::now() - opened, milliseconds(250));
+  ::close(silent);
+}
+
+TEST_F(EtcdPortLimitsTest, TlsConnectionsCountTowardsTheCap) {
+  EtcdServerOptions options;
+  options.max_connections = 4;
+  start_tls(options);
+  std::vector<std::unique_ptr<TlsClient>> held;
+  for (const char* alpn : {"h2", "h2", "http/1.1", "http/1.1"}) {
+    held.push_back(std::make_unique<TlsClient>(connect_to(port_, seconds(5)), ca_, alpn));
+    ASSERT_TRUE(held.back()->connected());
+    EXPECT_EQ(held.back()->alpn(), alpn);
+  }
+  const int excess = connect_to(port_, seconds(5));
+  ASSERT_GE(excess, 0);
+  EXPECT_TRUE(wait_for_close(excess) == Ending::kClosed) << "a connection beyond the cap";
+  ::close(excess);
+  ASSERT_TRUE(held.back()->send(post("/v3/kv/range", R"({"key":"Zm9v"})")));
+  EXPECT_TRUE(held.back()->read_until("\"header\"")) << "a connection within the cap";
 }
 
 }  // namespace

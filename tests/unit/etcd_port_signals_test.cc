@@ -165,7 +165,8 @@ TEST(EtcdPortSignals, TheAcceptLoopGoesOnWhenSignalsInterruptIt) {
   auto port = SharedPort::bind("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.error().message;
   std::atomic<bool> failed{false};
-  (*port)->start(close_http2, answer_ok, [&failed](const std::string&) { failed = true; });
+  (*port)->start(
+      {.http2 = close_http2, .http1 = answer_ok, .failed = [&failed](const std::string&) { failed = true; }});
   const int before = g_delivered.load();
   int answered = 0;
   {
@@ -187,7 +188,7 @@ TEST(EtcdPortSignals, AListeningSocketThatFailsIsReported) {
   auto port = SharedPort::bind("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.error().message;
   std::atomic<int> failures{0};
-  (*port)->start(close_http2, answer_ok, [&failures](const std::string&) { ++failures; });
+  (*port)->start({.http2 = close_http2, .http1 = answer_ok, .failed = [&failures](const std::string&) { ++failures; }});
   ASSERT_NE(exchange((*port)->port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n").find("200 OK"), std::string::npos);
   // Shut down from under the accept loop (not by stop()): accept() fails with EINVAL from now on.
   const int fd = listening_socket((*port)->port());

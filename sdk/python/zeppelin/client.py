@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Union
@@ -142,21 +143,23 @@ def op_delete(key: Bytes, prefix: bool = False) -> dict:
 
 def _endpoint(url: str):
     parts = urlsplit(url if "://" in url else "http://" + url)
-    if parts.scheme != "http":
-        raise ValueError(f"endpoint {url!r}: only http:// endpoints are supported")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"endpoint {url!r}: only http:// and https:// endpoints are supported")
     if not parts.hostname or not parts.port:
         raise ValueError(f"endpoint {url!r}: expected HOST:PORT")
-    return parts.hostname, parts.port
+    return parts.scheme, parts.hostname, parts.port
 
 
 class Client:
     """The store at `endpoints` (a list or a comma-separated string; default
     $ZEPPELIN_ETCD_ENDPOINTS). The first endpoint that answers serves each call.
     Authentication: `token` (default $ZEPPELIN_ETCD_TOKEN), or `user` and
-    `password`, exchanged for a token and renewed when it expires."""
+    `password`, exchanged for a token and renewed when it expires. https://
+    endpoints are verified against `cacert` (default $ZEPPELIN_ETCD_CACERT,
+    else the system's CAs)."""
 
     def __init__(self, endpoints=None, token: Optional[str] = None, user: Optional[str] = None,
-                 password: Optional[str] = None, timeout: float = 10.0):
+                 password: Optional[str] = None, timeout: float = 10.0, cacert: Optional[str] = None):
         if endpoints is None:
             endpoints = os.environ.get("ZEPPELIN_ETCD_ENDPOINTS", "")
         if isinstance(endpoints, str):
@@ -165,6 +168,9 @@ class Client:
             raise ValueError("no endpoints: pass endpoints= or set ZEPPELIN_ETCD_ENDPOINTS")
         self._endpoints = [_endpoint(e.strip()) for e in endpoints]
         self._timeout = timeout
+        self._tls = None
+        if any(scheme == "https" for scheme, _, _ in self._endpoints):
+            self._tls = ssl.create_default_context(cafile=cacert or os.environ.get("ZEPPELIN_ETCD_CACERT") or None)
         self._user, self._password = user, password
         self._token = token if token is not None else os.environ.get("ZEPPELIN_ETCD_TOKEN") or None
         self._local = threading.local()
@@ -173,11 +179,17 @@ class Client:
 
     # -- transport --
 
+    def _new_connection(self, endpoint):
+        scheme, host, port = endpoint
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._tls)
+        return http.client.HTTPConnection(host, port, timeout=self._timeout)
+
     def _connection(self, endpoint):
         conns = self._local.__dict__.setdefault("conns", {})
         conn = conns.get(endpoint)
         if conn is None:
-            conn = http.client.HTTPConnection(endpoint[0], endpoint[1], timeout=self._timeout)
+            conn = self._new_connection(endpoint)
             conns[endpoint] = conn
         return conn
 
@@ -198,7 +210,7 @@ class Client:
                 text = response.read()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                failures.append(f"{endpoint[0]}:{endpoint[1]}: {e}")
+                failures.append(f"{endpoint[1]}:{endpoint[2]}: {e}")
                 continue
             try:
                 answer = json.loads(text) if text else {}
@@ -227,8 +239,9 @@ class Client:
     def _stream(self, path: str, body: dict):
         """Opens a streaming call; returns (socket, response) for one {"result": ...} per line."""
         failures = []
-        for host, port in self._endpoints:
-            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        for endpoint in self._endpoints:
+            _, host, port = endpoint
+            conn = self._new_connection(endpoint)
             try:
                 conn.connect()
                 sock = conn.sock  # the response outlives the connection object's hold on it

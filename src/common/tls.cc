@@ -1,4 +1,4 @@
-#include "api/tls.h"
+#include "common/tls.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -18,11 +18,13 @@
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "common/fs_util.h"
 #include "common/log.h"
 
-namespace zeppelin::api {
+namespace zeppelin {
 
 namespace ssl = boost::asio::ssl;
 
@@ -208,12 +210,13 @@ std::vector<std::string> default_sans(const std::string& listen_host, const std:
   return names;
 }
 
-Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std::vector<std::string>& sans) {
+Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std::vector<std::string>& sans,
+                                              const std::string& name) {
   if (auto s = make_dirs(dir, 0700); !s) return s.error();
   ::chmod(dir.c_str(), 0700);
   const std::string ca_path = dir + "/ca.pem", ca_key_path = dir + "/ca-key.pem";
-  const std::string cert_path = dir + "/server.pem", key_path = dir + "/server-key.pem";
-  const std::string sans_path = dir + "/server.sans";
+  const std::string cert_path = dir + "/" + name + ".pem", key_path = dir + "/" + name + "-key.pem";
+  const std::string sans_path = dir + "/" + name + ".sans";
 
   Key ca_key;
   Cert ca;
@@ -275,7 +278,44 @@ Result<TlsFiles> ensure_generated_certificate(const std::string& dir, const std:
   return TlsFiles{cert_path, key_path};
 }
 
-Result<std::shared_ptr<ssl::context>> make_server_context(const TlsFiles& files) {
+namespace {
+
+// The ALPN wire format of `protocols`: each name preceded by its length.
+std::string alpn_wire(const AlpnProtocols& protocols) {
+  std::string wire;
+  for (const auto& p : protocols) {
+    wire += static_cast<char>(p.size());
+    wire += p;
+  }
+  return wire;
+}
+
+// The wire format of `protocols`, kept for the life of the process: an
+// SSL_CTX (and the callback's argument with it) outlives its ssl::context as
+// long as a session on it does, and few distinct lists exist.
+const std::string* interned_alpn_wire(const AlpnProtocols& protocols) {
+  static std::mutex mu;
+  static std::set<std::string> wires;
+  std::lock_guard<std::mutex> lock(mu);
+  return &*wires.insert(alpn_wire(protocols)).first;
+}
+
+// Picks the first of our protocols (`arg`, in wire format) the client offers.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                void* arg) {
+  const auto* ours = static_cast<const std::string*>(arg);
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, reinterpret_cast<const unsigned char*>(ours->data()),
+                            static_cast<unsigned int>(ours->size()), in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 7301: no protocol in common
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ssl::context>> make_server_context(const TlsFiles& files, const AlpnProtocols& alpn) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
@@ -291,6 +331,9 @@ Result<std::shared_ptr<ssl::context>> make_server_context(const TlsFiles& files)
     return make_error(Errc::kInvalidArgument,
                       "the TLS key " + files.key + " does not match the certificate " + files.cert);
   }
+  if (!alpn.empty()) {
+    SSL_CTX_set_alpn_select_cb(ctx->native_handle(), select_alpn, const_cast<std::string*>(interned_alpn_wire(alpn)));
+  }
   return ctx;
 }
 
@@ -305,10 +348,10 @@ std::vector<TlsContextSource::Stamp> TlsContextSource::stamp() const {
   return out;
 }
 
-Result<std::unique_ptr<TlsContextSource>> TlsContextSource::load(TlsFiles files) {
-  std::unique_ptr<TlsContextSource> source(new TlsContextSource(std::move(files)));
+Result<std::unique_ptr<TlsContextSource>> TlsContextSource::load(TlsFiles files, AlpnProtocols alpn) {
+  std::unique_ptr<TlsContextSource> source(new TlsContextSource(std::move(files), std::move(alpn)));
   source->stamp_ = source->stamp();
-  auto ctx = make_server_context(source->files_);
+  auto ctx = make_server_context(source->files_, source->alpn_);
   if (!ctx) return ctx.error();
   source->context_ = std::move(*ctx);
   return source;
@@ -316,9 +359,10 @@ Result<std::unique_ptr<TlsContextSource>> TlsContextSource::load(TlsFiles files)
 
 std::shared_ptr<ssl::context> TlsContextSource::current() {
   auto now = stamp();
+  std::lock_guard<std::mutex> lock(mu_);
   if (now == stamp_) return context_;
   stamp_ = now;
-  if (auto ctx = make_server_context(files_)) {
+  if (auto ctx = make_server_context(files_, alpn_)) {
     context_ = std::move(*ctx);
     log::info("TLS: loaded the new certificate {}", files_.cert);
   } else {
@@ -327,4 +371,4 @@ std::shared_ptr<ssl::context> TlsContextSource::current() {
   return context_;
 }
 
-}  // namespace zeppelin::api
+}  // namespace zeppelin
