@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import pwd
+import signal
 import stat
 import struct
 import subprocess
@@ -116,6 +117,21 @@ class ReplicaUserTest(ZeppelinTestCase):
 
         row = self.replica("app", 0, "asuser")
         self.assertEqual(row["state"], "running")
+
+        # A server starting again tightens looser bits but keeps the passage (and says nothing of it).
+        old_server = self.server_pid()
+        os.kill(old_server, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{old_server}/stat")
+                 or open(f"/proc/{old_server}/stat").read().split(")")[-1].split()[0] == "Z", what="server gone")
+        os.chmod(chain[1], 0o755)
+        self.ps()  # starts the server again
+        for path in chain:
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o710, path)
+            self.assertEqual(acl_entries(path), passage, path)
+        with open(os.path.join(self.home, "server.log")) as f:
+            log = f.read()
+        self.assertIn(f"tightened the mode of {chain[1]} from 0755 to 0710", log)
+        self.assertNotIn(f"tightened the mode of {self.home} ", log)
 
         # Removing the system takes the passage back, where the directories remain.
         self.zeppelin("down", "asuser")
