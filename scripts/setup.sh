@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config ccache
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libarchive-dev
   libsqlite3-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
-  libgoogle-perftools-dev libnghttp2-dev
+  libgoogle-perftools-dev libnghttp2-dev libacl1-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 etcd-server etcd-client
   # Kubernetes client tests: the openssl CLI makes their CA and certificates

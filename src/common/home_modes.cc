@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/traverse_acl.h"
+
 namespace zeppelin {
 
 namespace fs = std::filesystem;
@@ -27,7 +29,11 @@ void tighten(const fs::path& path, std::vector<std::string>& out, bool follow = 
   struct stat st {};
   if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0 || S_ISLNK(st.st_mode)) return;
   if ((st.st_mode & 077) == 0) return;
-  const mode_t to = st.st_mode & 07700;
+  // The group's x bit of a directory that lets a replica's account pass
+  // (traverse_acl.h) is that ACL's mask, not a looser mode.
+  const mode_t keep = S_ISDIR(st.st_mode) && is_traverse_only_acl(path) ? 07710 : 07700;
+  if ((st.st_mode & 07777 & ~keep) == 0) return;
+  const mode_t to = st.st_mode & keep;
   if (::chmod(path.c_str(), to) != 0) {
     out.push_back("cannot tighten the mode of " + path.string() + " (" + octal(st.st_mode) + "): " + std::strerror(errno));
     return;

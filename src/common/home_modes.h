@@ -10,7 +10,9 @@
 namespace zeppelin {
 
 // Removes the group and other permission bits from `home` and everything under
-// it, without following symbolic links. A replica's volume directory
+// it, without following symbolic links. A directory whose ACL lets a
+// replica's account pass through (traverse_acl.h) keeps that entry and its
+// mask; its other bits are tightened all the same. A replica's volume directory
 // (volumes/SYSTEM/SERVICE/ORDINAL/VOLUME) and what it holds are left as they are:
 // a container may use them as another user. Returns one line per path changed
 // (or that could not be), for the server's log.

@@ -20,6 +20,7 @@
 
 #include "common/fs_util.h"
 #include "common/log.h"
+#include "common/traverse_acl.h"
 #include "secrets/secrets.h"
 #include "spec/parser.h"
 #include "supervisor/probes.h"
@@ -704,6 +705,7 @@ void Supervisor::reconcile() {
       fs::remove_all(options_.home + "/logs/" + name, ec);
       if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
     }
+    revoke_volume_passage(*sys);
     auto gone = systems_.extract(name);
     dispose(std::move(gone.mapped()));
     log::info("system {} removed", name);
@@ -1000,6 +1002,66 @@ Result<std::string> Supervisor::volume_dir(const SystemRuntime& sys, const std::
   return options_.home + "/volumes/" + sys.record.name + "/" + service + "/" + std::to_string(ordinal) + "/" + volume;
 }
 
+namespace {
+
+// A process service run as another account, with a volume under the data
+// directory, needs a way through to it.
+bool needs_passage(const spec::Service& svc) {
+  return svc.run_as && svc.run_as->uid != ::geteuid() &&
+         std::any_of(svc.volumes.begin(), svc.volumes.end(), [](const spec::Volume& v) { return !v.source; });
+}
+
+std::set<uid_t> passage_uids(const spec::System& system) {
+  std::set<uid_t> uids;
+  for (const auto& svc : system.services) {
+    if (needs_passage(svc)) uids.insert(svc.run_as->uid);
+  }
+  return uids;
+}
+
+}  // namespace
+
+Status Supervisor::grant_volume_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const {
+  if (!needs_passage(svc)) return ok_status();
+  // volume_dir checked the names; the volumes were made, so these exist.
+  std::string dir = options_.home;
+  for (const std::string& below : {std::string("volumes"), sys.record.name, svc.name, std::to_string(ordinal)}) {
+    if (auto s = grant_traverse(dir, svc.run_as->uid); !s) return s;
+    dir += "/" + below;
+  }
+  return grant_traverse(dir, svc.run_as->uid);
+}
+
+void Supervisor::revoke_volume_passage(const SystemRuntime& removed) const {
+  if (!spec::is_dns_label(removed.record.name)) return;  // never a path outside volumes/
+  const std::set<uid_t> uids = passage_uids(removed.spec);
+  std::set<uid_t> still_needed;
+  for (const auto& [name, sys] : systems_) {
+    if (sys.get() == &removed) continue;
+    for (uid_t uid : passage_uids(sys->spec)) still_needed.insert(uid);
+  }
+  const std::string volumes = options_.home + "/volumes";
+  const std::string own = volumes + "/" + removed.record.name;
+  auto revoke = [](const std::string& dir, uid_t uid) {
+    if (auto s = revoke_traverse(dir, uid); !s) log::warn("{}", s.error().message);
+  };
+  for (uid_t uid : uids) {
+    // Kept volumes keep their directories: the account loses its way to them.
+    std::error_code ec;
+    for (fs::directory_iterator service(own, ec), end; !ec && service != end; service.increment(ec)) {
+      std::error_code ord_ec;
+      for (fs::directory_iterator ordinal(service->path(), ord_ec); !ord_ec && ordinal != end; ordinal.increment(ord_ec)) {
+        revoke(ordinal->path().string(), uid);
+      }
+      revoke(service->path().string(), uid);
+    }
+    revoke(own, uid);
+    if (still_needed.contains(uid)) continue;
+    revoke(volumes, uid);
+    revoke(options_.home, uid);
+  }
+}
+
 Result<std::string> Supervisor::log_dir(const std::string& system, const std::string& service) const {
   if (auto s = check_path_name("system", system); !s) return s.error();
   if (auto s = check_path_name("service", service); !s) return s.error();
@@ -1087,6 +1149,10 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     // A container sees the directory where the spec says; a process, where it is.
     id.volumes[v.name] = svc->is_container() ? v.path : dir;
     mounts.push_back({dir, v.path, v.read_only});
+  }
+  if (auto s = grant_volume_passage(sys, *svc, r->ordinal); !s) {
+    r->needs_start = false;
+    return start_failed(sys, r, *svc, s.error().message);
   }
   if (!r->log) {
     auto dir = log_dir(sys.record.name, svc->name);

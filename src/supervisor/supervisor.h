@@ -203,6 +203,12 @@ class Supervisor {
   Result<std::string> volume_dir(const SystemRuntime& sys, const std::string& service, int ordinal,
                                  const std::string& volume) const;
   Result<std::string> log_dir(const std::string& system, const std::string& service) const;
+  // A `user:` account may pass through (search, not list) every directory from
+  // the data directory down to its replica's volumes (traverse_acl.h). Granted
+  // before each start; revoked when the system is removed, from the data
+  // directory and volumes/ only if no other system runs a service as that uid.
+  Status grant_volume_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const;
+  void revoke_volume_passage(const SystemRuntime& removed) const;
   ReplicaStatus status_of(const SystemRuntime& sys, const Replica& r) const;
 
   void mark_dirty();  // replica history changed: persist soon

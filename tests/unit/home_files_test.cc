@@ -1,17 +1,22 @@
 // The data directory's files and directories: owner-only whatever the umask,
-// tightened at start-up (but never inside a replica's volume), and secret
-// names checked before any path is built from them.
+// tightened at start-up (but never inside a replica's volume, nor a `user:`
+// account's passage to it), and secret names checked before any path is built
+// from them.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "common/fs_util.h"
 #include "common/home_modes.h"
+#include "common/traverse_acl.h"
 #include "secrets/secrets.h"
 #include "supervisor/log_hub.h"
 
@@ -29,6 +34,27 @@ mode_t mode_of(const fs::path& p) {
 void touch(const fs::path& p, mode_t mode) {
   std::ofstream(p) << "x";
   ::chmod(p.c_str(), mode);
+}
+
+// A directory's access ACL as the kernel stores it (the xattr's own format,
+// read without libacl): "TAG:ID:PERMS" per entry, ID only for named entries.
+std::vector<std::string> acl_entries(const fs::path& p) {
+  char buf[1024];
+  const ssize_t n = ::getxattr(p.c_str(), "system.posix_acl_access", buf, sizeof buf);
+  if (n < 0) return {};  // ENODATA: plain mode bits
+  std::vector<std::string> out;
+  for (ssize_t at = 4; at + 8 <= n; at += 8) {  // a 4-byte version, then {u16 tag, u16 perm, u32 id}
+    std::uint16_t tag, perm;
+    std::uint32_t id;
+    std::memcpy(&tag, buf + at, 2);
+    std::memcpy(&perm, buf + at + 2, 2);
+    std::memcpy(&id, buf + at + 4, 4);
+    const char* name = tag <= 0x02 ? "user" : tag <= 0x08 ? "group" : tag == 0x10 ? "mask" : "other";
+    const bool named = tag == 0x02 || tag == 0x08;
+    std::string perms = {perm & 4 ? 'r' : '-', perm & 2 ? 'w' : '-', perm & 1 ? 'x' : '-'};
+    out.push_back(std::string(name) + ":" + (named ? std::to_string(id) : "") + ":" + perms);
+  }
+  return out;
 }
 
 class HomeFilesTest : public ::testing::Test {
@@ -113,6 +139,65 @@ TEST_F(HomeFilesTest, TighteningSkipsReplicaVolumesAndLinksAndNamesWhatItChanged
   const std::string db_line = "tightened the mode of " + (home_ / "store/store.db").string() + " from 0644 to 0600";
   EXPECT_TRUE(std::any_of(fixed.begin(), fixed.end(), [&](const std::string& l) { return l.starts_with(db_line); }));
   EXPECT_TRUE(tighten_home_modes(home_.string()).empty());
+}
+
+TEST_F(HomeFilesTest, TraverseGrantsAreOneEntryPerUidAndRevokingLeavesTheOthers) {
+  fs::create_directories(home_);
+  ::chmod(home_.c_str(), 0700);
+  ASSERT_TRUE(grant_traverse(home_.string(), 4242).ok());
+  ASSERT_TRUE(grant_traverse(home_.string(), 4242).ok());
+  ASSERT_TRUE(grant_traverse(home_.string(), 4343).ok());
+  EXPECT_EQ(acl_entries(home_), (std::vector<std::string>{"user::rwx", "user:4242:--x", "user:4343:--x", "group::---",
+                                                          "mask::--x", "other::---"}));
+  // The mask is the group bits of the mode: x, and nothing for the owning group itself.
+  EXPECT_EQ(mode_of(home_), 0710u);
+  EXPECT_TRUE(is_traverse_only_acl(home_.string()));
+
+  ASSERT_TRUE(revoke_traverse(home_.string(), 4242).ok());
+  ASSERT_TRUE(revoke_traverse(home_.string(), 4242).ok());
+  EXPECT_EQ(acl_entries(home_),
+            (std::vector<std::string>{"user::rwx", "user:4343:--x", "group::---", "mask::--x", "other::---"}));
+  ASSERT_TRUE(revoke_traverse(home_.string(), 4343).ok());
+  EXPECT_EQ(acl_entries(home_), std::vector<std::string>{});  // plain mode bits again
+  EXPECT_EQ(mode_of(home_), 0700u);
+  EXPECT_FALSE(is_traverse_only_acl(home_.string()));
+  EXPECT_TRUE(revoke_traverse((home_ / "gone").string(), 4343).ok());
+  EXPECT_FALSE(grant_traverse((home_ / "gone").string(), 4343).ok());
+}
+
+TEST_F(HomeFilesTest, TighteningKeepsATraverseGrantButFixesLooserBitsAndOtherAcls) {
+  fs::create_directories(home_ / "volumes");
+  fs::create_directories(home_ / "store");
+  ::chmod(home_.c_str(), 0700);
+  ::chmod((home_ / "volumes").c_str(), 0705);
+  ::chmod((home_ / "store").c_str(), 0700);
+  ASSERT_TRUE(grant_traverse(home_.string(), 4242).ok());
+  ASSERT_TRUE(grant_traverse((home_ / "volumes").string(), 4242).ok());
+  // Not a passage: a named user who may list and read (user::rwx user:4242:r-x group::--- mask::r-x other::---).
+  const std::uint16_t reader[] = {2, 0, 0x01, 7, 0xffff, 0xffff, 0x02, 5, 4242, 0, 0x04, 0, 0xffff, 0xffff,
+                                  0x10, 5, 0xffff, 0xffff, 0x20, 0, 0xffff, 0xffff};
+  ASSERT_EQ(::setxattr((home_ / "store").c_str(), "system.posix_acl_access", reader, sizeof reader, 0), 0);
+  ASSERT_EQ(mode_of(home_ / "store"), 0750u);
+  EXPECT_FALSE(is_traverse_only_acl((home_ / "store").string()));
+
+  const auto fixed = tighten_home_modes(home_.string());
+  EXPECT_EQ(mode_of(home_), 0710u);
+  EXPECT_EQ(mode_of(home_ / "volumes"), 0710u);  // other's r-x gone, the passage kept
+  EXPECT_EQ(acl_entries(home_ / "volumes"),
+            (std::vector<std::string>{"user::rwx", "user:4242:--x", "group::---", "mask::--x", "other::---"}));
+  EXPECT_EQ(mode_of(home_ / "store"), 0700u);  // the mask now grants the reader nothing
+  EXPECT_EQ(fixed.size(), 2u);
+  EXPECT_TRUE(tighten_home_modes(home_.string()).empty());
+}
+
+TEST_F(HomeFilesTest, AFilesystemWithoutAclsIsNamedWithTheWayOut) {
+  // sysfs stores no ACLs; the grant fails before anything changes.
+  if (::geteuid() != 0 || !fs::is_directory("/sys/fs")) GTEST_SKIP() << "needs root and sysfs";
+  auto s = grant_traverse("/sys/fs", 4242);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message,
+            "cannot give uid 4242 search permission on /sys/fs: its filesystem does not support "
+            "POSIX ACLs; give the volume a `source:` directory the account can reach instead");
 }
 
 TEST_F(HomeFilesTest, SecretFilesCheckNamesBeforeAnyPath) {
