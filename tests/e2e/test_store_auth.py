@@ -283,11 +283,11 @@ class UpgradeTest(ZeppelinTestCase):
         finally:
             self.stop_server(server)
 
-    def test_the_etcd_port_beyond_loopback_needs_etcd_plaintext(self):
+    def test_the_etcd_port_beyond_loopback_needs_tls_or_etcd_plaintext(self):
         r = subprocess.run([BIN, "server", "--home", self.home, "--etcd-listen", "0.0.0.0:0"],
                            env=self.env, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("add --etcd-plaintext", r.stdout + r.stderr)
+        self.assertIn("add --etcd-tls, or --etcd-plaintext", r.stdout + r.stderr)
 
     def test_insecure_store_is_for_loopback_only(self):
         r = subprocess.run([BIN, "server", "--home", self.home, "--insecure-store", "--etcd-listen", "0.0.0.0:0"],
