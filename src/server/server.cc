@@ -390,7 +390,16 @@ int run_server(const ServerOptions& options) {
   sup_options.home = options.home;
   sup_options.registry = registry->get();
   sup_options.etcd_endpoints = store_access.endpoints;
-  sup_options.etcd_ca_file = store_access.ca_file;
+  if (!store_access.ca_file.empty()) {
+    // Replicas of other accounts and containers cannot read tls/: they get a
+    // copy that is not secret in public/ (home_modes.h).
+    auto published = publish_public_copy(options.home, store_access.ca_file, "etcd-ca.pem");
+    if (!published) {
+      log::error("etcd API: cannot publish the CA for replicas: {}", published.error().message);
+      return 1;
+    }
+    sup_options.etcd_ca_file = std::move(*published);
+  }
   sup_options.limits = options.limits;
   sup_options.max_replicas = options.max_replicas;
   // Declared before the supervisor, whose replicas hold its tokens.

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs_util.h"
+#include "common/home_modes.h"
 #include "common/log.h"
 #include "common/traverse_acl.h"
 #include "secrets/secrets.h"
@@ -705,7 +706,7 @@ void Supervisor::reconcile() {
       fs::remove_all(options_.home + "/logs/" + name, ec);
       if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
     }
-    revoke_volume_passage(*sys);
+    revoke_passage(*sys);
     auto gone = systems_.extract(name);
     dispose(std::move(gone.mapped()));
     log::info("system {} removed", name);
@@ -1004,25 +1005,34 @@ Result<std::string> Supervisor::volume_dir(const SystemRuntime& sys, const std::
 
 namespace {
 
-// A process service run as another account, with a volume under the data
-// directory, needs a way through to it.
-bool needs_passage(const spec::Service& svc) {
-  return svc.run_as && svc.run_as->uid != ::geteuid() &&
+// A process service run as another account.
+bool runs_as_other(const spec::Service& svc) { return svc.run_as && svc.run_as->uid != ::geteuid(); }
+
+// Such a service, with a volume under the data directory, needs a way through to it.
+bool needs_volume_passage(const spec::Service& svc) {
+  return runs_as_other(svc) &&
          std::any_of(svc.volumes.begin(), svc.volumes.end(), [](const spec::Volume& v) { return !v.source; });
 }
 
 std::set<uid_t> passage_uids(const spec::System& system) {
   std::set<uid_t> uids;
   for (const auto& svc : system.services) {
-    if (needs_passage(svc)) uids.insert(svc.run_as->uid);
+    if (runs_as_other(svc)) uids.insert(svc.run_as->uid);
   }
   return uids;
 }
 
 }  // namespace
 
-Status Supervisor::grant_volume_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const {
-  if (!needs_passage(svc)) return ok_status();
+Status Supervisor::grant_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const {
+  if (!runs_as_other(svc)) return ok_status();
+  if (!options_.etcd_ca_file.empty() && !sys.spec.etcd) {
+    // The etcd CA's public copy: search on the way, the file itself is 0644.
+    for (const std::string& dir : {options_.home, options_.home + "/" + kPublicDir}) {
+      if (auto s = grant_traverse(dir, svc.run_as->uid); !s) return s;
+    }
+  }
+  if (!needs_volume_passage(svc)) return ok_status();
   // volume_dir checked the names; the volumes were made, so these exist.
   std::string dir = options_.home;
   for (const std::string& below : {std::string("volumes"), sys.record.name, svc.name, std::to_string(ordinal)}) {
@@ -1032,7 +1042,7 @@ Status Supervisor::grant_volume_passage(const SystemRuntime& sys, const spec::Se
   return grant_traverse(dir, svc.run_as->uid);
 }
 
-void Supervisor::revoke_volume_passage(const SystemRuntime& removed) const {
+void Supervisor::revoke_passage(const SystemRuntime& removed) const {
   if (!spec::is_dns_label(removed.record.name)) return;  // never a path outside volumes/
   const std::set<uid_t> uids = passage_uids(removed.spec);
   std::set<uid_t> still_needed;
@@ -1058,6 +1068,7 @@ void Supervisor::revoke_volume_passage(const SystemRuntime& removed) const {
     revoke(own, uid);
     if (still_needed.contains(uid)) continue;
     revoke(volumes, uid);
+    revoke(options_.home + "/" + kPublicDir, uid);
     revoke(options_.home, uid);
   }
 }
@@ -1150,7 +1161,11 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     id.volumes[v.name] = svc->is_container() ? v.path : dir;
     mounts.push_back({dir, v.path, v.read_only});
   }
-  if (auto s = grant_volume_passage(sys, *svc, r->ordinal); !s) {
+  if (svc->is_container() && !options_.etcd_ca_file.empty() && !sys.spec.etcd) {
+    mounts.push_back({options_.etcd_ca_file, kContainerEtcdCaFile, true});
+    id.etcd_ca_file = kContainerEtcdCaFile;
+  }
+  if (auto s = grant_passage(sys, *svc, r->ordinal); !s) {
     r->needs_start = false;
     return start_failed(sys, r, *svc, s.error().message);
   }

@@ -84,7 +84,9 @@ struct SupervisorOptions {
   // The coordination store's URLs, given to replicas as ZEPPELIN_ETCD_ENDPOINTS
   // (unless their system names an etcd cluster of its own).
   std::vector<std::string> etcd_endpoints;
-  // The CA file replicas trust for https:// etcd_endpoints (ZEPPELIN_ETCD_CACERT).
+  // The CA file replicas trust for https:// etcd_endpoints (ZEPPELIN_ETCD_CACERT):
+  // a copy in public/ (home_modes.h) that `user:` accounts may read; containers
+  // see it read-only at kContainerEtcdCaFile.
   std::string etcd_ca_file;
   // Tokens for replicas of systems using etcd_endpoints (store.user, default
   // root) when that store has auth enabled; none when null. Must outlive the supervisor.
@@ -96,6 +98,9 @@ struct SupervisorOptions {
   spec::Limits limits;
   int max_replicas = kReplicaAddressPoolSize;
 };
+
+// Where a container replica finds the etcd CA (a read-only bind mount).
+inline constexpr const char* kContainerEtcdCaFile = "/run/zeppelin/etcd-ca.pem";
 
 class Supervisor {
  public:
@@ -204,11 +209,12 @@ class Supervisor {
                                  const std::string& volume) const;
   Result<std::string> log_dir(const std::string& system, const std::string& service) const;
   // A `user:` account may pass through (search, not list) every directory from
-  // the data directory down to its replica's volumes (traverse_acl.h). Granted
-  // before each start; revoked when the system is removed, from the data
-  // directory and volumes/ only if no other system runs a service as that uid.
-  Status grant_volume_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const;
-  void revoke_volume_passage(const SystemRuntime& removed) const;
+  // the data directory down to its replica's volumes, and to public/ for the
+  // etcd CA's copy (traverse_acl.h). Granted before each start; revoked when the
+  // system is removed, from the data directory, volumes/ and public/ only if no
+  // other system runs a service as that uid.
+  Status grant_passage(const SystemRuntime& sys, const spec::Service& svc, int ordinal) const;
+  void revoke_passage(const SystemRuntime& removed) const;
   ReplicaStatus status_of(const SystemRuntime& sys, const Replica& r) const;
 
   void mark_dirty();  // replica history changed: persist soon

@@ -181,6 +181,26 @@ class ZeppelinTestCase(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
         self.assertEqual(leftovers, [], "replicas outlived their server")
 
+    def start_server(self, *flags):
+        """`zeppelin server` with `flags`, logging to server.out, once its API answers.
+        (Without this, the first command starts a server with default flags.)"""
+        out = os.path.join(self.dir, "server.out")
+        with open(out, "w") as log:
+            self.server = subprocess.Popen([BIN, "server", "--home", self.home, *flags], env=self.env, stdout=log,
+                                           stderr=subprocess.STDOUT)
+        self.addCleanup(self.server.wait, 60)
+
+        def up():
+            if self.server.poll() is not None:
+                with open(out) as f:
+                    raise AssertionError(f"the server exited {self.server.returncode}: {f.read()}")
+            try:
+                api_get(self.home, "/v1/version")
+                return True
+            except OSError:
+                return False
+        wait_for(up, timeout=60, what="the server's API")
+
     def zeppelin(self, *args, check=True, timeout=120, **kw):
         r = subprocess.run([BIN, *args], env=self.env, cwd=self.dir, capture_output=True, text=True,
                            timeout=timeout, **kw)

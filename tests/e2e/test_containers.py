@@ -199,6 +199,34 @@ class ImageServiceTest(ContainerTestCase):
         self.assertNotIn("survived", logs)
 
 
+class ContainerEtcdTlsTest(ContainerTestCase):
+    def test_a_container_gets_the_etcd_ca_mounted_readable_by_any_user(self):
+        self.start_server("--etcd-tls")
+        self.write_spec(f"""\
+            name: tlsc
+            services:
+              app:
+                image: {TEST_IMAGE}
+                restart: never
+                volumes: [{{name: data, path: /data}}]
+                command: ["sh", "-c", "echo $$ZEPPELIN_ETCD_ENDPOINTS $$ZEPPELIN_ETCD_CACERT > /data/env; cat $$ZEPPELIN_ETCD_CACERT > /data/ca.pem; stat -c %a $$ZEPPELIN_ETCD_CACERT > /data/mode; (echo x > $$ZEPPELIN_ETCD_CACERT) 2> /data/write; touch /data/done; exec sleep 1000"]
+            """)
+        self.zeppelin("run", "-d")
+        volume = self.volume("tlsc", "app", 0)
+        wait_for(lambda: os.path.exists(os.path.join(volume, "done")), timeout=60, what="the container's report")
+
+        def read(name):
+            with open(os.path.join(volume, name)) as f:
+                return f.read()
+        endpoints, cacert = read("env").split()
+        self.assertTrue(endpoints.startswith("https://127.0.0.1:"), endpoints)
+        self.assertEqual(cacert, "/run/zeppelin/etcd-ca.pem")
+        with open(os.path.join(self.home, "tls", "ca.pem")) as f:
+            self.assertEqual(read("ca.pem"), f.read())
+        self.assertEqual(read("mode"), "644\n")  # whatever user the image runs as
+        self.assertIn("Read-only file system", read("write"))
+
+
 class ContainerErrorTest(ContainerTestCase):
     def test_missing_image_fails_before_anything_starts(self):
         self.write_spec("""\

@@ -10,12 +10,15 @@ import shlex
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import unittest
 
 from harness import BIN, ETCDCTL, ZeppelinTestCase, api_get, free_port, wait_for
 from test_api_tls import make_certificate, read
+from test_replica_user import acl_entries
+from test_store_auth import OTHER_USER, other_user
 
 SDK = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sdk", "python"))
 sys.path.insert(0, SDK)
@@ -62,23 +65,6 @@ def served_certificate(endpoint, cafile):
 
 
 class EtcdTls(ZeppelinTestCase):
-    def start_server(self, *extra):
-        with open(os.path.join(self.dir, "server.out"), "w") as log:
-            self.server = subprocess.Popen([BIN, "server", "--home", self.home, *extra], env=self.env, stdout=log,
-                                           stderr=subprocess.STDOUT)
-        self.addCleanup(self.server.wait, 60)
-
-        def up():
-            if self.server.poll() is not None:
-                raise AssertionError(f"the server exited {self.server.returncode}: "
-                                     f"{read(os.path.join(self.dir, 'server.out'))}")
-            try:
-                api_get(self.home, "/v1/etcd")
-                return True
-            except OSError:
-                return False
-        wait_for(up, timeout=60, what="the server's API")
-
     def store_env(self):
         return exports(self.zeppelin("store", "env").stdout)
 
@@ -172,8 +158,43 @@ class EtcdTls(ZeppelinTestCase):
         line = next(l for l in self.zeppelin("logs", "tlsapp/app").stdout.splitlines() if "SDK " in l)
         endpoints, cacert, peers = line.split("SDK ", 1)[1].split()
         self.assertTrue(endpoints.startswith("https://"), endpoints)
-        self.assertEqual(cacert, os.path.join(self.home, "tls", "ca.pem"))
+        # The CA's public copy (readable by replicas of any account), the same certificate.
+        self.assertEqual(cacert, os.path.join(self.home, "public", "etcd-ca.pem"))
+        self.assertEqual(read(cacert), read(os.path.join(self.home, "tls", "ca.pem")))
+        self.assertEqual(stat.S_IMODE(os.stat(cacert).st_mode), 0o644)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(cacert)).st_mode) & 0o077, 0)
         self.assertEqual(peers, "1")
+
+    @unittest.skipUnless(os.geteuid() == 0, "running a replica as another user needs root")
+    def test_a_replica_of_another_account_trusts_the_ca_it_is_given(self):
+        uid, gid = other_user()
+        os.chmod(self.dir, 0o755)  # the replica's workdir
+        out = os.path.join(self.dir, "out")
+        os.mkdir(out)
+        os.chown(out, uid, gid)
+        self.start_server("--etcd-tls")
+        # etcdctl takes ETCDCTL_CACERT and ETCDCTL_USER from the replica's environment.
+        script = (f"{ETCDCTL} --endpoints=$ZEPPELIN_ETCD_ENDPOINTS --command-timeout=5s put /as-user/tls yes "
+                  f"> {out}/put 2>&1; echo $? >> {out}/put; "
+                  f"ls $ZEPPELIN_HOME/public > /dev/null 2>&1; echo $? > {out}/list; "
+                  f"touch {out}/done; exec sleep 1000")
+        self.write_spec(f"""\
+            name: tlsuser
+            services:
+              app:
+                user: {OTHER_USER}
+                restart: never
+                command: {json.dumps(script)}
+            """)
+        self.zeppelin("run", "-d")
+        wait_for(lambda: os.path.exists(os.path.join(out, "done")), timeout=60, what="the replica's report")
+        self.assertEqual(read(os.path.join(out, "put")), "OK\n0\n")
+        self.assertNotEqual(read(os.path.join(out, "list")), "0\n")  # it may pass, not list
+        self.assertEqual(self.zeppelin("kv", "get", "/as-user/tls").stdout.split()[-1], "yes")
+        # Removing the system takes its account's way through again.
+        self.zeppelin("down", "tlsuser")
+        self.assertNotIn(f"user:{uid}:--x", acl_entries(os.path.join(self.home, "public")))
+        self.assertNotIn(f"user:{uid}:--x", acl_entries(self.home))
 
     def test_beyond_loopback_needs_tls_or_plaintext(self):
         r = subprocess.run([BIN, "server", "--home", os.path.join(self.dir, "refused"), "--etcd-listen", "0.0.0.0:0"],

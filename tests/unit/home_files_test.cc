@@ -141,6 +141,31 @@ TEST_F(HomeFilesTest, TighteningSkipsReplicaVolumesAndLinksAndNamesWhatItChanged
   EXPECT_TRUE(tighten_home_modes(home_.string()).empty());
 }
 
+TEST_F(HomeFilesTest, PublicCopiesAreReadableByAllInAnOwnerOnlyDirectory) {
+  fs::create_directories(home_);
+  ::chmod(home_.c_str(), 0700);
+  touch(dir_ / "ca.pem", 0600);
+  auto copy = publish_public_copy(home_.string(), (dir_ / "ca.pem").string(), "etcd-ca.pem");
+  ASSERT_TRUE(copy) << copy.error().message;
+  EXPECT_EQ(*copy, (home_ / "public/etcd-ca.pem").string());
+  EXPECT_EQ(mode_of(home_ / "public"), 0700u);
+  EXPECT_EQ(mode_of(*copy), 0644u);
+  EXPECT_TRUE(tighten_home_modes(home_.string()).empty());  // 0644 there is by design
+
+  // Looser than that is still tightened: write bits, and the directory.
+  ::chmod(copy->c_str(), 0666);
+  ::chmod((home_ / "public").c_str(), 0755);
+  EXPECT_EQ(tighten_home_modes(home_.string()).size(), 2u);
+  EXPECT_EQ(mode_of(*copy), 0644u);
+  EXPECT_EQ(mode_of(home_ / "public"), 0700u);
+  // ...but only in public/: the same file elsewhere is owner-only.
+  touch(home_ / "ca-copy.pem", 0644);
+  tighten_home_modes(home_.string());
+  EXPECT_EQ(mode_of(home_ / "ca-copy.pem"), 0600u);
+
+  EXPECT_FALSE(publish_public_copy(home_.string(), (dir_ / "missing.pem").string(), "x.pem"));
+}
+
 TEST_F(HomeFilesTest, TraverseGrantsAreOneEntryPerUidAndRevokingLeavesTheOthers) {
   fs::create_directories(home_);
   ::chmod(home_.c_str(), 0700);
