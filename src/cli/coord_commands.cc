@@ -18,6 +18,7 @@
 #include "cli/exit.h"
 #include "common/fs_util.h"
 #include "common/home_paths.h"
+#include "common/units.h"
 #include "etcd_client/etcd_store.h"
 #include "etcd_client/lease_keeper.h"
 
@@ -627,6 +628,19 @@ void add_server_store_flags(CLI::App& server, server::StoreOptions& o) {
                     "connections the etcd port holds open at once (gRPC and JSON gateway); more are closed at once")
       ->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();
+  server
+      .add_option_function<std::string>(
+          "--etcd-idle-timeout",
+          [&o](const std::string& text) {
+            auto d = parse_duration(text);
+            if (!d || d->count() <= 0) {
+              throw CLI::ValidationError("--etcd-idle-timeout", "expects a positive duration such as 30s or 2m");
+            }
+            o.etcd_idle_timeout = *d;
+          },
+          "a connection to the etcd port with no request in flight for this long is closed (gRPC: GOAWAY); "
+          "a call or stream in flight, such as a silent watch, never is")
+      ->default_str("2m");
   server.add_option("--auto-compaction-mode", o.auto_compaction_mode,
                     "embedded store: how history is compacted by itself (revision: keep the last "
                     "--auto-compaction-retention revisions; periodic: keep --auto-compaction-retention of time)")

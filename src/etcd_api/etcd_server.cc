@@ -117,7 +117,7 @@ class EtcdServerImpl final : public EtcdServer {
     // itself and relays the rest to the gRPC server.
     front_ = GrpcFront::start(
         kv_calls_, [this](int fd) { grpc::AddInsecureChannelFromFd(server_.get(), fd); },
-        static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)));
+        static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)), options_.idle_timeout);
     SharedPort::Handlers handlers;
     handlers.http2 = [this](int fd, SharedPort::ConnectionSlot slot) { front_->serve(fd, std::move(slot)); };
     handlers.http1 = [this](boost::asio::ip::tcp::socket socket, SharedPort::ConnectionSlot slot) {

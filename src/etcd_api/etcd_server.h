@@ -60,8 +60,9 @@ struct EtcdServerOptions {
   // are closed as soon as they are accepted (see shared_port.h).
   int max_connections = kDefaultEtcdMaxConnections;
   // A connection that sends nothing for this long before its first request,
-  // or between two gateway requests, is closed. Calls and streams in flight
-  // (a silent watch) are never timed out.
+  // or has no request in flight for this long (gateway: between two requests;
+  // gRPC: no stream open, ended with GOAWAY), is closed. Calls and streams in
+  // flight (a silent watch) are never timed out.
   std::chrono::milliseconds idle_timeout = kDefaultEtcdIdleTimeout;
   // TLS on the port (common/tls.h; must outlive the server): every connection,
   // gRPC and gateway, is TLS 1.2 or later, and plaintext ones are closed. Null: plaintext.

@@ -100,7 +100,8 @@ KvMethod kv_method(std::string_view path) {
 // and the count of KV calls still waiting for the store.
 class Shared {
  public:
-  Shared(KvCalls& kv, GrpcFront::AttachToGrpc attach) : kv(kv), attach(std::move(attach)) {}
+  Shared(KvCalls& kv, GrpcFront::AttachToGrpc attach, std::chrono::milliseconds idle_timeout)
+      : kv(kv), attach(std::move(attach)), idle_timeout(idle_timeout) {}
 
   void begin_call() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -117,6 +118,7 @@ class Shared {
 
   KvCalls& kv;
   const GrpcFront::AttachToGrpc attach;
+  const std::chrono::milliseconds idle_timeout;
   std::atomic<bool> relaying{true};
 
  private:
@@ -244,7 +246,7 @@ template <class ClientSocket>
 class Connection final : public Served, public std::enable_shared_from_this<Connection<ClientSocket>> {
  public:
   Connection(Shared& shared, Loop& loop, ClientSocket socket, std::shared_ptr<void> slot)
-      : shared_(shared), loop_(loop), down_(std::move(socket)), slot_(std::move(slot)) {}
+      : shared_(shared), loop_(loop), down_(std::move(socket)), slot_(std::move(slot)), idle_timer_(loop.io) {}
   ~Connection() override {
     nghttp2_session_del(down_.session);
     if (up_) nghttp2_session_del(up_->session);
@@ -332,6 +334,12 @@ class Connection final : public Served, public std::enable_shared_from_this<Conn
   bool frame(nghttp2_session* session, std::string& out);
   void pump();
   void pump_soon();
+  // With no stream open for the idle timeout, the connection is ended with
+  // GOAWAY; a stream in flight (a silent watch) keeps it. The timer runs from
+  // the last stream's end but is re-armed only when it fires, so that a busy
+  // connection's calls cost no timer updates.
+  void became_idle() { idle_since_ = std::chrono::steady_clock::now(); }
+  void watch_idle(std::chrono::steady_clock::duration after);
 
   Shared& shared_;
   Loop& loop_;
@@ -347,6 +355,8 @@ class Connection final : public Served, public std::enable_shared_from_this<Conn
   bool in_callbacks_ = false;                           // a pump follows anyway
   bool pump_scheduled_ = false;
   bool closed_ = false;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
 };
 
 template <class ClientSocket>
@@ -399,8 +409,28 @@ void Connection<ClientSocket>::start() {
   };
   nghttp2_submit_settings(down_.session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(down_.session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  became_idle();
+  watch_idle(shared_.idle_timeout);
   pump();
   read(down_);
+}
+
+template <class ClientSocket>
+void Connection<ClientSocket>::watch_idle(std::chrono::steady_clock::duration after) {
+  idle_timer_.expires_after(after);
+  idle_timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    const auto idle_for = std::chrono::steady_clock::now() - self->idle_since_;
+    if (!self->streams_.empty() || idle_for < self->shared_.idle_timeout) {
+      // Busy now, or idle again since: look again one timeout after the last stream's end.
+      return self->watch_idle(self->streams_.empty() ? self->shared_.idle_timeout - idle_for
+                                                     : std::chrono::steady_clock::duration(self->shared_.idle_timeout));
+    }
+    // GOAWAY (no error): the client knows to open a new connection for its
+    // next call; the session then wants nothing more, and pump() closes.
+    nghttp2_session_terminate_session(self->down_.session, NGHTTP2_NO_ERROR);
+    self->pump();
+  });
 }
 
 template <class ClientSocket>
@@ -408,6 +438,7 @@ void Connection<ClientSocket>::close() {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ec;
+  idle_timer_.cancel();
   down_.socket.close(ec);
   if (up_) up_->socket.close(ec);  // the gRPC server ends the relayed calls
 }
@@ -562,6 +593,7 @@ int Connection<ClientSocket>::on_client_stream_close(nghttp2_session*, int32_t i
   if (it == c->streams_.end()) return 0;
   std::shared_ptr<Stream> s = std::move(it->second);
   c->streams_.erase(it);
+  if (c->streams_.empty()) c->became_idle();
   s->closed = true;
   c->release_body(*s);
   if (s->up_id >= 0 && c->up_) {
@@ -873,7 +905,8 @@ ssize_t Connection<ClientSocket>::read_request(nghttp2_session*, int32_t, uint8_
 
 class GrpcFrontImpl final : public GrpcFront {
  public:
-  GrpcFrontImpl(KvCalls& kv, AttachToGrpc attach, int threads) : shared_(kv, std::move(attach)) {
+  GrpcFrontImpl(KvCalls& kv, AttachToGrpc attach, int threads, std::chrono::milliseconds idle_timeout)
+      : shared_(kv, std::move(attach), idle_timeout) {
     for (int i = 0; i < std::max(1, threads); ++i) {
       loops_.push_back(std::make_unique<Loop>());
       guards_.emplace_back(loops_.back()->io.get_executor());
@@ -952,8 +985,9 @@ class GrpcFrontImpl final : public GrpcFront {
 
 }  // namespace
 
-std::unique_ptr<GrpcFront> GrpcFront::start(KvCalls& kv, AttachToGrpc attach, int threads) {
-  return std::make_unique<GrpcFrontImpl>(kv, std::move(attach), threads);
+std::unique_ptr<GrpcFront> GrpcFront::start(KvCalls& kv, AttachToGrpc attach, int threads,
+                                            std::chrono::milliseconds idle_timeout) {
+  return std::make_unique<GrpcFrontImpl>(kv, std::move(attach), threads, idle_timeout);
 }
 
 }  // namespace zeppelin::etcd_api

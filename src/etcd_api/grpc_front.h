@@ -18,6 +18,7 @@
 // reading still pushes back on the server.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -34,7 +35,9 @@ class GrpcFront {
   using AttachToGrpc = std::function<void(int fd)>;
 
   // Starts `threads` event loops. `kv` and `attach` must outlive the front.
-  static std::unique_ptr<GrpcFront> start(KvCalls& kv, AttachToGrpc attach, int threads);
+  // A connection with no call in flight for `idle_timeout` is ended (GOAWAY).
+  static std::unique_ptr<GrpcFront> start(KvCalls& kv, AttachToGrpc attach, int threads,
+                                          std::chrono::milliseconds idle_timeout);
   virtual ~GrpcFront() = default;
 
   // Takes over a non-blocking TCP connection that opened with the HTTP/2

@@ -165,6 +165,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_options.max_txn_ops = options.store.max_txn_ops;
   etcd_options.max_response_bytes = options.store.max_response_bytes;
   etcd_options.max_connections = options.store.etcd_max_connections;
+  etcd_options.idle_timeout = options.store.etcd_idle_timeout;
   etcd_options.tls = tls;
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;

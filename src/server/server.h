@@ -3,6 +3,7 @@
 // them into the supervisor and the API, and runs the event loop until stopped.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@ struct StoreOptions {
   int max_txn_ops = 128;                                // --max-txn-ops
   int64_t max_response_bytes = int64_t{256} << 20;      // --max-response-bytes
   int etcd_max_connections = 10000;                     // --etcd-max-connections
+  std::chrono::milliseconds etcd_idle_timeout = std::chrono::minutes(2);  // --etcd-idle-timeout
   // The embedded store's history and size (see docs/store.md).
   std::string auto_compaction_mode = "revision";        // --auto-compaction-mode: revision or periodic
   // --auto-compaction-retention, as etcd reads it: revisions kept (revision

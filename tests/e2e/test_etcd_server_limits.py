@@ -154,5 +154,25 @@ class EtcdServerLimitsTest(EtcdPortTest):
         self.assertEqual(r.stdout.strip(), "serving")
 
 
+class EtcdIdleTimeoutTest(EtcdPortTest):
+    def test_an_http2_connection_with_no_call_is_ended_after_the_idle_timeout(self):
+        self.start_server("--etcd-idle-timeout", "1s")
+        host, port = self.endpoint.split(":")
+        started = time.monotonic()
+        got = b""
+        with socket.create_connection((host, int(port)), timeout=20) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\4\0\0\0\0\0")
+            while chunk := s.recv(65536):
+                got += chunk
+        elapsed = time.monotonic() - started
+        kinds, at = [], 0
+        while at + 9 <= len(got):
+            kinds.append(got[at + 3])
+            at += 9 + int.from_bytes(got[at:at + 3], "big")
+        self.assertEqual(kinds[-1:], [7], "GOAWAY, then the server closes")
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 15)
+
+
 if __name__ == "__main__":
     unittest.main()

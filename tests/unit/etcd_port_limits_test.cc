@@ -303,6 +303,71 @@ TEST_F(EtcdPortLimitsTest, IdleConnectionsAreClosedButSilentWatchesAreNot) {
   EXPECT_TRUE(read_until(watch, "\"value\":\"c3RpbGwgdGhlcmU=\""));
 }
 
+// The frame types an HTTP/2 client reads until the connection ends (or the read times out).
+std::vector<int> http2_frame_types(int fd) {
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<size_t>(n));
+  std::vector<int> types;
+  for (size_t at = 0; at + 9 <= got.size();) {
+    const size_t length = (static_cast<uint8_t>(got[at]) << 16) | (static_cast<uint8_t>(got[at + 1]) << 8) |
+                          static_cast<uint8_t>(got[at + 2]);
+    types.push_back(static_cast<uint8_t>(got[at + 3]));
+    at += 9 + length;
+  }
+  return types;
+}
+
+TEST_F(EtcdPortLimitsTest, Http2ConnectionsWithNoCallGetGoawayButOpenStreamsKeepThem) {
+  EtcdServerOptions options;
+  options.idle_timeout = milliseconds(300);
+  start(options);
+  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  auto watch_stub = etcdserverpb::Watch::NewStub(channel);
+  grpc::ClientContext watch_ctx;
+  auto watch = watch_stub->Watch(&watch_ctx);
+  etcdserverpb::WatchRequest create;
+  create.mutable_create_request()->set_key("quiet");
+  ASSERT_TRUE(watch->Write(create));
+  etcdserverpb::WatchResponse created;
+  ASSERT_TRUE(watch->Read(&created));
+  ASSERT_TRUE(created.created());
+
+  // A client that opens HTTP/2 (preface, empty SETTINGS) and never calls.
+  const auto opened = Clock::now();
+  const int silent = open_client(seconds(5));
+  ASSERT_GE(silent, 0);
+  ASSERT_TRUE(send_all(silent, std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\4\0\0\0\0\0", 9)));
+  const std::vector<int> types = http2_frame_types(silent);
+  EXPECT_GE(Clock::now() - opened, milliseconds(250));
+  ASSERT_FALSE(types.empty());
+  EXPECT_EQ(types.back(), 0x7) << "GOAWAY last, then the server closes";
+
+  // A unary client idles out too, and its channel simply reconnects for the next call.
+  // (A channel of its own: channels to one address otherwise share a connection.)
+  grpc::ChannelArguments own_connection;
+  own_connection.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto kv = etcdserverpb::KV::NewStub(
+      grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), own_connection));
+  for (int round = 0; round < 2; ++round) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    etcdserverpb::PutRequest put;
+    put.set_key("quiet");
+    put.set_value("v" + std::to_string(round));
+    etcdserverpb::PutResponse response;
+    EXPECT_TRUE(kv->Put(&ctx, put, &response).ok()) << "round " << round;
+    std::this_thread::sleep_for(2 * options.idle_timeout);
+  }
+
+  // The watch, silent for several idle timeouts on its connection, still delivers.
+  etcdserverpb::WatchResponse events;
+  ASSERT_TRUE(watch->Read(&events));
+  ASSERT_EQ(events.events_size(), 1);
+  EXPECT_EQ(events.events(0).kv().value(), "v0");
+  watch_ctx.TryCancel();
+}
+
 // The gateway's calls wait for their answers without a thread, and a Lock
 // waiting its turn still learns that its client hung up.
 TEST_F(EtcdPortLimitsTest, ALockWaiterThatHangsUpGivesUpItsTurn) {
