@@ -61,6 +61,11 @@ std::string endpoint(const spec::Service& service, const std::string& host) {
 }
 
 namespace {
+// A list too long for an environment string is left out (kMaxAddressListBytes).
+void set_address_list(std::map<std::string, std::string>& vars, const std::string& name, const std::string& list) {
+  if (list.size() <= kMaxAddressListBytes) vars[name] = list;
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
@@ -81,10 +86,10 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
   vars["ZEPPELIN_REPLICAS"] = std::to_string(id.replicas);
   vars["ZEPPELIN_HOST"] = id.host;
   vars["ZEPPELIN_HOME"] = id.home;
-  vars["ZEPPELIN_PEERS"] = join(id.peers);
+  set_address_list(vars, "ZEPPELIN_PEERS", id.peers);
   if (!svc.ports.empty()) vars["PORT"] = std::to_string(svc.ports.front().port);
   for (const auto& p : svc.ports) vars["PORT_" + env_name(p.name)] = std::to_string(p.port);
-  for (const auto& [dep, endpoints] : id.dependencies) vars["ZEPPELIN_SERVICE_" + env_name(dep)] = join(endpoints);
+  for (const auto& [dep, list] : id.dependencies) set_address_list(vars, "ZEPPELIN_SERVICE_" + env_name(dep), list);
   for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
 
   auto secret = [&id, &svc](const std::string& variable, const spec::SecretRef& ref) -> Result<std::string> {

@@ -20,8 +20,11 @@ struct ReplicaIdentity {
   int ordinal = 0;
   int replicas = 0;                                    // the service's desired count
   std::string host;                                    // address the replica listens on
-  std::vector<std::string> peers;                      // host[:port] of each replica of the service
-  std::map<std::string, std::vector<std::string>> dependencies;  // service -> its replicas' host[:port]
+  // Comma-separated host[:port] of each replica of the service (peers) and of
+  // each dependency (service -> list), as address_list() makes them; a list
+  // longer than kMaxAddressListBytes is left out of the environment.
+  std::string peers;
+  std::map<std::string, std::string> dependencies;
   std::map<std::string, std::string> volumes;          // volume name -> directory as the replica sees it
   std::string home;                                    // the server's data directory
   std::vector<std::string> etcd_endpoints;             // the server's coordination store (URLs)
@@ -44,6 +47,23 @@ std::string env_name(const std::string& name);
 
 // host:port of a replica's first port, or host alone when it has none.
 std::string endpoint(const spec::Service& service, const std::string& host);
+
+// The kernel refuses an exec whose one environment string passes 128 KiB
+// (MAX_ARG_STRLEN): ZEPPELIN_PEERS and ZEPPELIN_SERVICE_<NAME> are left out
+// when longer than this (about 3,800 replicas with a port), and such replicas
+// find each other through the store's discovery instead.
+inline constexpr std::size_t kMaxAddressListBytes = 64 * 1024;
+
+// The comma-separated endpoints of `count` replicas, the i-th at host(i).
+template <class HostOf>
+std::string address_list(const spec::Service& service, int count, HostOf&& host) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    if (i) out += ',';
+    out += endpoint(service, host(i));
+  }
+  return out;
+}
 
 // Variables of the caller's environment a system never keeps: the contract's
 // own (ZEPPELIN_*, the API token ZEPPELIN_TOKEN among them) and etcdctl's

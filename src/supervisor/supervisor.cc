@@ -91,6 +91,7 @@ struct Supervisor::SystemRuntime {
 
   void set_spec(spec::System fresh) {
     spec = std::move(fresh);
+    address_lists.clear();
     services_by_name.clear();
     for (const auto& svc : spec.services) services_by_name.emplace(svc.name, &svc);
   }
@@ -107,6 +108,14 @@ struct Supervisor::SystemRuntime {
   std::deque<std::string> rollout;  // replica keys replaced one at a time
   std::vector<std::function<void()>> stopped_waiters;
   std::map<std::string, std::string> fingerprints;  // service -> definition
+  // service -> its replicas' address list (ZEPPELIN_PEERS) for `count`
+  // replicas: built once, not once per replica started (O(n^2) for n). Gone
+  // when a replica of the service is made or dropped, or the spec changes.
+  struct AddressList {
+    int count = 0;
+    std::string list;
+  };
+  std::map<std::string, AddressList, std::less<>> address_lists;
   // Into spec.services, whose elements a spec never moves once set.
   std::unordered_map<std::string_view, const spec::Service*> services_by_name;
 };
@@ -792,7 +801,10 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
       } else {
         r->timer.cancel();
         r->probe_timer.cancel();
-        if (i == static_cast<int>(reps.size()) - 1) reps.pop_back();
+        if (i == static_cast<int>(reps.size()) - 1) {
+          reps.pop_back();
+          sys.address_lists.erase(svc->name);
+        }
       }
     }
 
@@ -877,12 +889,26 @@ void Supervisor::advance_rollout(SystemRuntime& sys) {
   }
 }
 
+const std::string& Supervisor::address_list(SystemRuntime& sys, const spec::Service& svc) {
+  const int want = desired_replicas(sys, svc);
+  auto it = sys.address_lists.find(svc.name);
+  if (it != sys.address_lists.end() && it->second.count == want) return it->second.list;
+  // ensure_replica may drop the entry: make every replica first, then the list.
+  for (int i = 0; i < want; ++i) ensure_replica(sys, svc, i);
+  const auto& reps = sys.replicas[svc.name];
+  auto& entry = sys.address_lists[svc.name];
+  entry.count = want;
+  entry.list = supervisor::address_list(svc, want, [&reps](int i) -> const std::string& { return reps[i]->host; });
+  return entry.list;
+}
+
 const std::shared_ptr<Supervisor::Replica>& Supervisor::ensure_replica(SystemRuntime& sys, const spec::Service& svc,
                                                                       int ordinal) {
   auto& reps = sys.replicas[svc.name];
   if (static_cast<int>(reps.size()) <= ordinal) reps.resize(ordinal + 1);
   auto& r = reps[ordinal];
   if (!r) {
+    sys.address_lists.erase(svc.name);
     r = std::make_shared<Replica>(io_);
     r->system = sys.record.name;
     r->service = svc.name;
@@ -1125,12 +1151,8 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   id.read_secret = [home = options_.home](const spec::SecretRef& ref) {
     return secrets::SecretFiles(home).get(ref.name, ref.key);  // checks both names before reading
   };
-  for (int i = 0; i < want; ++i) id.peers.push_back(endpoint(*svc, ensure_replica(sys, *svc, i)->host));
-  for (const auto& dep : svc->depends_on) {
-    const spec::Service* d = sys.service(dep);
-    auto& list = id.dependencies[dep];
-    for (int i = 0; i < desired_replicas(sys, *d); ++i) list.push_back(endpoint(*d, ensure_replica(sys, *d, i)->host));
-  }
+  id.peers = address_list(sys, *svc);
+  for (const auto& dep : svc->depends_on) id.dependencies[dep] = address_list(sys, *sys.service(dep));
   std::vector<runtime::Mount> mounts;
   for (const auto& v : svc->volumes) {
     std::string dir;

@@ -182,6 +182,8 @@ class Supervisor {
   void queue_start(const std::shared_ptr<Replica>& r);
   void drain_starts();
   void reconcile_stopping(SystemRuntime& sys);
+  // The service's ZEPPELIN_PEERS list for its desired replicas (made if need be), kept until they change.
+  const std::string& address_list(SystemRuntime& sys, const spec::Service& svc);
   void advance_rollout(SystemRuntime& sys);
   void check_waiters();
 

@@ -71,7 +71,7 @@ TEST_F(LaunchEnvTest, CarriesTheWholeReplicaContract) {
   id.ordinal = 1;
   id.replicas = 3;
   id.host = "127.5.0.2";
-  id.peers = {"127.5.0.1:8080", "127.5.0.2:8080", "127.5.0.3:8080"};
+  id.peers = address_list(system_.services[0], 3, [](int i) { return "127.5.0." + std::to_string(i + 1); });
   id.volumes = {{"data", "/home/v/data"}};
   id.home = "/home";
   auto launch = build_launch_env(id, {{"PATH", "/usr/bin"}, {"GREETING", "hello"}});
@@ -120,8 +120,8 @@ TEST_F(LaunchEnvTest, DependenciesAndShellCommands) {
   id.service = &system_.services[1];
   id.replicas = 1;
   id.host = "127.5.0.9";
-  id.peers = {"127.5.0.9"};
-  id.dependencies = {{"db-main", {"127.5.0.1:8080", "127.5.0.2:8080"}}};
+  id.peers = "127.5.0.9";
+  id.dependencies = {{"db-main", "127.5.0.1:8080,127.5.0.2:8080"}};
   auto launch = build_launch_env(id, {});
   ASSERT_TRUE(launch.ok()) << launch.error().message;
   auto env = as_map(launch->env);
@@ -129,6 +129,26 @@ TEST_F(LaunchEnvTest, DependenciesAndShellCommands) {
   EXPECT_EQ(env.count("PORT"), 0u);
   // A shell string is left for the shell to expand.
   EXPECT_EQ(launch->argv.back(), "echo ${UNKNOWN_TO_ZEPPELIN}");
+}
+
+TEST_F(LaunchEnvTest, AddressListsTooLongForAnEnvironmentStringAreLeftOut) {
+  ReplicaIdentity id;
+  id.system = &system_;
+  id.service = &system_.services[1];
+  id.replicas = 10000;
+  id.host = "127.5.0.9";
+  // 10,000 replicas with a port: about 170 KB, beyond what exec takes in one variable.
+  auto host = [](int i) { return "127.5." + std::to_string(i / 254) + "." + std::to_string(i % 254 + 1); };
+  id.peers = address_list(system_.services[0], 10000, host);
+  id.dependencies = {{"db-main", address_list(system_.services[0], 10, host)}};
+  ASSERT_GT(id.peers.size(), kMaxAddressListBytes);
+  auto launch = build_launch_env(id, {});
+  ASSERT_TRUE(launch.ok()) << launch.error().message;
+  auto env = as_map(launch->env);
+  EXPECT_EQ(env.count("ZEPPELIN_PEERS"), 0u);
+  EXPECT_EQ(env["ZEPPELIN_REPLICAS"], "10000");
+  EXPECT_EQ(env["ZEPPELIN_SERVICE_DB_MAIN"].substr(0, 30), "127.5.0.1:8080,127.5.0.2:8080,");
+  for (const auto& kv : launch->env) EXPECT_LE(kv.size(), kMaxAddressListBytes + 64) << kv.substr(0, 40);
 }
 
 TEST(LaunchEnvSecrets, SecretsAreReadWhenTheReplicaStartsAndNeverExpanded) {
