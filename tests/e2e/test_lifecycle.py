@@ -75,11 +75,18 @@ class LifecycleTest(ZeppelinTestCase):
         status, body = wait_for(lambda: self.try_get(rows[3]["address"], "/env"), what="web/0 listening")
         self.assertEqual(json.loads(body)["ZEPPELIN_SERVICE_DB"], ",".join(db))
 
+
         table = self.zeppelin("ps").stdout.splitlines()
         self.assertTrue(table[0].startswith("SYSTEM"))
         for column in ("SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS"):
             self.assertIn(column, table[0])
         self.assertEqual(len(table), 6)
+
+        # A replica added by scaling sees every peer, itself included.
+        self.zeppelin("scale", "shop", "db=4")
+        added = wait_for(lambda: (r := self.replica("db", 3)) and r["state"] == "running" and r, what="db/3 running")
+        status, body = wait_for(lambda: self.try_get(added["address"], "/env"), what="db/3 listening")
+        self.assertEqual(json.loads(body)["ZEPPELIN_PEERS"], ",".join(db + [added["address"]]))
 
     def test_kill_9_is_repaired_and_the_volume_survives(self):
         self.start_shop()
