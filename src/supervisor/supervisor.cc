@@ -1329,9 +1329,11 @@ void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitS
   r->credential.reset();
   r->timer.cancel();
   r->probe_timer.cancel();
-  r->last_exit = status.describe();
-  r->health = Health::kNone;
   const bool was_stopping = r->state == ReplicaState::kStopping;
+  // A stop that was asked for (stop, down, scale, a rollout) is no failure,
+  // whatever signal ended it; a restart for failed health checks is.
+  r->last_exit = (was_stopping && !r->unhealthy_restart ? "stopped as asked: " : "") + status.describe();
+  r->health = Health::kNone;
   event(*r, r->last_exit);
   SystemRuntime* sys = find(r->system);
   if (!sys) return;

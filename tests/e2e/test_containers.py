@@ -177,7 +177,7 @@ class ImageServiceTest(ContainerTestCase):
         self.zeppelin("stop", "execc")
         self.assertLess(time.monotonic() - started, 15, "SIGTERM reached the app: no wait for the 20s grace")
         self.assertIn("got TERM", self.zeppelin("logs", "execc/worker").stdout)
-        self.assertEqual(self.replica("worker", 0, "execc")["last_exit"], "exited with code 0")
+        self.assertEqual(self.replica("worker", 0, "execc")["last_exit"], "stopped as asked: exited with code 0")
 
 
     def test_memory_limit_is_enforced_and_an_oom_kill_is_shown(self):

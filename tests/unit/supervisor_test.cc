@@ -148,6 +148,8 @@ TEST_F(SupervisorTest, StopCompletesOnlyAfterEveryProcessExited) {
   run_until([&] { return stopped; });
   for (int pid : pids) EXPECT_FALSE(fs::exists("/proc/" + std::to_string(pid))) << pid;
   for (int i = 0; i < 3; ++i) EXPECT_EQ(replica(i).state, ReplicaState::kStopped);
+  // Not shown as a failure.
+  EXPECT_EQ(replica(0).last_exit, "stopped as asked: killed by signal 15 (Terminated)");
 }
 
 TEST_F(SupervisorTest, StopGraceEndsWithSigkill) {
@@ -160,7 +162,7 @@ TEST_F(SupervisorTest, StopGraceEndsWithSigkill) {
   bool stopped = false;
   ASSERT_TRUE(sup_->stop("t", [&] { stopped = true; }).ok());
   run_until([&] { return stopped; });
-  EXPECT_EQ(replica().last_exit, "killed by signal 9 (Killed)");
+  EXPECT_EQ(replica().last_exit, "stopped as asked: killed by signal 9 (Killed)");
 }
 
 TEST_F(SupervisorTest, ScaleDownStopsHighestOrdinals) {
