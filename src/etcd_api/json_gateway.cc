@@ -287,7 +287,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
 
   void read_body() {
     if (parser_->is_done()) {
-      idle_timer_.cancel();
+      awaiting_request_ = false;
       return request_read();
     }
     arm_idle_timer();  // each part of the body in time, however long the whole takes
@@ -308,7 +308,7 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
       });
       return;
     }
-    idle_timer_.cancel();
+    awaiting_request_ = false;
     if (ec == http::error::body_limit) {
       return reply_error(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "request body larger than max (" +
                                                                                 std::to_string(kMaxGatewayBodyBytes) +
@@ -319,10 +319,25 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
     reply_text(http::status::bad_request, "Bad Request\n", false);
   }
 
+  // The idle clock restarts at each call; the timer itself is set only when
+  // none is pending, and looks at the clock when it fires, so that a busy
+  // connection's requests cost no timer updates (each one a system call and
+  // a cancelled handler).
   void arm_idle_timer() {
-    idle_timer_.expires_after(idle_timeout_);
+    awaiting_request_ = true;
+    awaiting_since_ = std::chrono::steady_clock::now();
+    if (!idle_timer_pending_) wait_idle(idle_timeout_);
+  }
+
+  void wait_idle(std::chrono::steady_clock::duration after) {
+    idle_timer_pending_ = true;
+    idle_timer_.expires_after(after);
     idle_timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) self->close();
+      self->idle_timer_pending_ = false;
+      if (ec || self->closed_ || !self->awaiting_request_) return;  // a call in flight: armed again after it
+      const auto waited = std::chrono::steady_clock::now() - self->awaiting_since_;
+      if (waited >= self->idle_timeout_) return self->close();
+      self->wait_idle(self->idle_timeout_ - waited);
     });
   }
 
@@ -736,7 +751,10 @@ class Connection final : public PortConnection, public std::enable_shared_from_t
   KvCalls& kv_;
   const HostGuard& guard_;
   const std::chrono::milliseconds idle_timeout_;
-  net::steady_timer idle_timer_;   // armed only while a request is awaited or being read
+  net::steady_timer idle_timer_;
+  bool idle_timer_pending_ = false;
+  bool awaiting_request_ = false;  // a request is awaited or being read: the idle clock runs
+  std::chrono::steady_clock::time_point awaiting_since_;
   net::steady_timer retry_timer_;  // a read the kernel's shortage of memory failed
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
