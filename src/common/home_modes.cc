@@ -83,6 +83,9 @@ Result<std::string> publish_public_copy(const std::string& home, const std::stri
   const std::string dir = home + "/" + kPublicDir;
   if (auto s = make_dirs(dir, 0700); !s) return s.error();
   const std::string path = dir + "/" + name;
+  // Unchanged, the file keeps its inode: a container's bind mount of it
+  // (adopted by a restarted server) still shows the current copy.
+  if (auto current = read_file(path); current && *current == *content && ::chmod(path.c_str(), 0644) == 0) return path;
   if (auto s = write_file_atomic(path, *content, 0644); !s) return s.error();
   return path;
 }

@@ -151,6 +151,13 @@ TEST_F(HomeFilesTest, PublicCopiesAreReadableByAllInAnOwnerOnlyDirectory) {
   EXPECT_EQ(mode_of(home_ / "public"), 0700u);
   EXPECT_EQ(mode_of(*copy), 0644u);
   EXPECT_TRUE(tighten_home_modes(home_.string()).empty());  // 0644 there is by design
+  // Published again unchanged, it is the same file (a bind mount of it stays current).
+  struct stat before {};
+  ASSERT_EQ(::stat(copy->c_str(), &before), 0);
+  ASSERT_TRUE(publish_public_copy(home_.string(), (dir_ / "ca.pem").string(), "etcd-ca.pem"));
+  struct stat after {};
+  ASSERT_EQ(::stat(copy->c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
 
   // Looser than that is still tightened: write bits, and the directory.
   ::chmod(copy->c_str(), 0666);
