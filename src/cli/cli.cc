@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/command_words.h"
 #include "cli/exit.h"
 #include "cli/ns_command.h"
 #include "cli/coord_commands.h"
@@ -544,6 +545,12 @@ int main(int argc, char** argv) {
   TokenArgs token_args;
   auto* token = add_token_command(app, token_args);
 
+  auto* help = app.add_subcommand("help", "Show the help of zeppelin or of a COMMAND (as COMMAND --help)");
+  std::vector<std::string> help_path;
+  help->add_option("command", help_path, "the command, e.g. `store snapshot`");
+  app.add_subcommand("version", "Print zeppelin's version (as --version)")->alias("ver");
+
+  if (auto code = check_command_words(app, argc, argv)) return *code;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -557,6 +564,24 @@ int main(int argc, char** argv) {
     return kUsage;
   }
 
+  if (*help) {
+    const CLI::App* command = &app;
+    for (const auto& word : help_path) {
+      const CLI::App* sub = subcommand_named(*command, word);
+      if (!sub) {
+        const std::string near = nearest_name(word, subcommand_names(*command));
+        return fail("unknown command \"" + word + "\"" + (near.empty() ? "" : "; did you mean \"" + near + "\"?"), kUsage);
+      }
+      command = sub;
+    }
+    // (App::help() of the app would show the selected subcommand's: `help` itself.)
+    std::cout << command->get_formatter()->make_help(command, command->get_name(), CLI::AppFormatMode::Normal);
+    return kOk;
+  }
+  if (app.got_subcommand("version")) {
+    std::cout << "zeppelin " << ZEPPELIN_VERSION << "\n";
+    return kOk;
+  }
   if (!server_url.empty() && !*server) {
     auto remote = client::parse_server_url(server_url);
     if (!remote) return fail(remote.error());

@@ -290,6 +290,20 @@ class MalformedSpecTest(ZeppelinTestCase):
 
     def test_usage_errors_exit_2(self):
         self.assertEqual(self.zeppelin("frobnicate", check=False).returncode, 2)
+        # A mistyped command is named, with the nearest one, and starts nothing.
+        typo = self.zeppelin("sclae", "shop", "web=2", check=False)
+        self.assertEqual(typo.returncode, 2)
+        self.assertIn('unknown command "sclae"; did you mean "scale"?', typo.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "zeppelin.sock")))
+        nested = self.zeppelin("store", "snapshot", "sav", "x", check=False)
+        self.assertEqual(nested.returncode, 2)
+        self.assertIn('unknown command "sav" for "zeppelin store snapshot"; did you mean "save"?', nested.stderr)
+        self.assertNotIn("did you mean", self.zeppelin("up", check=False).stderr)
+        # help and version as commands.
+        self.assertIn("Change the number of replicas", self.zeppelin("help", "scale").stdout)
+        self.assertIn("Usage: zeppelin", self.zeppelin("help").stdout)
+        self.assertEqual(self.zeppelin("help", "sclae", check=False).returncode, 2)
+        self.assertEqual(self.zeppelin("version").stdout, self.zeppelin("--version").stdout)
         self.assertEqual(self.zeppelin("scale", "x", "web=many", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("logs", "Bad_Name", check=False).returncode, 2)
         missing = self.zeppelin("run", "-d", "-f", "/nonexistent.yaml", check=False)

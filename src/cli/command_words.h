@@ -1,0 +1,32 @@
+// The command words of a command line, checked before CLI11 parses it: an
+// unknown one is named, with the nearest known command suggested, as git,
+// kubectl and docker do (CLI11 alone answers "A subcommand is required").
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zeppelin::cli {
+
+// The name in `known` nearest to `typed`: within two edits (insertions,
+// deletions, substitutions, adjacent swaps; one for words under five
+// letters), or one that `typed` begins (`res` for `restart`); "" when none
+// is that close or several tie.
+std::string nearest_name(std::string_view typed, const std::vector<std::string>& known);
+
+// The subcommand of `app` called `name` (or aliased so), or nullptr.
+const CLI::App* subcommand_named(const CLI::App& app, std::string_view name);
+
+// The names and aliases of `app`'s subcommands.
+std::vector<std::string> subcommand_names(const CLI::App& app);
+
+// Follows argv's command words down `app`'s subcommands. Where a command
+// that needs a subcommand gets a word that names none, prints
+// `zeppelin: unknown command "WORD"` (with a suggestion) on stderr and
+// returns the usage exit code; otherwise nothing.
+std::optional<int> check_command_words(const CLI::App& app, int argc, const char* const* argv);
+
+}  // namespace zeppelin::cli
