@@ -630,11 +630,15 @@ int main(int argc, char** argv) {
   }
   if (*shutdown) {
     client::Client c = server_client(zeppelin_home());
-    if (!c.reachable()) return kOk;
+    if (!c.reachable()) {
+      std::cout << "no server running\n";
+      return kOk;
+    }
     auto r = c.call("POST", "/v1/shutdown");
     if (!r) return fail(r.error());
     // The server exits after its replicas stop; wait for the socket to go.
     while (c.reachable()) ::usleep(20000);
+    std::cout << "server stopped\n";
     return kOk;
   }
   if (*run) {

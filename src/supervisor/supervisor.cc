@@ -1616,6 +1616,15 @@ Result<std::vector<std::pair<LogLine, std::string>>> Supervisor::log_files(const
       out.emplace_back(LogLine{filter.system, svc.name, ordinal, "stdout", ""}, dir + "/" + std::to_string(ordinal) + ".log");
     }
   }
+  if (filter.service && filter.replica && out.empty()) {
+    // A replica that has no log and is not wanted either: a typo, not silence.
+    const int want = desired_replicas(*sys, *sys->service(*filter.service));
+    if (*filter.replica < 0 || *filter.replica >= want) {
+      return make_error(Errc::kNotFound, "system \"" + filter.system + "\" has no replica " + *filter.service + "/" +
+                                             std::to_string(*filter.replica) + " (service " + *filter.service +
+                                             " has " + std::to_string(want) + " replicas)");
+    }
+  }
   return out;
 }
 

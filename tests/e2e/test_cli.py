@@ -76,6 +76,10 @@ class CliTest(ZeppelinTestCase):
         self.assertTrue(all(l.startswith("t/1") for l in history))
         tail = self.zeppelin("logs", "--tail", "1", "tick/t").stdout.splitlines()
         self.assertEqual(len(tail), 3)
+        # A replica that does not exist is an error, not silence.
+        missing = self.zeppelin("logs", "tick/t/9", check=False)
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn('system "tick" has no replica t/9 (service t has 3 replicas)', missing.stderr)
         # A follower ends (exit 0) when the system is removed.
         follower = self.spawn("logs", "-f", "tick")
         try:

@@ -304,6 +304,7 @@ class MalformedSpecTest(ZeppelinTestCase):
         self.assertIn("Usage: zeppelin", self.zeppelin("help").stdout)
         self.assertEqual(self.zeppelin("help", "sclae", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("version").stdout, self.zeppelin("--version").stdout)
+        self.assertEqual(self.zeppelin("shutdown").stdout, "no server running\n")
         self.assertEqual(self.zeppelin("scale", "x", "web=many", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("logs", "Bad_Name", check=False).returncode, 2)
         missing = self.zeppelin("run", "-d", "-f", "/nonexistent.yaml", check=False)
