@@ -77,9 +77,15 @@ const char* colour(const std::string& service) {
   return palette[std::hash<std::string>{}(service) % 7];
 }
 
+// Colours on a terminal only, and not when NO_COLOR is set to anything (no-color.org).
+bool colours_on(int fd) {
+  const char* no_colour = std::getenv("NO_COLOR");
+  return ::isatty(fd) == 1 && (!no_colour || !*no_colour);
+}
+
 class LinePrinter {
  public:
-  LinePrinter() : tty_(::isatty(STDOUT_FILENO) == 1) {}
+  LinePrinter() : tty_(colours_on(STDOUT_FILENO)) {}
   void print(const json& item) {
     if (!item.contains("line")) return;
     const std::string service = item.value("service", "");

@@ -2,6 +2,7 @@
 foreground run with Ctrl-C, scale, rolling restart, down, resource limits."""
 import json
 import os
+import pty
 import select
 import signal
 import subprocess
@@ -90,6 +91,41 @@ class CliTest(ZeppelinTestCase):
             if follower.poll() is None:
                 follower.kill()
             follower.communicate()
+
+    def test_log_prefixes_are_coloured_on_a_terminal_unless_no_color(self):
+        self.write_spec(TICKER)
+        self.zeppelin("run", "-d")
+
+        def logs_on_a_terminal(**extra):
+            primary, secondary = pty.openpty()
+            try:
+                proc = subprocess.run([BIN, "logs", "tick/t/0"], env=dict(self.env, **extra), cwd=self.dir,
+                                      stdout=secondary, stderr=subprocess.PIPE, timeout=60)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                os.close(secondary)
+                secondary = None
+                out = b""
+                while select.select([primary], [], [], 1)[0]:
+                    try:
+                        chunk = os.read(primary, 65536)
+                    except OSError:  # the terminal's other side is closed: all read
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                return out
+            finally:
+                os.close(primary)
+                if secondary is not None:
+                    os.close(secondary)
+
+        coloured = logs_on_a_terminal()
+        self.assertIn(b"hello from 0", coloured)
+        self.assertIn(b"\x1b[", coloured)
+        plain = logs_on_a_terminal(NO_COLOR="1")
+        self.assertIn(b"hello from 0", plain)
+        self.assertNotIn(b"\x1b[", plain)
+        self.assertNotIn("\x1b[", self.zeppelin("logs", "tick/t/0").stdout)  # piped: never
 
     def test_foreground_run_streams_logs_and_ctrl_c_stops_gracefully(self):
         self.write_spec(TICKER)
