@@ -447,7 +447,11 @@ int main(int argc, char** argv) {
   deploy->add_option("--timeout", kube_args.timeout, "how long to wait for the rollout")->capture_default_str();
   deploy->add_flag("--force-conflicts", kube_args.force_conflicts, "take over fields another manager owns");
 
-  auto* server = app.add_subcommand("server", "Run the control plane in the foreground");
+  auto* server = app.add_subcommand("server", "Run the control plane in the foreground (-d: in the background)");
+  bool server_detach = false;
+  server->add_flag("-d,--detach", server_detach,
+                   "start the server in the background with the default flags, as any command would, and return "
+                   "once it answers; nothing happens if one runs already");
   server->add_option("--listen", listen, "also serve the API over TCP on HOST:PORT");
   server->add_option("--etcd-listen", etcd_listen, "serve the etcd v3 API (gRPC) on HOST:PORT (port 0: a free one)")
       ->capture_default_str();
@@ -619,6 +623,20 @@ int main(int argc, char** argv) {
   if (*render) return cmd_render(render_args);
   if (*server) {
     if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
+    if (server_detach) {
+      const auto given = server->get_options([](const CLI::Option* o) {
+        return o->count() > 0 && !o->check_name("--detach") && !o->check_name("--home");
+      });
+      if (!given.empty()) {
+        return fail("server -d starts a server with the default flags: give other flags to `zeppelin server` in the "
+                    "foreground",
+                    kUsage);
+      }
+      auto started = connect_or_start_local(zeppelin_home());
+      if (!started) return fail(started.error());
+      std::cout << "server running for " << zeppelin_home() << "\n";
+      return kOk;
+    }
     // With --store etcd, replicas use the user's cluster: no etcd API of our own unless asked.
     if (server_store.backend == "etcd" && server->get_option("--etcd-listen")->count() == 0) etcd_listen.clear();
     for (const auto& name : allowed_hosts) {

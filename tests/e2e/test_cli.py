@@ -315,7 +315,7 @@ class ApiTest(ZeppelinTestCase):
         return int(head.split()[1]), body
 
     def test_socket_is_private_and_bad_requests_get_clear_errors(self):
-        self.zeppelin("ps")  # starts the server
+        self.zeppelin("server", "-d")
         sock = os.path.join(self.home, "zeppelin.sock")
         self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
         status, body = self.request(b"GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

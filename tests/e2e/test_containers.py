@@ -315,7 +315,7 @@ class ContainerErrorTest(ContainerTestCase):
                 image: zeppelin-test/not-here:2
                 restart: never
             """)
-        self.zeppelin("ps")  # starts the server
+        self.zeppelin("server", "-d")
         conn = UnixHTTPConnection(os.path.join(self.home, "zeppelin.sock"))
         with open(spec) as f:
             conn.request("POST", "/v1/systems", json.dumps({"spec_file": spec, "spec_text": f.read()}),

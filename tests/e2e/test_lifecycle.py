@@ -199,7 +199,8 @@ class ServerRecoveryTest(ZeppelinTestCase):
         os.kill(old_server, signal.SIGKILL)
         wait_for(lambda: not os.path.exists(f"/proc/{old_server}/stat")
                  or open(f"/proc/{old_server}/stat").read().split(")")[-1].split()[0] == "Z", what="server gone")
-        # Any command starts a new server, which finds the system and its scale again.
+        # A new server finds the system and its scale again.
+        self.zeppelin("server", "-d")
         rows = wait_for(lambda: (rows := self.ps("durable")) and sum(r["state"] == "running" for r in rows) == 4
                         and rows, what="converged after server restart")
         self.assertNotEqual(self.server_pid(), old_server)
@@ -218,7 +219,7 @@ class ServerRecoveryTest(ZeppelinTestCase):
                 command: ["sleep", "1000"]
                 replicas: 300
             """)
-        self.zeppelin("ps")  # the server is up before the burst
+        self.zeppelin("server", "-d")  # the server is up before the burst
         server = self.server_pid()
         run = subprocess.Popen([BIN, "run", "-d"], env=self.env, cwd=self.dir, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
@@ -231,6 +232,7 @@ class ServerRecoveryTest(ZeppelinTestCase):
             if run.poll() is None:
                 run.kill()
             run.communicate()
+        self.zeppelin("server", "-d")
         rows = wait_for(lambda: (rows := self.ps("burst")) and sum(r["state"] == "running" for r in rows) == 300
                         and rows, timeout=120, what="300 running after recovery")
         live = processes_with_marker(self.home)
@@ -305,6 +307,9 @@ class MalformedSpecTest(ZeppelinTestCase):
         self.assertEqual(self.zeppelin("help", "sclae", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("version").stdout, self.zeppelin("--version").stdout)
         self.assertEqual(self.zeppelin("shutdown").stdout, "no server running\n")
+        self.assertEqual(self.zeppelin("server", "-d").stdout, f"server running for {self.home}\n")
+        self.assertEqual(self.zeppelin("server", "-d", "--listen", "127.0.0.1:0", check=False).returncode, 2)
+        self.assertEqual(self.zeppelin("shutdown").stdout, "server stopped\n")
         self.assertEqual(self.zeppelin("scale", "x", "web=many", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("logs", "Bad_Name", check=False).returncode, 2)
         missing = self.zeppelin("run", "-d", "-f", "/nonexistent.yaml", check=False)

@@ -50,7 +50,7 @@ class LimitsTest(ZeppelinTestCase):
         spec = 'name: big\nservices:\n  web:\n    command: ["sleep", "1000"]\n# ' + "x" * (5 << 20) + "\n"
         r = self.zeppelin("validate", self.write_spec(spec), check=False)
         self.assertIn("over the limit of 4194304 (zeppelin server --max-spec-bytes)", r.stderr)
-        self.zeppelin("ps")  # starts the server with the default limits
+        self.zeppelin("server", "-d")  # with the default limits
         status, body = self.post("/v1/systems", {"spec_file": "/tmp/big.yaml", "spec_text": spec})
         self.assertEqual(status, 413)
         self.assertEqual(body["error"]["code"], "too_large")

@@ -241,7 +241,7 @@ class HomeModesTest(ZeppelinTestCase):
         os.chmod(elsewhere, 0o755)
         os.symlink(elsewhere, os.path.join(self.home, "link"))
 
-        self.ps()  # starts the server again
+        self.zeppelin("server", "-d")  # starts the server again
         wait_for(lambda: self.replica("s", 0, "modes") and self.replica("s", 0, "modes")["state"] == "running",
                  what="the replica to run again")
         for p, m in walk_home(self.home):
