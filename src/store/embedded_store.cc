@@ -22,7 +22,6 @@
 #include <random>
 #include <shared_mutex>
 #include <thread>
-#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -30,6 +29,7 @@
 #include "common/log.h"
 #include "store/mvcc_index.h"
 #include "store/sqlite.h"
+#include "store/watch_hub.h"
 
 namespace zeppelin::store {
 
@@ -143,40 +143,15 @@ class DirectoryLock {
 
 using embedded::Batch;
 using embedded::Entry;
-using embedded::in_range;
 using embedded::Lease;
 using embedded::MvccIndex;
+using embedded::WatchHub;
 
 struct PendingWrite {
   std::function<Status(Batch&)> apply;
   Status status;
   std::promise<void> done;                  // a blocking caller waits on it
   std::function<void(const Status&)> then;  // or an asynchronous caller is called back
-};
-
-class StoreImpl;
-
-class WatchImpl final : public Watch {
- public:
-  WatchImpl(StoreImpl* store, WatchRequest request, WatchCallback callback)
-      : store_(store), request_(std::move(request)), callback_(std::move(callback)) {}
-  ~WatchImpl() override;
-  void request_progress() override;
-  int64_t revision() const override { return created_revision_; }
-
-  bool matches(const Event& e) const {
-    if (e.kv.mod_revision < min_revision_) return false;
-    if (e.type == Event::Type::kPut ? request_.no_put : request_.no_delete) return false;
-    return in_range(e.kv.key, request_.key, request_.range_end);
-  }
-
- private:
-  friend class StoreImpl;
-  StoreImpl* store_;
-  WatchRequest request_;
-  WatchCallback callback_;
-  int64_t min_revision_ = 0;  // events below it were delivered at registration (or not asked for)
-  int64_t created_revision_ = 0;
 };
 
 class StoreImpl final : public EmbeddedStore {
@@ -237,7 +212,7 @@ class StoreImpl final : public EmbeddedStore {
     if (auto s = sync_directory(); !s) return s;
     if (auto s = prepare_statements(); !s) return s;
     if (auto s = load(); !s) return s;
-    committed_revision_.store(index_.revision());
+    hub_.start_at(index_.revision());
     writer_ = std::thread([this] { writer_loop(); });
     auto checkpoint_db = sqlite::Db::open(database_path(dir_));
     if (!checkpoint_db) return checkpoint_db.error();
@@ -254,7 +229,7 @@ class StoreImpl final : public EmbeddedStore {
 
   Result<RangeResponse> range(const RangeRequest& request) override {
     std::shared_lock lock(index_mu_);
-    const int64_t current = committed_revision_.load();
+    const int64_t current = hub_.committed_revision();
     return index_.range(request, current, current);
   }
 
@@ -292,7 +267,7 @@ class StoreImpl final : public EmbeddedStore {
     StoreStatus s;
     {
       std::shared_lock lock(index_mu_);
-      s.revision = committed_revision_.load();
+      s.revision = hub_.committed_revision();
       s.compact_revision = index_.compact_revision();
     }
     // The database file alone, as etcd reports its backend file without its
@@ -445,37 +420,7 @@ class StoreImpl final : public EmbeddedStore {
   // ---- watches -----------------------------------------------------------
 
   Result<std::unique_ptr<Watch>> watch(const WatchRequest& request, WatchCallback callback) override {
-    if (request.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
-    auto w = std::make_unique<WatchImpl>(this, request, std::move(callback));
-    std::lock_guard<std::mutex> hub(hub_mu_);
-    const int64_t committed = committed_revision_.load();
-    w->created_revision_ = committed;
-    w->min_revision_ = std::max(request.start_revision, committed + 1);
-    if (request.start_revision > 0 && request.start_revision <= committed) {
-      WatchUpdate catch_up;
-      catch_up.revision = committed;
-      {
-        std::shared_lock lock(index_mu_);
-        if (request.start_revision < index_.compact_revision()) {
-          w->callback_(WatchUpdate{committed, {}, false, index_.compact_revision()});
-          return std::unique_ptr<Watch>(std::move(w));  // registered nowhere: it has ended
-        }
-        catch_up.events = index_.history_events(request, committed);
-      }
-      if (!catch_up.events.empty()) w->callback_(std::move(catch_up));
-    }
-    watchers_.insert(w.get());
-    return std::unique_ptr<Watch>(std::move(w));
-  }
-
-  void unregister(WatchImpl* w) {
-    std::lock_guard<std::mutex> hub(hub_mu_);
-    watchers_.erase(w);
-  }
-
-  void progress(WatchImpl* w) {
-    std::lock_guard<std::mutex> hub(hub_mu_);
-    if (watchers_.count(w)) w->callback_(WatchUpdate{committed_revision_.load(), {}, true, 0});
+    return hub_.watch(request, std::move(callback), index_, index_mu_);
   }
 
  private:
@@ -701,7 +646,7 @@ class StoreImpl final : public EmbeddedStore {
           failed_ = make_error(Errc::kInternal, "store " + dir_ + " stopped accepting writes: " + s.error().message);
           for (auto* w : writes) w->status = *failed_;
         } else {
-          publish(batch);
+          hub_.publish(batch);
           writes_ += static_cast<int64_t>(writes.size());
           check_quota(batch);
         }
@@ -794,23 +739,6 @@ class StoreImpl final : public EmbeddedStore {
     return false;
   }
 
-  // Makes a committed batch visible to readers and watchers.
-  void publish(const Batch& batch) {
-    std::lock_guard<std::mutex> hub(hub_mu_);
-    committed_revision_.store(batch.revision);
-    if (batch.events.empty()) return;
-    for (WatchImpl* w : watchers_) {
-      WatchUpdate update;
-      update.revision = batch.revision;
-      for (const Event& e : batch.events) {
-        if (!w->matches(e)) continue;
-        update.events.push_back(e);
-        if (!w->request_.prev_kv) update.events.back().prev_kv.reset();
-      }
-      if (!update.events.empty()) w->callback_(std::move(update));
-    }
-  }
-
   void lease_timer_loop() {
     std::unique_lock<std::mutex> lock(lease_timer_mu_);
     while (!lease_timer_stop_) {
@@ -861,10 +789,7 @@ class StoreImpl final : public EmbeddedStore {
   std::optional<Error> failed_;       // writer thread only
   std::atomic<bool> nospace_{false};  // the NOSPACE alarm; set by the writer thread
 
-  // The newest revision on disk: what readers see. Written under hub_mu_.
-  std::atomic<int64_t> committed_revision_{1};
-  std::mutex hub_mu_;                        // taken before index_mu_ when both are needed
-  std::unordered_set<WatchImpl*> watchers_;  // guarded by hub_mu_
+  WatchHub hub_;  // its lock is taken before index_mu_ when both are needed
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -879,9 +804,6 @@ class StoreImpl final : public EmbeddedStore {
 
   std::atomic<int64_t> writes_{0};
 };
-
-WatchImpl::~WatchImpl() { store_->unregister(this); }
-void WatchImpl::request_progress() { store_->progress(this); }
 
 }  // namespace
 
