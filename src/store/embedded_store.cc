@@ -5,10 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <filesystem>
-#include <functional>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -18,44 +15,42 @@
 #include <vector>
 
 #include "common/log.h"
+#include "store/auto_compaction.h"
 #include "store/mvcc_index.h"
 #include "store/snapshot.h"
 #include "store/store_db.h"
 #include "store/watch_hub.h"
+#include "store/write_queue.h"
 
 namespace zeppelin::store {
 
 namespace {
 
+using embedded::AutoCompaction;
 using embedded::Batch;
 using embedded::Lease;
 using embedded::MvccIndex;
+using embedded::PendingWrite;
 using embedded::StoreDb;
 using embedded::WatchHub;
+using embedded::WriteQueue;
 
-struct PendingWrite {
-  std::function<Status(Batch&)> apply;
-  Status status;
-  std::promise<void> done;                  // a blocking caller waits on it
-  std::function<void(const Status&)> then;  // or an asynchronous caller is called back
-};
-
+// The engine as the composition of its parts: the index (MvccIndex, under
+// index_mu_), the database (StoreDb), the writer thread (WriteQueue) and the
+// watches (WatchHub). What ties them together lives here: what one group
+// commit does, the NOSPACE alarm, automatic compaction and lease expiry.
 class StoreImpl final : public EmbeddedStore {
  public:
-  StoreImpl(std::string dir, EmbeddedStoreOptions options) : dir_(std::move(dir)), options_(std::move(options)) {}
+  StoreImpl(std::string dir, EmbeddedStoreOptions options)
+      : dir_(std::move(dir)), options_(std::move(options)), auto_compaction_(options_), queue_(dir_) {}
 
   ~StoreImpl() override {
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      stopping_ = true;
-    }
-    queue_cv_.notify_all();
     {
       std::lock_guard<std::mutex> lock(lease_timer_mu_);
       lease_timer_stop_ = true;
     }
     lease_timer_cv_.notify_all();
-    if (writer_.joinable()) writer_.join();
+    queue_.stop();
     if (lease_timer_.joinable()) lease_timer_.join();
     db_.reset();  // the checkpointer, the database and then the directory lock, once no thread writes
   }
@@ -66,7 +61,7 @@ class StoreImpl final : public EmbeddedStore {
     db_ = std::move(*db);
     if (auto s = db_->load(index_, now_ticks()); !s) return s;
     hub_.start_at(index_.revision());
-    writer_ = std::thread([this] { writer_loop(); });
+    queue_.start([this](const std::vector<PendingWrite*>& writes) { commit_group(writes); });
     if (options_.expire_leases_in_background) lease_timer_ = std::thread([this] { lease_timer_loop(); });
     return ok_status();
   }
@@ -130,7 +125,7 @@ class StoreImpl final : public EmbeddedStore {
 
   Result<PutResponse> put(const PutRequest& request) override {
     PutResponse response;
-    Status s = submit([&](Batch& batch) { return apply_put(request, response, batch); });
+    Status s = queue_.submit([&](Batch& batch) { return apply_put(request, response, batch); });
     if (!s) return s.error();
     return response;
   }
@@ -138,50 +133,50 @@ class StoreImpl final : public EmbeddedStore {
   Result<DeleteRangeResponse> delete_range(const DeleteRangeRequest& request) override {
     if (request.key.empty()) return make_error(Errc::kInvalidArgument, kErrEmptyKey);
     DeleteRangeResponse response;
-    Status s = submit([&](Batch& batch) { return index_.apply_delete(request, response, batch); });
+    Status s = queue_.submit([&](Batch& batch) { return index_.apply_delete(request, response, batch); });
     if (!s) return s.error();
     return response;
   }
 
   Result<TxnResponse> txn(const TxnRequest& request) override {
     TxnResponse response;
-    Status s = submit([&](Batch& batch) { return apply_txn(request, response, batch); });
+    Status s = queue_.submit([&](Batch& batch) { return apply_txn(request, response, batch); });
     if (!s) return s.error();
     return response;
   }
 
   void put_async(const PutRequest& request, std::function<void(Result<PutResponse>)> done) override {
     auto state = std::make_shared<std::pair<PutRequest, PutResponse>>(request, PutResponse{});
-    submit_async([this, state](Batch& batch) { return apply_put(state->first, state->second, batch); },
-                 [state, done = std::move(done)](const Status& s) {
-                   if (!s) return done(s.error());
-                   done(std::move(state->second));
-                 });
+    queue_.submit_async([this, state](Batch& batch) { return apply_put(state->first, state->second, batch); },
+                        [state, done = std::move(done)](const Status& s) {
+                          if (!s) return done(s.error());
+                          done(std::move(state->second));
+                        });
   }
 
   void delete_range_async(const DeleteRangeRequest& request,
                           std::function<void(Result<DeleteRangeResponse>)> done) override {
     if (request.key.empty()) return done(make_error(Errc::kInvalidArgument, kErrEmptyKey));
     auto state = std::make_shared<std::pair<DeleteRangeRequest, DeleteRangeResponse>>(request, DeleteRangeResponse{});
-    submit_async([this, state](Batch& batch) { return index_.apply_delete(state->first, state->second, batch); },
-                 [state, done = std::move(done)](const Status& s) {
-                   if (!s) return done(s.error());
-                   done(std::move(state->second));
-                 });
+    queue_.submit_async([this, state](Batch& batch) { return index_.apply_delete(state->first, state->second, batch); },
+                        [state, done = std::move(done)](const Status& s) {
+                          if (!s) return done(s.error());
+                          done(std::move(state->second));
+                        });
   }
 
   void txn_async(const TxnRequest& request, std::function<void(Result<TxnResponse>)> done) override {
     auto state = std::make_shared<std::pair<TxnRequest, TxnResponse>>(request, TxnResponse{});
-    submit_async([this, state](Batch& batch) { return apply_txn(state->first, state->second, batch); },
-                 [state, done = std::move(done)](const Status& s) {
-                   if (!s) return done(s.error());
-                   done(std::move(state->second));
-                 });
+    queue_.submit_async([this, state](Batch& batch) { return apply_txn(state->first, state->second, batch); },
+                        [state, done = std::move(done)](const Status& s) {
+                          if (!s) return done(s.error());
+                          done(std::move(state->second));
+                        });
   }
 
   Result<CompactResponse> compact(int64_t revision) override {
     CompactResponse response;
-    Status s = submit([&](Batch& batch) -> Status {
+    Status s = queue_.submit([&](Batch& batch) -> Status {
       if (revision > index_.revision()) return embedded::future_error(revision, index_.revision());
       if (revision <= index_.compact_revision()) return embedded::compacted_error(revision, index_.compact_revision());
       index_.compact(batch, revision);
@@ -199,7 +194,7 @@ class StoreImpl final : public EmbeddedStore {
                                                     " s, at most " + std::to_string(kMaxLeaseTtl) + ")");
     }
     LeaseGrant grant;
-    Status s = submit([&](Batch& batch) -> Status {
+    Status s = queue_.submit([&](Batch& batch) -> Status {
       if (nospace_.load()) return nospace_error();
       auto granted = index_.grant_lease(id, std::max(ttl, options_.min_lease_ttl), now_ticks(), random_, batch);
       if (!granted) return granted.error();
@@ -212,7 +207,7 @@ class StoreImpl final : public EmbeddedStore {
   }
 
   Status lease_revoke(int64_t id) override {
-    return submit([&](Batch& batch) -> Status {
+    return queue_.submit([&](Batch& batch) -> Status {
       if (!index_.find_lease(id)) return embedded::lease_not_found(id);
       index_.revoke_lease(id, batch);
       return ok_status();
@@ -227,7 +222,7 @@ class StoreImpl final : public EmbeddedStore {
     }
     // A lease revoked or kept alive meanwhile is left alone.
     for (int64_t id : expired) {
-      (void)submit([&](Batch& batch) -> Status {
+      (void)queue_.submit([&](Batch& batch) -> Status {
         const Lease* l = index_.find_lease(id);
         if (!l || l->deadline.load() > now_ticks()) return ok_status();
         index_.revoke_lease(id, batch);
@@ -254,111 +249,33 @@ class StoreImpl final : public EmbeddedStore {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(options_.clock().time_since_epoch()).count();
   }
 
-  // ---- the writer thread ---------------------------------------------------
+  // ---- one group commit (writer thread) ------------------------------------
 
-  // Queues a write for the next group commit; `then` runs on the writer
-  // thread once the write is durable or has failed.
-  void submit_async(std::function<Status(Batch&)> apply, std::function<void(const Status&)> then) {
-    auto write = std::make_unique<PendingWrite>();
-    write->apply = std::move(apply);
-    write->then = std::move(then);
+  // Applies the group to the index in order, commits it in one transaction
+  // and only then publishes it to readers and watchers.
+  void commit_group(const std::vector<PendingWrite*>& writes) {
+    if (failed_) {
+      for (auto* w : writes) w->status = *failed_;
+      return;
+    }
+    Batch batch;
     {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      if (!stopping_) {
-        queue_.push_back(write.release());
-        queue_cv_.notify_one();
-        return;
+      std::unique_lock lock(index_mu_);
+      for (auto* w : writes) w->status = w->apply(batch);
+      if (const int64_t target = auto_compaction_.due(index_.revision(), index_.compact_revision()); target > 0) {
+        index_.compact(batch, target);
       }
+      batch.revision = index_.revision();
     }
-    write->then(make_error(Errc::kUnavailable, "store " + dir_ + " is closing"));
-  }
-
-  Status submit(std::function<Status(Batch&)> apply) {
-    PendingWrite write{std::move(apply), {}, {}, {}};
-    auto done = write.done.get_future();
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      if (stopping_) return make_error(Errc::kUnavailable, "store " + dir_ + " is closing");
-      queue_.push_back(&write);
+    if (Status s = db_->commit(batch); !s) {
+      // The index is ahead of the disk now; refuse every write from here on.
+      failed_ = make_error(Errc::kInternal, "store " + dir_ + " stopped accepting writes: " + s.error().message);
+      for (auto* w : writes) w->status = *failed_;
+      return;
     }
-    queue_cv_.notify_one();
-    done.wait();
-    return write.status;
-  }
-
-  void writer_loop() {
-    std::vector<PendingWrite*> writes;
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lock(queue_mu_);
-        queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-        if (queue_.empty()) return;
-        writes.swap(queue_);
-      }
-      Batch batch;
-      if (failed_) {
-        for (auto* w : writes) w->status = *failed_;
-      } else {
-        {
-          std::unique_lock lock(index_mu_);
-          for (auto* w : writes) w->status = w->apply(batch);
-          auto_compact(batch);
-          batch.revision = index_.revision();
-        }
-        if (Status s = db_->commit(batch); !s) {
-          // The index is ahead of the disk now; refuse every write from here on.
-          failed_ = make_error(Errc::kInternal, "store " + dir_ + " stopped accepting writes: " + s.error().message);
-          for (auto* w : writes) w->status = *failed_;
-        } else {
-          hub_.publish(batch);
-          writes_ += static_cast<int64_t>(writes.size());
-          check_quota(batch);
-        }
-      }
-      for (auto* w : writes) {
-        if (w->then) {
-          w->then(w->status);
-          delete w;  // queued by submit_async, owned by the queue since
-        } else {
-          w->done.set_value();
-        }
-      }
-      writes.clear();
-    }
-  }
-
-  // Compacts within `batch` once the history passes the retention by a tenth
-  // of it (at least one revision), so that compactions, which visit every
-  // key, come once per retention/10 writes.
-  void auto_compact(Batch& batch) {
-    if (options_.auto_compaction_period.count() > 0) return compact_periodically(batch);
-    const int64_t retention = options_.auto_compaction_retention;
-    if (retention <= 0) return;
-    const int64_t target = index_.revision() - retention;
-    if (target - index_.compact_revision() < std::max<int64_t>(1, retention / 10)) return;
-    index_.compact(batch, target);
-  }
-
-  // The periodic mode (EmbeddedStoreOptions::auto_compaction_period). A noted
-  // revision was current when noted, so the newest one noted before the
-  // cutoff keeps at least a whole period of history.
-  void compact_periodically(Batch& batch) {
-    const auto period = options_.auto_compaction_period;
-    const auto interval = std::min<std::chrono::nanoseconds>(period, std::chrono::hours(1));
-    const auto now = options_.clock();
-    if (revision_samples_.empty() || now - revision_samples_.back().first >= interval / 10) {
-      revision_samples_.emplace_back(now, index_.revision());
-    }
-    const auto since_last = now - last_periodic_compaction_;
-    if (since_last < (periodic_compactions_ == 0 ? period : interval)) return;
-    const auto cutoff = now - period;
-    while (revision_samples_.size() > 1 && revision_samples_[1].first <= cutoff) revision_samples_.pop_front();
-    if (revision_samples_.front().first > cutoff) return;  // nothing noted that long ago
-    last_periodic_compaction_ = now;
-    ++periodic_compactions_;
-    if (const int64_t target = revision_samples_.front().second; target > index_.compact_revision()) {
-      index_.compact(batch, target);
-    }
+    hub_.publish(batch);
+    writes_ += static_cast<int64_t>(writes.size());
+    check_quota(batch);
   }
 
   // The writes the NOSPACE alarm refuses are refused before the index sees them.
@@ -434,21 +351,12 @@ class StoreImpl final : public EmbeddedStore {
   mutable std::shared_mutex index_mu_;
   MvccIndex index_;                                 // guarded by index_mu_
   std::mt19937_64 random_{std::random_device{}()};  // writer thread only
-  // Periodic compaction's notes (time, revision then), oldest first, and its
-  // last run (the store's opening before the first). Writer thread only.
-  std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> revision_samples_;
-  std::chrono::steady_clock::time_point last_periodic_compaction_ = options_.clock();
-  int64_t periodic_compactions_ = 0;
-  std::optional<Error> failed_;       // writer thread only
-  std::atomic<bool> nospace_{false};  // the NOSPACE alarm; set by the writer thread
+  AutoCompaction auto_compaction_;                  // writer thread only
+  std::optional<Error> failed_;                     // writer thread only
+  std::atomic<bool> nospace_{false};                // the NOSPACE alarm; set by the writer thread
 
   WatchHub hub_;  // its lock is taken before index_mu_ when both are needed
-
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::vector<PendingWrite*> queue_;  // guarded by queue_mu_
-  bool stopping_ = false;             // guarded by queue_mu_
-  std::thread writer_;
+  WriteQueue queue_;
 
   std::mutex lease_timer_mu_;
   std::condition_variable lease_timer_cv_;
