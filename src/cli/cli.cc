@@ -587,7 +587,7 @@ int main(int argc, char** argv) {
   if (*build) return cmd_build(file);
   if (*render) return cmd_render(render_args);
   if (*server) {
-    if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
+    if (!home_flag.empty()) ::setenv(kHomeVariable, home_flag.c_str(), 1);
     // With --store etcd, replicas use the user's cluster: no etcd API of our own unless asked.
     if (server_store.backend == "etcd" && server->get_option("--etcd-listen")->count() == 0) etcd_listen.clear();
     for (const auto& name : allowed_hosts) {
