@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/strings.h"
+#include "kubernetes/labels.h"
 #include "spec/parser.h"
 #include "spec/replica_contract.h"
 
@@ -206,17 +207,17 @@ json object_of(std::size_t fields) {
 
 json labels_for(const std::string& system, const std::string& name, const std::string& component) {
   json labels = object_of(5);
-  labels["app.kubernetes.io/name"] = name;
-  labels["app.kubernetes.io/instance"] = system;
-  labels["app.kubernetes.io/component"] = component;
-  labels["app.kubernetes.io/part-of"] = system;
-  labels["app.kubernetes.io/managed-by"] = "zeppelin";
+  labels[kNameLabel] = name;
+  labels[kInstanceLabel] = system;
+  labels[kComponentLabel] = component;
+  labels[kPartOfLabel] = system;
+  labels[kManagedByLabel] = kManager;
   return labels;
 }
 
 json selector_for(const json& labels) {
   json sel = object_of(3);
-  for (const char* key : {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}) {
+  for (const char* key : {kNameLabel, kInstanceLabel, kComponentLabel}) {
     sel[key] = labels[key];
   }
   return sel;

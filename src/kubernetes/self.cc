@@ -2,6 +2,7 @@
 
 #include "common/fs_util.h"
 #include "common/units.h"
+#include "kubernetes/labels.h"
 #include "spec/parser.h"
 
 namespace zeppelin::kubernetes {
@@ -18,14 +19,14 @@ constexpr const char* kBootstrapTokenVariable = "ZEPPELIN_BOOTSTRAP_TOKEN";
 constexpr int kUser = 65532;
 
 json labels() {
-  return {{"app.kubernetes.io/name", kName},
-          {"app.kubernetes.io/instance", kName},
-          {"app.kubernetes.io/component", "server"},
-          {"app.kubernetes.io/managed-by", "zeppelin"}};
+  return {{kNameLabel, kName},
+          {kInstanceLabel, kName},
+          {kComponentLabel, "server"},
+          {kManagedByLabel, kManager}};
 }
 
 json selector() {
-  return {{"app.kubernetes.io/name", kName}, {"app.kubernetes.io/instance", kName}};
+  return {{kNameLabel, kName}, {kInstanceLabel, kName}};
 }
 
 json metadata(const SelfOptions& options) {
