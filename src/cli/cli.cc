@@ -622,7 +622,7 @@ int main(int argc, char** argv) {
   if (*build) return cmd_build(file);
   if (*render) return cmd_render(render_args);
   if (*server) {
-    if (!home_flag.empty()) ::setenv("ZEPPELIN_HOME", home_flag.c_str(), 1);
+    if (!home_flag.empty()) ::setenv(kHomeVariable, home_flag.c_str(), 1);
     if (server_detach) {
       const auto given = server->get_options([](const CLI::Option* o) {
         return o->count() > 0 && !o->check_name("--detach") && !o->check_name("--home");

@@ -21,8 +21,11 @@
 #include "common/units.h"
 #include "etcd_client/etcd_store.h"
 #include "etcd_client/lease_keeper.h"
+#include "spec/replica_contract.h"
 
 namespace zeppelin::cli {
+
+namespace var = spec::replica_env;
 
 using json = nlohmann::json;
 
@@ -62,9 +65,8 @@ Result<StoreTarget> local_store(const std::string& home) {
   for (const auto& e : r->body.value("endpoints", json::array())) target.endpoints.push_back(e.get<std::string>());
   target.ca_file = r->body.value("cacert", "");
   if (target.endpoints.empty()) {
-    return make_error(Errc::kUnavailable,
-                      "the local server serves no etcd API: give --endpoints, set ZEPPELIN_ETCD_ENDPOINTS, or "
-                      "start the server with --etcd-listen");
+    return make_error(Errc::kUnavailable, std::string("the local server serves no etcd API: give --endpoints, set ") +
+                                              var::kEtcdEndpoints + ", or start the server with --etcd-listen");
   }
   if (r->body.value("backend", "") == "embedded" && r->body.value("auth", true)) {
     if (auto password = read_file(store_root_credentials_path(home)); password) {
@@ -84,19 +86,19 @@ Result<StoreTarget> find_store(const std::string& flag, const std::string& home)
     auto parsed = etcd_client::parse_endpoints(flag);
     if (!parsed) return make_error(Errc::kInvalidArgument, "--endpoints: " + parsed.error().message);
     target.endpoints = *parsed;
-  } else if (const char* env = std::getenv("ZEPPELIN_ETCD_ENDPOINTS"); env && *env) {
+  } else if (const char* env = std::getenv(var::kEtcdEndpoints); env && *env) {
     auto parsed = etcd_client::parse_endpoints(env);
-    if (!parsed) return make_error(Errc::kInvalidArgument, "ZEPPELIN_ETCD_ENDPOINTS: " + parsed.error().message);
+    if (!parsed) return make_error(Errc::kInvalidArgument, var::kEtcdEndpoints + (": " + parsed.error().message));
     target.endpoints = *parsed;
   }
   if (!target.endpoints.empty()) {
-    if (const char* ca = std::getenv("ZEPPELIN_ETCD_CACERT"); ca && *ca) target.ca_file = ca;
+    if (const char* ca = std::getenv(var::kEtcdCaCert); ca && *ca) target.ca_file = ca;
   }
   // Who to be, first match: a user with its password (store.etcd, `zeppelin
   // store env`), a token (a replica's), root of the local server's store.
-  const char* user = std::getenv("ZEPPELIN_ETCD_USER");
-  const char* password = std::getenv("ZEPPELIN_ETCD_PASSWORD");
-  const char* token = std::getenv("ZEPPELIN_ETCD_TOKEN");
+  const char* user = std::getenv(var::kEtcdUser);
+  const char* password = std::getenv(var::kEtcdPassword);
+  const char* token = std::getenv(var::kEtcdToken);
   if (user && *user && (password || !token || !*token)) {
     target.user = user;
     if (password) target.password = password;
@@ -463,8 +465,9 @@ int cmd_elect(etcd_client::EtcdStore& s, const CoordArgs& a, sigset_t signals) {
 std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
   auto a = std::make_shared<CoordArgs>();
   auto endpoints = [&](CLI::App* cmd) {
-    cmd->add_option("--endpoints", a->endpoints,
-                    "etcd endpoints URL[,URL...] (default $ZEPPELIN_ETCD_ENDPOINTS, then the local server's)");
+    cmd->add_option(
+        "--endpoints", a->endpoints,
+        std::string("etcd endpoints URL[,URL...] (default $") + var::kEtcdEndpoints + ", then the local server's)");
   };
   a->kv = app.add_subcommand("kv", "Keys and values in the coordination store (etcd v3)");
   a->kv->require_subcommand(1);
@@ -543,25 +546,27 @@ std::string shell_quote(const std::string& value) {
 int cmd_store_env(const std::string& home) {
   auto target = local_store(home);
   if (!target) return fail(target.error());
-  std::string endpoints;
+  const std::string endpoints = var::join_list(target->endpoints);
   std::string etcdctl_endpoints;  // HOST:PORT: etcdctl's `endpoint status` sends a URL as its gRPC authority
   for (const auto& e : target->endpoints) {
-    endpoints += (endpoints.empty() ? "" : ",") + e;
     const auto scheme = e.find("://");
     etcdctl_endpoints +=
         (etcdctl_endpoints.empty() ? "" : ",") + (scheme == std::string::npos ? e : e.substr(scheme + 3));
   }
+  auto export_line = [](const char* variable, const std::string& value) {
+    std::cout << "export " << variable << "=" << shell_quote(value) << "\n";
+  };
   std::cout << "export ETCDCTL_API=3\n";
-  std::cout << "export ETCDCTL_ENDPOINTS=" << shell_quote(etcdctl_endpoints) << "\n";
-  std::cout << "export ZEPPELIN_ETCD_ENDPOINTS=" << shell_quote(endpoints) << "\n";
+  export_line("ETCDCTL_ENDPOINTS", etcdctl_endpoints);
+  export_line(var::kEtcdEndpoints, endpoints);
   if (!target->ca_file.empty()) {
-    std::cout << "export ETCDCTL_CACERT=" << shell_quote(target->ca_file) << "\n";
-    std::cout << "export ZEPPELIN_ETCD_CACERT=" << shell_quote(target->ca_file) << "\n";
+    export_line(var::kEtcdctlCaCert, target->ca_file);
+    export_line(var::kEtcdCaCert, target->ca_file);
   }
   if (!target->user.empty()) {
-    std::cout << "export ETCDCTL_USER=" << shell_quote(target->user + ":" + target->password) << "\n";
-    std::cout << "export ZEPPELIN_ETCD_USER=" << shell_quote(target->user) << "\n";
-    std::cout << "export ZEPPELIN_ETCD_PASSWORD=" << shell_quote(target->password) << "\n";
+    export_line(var::kEtcdctlUser, target->user + ":" + target->password);
+    export_line(var::kEtcdUser, target->user);
+    export_line(var::kEtcdPassword, target->password);
   }
   return kOk;
 }

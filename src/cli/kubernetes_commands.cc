@@ -17,6 +17,7 @@
 #include "kube_client/client.h"
 #include "kube_client/kubeconfig.h"
 #include "kube_client/resources.h"
+#include "kubernetes/labels.h"
 #include "kubernetes/render.h"
 #include "spec/parser.h"
 
@@ -28,7 +29,6 @@ using nlohmann::json;
 using clock = std::chrono::steady_clock;
 
 constexpr const char* kFieldManager = "zeppelin";
-constexpr const char* kComponentLabel = "app.kubernetes.io/name";
 
 // What deploy creates and stop/prune delete, in deletion order (workloads
 // first, so that pods stop before their configuration goes). PVCs are kept
@@ -78,7 +78,7 @@ Status delete_owned(Session& s, const std::string& system, const std::string& ki
                     const char* why) {
   const auto type = kube::resource_type(kind);
   auto listed = s.client->request(
-      "GET", type->collection_path(s.ns) + "?labelSelector=" + kube::query_value(kube::system_selector(system)));
+      "GET", type->collection_path(s.ns) + "?labelSelector=" + kube::query_value(kubernetes::system_selector(system)));
   if (!listed) return listed.error();
   if (!listed->ok()) return kube::api_error(*listed, s.config, "list", type->display() + " in namespace " + s.ns);
   const json list = json::parse(listed->body, nullptr, false);
@@ -174,8 +174,8 @@ class Progress {
 // (ImagePullBackOff, CrashLoopBackOff, ...) and unschedulable pods.
 std::vector<std::string> pod_problems(Session& s, const std::string& system) {
   std::vector<std::string> problems;
-  auto listed = s.client->request("GET", kube::resource_type("Pod")->collection_path(s.ns) +
-                                             "?labelSelector=" + kube::query_value(kube::system_selector(system)));
+  auto listed = s.client->request("GET", kube::resource_type("Pod")->collection_path(s.ns) + "?labelSelector=" +
+                                             kube::query_value(kubernetes::system_selector(system)));
   if (!listed || !listed->ok()) return problems;
   const json list = json::parse(listed->body, nullptr, false);
   if (!list.is_object()) return problems;
@@ -216,7 +216,7 @@ int wait_for_rollout(Session& s, const std::string& system, const std::vector<nl
     const std::string kind = object.value("kind", "");
     if (kind != "Deployment" && kind != "StatefulSet") continue;
     const std::string name = object["metadata"].value("name", "");
-    std::string service = object["metadata"]["labels"].value(kComponentLabel, name);
+    std::string service = object["metadata"]["labels"].value(kubernetes::kNameLabel, name);
     rollouts[name] = Rollout{kind, service, object["spec"].value("replicas", 1L)};
     order.push_back(name);
   }
@@ -240,7 +240,7 @@ int wait_for_rollout(Session& s, const std::string& system, const std::vector<nl
       update_rollout(it->second, object);
     };
     auto result = kube::list_and_watch(
-        *s.client, type->collection_path(s.ns), kube::system_selector(system), deadline,
+        *s.client, type->collection_path(s.ns), kubernetes::system_selector(system), deadline,
         [&](const json& items) {
           std::lock_guard<std::mutex> lock(mu);
           for (const auto& item : items) apply(item);
@@ -306,8 +306,8 @@ struct PodRow {
 // The system's pods by service and replica number: a StatefulSet's ordinal,
 // a Job's completion index, otherwise the position among the service's pods.
 Result<std::vector<PodRow>> list_pods(Session& s, const std::string& system, const std::string& service) {
-  std::string selector = kube::system_selector(system);
-  if (!service.empty()) selector += std::string(",") + kComponentLabel + "=" + service;
+  std::string selector = kubernetes::system_selector(system);
+  if (!service.empty()) selector += std::string(",") + kubernetes::kNameLabel + "=" + service;
   auto listed = s.client->request(
       "GET", kube::resource_type("Pod")->collection_path(s.ns) + "?labelSelector=" + kube::query_value(selector));
   if (!listed) return listed.error();
@@ -319,7 +319,7 @@ Result<std::vector<PodRow>> list_pods(Session& s, const std::string& system, con
   std::vector<json> pods = list.value("items", json::array()).get<std::vector<json>>();
   std::sort(pods.begin(), pods.end(), [](const json& a, const json& b) { return name_of(a) < name_of(b); });
   for (const auto& pod : pods) {
-    PodRow row{label(pod, kComponentLabel), -1, pod};
+    PodRow row{label(pod, kubernetes::kNameLabel), -1, pod};
     for (const char* key : {"apps.kubernetes.io/pod-index", "batch.kubernetes.io/job-completion-index"}) {
       const std::string index = label(pod, key);
       if (!index.empty() && std::all_of(index.begin(), index.end(), ::isdigit)) row.replica = std::stol(index);
@@ -571,7 +571,7 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
   // Done when the last pod is gone: follow the pods with a watch.
   std::set<std::string> pods;
   auto gone = kube::list_and_watch(
-      *s.client, kube::resource_type("Pod")->collection_path(s.ns), kube::system_selector(target->system),
+      *s.client, kube::resource_type("Pod")->collection_path(s.ns), kubernetes::system_selector(target->system),
       clock::now() + *timeout,
       [&](const json& items) {
         pods.clear();

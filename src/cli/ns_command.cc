@@ -16,6 +16,7 @@
 #include "etcd_client/connection.h"
 #include "rpc.grpc.pb.h"
 #include "spec/parser.h"
+#include "spec/replica_contract.h"
 #include "store/store.h"
 
 namespace zeppelin::cli {
@@ -26,7 +27,7 @@ namespace pb = etcdserverpb;
 using json = nlohmann::json;
 
 constexpr const char* kRegistryPrefix = "/zeppelin/namespaces/";
-constexpr const char* kDefaultPasswordEnv = "ZEPPELIN_ETCD_PASSWORD";
+constexpr const char* kDefaultPasswordEnv = spec::replica_env::kEtcdPassword;
 constexpr auto kCallTimeout = std::chrono::seconds(10);
 
 std::string ns_prefix(const std::string& name) { return "/ns/" + name + "/"; }
@@ -267,7 +268,8 @@ int remove(Etcd& etcd, const NsArgs& args) {
 
 void add_connection_flags(CLI::App* cmd, NsArgs& args) {
   cmd->add_option("--endpoints", args.endpoints,
-                  "etcd endpoints URL[,URL...] (default $ZEPPELIN_ETCD_ENDPOINTS, else the local server's)");
+                  std::string("etcd endpoints URL[,URL...] (default $") + spec::replica_env::kEtcdEndpoints +
+                      ", else the local server's)");
   cmd->add_option("--user", args.user, "authenticate as this user (when auth is enabled)");
   cmd->add_option("--user-password-env", args.user_password_env,
                   std::string("variable holding --user's password (default ") + kDefaultPasswordEnv + ")");

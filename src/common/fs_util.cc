@@ -95,7 +95,7 @@ int open_owner_only(const std::string& path, int flags) {
 }
 
 std::string zeppelin_home() {
-  if (const char* home = std::getenv("ZEPPELIN_HOME"); home && *home) {
+  if (const char* home = std::getenv(kHomeVariable); home && *home) {
     return std::filesystem::absolute(home).lexically_normal().string();
   }
   const char* user_home = std::getenv("HOME");

@@ -23,6 +23,10 @@ int open_owner_only(const std::string& path, int flags);
 // This process's environment as NAME -> value.
 std::map<std::string, std::string> process_environment();
 
+// The variable that names the data directory, for the server, the CLI and
+// the replicas alike.
+inline constexpr char kHomeVariable[] = "ZEPPELIN_HOME";
+
 // $ZEPPELIN_HOME, else ~/.zeppelin.
 std::string zeppelin_home();
 

@@ -37,10 +37,6 @@ std::optional<ResourceType> resource_type(const std::string& kind) {
   return std::nullopt;
 }
 
-std::string system_selector(const std::string& system) {
-  return "app.kubernetes.io/instance=" + system + ",app.kubernetes.io/managed-by=zeppelin";
-}
-
 std::string query_value(const std::string& value) { return percent_encode(value); }
 
 Result<bool> list_and_watch(Client& client, const std::string& collection_path, const std::string& selector,

@@ -25,9 +25,6 @@ struct ResourceType {
 // The kinds `render` emits, and Pod; nullopt for any other kind.
 std::optional<ResourceType> resource_type(const std::string& kind);
 
-// The label selector of everything deployed for `system`.
-std::string system_selector(const std::string& system);
-
 // Percent-encodes a query value.
 std::string query_value(const std::string& value);
 

@@ -1,7 +1,6 @@
 #include "kubernetes/render.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include "common/strings.h"
+#include "kubernetes/labels.h"
+#include "kubernetes/yaml_emitter.h"
 #include "spec/parser.h"
+#include "spec/replica_contract.h"
 
 namespace zeppelin::kubernetes {
 namespace {
@@ -22,6 +25,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 using spec::Location;
 using spec::Service;
+namespace var = spec::replica_env;
 
 constexpr std::int64_t kConfigMapLimit = 1024 * 1024;  // the API server's limit on a ConfigMap's data
 constexpr int kEtcdMembers = 3;
@@ -32,17 +36,10 @@ constexpr const char* kPodIndexLabel = "apps.kubernetes.io/pod-index";
 constexpr const char* kJobIndexAnnotation = "batch.kubernetes.io/job-completion-index";
 constexpr const char* kConfigHashAnnotation = "zeppelin/config-hash";
 
-std::string env_name(const std::string& name) {
-  std::string out = name;
-  for (char& c : out) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& sep = ",") {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
+// The variables of the replica contract the kubelet expands: "$(NAME)" in
+// env values, command and args; "$NAME" in the shell of an init container.
+std::string kubelet_ref(const char* variable) { return std::string("$(") + variable + ")"; }
+std::string shell_ref(const char* variable) { return std::string("$") + variable; }
 
 int seconds_up(Duration d) {
   const auto ms = d.count();
@@ -182,10 +179,11 @@ Result<Converted> convert_value(const std::string& raw, const std::set<std::stri
       out.has_refs = true;
     } else if (fallback) {
       for (char c : *fallback) literal(c);
-    } else if (name == "ZEPPELIN_REPLICA" && !replica_defined) {
-      return make_error(Errc::kInvalidArgument,
-                        "${ZEPPELIN_REPLICA} has no value in a Deployment, whose pods have no ordinal; "
-                        "use mode: stateful, or give a default (${ZEPPELIN_REPLICA:-0})");
+    } else if (name == var::kReplica && !replica_defined) {
+      return make_error(Errc::kInvalidArgument, std::string("${") + var::kReplica +
+                                                    "} has no value in a Deployment, whose pods have no ordinal; "
+                                                    "use mode: stateful, or give a default (${" +
+                                                    var::kReplica + ":-0})");
     } else {
       return make_error(Errc::kInvalidArgument, "${" + name +
                                                     "} is not defined in the cluster (only the replica contract and "
@@ -209,17 +207,17 @@ json object_of(std::size_t fields) {
 
 json labels_for(const std::string& system, const std::string& name, const std::string& component) {
   json labels = object_of(5);
-  labels["app.kubernetes.io/name"] = name;
-  labels["app.kubernetes.io/instance"] = system;
-  labels["app.kubernetes.io/component"] = component;
-  labels["app.kubernetes.io/part-of"] = system;
-  labels["app.kubernetes.io/managed-by"] = "zeppelin";
+  labels[kNameLabel] = name;
+  labels[kInstanceLabel] = system;
+  labels[kComponentLabel] = component;
+  labels[kPartOfLabel] = system;
+  labels[kManagedByLabel] = kManager;
   return labels;
 }
 
 json selector_for(const json& labels) {
   json sel = object_of(3);
-  for (const char* key : {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}) {
+  for (const char* key : {kNameLabel, kInstanceLabel, kComponentLabel}) {
     sel[key] = labels[key];
   }
   return sel;
@@ -315,7 +313,7 @@ class Renderer {
   std::optional<json> directory_config_map(const Service& svc, const spec::Volume& vol, const std::string& name,
                                            json& items);
   std::string pod_dns(const std::string& workload, const std::string& headless, const std::string& ordinal) const {
-    return workload + "-" + ordinal + "." + headless + ".$(ZEPPELIN_NAMESPACE).svc";
+    return workload + "-" + ordinal + "." + headless + "." + kubelet_ref(var::kNamespace) + ".svc";
   }
 
   const spec::System& system_;
@@ -340,14 +338,15 @@ Plan Renderer::plan(const Service& svc) {
   } else if (svc.restart != spec::RestartPolicy::kAlways) {
     p.kind = Workload::kJob;
   }
-  const std::string port = svc.ports.empty() ? "" : ":" + std::to_string(svc.ports.front().port);
   if (p.kind == Workload::kStatefulSet) {
     std::vector<std::string> members;
     members.reserve(static_cast<std::size_t>(svc.replicas));
-    for (int i = 0; i < svc.replicas; ++i) members.push_back(pod_dns(p.name, p.headless, std::to_string(i)) + port);
-    p.peers = join(members);
+    for (int i = 0; i < svc.replicas; ++i) {
+      members.push_back(var::endpoint(svc, pod_dns(p.name, p.headless, std::to_string(i))));
+    }
+    p.peers = var::join_list(members);
   } else if (!svc.ports.empty()) {
-    p.peers = p.name + ".$(ZEPPELIN_NAMESPACE).svc" + port;
+    p.peers = var::endpoint(svc, p.name + "." + kubelet_ref(var::kNamespace) + ".svc");
   }
   return p;
 }
@@ -393,40 +392,39 @@ json Renderer::container_env(const Plan& plan, json& config_data, std::set<std::
   };
   auto literal = [&](const std::string& name, std::string value) { set(env_value(name, std::move(value))); };
 
-  set(field_ref("ZEPPELIN_NAMESPACE", "metadata.namespace"));
-  set(field_ref("ZEPPELIN_POD", "metadata.name"));
-  set(field_ref("ZEPPELIN_HOST", "status.podIP"));
+  set(field_ref(var::kNamespace, "metadata.namespace"));
+  set(field_ref(var::kPod, "metadata.name"));
+  set(field_ref(var::kHost, "status.podIP"));
   if (plan.kind == Workload::kStatefulSet) {
-    set(field_ref("ZEPPELIN_REPLICA", std::string("metadata.labels['") + kPodIndexLabel + "']"));
+    set(field_ref(var::kReplica, std::string("metadata.labels['") + kPodIndexLabel + "']"));
   } else if (plan.kind == Workload::kJob) {
-    set(field_ref("ZEPPELIN_REPLICA", std::string("metadata.annotations['") + kJobIndexAnnotation + "']"));
+    set(field_ref(var::kReplica, std::string("metadata.annotations['") + kJobIndexAnnotation + "']"));
   }
-  literal("ZEPPELIN_SYSTEM", system_.name);
-  literal("ZEPPELIN_SERVICE", svc.name);
-  literal("ZEPPELIN_REPLICAS", std::to_string(svc.replicas));
-  if (!svc.ports.empty()) literal("PORT", std::to_string(svc.ports.front().port));
-  for (const auto& p : svc.ports) literal("PORT_" + env_name(p.name), std::to_string(p.port));
-  if (plan.peers) literal("ZEPPELIN_PEERS", *plan.peers);
+  literal(var::kSystem, system_.name);
+  literal(var::kService, svc.name);
+  literal(var::kReplicas, std::to_string(svc.replicas));
+  for (auto& [name, value] : var::port_variables(svc)) literal(name, std::move(value));
+  if (plan.peers) literal(var::kPeers, *plan.peers);
   for (const auto& dep : svc.depends_on) {
     const Plan& d = plans_.at(dep);
     if (d.peers) {
-      literal("ZEPPELIN_SERVICE_" + env_name(dep), *d.peers);
+      literal(var::dependency_variable(dep), *d.peers);
     } else {
-      warnings_.push_back("service \"" + svc.name + "\": ZEPPELIN_SERVICE_" + env_name(dep) + " is not set: \"" + dep +
+      warnings_.push_back("service \"" + svc.name + "\": " + var::dependency_variable(dep) + " is not set: \"" + dep +
                           "\" has no ports, so no stable address in the cluster");
     }
   }
-  for (const auto& v : svc.volumes) literal("ZEPPELIN_VOLUME_" + env_name(v.name), escape_dollars(v.path));
+  for (const auto& v : svc.volumes) literal(var::volume_variable(v.name), escape_dollars(v.path));
   if (system_.etcd) {
-    literal("ZEPPELIN_ETCD_ENDPOINTS", escape_dollars(join(system_.etcd->endpoints)));
-    literal("ZEPPELIN_ETCD_PREFIX", escape_dollars(system_.etcd->prefix));
+    literal(var::kEtcdEndpoints, escape_dollars(var::join_list(system_.etcd->endpoints)));
+    literal(var::kEtcdPrefix, escape_dollars(system_.etcd->prefix));
     if (system_.etcd->password) {
-      literal("ZEPPELIN_ETCD_USER", escape_dollars(system_.etcd->user));
-      set(secret_ref("ZEPPELIN_ETCD_PASSWORD", *system_.etcd->password));
+      literal(var::kEtcdUser, escape_dollars(system_.etcd->user));
+      set(secret_ref(var::kEtcdPassword, *system_.etcd->password));
     }
   } else {
-    literal("ZEPPELIN_ETCD_ENDPOINTS", etcd_endpoints_);
-    literal("ZEPPELIN_ETCD_PREFIX", "/zeppelin/" + system_.name + "/");
+    literal(var::kEtcdEndpoints, etcd_endpoints_);
+    literal(var::kEtcdPrefix, var::default_etcd_prefix(system_.name));
   }
 
   const bool replica_defined = plan.kind != Workload::kDeployment;
@@ -462,15 +460,15 @@ std::optional<json> Renderer::wait_container(const Plan& plan) {
     if (d.kind == Workload::kStatefulSet) {
       // Every member, by its stable name: accepting connections on its first
       // port, or without ports, resolvable (the pod exists).
-      const std::string host = d.name + "-$i." + d.headless + ".$ZEPPELIN_NAMESPACE.svc";
+      const std::string host = d.name + "-$i." + d.headless + "." + shell_ref(var::kNamespace) + ".svc";
       const std::string check =
           port.empty() ? "nslookup " + host + " >/dev/null 2>&1" : "nc -z -w 2 " + host + " " + port;
       steps.push_back("for i in `seq 0 " + std::to_string(ds.replicas - 1) + "`; do until " + check +
                       "; do echo waiting for " + d.name + "-$i; sleep 2; done; done");
     } else if (!port.empty()) {
       // The ClusterIP Service forwards only to ready pods.
-      steps.push_back("until nc -z -w 2 " + d.name + ".$ZEPPELIN_NAMESPACE.svc " + port + "; do echo waiting for " +
-                      d.name + "; sleep 2; done");
+      steps.push_back("until nc -z -w 2 " + d.name + "." + shell_ref(var::kNamespace) + ".svc " + port +
+                      "; do echo waiting for " + d.name + "; sleep 2; done");
     } else {
       warnings_.push_back("service \"" + svc.name + "\": cannot wait for \"" + dep +
                           "\" in the cluster: it has no ports and no stable pod names");
@@ -481,7 +479,7 @@ std::optional<json> Renderer::wait_container(const Plan& plan) {
   return json{{"name", "wait-for-dependencies"},
               {"image", kWaitImage},
               {"command", {"sh", "-c", join(steps, "\n")}},
-              {"env", json::array({field_ref("ZEPPELIN_NAMESPACE", "metadata.namespace")})}};
+              {"env", json::array({field_ref(var::kNamespace, "metadata.namespace")})}};
 }
 
 std::optional<json> Renderer::directory_config_map(const Service& svc, const spec::Volume& vol, const std::string& name,
@@ -565,10 +563,10 @@ void Renderer::render_etcd() {
   for (int i = 0; i < kEtcdMembers; ++i) {
     const std::string member = name + "-" + std::to_string(i);
     cluster.push_back(member + "=http://" + member + "." + name + member_dns + ":" + std::to_string(kEtcdPeerPort));
-    endpoints.push_back("http://" + member + "." + name +
-                        ".$(ZEPPELIN_NAMESPACE).svc:" + std::to_string(kEtcdClientPort));
+    endpoints.push_back("http://" + member + "." + name + "." + kubelet_ref(var::kNamespace) +
+                        ".svc:" + std::to_string(kEtcdClientPort));
   }
-  etcd_endpoints_ = join(endpoints);
+  etcd_endpoints_ = var::join_list(endpoints);
   if (name.size() > kWorkloadNameMax || !std::isalpha(static_cast<unsigned char>(name[0]))) {
     error(Location{1, 1}, "the etcd StatefulSet would be named \"" + name +
                               "\", which Kubernetes rejects (a DNS-1035 label of at most 52 characters); "
@@ -590,7 +588,7 @@ void Renderer::render_etcd() {
       {"args",
        {"--name=$(POD_NAME)", "--data-dir=/var/lib/etcd/data", "--listen-peer-urls=http://0.0.0.0:2380",
         "--listen-client-urls=http://0.0.0.0:2379", "--advertise-client-urls=http://" + self + ":2379",
-        "--initial-advertise-peer-urls=http://" + self + ":2380", "--initial-cluster=" + join(cluster),
+        "--initial-advertise-peer-urls=http://" + self + ":2380", "--initial-cluster=" + join(cluster, ","),
         "--initial-cluster-state=new", "--initial-cluster-token=" + name}},
       {"env", {field_ref("POD_NAME", "metadata.name"), field_ref("POD_NAMESPACE", "metadata.namespace")}},
       {"ports",
@@ -848,215 +846,6 @@ Result<std::vector<std::string>> Renderer::run() {
 }
 
 // --- Output ---------------------------------------------------------------
-
-// The YAML is written by hand rather than through yaml-cpp's emitter, which
-// takes about 20 times longer (a 1,000-service system: ~900 ms against the
-// 50 ms budget); tests/unit/kubernetes_render_test.cc reads every output back
-// with yaml-cpp and PyYAML and compares it with the JSON.
-//
-// A string is written plain only when no YAML 1.1 or 1.2 reader could take
-// it for anything but that string; otherwise it is double-quoted.
-bool plain_safe(const std::string& s) {
-  static const auto allowed = [] {
-    std::array<bool, 256> table{};
-    for (int c = 'a'; c <= 'z'; ++c) table[static_cast<std::size_t>(c)] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) table[static_cast<std::size_t>(c)] = true;
-    for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = true;
-    for (char c : std::string_view("_./:=@+-")) table[static_cast<unsigned char>(c)] = true;
-    return table;
-  }();
-  if (s.empty()) return false;
-  const char first = s[0];
-  if (!((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || first == '/' || first == '_')) return false;
-  for (char c : s) {
-    if (!allowed[static_cast<unsigned char>(c)]) return false;
-  }
-  if (s.back() == ':') return false;
-  if (s.size() > 5) return true;
-  // Words YAML 1.1 or 1.2 reads as booleans or null, in any case.
-  for (std::string_view word : {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}) {
-    if (word.size() == s.size() && std::equal(word.begin(), word.end(), s.begin(), [](char w, char c) {
-          return w == (c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-        })) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// YAML escapes in a double-quoted scalar: the short ones, \xXX, \uXXXX, \UXXXXXXXX.
-void append_escape(std::string& out, std::uint32_t code) {
-  static const char* hex = "0123456789abcdef";
-  int digits = 2;
-  if (code <= 0xff) {
-    out += "\\x";
-  } else if (code <= 0xffff) {
-    out += "\\u";
-    digits = 4;
-  } else {
-    out += "\\U";
-    digits = 8;
-  }
-  for (int i = digits - 1; i >= 0; --i) out += hex[(code >> (4 * i)) & 0xf];
-}
-
-// Double-quoted, escaping what YAML requires (control characters, C1 and
-// no-break space, byte order marks) and nothing else: UTF-8 text stays
-// readable. A byte that is not UTF-8 becomes U+FFFD.
-void append_double_quoted(std::string& out, const std::string& s) {
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        default:
-          if (c < 0x20)
-            append_escape(out, c);
-          else
-            out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    std::size_t extra = 0;
-    std::uint32_t code = 0;
-    if ((c >> 5) == 0x6) {
-      extra = 1;
-      code = c & 0x1f;
-    } else if ((c >> 4) == 0xe) {
-      extra = 2;
-      code = c & 0x0f;
-    } else if ((c >> 3) == 0x1e) {
-      extra = 3;
-      code = c & 0x07;
-    }
-    bool valid = extra > 0 && i + extra < s.size();
-    for (std::size_t k = 1; valid && k <= extra; ++k) {
-      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
-        valid = false;
-      else
-        code = (code << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-    }
-    if (!valid) {
-      out += "\xef\xbf\xbd";  // U+FFFD
-      ++i;
-      continue;
-    }
-    if ((code >= 0x80 && code <= 0xa0) || code == 0xfeff)
-      append_escape(out, code);
-    else
-      out.append(s, i, extra + 1);
-    i += extra + 1;
-  }
-  out += '"';
-}
-
-void append_scalar(std::string& out, const json& value) {
-  switch (value.type()) {
-    case json::value_t::string: {
-      const auto& s = value.get_ref<const std::string&>();
-      if (plain_safe(s))
-        out += s;
-      else
-        append_double_quoted(out, s);
-      return;
-    }
-    case json::value_t::boolean:
-      out += value.get<bool>() ? "true" : "false";
-      return;
-    case json::value_t::number_integer:
-      out += std::to_string(value.get<std::int64_t>());
-      return;
-    case json::value_t::number_unsigned:
-      out += std::to_string(value.get<std::uint64_t>());
-      return;
-    case json::value_t::number_float:
-      out += value.dump();
-      return;
-    case json::value_t::object:
-      out += "{}";
-      return;  // only empty ones reach here
-    case json::value_t::array:
-      out += "[]";
-      return;
-    default:
-      out += "~";
-      return;
-  }
-}
-
-bool is_block(const json& value) { return (value.is_object() || value.is_array()) && !value.empty(); }
-
-void append_block(std::string& out, const json& value, std::size_t indent, bool inline_first);
-
-// A block collection: a mapping's entries each on a line at `indent`, a
-// list's items as "- " at `indent`, nested collections 2 deeper. With
-// `inline_first`, the first line continues the current one (after "- ").
-void append_block(std::string& out, const json& value, std::size_t indent, bool inline_first) {
-  bool first = true;
-  if (value.is_object()) {
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      if (!(first && inline_first)) out.append(indent, ' ');
-      first = false;
-      if (plain_safe(it.key()))
-        out += it.key();
-      else
-        append_double_quoted(out, it.key());
-      out += ':';
-      if (is_block(it.value())) {
-        out += '\n';
-        append_block(out, it.value(), indent + 2, false);
-      } else {
-        out += ' ';
-        append_scalar(out, it.value());
-        out += '\n';
-      }
-    }
-    return;
-  }
-  for (const auto& item : value) {
-    if (!(first && inline_first)) out.append(indent, ' ');
-    first = false;
-    out += "- ";
-    if (is_block(item)) {
-      append_block(out, item, indent + 2, true);
-    } else {
-      append_scalar(out, item);
-      out += '\n';
-    }
-  }
-}
-
-void append_yaml_document(std::string& out, const json& object) {
-  out += "---\n";
-  if (is_block(object)) {
-    append_block(out, object, 0, false);
-  } else {
-    append_scalar(out, object);
-    out += '\n';
-  }
-}
 
 // A List as nlohmann's dump(2) writes it, one item at a time.
 constexpr std::string_view kJsonListHead = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [";

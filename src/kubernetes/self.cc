@@ -1,6 +1,8 @@
 #include "kubernetes/self.h"
 
+#include "common/fs_util.h"
 #include "common/units.h"
+#include "kubernetes/labels.h"
 #include "spec/parser.h"
 
 namespace zeppelin::kubernetes {
@@ -10,18 +12,21 @@ using json = nlohmann::ordered_json;
 
 constexpr const char* kName = "zeppelin";
 constexpr const char* kHome = "/var/lib/zeppelin";
+// The variables the server reads its store's root password and first API token from.
+constexpr const char* kStorePasswordVariable = "ZEPPELIN_STORE_ROOT_PASSWORD";
+constexpr const char* kBootstrapTokenVariable = "ZEPPELIN_BOOTSTRAP_TOKEN";
 // The image's unprivileged user (see Dockerfile); the volume is made writable for it through fsGroup.
 constexpr int kUser = 65532;
 
 json labels() {
-  return {{"app.kubernetes.io/name", kName},
-          {"app.kubernetes.io/instance", kName},
-          {"app.kubernetes.io/component", "server"},
-          {"app.kubernetes.io/managed-by", "zeppelin"}};
+  return {{kNameLabel, kName},
+          {kInstanceLabel, kName},
+          {kComponentLabel, "server"},
+          {kManagedByLabel, kManager}};
 }
 
 json selector() {
-  return {{"app.kubernetes.io/name", kName}, {"app.kubernetes.io/instance", kName}};
+  return {{kNameLabel, kName}, {kInstanceLabel, kName}};
 }
 
 json metadata(const SelfOptions& options) {
@@ -60,9 +65,9 @@ json server_container(const SelfOptions& options) {
                "0.0.0.0:" + std::to_string(kSelfEtcdPort),
                "--etcd-plaintext",
                "--store-password-env",
-               "ZEPPELIN_STORE_ROOT_PASSWORD",
+               kStorePasswordVariable,
                "--bootstrap-token-env",
-               "ZEPPELIN_BOOTSTRAP_TOKEN"};
+               kBootstrapTokenVariable};
   // The server answers only to the Host names it knows (DNS rebinding): the
   // Service's, as clients in the cluster spell it.
   for (const std::string& name : {std::string(kName), std::string(kName) + "." + options.ns,
@@ -76,9 +81,9 @@ json server_container(const SelfOptions& options) {
       {"image", options.image},
       {"args", args},
       {"env",
-       {{{"name", "ZEPPELIN_HOME"}, {"value", kHome}},
-        secret_env("ZEPPELIN_STORE_ROOT_PASSWORD", "store-root-password"),
-        secret_env("ZEPPELIN_BOOTSTRAP_TOKEN", "api-token")}},
+       {{{"name", kHomeVariable}, {"value", kHome}},
+        secret_env(kStorePasswordVariable, "store-root-password"),
+        secret_env(kBootstrapTokenVariable, "api-token")}},
       {"ports",
        {{{"name", "api"}, {"containerPort", kSelfApiPort}, {"protocol", "TCP"}},
         {{"name", "etcd"}, {"containerPort", kSelfEtcdPort}, {"protocol", "TCP"}}}},

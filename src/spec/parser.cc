@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/utf8.h"
+#include "spec/replica_contract.h"
 
 namespace zeppelin::spec {
 namespace {
@@ -347,7 +348,7 @@ System SpecReader::read(const YAML::Node& root) {
                                    " per system (zeppelin server --max-replicas-per-system)");
   }
   check_dependencies(system, dep_nodes);
-  if (system.etcd && system.etcd->prefix.empty()) system.etcd->prefix = "/zeppelin/" + system.name + "/";
+  if (system.etcd && system.etcd->prefix.empty()) system.etcd->prefix = replica_env::default_etcd_prefix(system.name);
   // A service built without a named image gets a predictable tag, as Compose's PROJECT-SERVICE.
   for (auto& svc : system.services) {
     if (svc.build && svc.image.empty()) svc.image = system.name + "-" + svc.name + ":latest";

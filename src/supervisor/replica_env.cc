@@ -49,27 +49,10 @@ Result<std::string> expand_vars(const std::string& text,
   return out;
 }
 
-std::string env_name(const std::string& name) {
-  std::string out = name;
-  for (char& c : out) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string endpoint(const spec::Service& service, const std::string& host) {
-  if (service.ports.empty()) return host;
-  return host + ":" + std::to_string(service.ports.front().port);
-}
-
 namespace {
 // A list too long for an environment string is left out (kMaxAddressListBytes).
 void set_address_list(std::map<std::string, std::string>& vars, const std::string& name, const std::string& list) {
   if (list.size() <= kMaxAddressListBytes) vars[name] = list;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
-  return out;
 }
 }  // namespace
 
@@ -78,19 +61,19 @@ bool is_withheld_caller_variable(std::string_view name) {
 }
 
 Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std::string, std::string>& caller_env) {
+  namespace var = spec::replica_env;
   std::map<std::string, std::string> vars;
   const spec::Service& svc = *id.service;
-  vars["ZEPPELIN_SYSTEM"] = id.system->name;
-  vars["ZEPPELIN_SERVICE"] = svc.name;
-  vars["ZEPPELIN_REPLICA"] = std::to_string(id.ordinal);
-  vars["ZEPPELIN_REPLICAS"] = std::to_string(id.replicas);
-  vars["ZEPPELIN_HOST"] = id.host;
-  vars["ZEPPELIN_HOME"] = id.home;
-  set_address_list(vars, "ZEPPELIN_PEERS", id.peers);
-  if (!svc.ports.empty()) vars["PORT"] = std::to_string(svc.ports.front().port);
-  for (const auto& p : svc.ports) vars["PORT_" + env_name(p.name)] = std::to_string(p.port);
-  for (const auto& [dep, list] : id.dependencies) set_address_list(vars, "ZEPPELIN_SERVICE_" + env_name(dep), list);
-  for (const auto& [name, dir] : id.volumes) vars["ZEPPELIN_VOLUME_" + env_name(name)] = dir;
+  vars[var::kSystem] = id.system->name;
+  vars[var::kService] = svc.name;
+  vars[var::kReplica] = std::to_string(id.ordinal);
+  vars[var::kReplicas] = std::to_string(id.replicas);
+  vars[var::kHost] = id.host;
+  vars[var::kHome] = id.home;
+  set_address_list(vars, var::kPeers, id.peers);
+  for (auto& [name, value] : var::port_variables(svc)) vars[name] = std::move(value);
+  for (const auto& [dep, list] : id.dependencies) set_address_list(vars, var::dependency_variable(dep), list);
+  for (const auto& [name, dir] : id.volumes) vars[var::volume_variable(name)] = dir;
 
   auto secret = [&id, &svc](const std::string& variable, const spec::SecretRef& ref) -> Result<std::string> {
     if (!id.read_secret) return std::string();
@@ -112,25 +95,25 @@ Result<LaunchEnv> build_launch_env(const ReplicaIdentity& id, const std::map<std
     vars["LOGNAME"] = svc.run_as->user_name;
   }
   if (const auto& etcd = id.system->etcd) {
-    vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(etcd->endpoints);
-    vars["ZEPPELIN_ETCD_PREFIX"] = etcd->prefix;
+    vars[var::kEtcdEndpoints] = var::join_list(etcd->endpoints);
+    vars[var::kEtcdPrefix] = etcd->prefix;
     if (etcd->password) {
-      auto password = secret("ZEPPELIN_ETCD_PASSWORD", *etcd->password);
+      auto password = secret(var::kEtcdPassword, *etcd->password);
       if (!password) return password.error();
-      vars["ZEPPELIN_ETCD_USER"] = etcd->user;
-      vars["ZEPPELIN_ETCD_PASSWORD"] = *password;
+      vars[var::kEtcdUser] = etcd->user;
+      vars[var::kEtcdPassword] = *password;
     }
   } else if (!id.etcd_endpoints.empty()) {
-    vars["ZEPPELIN_ETCD_ENDPOINTS"] = join(id.etcd_endpoints);
+    vars[var::kEtcdEndpoints] = var::join_list(id.etcd_endpoints);
     if (!id.etcd_ca_file.empty()) {
-      vars["ZEPPELIN_ETCD_CACERT"] = id.etcd_ca_file;
-      vars["ETCDCTL_CACERT"] = id.etcd_ca_file;
+      vars[var::kEtcdCaCert] = id.etcd_ca_file;
+      vars[var::kEtcdctlCaCert] = id.etcd_ca_file;
     }
     if (!id.etcd_token.empty()) {
-      vars["ZEPPELIN_ETCD_USER"] = id.etcd_user;
-      vars["ZEPPELIN_ETCD_TOKEN"] = id.etcd_token;
+      vars[var::kEtcdUser] = id.etcd_user;
+      vars[var::kEtcdToken] = id.etcd_token;
       // etcdctl and clients that log in by name and password: the token is the password.
-      vars["ETCDCTL_USER"] = id.etcd_user + ":" + id.etcd_token;
+      vars[var::kEtcdctlUser] = id.etcd_user + ":" + id.etcd_token;
     }
   }
 

@@ -11,6 +11,7 @@
 
 #include "common/result.h"
 #include "spec/model.h"
+#include "spec/replica_contract.h"
 
 namespace zeppelin::supervisor {
 
@@ -42,11 +43,9 @@ struct ReplicaIdentity {
 Result<std::string> expand_vars(const std::string& text,
                                 const std::function<std::optional<std::string>(const std::string&)>& lookup);
 
-// "db-main" -> "DB_MAIN".
-std::string env_name(const std::string& name);
-
-// host:port of a replica's first port, or host alone when it has none.
-std::string endpoint(const spec::Service& service, const std::string& host);
+// The contract's names and formats, defined in spec/ for every builder of it.
+using spec::replica_env::endpoint;
+using spec::replica_env::env_name;
 
 // The kernel refuses an exec whose one environment string passes 128 KiB
 // (MAX_ARG_STRLEN): ZEPPELIN_PEERS and ZEPPELIN_SERVICE_<NAME> are left out

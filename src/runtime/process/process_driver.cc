@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "spec/replica_contract.h"
 
 namespace zeppelin::runtime {
 namespace asio = boost::asio;
@@ -366,7 +367,7 @@ Result<std::unique_ptr<Instance>> ProcessDriver::start(const LaunchSpec& launch,
     return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
   }
   std::vector<std::string> env = launch.env;
-  env.push_back("ZEPPELIN_SUPERVISOR=" + marker_);
+  env.push_back(std::string(spec::replica_env::kSupervisor) + "=" + marker_);
   auto pid = spawn_process(launch.argv, env, launch.workdir, out[1], err[1], launch.run_as);
   ::close(out[1]);
   ::close(err[1]);
@@ -426,7 +427,7 @@ Status ProcessDriver::supports(const spec::Service& service) {
 
 // Processes cannot be adopted (their pipes died with the old server): all are ended.
 int ProcessDriver::reap_leftovers(const std::function<bool(const std::string&)>& /*wanted*/) {
-  const std::string needle = "ZEPPELIN_SUPERVISOR=" + marker_;
+  const std::string needle = std::string(spec::replica_env::kSupervisor) + "=" + marker_;
   std::vector<int> pidfds;
   int groups = 0;
   DIR* proc = ::opendir("/proc");
