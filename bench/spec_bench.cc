@@ -65,8 +65,8 @@ void BM_BuildLaunchEnv(benchmark::State& state) {
   id.ordinal = 1;
   id.replicas = 3;
   id.host = "127.0.0.1";
-  id.peers = {"127.0.0.1:10002", "127.0.0.1:10002", "127.0.0.1:10002"};
-  id.dependencies["svc-0"] = {"127.0.0.1:10000", "127.0.0.1:10000", "127.0.0.1:10000"};
+  id.peers = "127.0.0.1:10002,127.0.0.1:10002,127.0.0.1:10002";
+  id.dependencies["svc-0"] = "127.0.0.1:10000,127.0.0.1:10000,127.0.0.1:10000";
   id.home = "/tmp/zeppelin-bench";
 
   // A caller environment of typical size (a login shell has 30-60 variables).
