@@ -576,16 +576,18 @@ int main(int argc, char** argv) {
 
   if (*help) {
     const CLI::App* command = &app;
+    std::string path = "zeppelin";  // as `COMMAND --help` names it in its usage line
     for (const auto& word : help_path) {
       const CLI::App* sub = subcommand_named(*command, word);
       if (!sub) {
-        const std::string near = nearest_name(word, subcommand_names(*command));
+        const std::string near = nearest_name(word, subcommand_names(*command, false));
         return fail("unknown command \"" + word + "\"" + (near.empty() ? "" : "; did you mean \"" + near + "\"?"), kUsage);
       }
       command = sub;
+      path += " " + sub->get_name();
     }
     // (App::help() of the app would show the selected subcommand's: `help` itself.)
-    std::cout << command->get_formatter()->make_help(command, command->get_name(), CLI::AppFormatMode::Normal);
+    std::cout << command->get_formatter()->make_help(command, path, CLI::AppFormatMode::Normal);
     return kOk;
   }
   if (app.got_subcommand("version")) {

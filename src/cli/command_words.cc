@@ -34,10 +34,11 @@ const CLI::App* subcommand_named(const CLI::App& app, std::string_view name) {
   return nullptr;
 }
 
-std::vector<std::string> subcommand_names(const CLI::App& app) {
+std::vector<std::string> subcommand_names(const CLI::App& app, bool aliases) {
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     names.push_back(sub->get_name());
+    if (!aliases) continue;
     for (const auto& alias : sub->get_aliases()) names.push_back(alias);
   }
   return names;
@@ -86,7 +87,8 @@ std::optional<int> check_command_words(const CLI::App& app, int argc, const char
     if (level->get_require_subcommand_min() == 0) return std::nullopt;  // a positional argument
     std::string message = "unknown command \"" + std::string(word) + "\"";
     if (level != &app) message += " for \"" + path + "\"";
-    const std::string near = nearest_name(word, known);
+    // Suggest commands by their names: an alias beside its own command would tie with it.
+    const std::string near = nearest_name(word, subcommand_names(*level, false));
     if (!near.empty()) message += "; did you mean \"" + near + "\"?";
     return fail(message + "\nRun '" + path + " --help' to list the commands.", kUsage);
   }

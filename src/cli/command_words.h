@@ -20,8 +20,8 @@ std::string nearest_name(std::string_view typed, const std::vector<std::string>&
 // The subcommand of `app` called `name` (or aliased so), or nullptr.
 const CLI::App* subcommand_named(const CLI::App& app, std::string_view name);
 
-// The names and aliases of `app`'s subcommands.
-std::vector<std::string> subcommand_names(const CLI::App& app);
+// The names of `app`'s subcommands, and with `aliases` their aliases too.
+std::vector<std::string> subcommand_names(const CLI::App& app, bool aliases = true);
 
 // Follows argv's command words down `app`'s subcommands. Where a command
 // that needs a subcommand gets a word that names none, prints

@@ -30,7 +30,7 @@ Result<std::string> publish_public_copy(const std::string& home, const std::stri
 // mask; its other bits are tightened all the same. A replica's volume directory
 // (volumes/SYSTEM/SERVICE/ORDINAL/VOLUME) and what it holds are left as they are:
 // a container may use them as another user. Files in public/ may stay 0644
-// (only write bits are taken from group and other). Returns one line per path changed
+// (group and other keep their read bits only). Returns one line per path changed
 // (or that could not be), for the server's log.
 std::vector<std::string> tighten_home_modes(const std::string& home);
 

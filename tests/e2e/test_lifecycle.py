@@ -303,6 +303,9 @@ class MalformedSpecTest(ZeppelinTestCase):
         self.assertNotIn("did you mean", self.zeppelin("up", check=False).stderr)
         # help and version as commands.
         self.assertIn("Change the number of replicas", self.zeppelin("help", "scale").stdout)
+        self.assertEqual(self.zeppelin("help", "store", "snapshot").stdout,
+                         self.zeppelin("store", "snapshot", "--help").stdout)
+        self.assertIn('did you mean "version"?', self.zeppelin("vers", check=False).stderr)  # not its alias
         self.assertIn("Usage: zeppelin", self.zeppelin("help").stdout)
         self.assertEqual(self.zeppelin("help", "sclae", check=False).returncode, 2)
         self.assertEqual(self.zeppelin("version").stdout, self.zeppelin("--version").stdout)
