@@ -199,6 +199,7 @@ TEST_F(StoreStateStoreTest, WatchReportsDesiredStateChangesAndTellsOwnWritesApar
   const int64_t own = store_->status().revision;
   r.replicas["web/0"].restarts = 9;  // history only: not reported
   ASSERT_TRUE(state.save({r}).ok());
+  state.flush();  // history is written in the background: before the foreign write, so that revisions are known
   put("/zeppelin/systems/other", json{{"spec_file", "/o"}, {"spec_text", "name: other\n"}}.dump());
   const int64_t foreign = store_->status().revision;
   ASSERT_TRUE(wait_for_count(2));
