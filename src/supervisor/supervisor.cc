@@ -31,7 +31,6 @@ namespace zeppelin::supervisor {
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 const char* to_string(ReplicaState s) {
@@ -57,7 +56,7 @@ const char* to_string(Health h) {
 }
 
 struct Supervisor::Replica {
-  explicit Replica(asio::io_context& io) : timer(io), probe_timer(io) {}
+  explicit Replica(Clock& clock) : timer(clock.make_timer()), probe_timer(clock.make_timer()) {}
   std::string system;
   std::string service;
   int ordinal = 0;
@@ -81,8 +80,8 @@ struct Supervisor::Replica {
   std::uint64_t announced_instance = 0;  // the instance_id the registry holds for it; 0 when none
   std::unique_ptr<ReplicaLog> log;
   std::unique_ptr<ReplicaCredential> credential;  // the current run's store token; revoked when reset
-  asio::steady_timer timer;       // backoff, or the stop grace period
-  asio::steady_timer probe_timer;
+  std::unique_ptr<Timer> timer;  // backoff, or the stop grace period
+  std::unique_ptr<Timer> probe_timer;
 };
 
 struct Supervisor::SystemRuntime {
@@ -121,12 +120,12 @@ struct Supervisor::SystemRuntime {
 };
 
 struct Supervisor::ReadyWaiter {
-  explicit ReadyWaiter(asio::io_context& io) : deadline(io), recheck(io) {}
+  explicit ReadyWaiter(Clock& clock) : deadline(clock.make_timer()), recheck(clock.make_timer()) {}
   std::string system;
   std::map<std::string, int> baseline_restarts;
   std::function<void(ReadyReport)> done;
-  asio::steady_timer deadline;
-  asio::steady_timer recheck;  // when a replica without health check will have settled
+  std::unique_ptr<Timer> deadline;
+  std::unique_ptr<Timer> recheck;  // when a replica without health check will have settled
   bool finished = false;
 };
 
@@ -148,6 +147,17 @@ std::set<int> loopback_blocks_listened_on() {
     blocks.insert(std::stoi(local.substr(4, 2), nullptr, 16));
   }
   return blocks;
+}
+
+// Each data directory gets its own 127.X.0.0/16 block, so that servers with
+// different homes (tests, users) do not hand out the same addresses. Two homes
+// may hash alike; a block where something (another server's replicas) already
+// listens is passed over for the next free one.
+int free_address_block(const std::string& home) {
+  int block = 16 + static_cast<int>(std::hash<std::string>{}(home) % 200);
+  const std::set<int> taken = loopback_blocks_listened_on();
+  for (int tries = 0; tries < 200 && taken.count(block); ++tries) block = 16 + (block - 15) % 200;
+  return block;
 }
 
 constexpr milliseconds kPersistDelay{50};
@@ -190,15 +200,11 @@ Supervisor::Supervisor(asio::io_context& io, runtime::Driver& driver, state::Sta
       driver_(driver),
       store_(store),
       options_(std::move(options)),
-      persist_timer_(io),
+      own_clock_(options_.clock ? nullptr : std::make_unique<SteadyClock>(io)),
+      clock_(options_.clock ? *options_.clock : *own_clock_),
+      persist_timer_(clock_.make_timer()),
       rng_(std::random_device{}()) {
-  // Each data directory gets its own 127.X.0.0/16 block, so that servers with
-  // different homes (tests, users) do not hand out the same addresses.
-  address_base_ = 16 + static_cast<int>(std::hash<std::string>{}(options_.home) % 200);
-  // Two homes may hash alike; a block where something (another server's
-  // replicas) already listens is passed over for the next free one.
-  const std::set<int> taken = loopback_blocks_listened_on();
-  for (int tries = 0; tries < 200 && taken.count(address_base_); ++tries) address_base_ = 16 + (address_base_ - 15) % 200;
+  address_base_ = options_.address_block ? *options_.address_block : free_address_block(options_.home);
 }
 
 Supervisor::~Supervisor() = default;
@@ -524,14 +530,13 @@ Status Supervisor::restart(const std::string& name, const std::optional<std::str
 Status Supervisor::wait_ready(const std::string& name, milliseconds timeout, std::function<void(ReadyReport)> done) {
   SystemRuntime* sys = find(name);
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");
-  auto waiter = std::make_shared<ReadyWaiter>(io_);
+  auto waiter = std::make_shared<ReadyWaiter>(clock_);
   waiter->system = name;
   waiter->done = std::move(done);
   for (const auto& [key, rep] : sys->record.replicas) waiter->baseline_restarts[key] = rep.restarts;
-  waiter->deadline.expires_after(timeout);
-  waiter->deadline.async_wait([this, w = std::weak_ptr<ReadyWaiter>(waiter), timeout](const boost::system::error_code& ec) {
+  waiter->deadline->schedule_at(clock_.now() + timeout, [this, w = std::weak_ptr<ReadyWaiter>(waiter), timeout] {
     auto waiter = w.lock();
-    if (ec || !waiter || waiter->finished) return;
+    if (!waiter || waiter->finished) return;
     waiter->finished = true;
     ReadyReport report;
     report.message = "not ready after " + format_duration(timeout);
@@ -577,7 +582,7 @@ void Supervisor::check_waiters() {
           if (!r) continue;
           // Without a health check, "ready" needs a replica to stay up a
           // moment, so that one crashing at start-up is reported, not missed.
-          if (ready(*r) && !svc->health && Clock::now() - r->started_at < options_.settle_time) {
+          if (ready(*r) && !svc->health && clock_.now() - r->started_at < options_.settle_time) {
             all_ready = false;
             const auto at = r->started_at + options_.settle_time;
             if (!settles || at < *settles) settles = at;
@@ -598,16 +603,13 @@ void Supervisor::check_waiters() {
         decided = true;
       }
       if (!decided && settles) {
-        w->recheck.expires_at(*settles);
-        w->recheck.async_wait([this](const boost::system::error_code& ec) {
-          if (!ec) schedule_reconcile();
-        });
+        w->recheck->schedule_at(*settles, [this] { schedule_reconcile(); });
       }
     }
     if (decided) {
       w->finished = true;
-      w->deadline.cancel();
-      w->recheck.cancel();
+      w->deadline->cancel();
+      w->recheck->cancel();
       w->done(report);
     }
   }
@@ -620,7 +622,7 @@ void Supervisor::shutdown(std::function<void()> done) {
   for (auto& w : waiters_) {
     if (w->finished) continue;
     w->finished = true;
-    w->deadline.cancel();
+    w->deadline->cancel();
     w->done(ReadyReport{false, "the server is shutting down", "", {}});
   }
   waiters_.clear();
@@ -781,7 +783,7 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
         any_alive = true;
         if (r->state != ReplicaState::kStopping) stop_replica(sys, r);
       } else if (r) {
-        r->timer.cancel();
+        r->timer->cancel();
       }
     }
     it = any_alive ? std::next(it) : sys.replicas.erase(it);
@@ -799,8 +801,8 @@ void Supervisor::reconcile_running(SystemRuntime& sys) {
         if (r->state != ReplicaState::kStopping) stop_replica(sys, r);
         if (svc->ordered()) break;
       } else {
-        r->timer.cancel();
-        r->probe_timer.cancel();
+        r->timer->cancel();
+        r->probe_timer->cancel();
         if (i == static_cast<int>(reps.size()) - 1) {
           reps.pop_back();
           sys.address_lists.erase(svc->name);
@@ -844,7 +846,7 @@ void Supervisor::reconcile_stopping(SystemRuntime& sys) {
       auto& r = reps[i];
       if (!r) continue;
       if (!alive(*r)) {
-        r->timer.cancel();
+        r->timer->cancel();
         if (r->state == ReplicaState::kBackoff) r->state = ReplicaState::kStopped;
         if (r->state == ReplicaState::kStopped || r->state == ReplicaState::kFailed) r->needs_start = true;
         continue;
@@ -874,7 +876,7 @@ void Supervisor::advance_rollout(SystemRuntime& sys) {
         event(*r, "restarting (rolling restart)");
         stop_replica(sys, r);
       } else {
-        r->timer.cancel();
+        r->timer->cancel();
         r->state = ReplicaState::kStopped;
         r->needs_start = true;
       }
@@ -909,7 +911,7 @@ const std::shared_ptr<Supervisor::Replica>& Supervisor::ensure_replica(SystemRun
   auto& r = reps[ordinal];
   if (!r) {
     sys.address_lists.erase(svc.name);
-    r = std::make_shared<Replica>(io_);
+    r = std::make_shared<Replica>(clock_);
     r->system = sys.record.name;
     r->service = svc.name;
     r->ordinal = ordinal;
@@ -1263,7 +1265,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
     // Uptime (and so the settle time of `run -d`) counts from when it really runs.
     auto rep = weak.lock();
     if (!rep || rep->instance_id != instance_id) return;
-    rep->started_at = Clock::now();
+    rep->started_at = clock_.now();
     if (rep->state == ReplicaState::kStarting && rep->health == Health::kNone) rep->state = ReplicaState::kRunning;
     schedule_reconcile();
   };
@@ -1275,7 +1277,7 @@ void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica
   r->fingerprint = sys.fingerprints[svc->name];
   r->needs_start = false;
   r->detail.clear();
-  r->started_at = Clock::now();
+  r->started_at = clock_.now();
   auto instance = driver_.start(launch, std::move(events));
   if (!instance) return start_failed(sys, r, *svc, instance.error().message);
   r->instance = std::move(*instance);
@@ -1311,14 +1313,13 @@ void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>
   if (!r->instance) return;
   const spec::Service* svc = sys.service(r->service);
   r->state = ReplicaState::kStopping;
-  r->probe_timer.cancel();
+  r->probe_timer->cancel();
   r->instance->terminate();
   const milliseconds grace = svc ? svc->stop_grace : milliseconds(10000);
   const std::uint64_t id = r->instance_id;
-  r->timer.expires_after(grace);
-  r->timer.async_wait([this, weak = std::weak_ptr<Replica>(r), id, grace](const boost::system::error_code& ec) {
+  r->timer->schedule_at(clock_.now() + grace, [this, weak = std::weak_ptr<Replica>(r), id, grace] {
     auto rep = weak.lock();
-    if (ec || !rep || rep->instance_id != id || !rep->instance || rep->state != ReplicaState::kStopping) return;
+    if (!rep || rep->instance_id != id || !rep->instance || rep->state != ReplicaState::kStopping) return;
     event(*rep, "still running " + format_duration(grace) + " after SIGTERM; sending SIGKILL");
     rep->instance->kill();
   });
@@ -1327,8 +1328,8 @@ void Supervisor::stop_replica(SystemRuntime& sys, const std::shared_ptr<Replica>
 void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitStatus& status) {
   r->instance.reset();
   r->credential.reset();
-  r->timer.cancel();
-  r->probe_timer.cancel();
+  r->timer->cancel();
+  r->probe_timer->cancel();
   const bool was_stopping = r->state == ReplicaState::kStopping;
   // A stop that was asked for (stop, down, scale, a rollout) is no failure,
   // whatever signal ended it; a restart for failed health checks is.
@@ -1364,7 +1365,7 @@ void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitS
 }
 
 void Supervisor::on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r, const std::string& reason) {
-  if (Clock::now() - r->started_at >= options_.stable_after) r->consecutive_crashes = 0;
+  if (clock_.now() - r->started_at >= options_.stable_after) r->consecutive_crashes = 0;
   milliseconds delay(0);
   if (r->consecutive_crashes > 0) {
     const int shift = std::min(r->consecutive_crashes - 1, 20);
@@ -1383,10 +1384,9 @@ void Supervisor::on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r,
   r->state = ReplicaState::kBackoff;
   r->detail = reason + "; restarting in " + format_duration(delay);
   event(*r, "crash loop: restarting in " + format_duration(delay));
-  r->timer.expires_after(delay);
-  r->timer.async_wait([this, weak = std::weak_ptr<Replica>(r)](const boost::system::error_code& ec) {
+  r->timer->schedule_at(clock_.now() + delay, [this, weak = std::weak_ptr<Replica>(r)] {
     auto rep = weak.lock();
-    if (ec || !rep || rep->state != ReplicaState::kBackoff) return;
+    if (!rep || rep->state != ReplicaState::kBackoff) return;
     rep->state = ReplicaState::kStopped;
     rep->needs_start = true;
     schedule_reconcile();
@@ -1394,11 +1394,11 @@ void Supervisor::on_crash(SystemRuntime& sys, const std::shared_ptr<Replica>& r,
 }
 
 void Supervisor::schedule_probe(const std::shared_ptr<Replica>& r, milliseconds delay) {
-  r->probe_timer.expires_after(delay);
+
   const std::uint64_t id = r->instance_id;
-  r->probe_timer.async_wait([this, weak = std::weak_ptr<Replica>(r), id](const boost::system::error_code& ec) {
+  r->probe_timer->schedule_at(clock_.now() + delay, [this, weak = std::weak_ptr<Replica>(r), id] {
     auto rep = weak.lock();
-    if (ec || !rep || rep->instance_id != id || !rep->instance) return;
+    if (!rep || rep->instance_id != id || !rep->instance) return;
     run_probe(rep);
   });
 }
@@ -1440,7 +1440,7 @@ void Supervisor::on_probe_result(const std::shared_ptr<Replica>& r, std::uint64_
     // Until the first success, probe often (to notice readiness quickly) but
     // give up only after start_period plus `retries` intervals.
     const auto allowed = check.start_period + check.interval * check.retries;
-    give_up = Clock::now() - r->started_at >= allowed;
+    give_up = clock_.now() - r->started_at >= allowed;
   } else {
     if (r->health == Health::kHealthy) event(*r, "health check failed");
     r->health = Health::kUnhealthy;
@@ -1498,7 +1498,7 @@ ReplicaStatus Supervisor::status_of(const SystemRuntime& sys, const Replica& r) 
   s.address = svc ? endpoint(*svc, r.host) : r.host;
   s.last_exit = r.last_exit;
   s.detail = r.detail;
-  if (r.instance) s.uptime_seconds = std::chrono::duration<double>(Clock::now() - r.started_at).count();
+  if (r.instance) s.uptime_seconds = std::chrono::duration<double>(clock_.now() - r.started_at).count();
   return s;
 }
 
@@ -1634,9 +1634,7 @@ void Supervisor::mark_dirty() {
   // delays the restart it accompanies.
   if (persist_posted_) return;
   persist_posted_ = true;
-  persist_timer_.expires_after(kPersistDelay);
-  persist_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  persist_timer_->schedule_at(clock_.now() + kPersistDelay, [this] {
     persist_posted_ = false;
     persist();
   });

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <deque>
@@ -21,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "runtime/driver.h"
 #include "spec/model.h"
@@ -97,6 +97,13 @@ struct SupervisorOptions {
   // spec, scale and record read from the store.
   spec::Limits limits;
   int max_replicas = kReplicaAddressPoolSize;
+  // The second octet X of the 127.X.0.0/16 block replicas' addresses come
+  // from. Unset: derived from home, passing over blocks where something
+  // listens (which reads /proc/net/tcp, slow on hosts with a large TCP table).
+  std::optional<int> address_block;
+  // Time and timers (backoff, grace periods, health intervals, waits); null:
+  // the steady clock on the loop. Must outlive the supervisor.
+  Clock* clock = nullptr;
 };
 
 // Where a container replica finds the etcd CA (a read-only bind mount).
@@ -226,6 +233,8 @@ class Supervisor {
   runtime::Driver& driver_;
   state::StateStore& store_;
   SupervisorOptions options_;
+  std::unique_ptr<Clock> own_clock_;  // when options_.clock is null
+  Clock& clock_;
   LogHub hub_;
   std::map<std::string, std::unique_ptr<SystemRuntime>> systems_;
   std::vector<state::SystemRecord> unrestorable_;  // persisted systems whose spec no longer loads
@@ -250,7 +259,7 @@ class Supervisor {
   std::deque<std::shared_ptr<Replica>> start_queue_;
   bool drain_posted_ = false;
   bool persist_posted_ = false;
-  boost::asio::steady_timer persist_timer_;
+  std::unique_ptr<Timer> persist_timer_;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   std::uint64_t next_instance_id_ = 1;

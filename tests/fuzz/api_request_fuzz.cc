@@ -49,20 +49,6 @@ class UnreachableDriver final : public runtime::Driver {
   bool adoptable(const std::string&) const override { return false; }
 };
 
-class MemoryStateStore final : public state::StateStore {
- public:
-  Result<std::vector<state::SystemRecord>> load() override { return systems_; }
-  using state::StateStore::save;
-  Status save(std::span<const state::SystemRecord* const> systems) override {
-    systems_.clear();
-    for (const auto* r : systems) systems_.push_back(*r);
-    return ok_status();
-  }
-
- private:
-  std::vector<state::SystemRecord> systems_;
-};
-
 // Checks the answer's shape: one reply, or one stream, never both.
 class RecordingExchange final : public api::Exchange {
  public:
@@ -133,9 +119,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   boost::asio::io_context io;  // never run: nothing the handlers schedule happens
   UnreachableDriver driver;
-  MemoryStateStore state;
+  state::MemoryStateStore state;
   supervisor::SupervisorOptions options;
   options.home = home();
+  options.address_block = 100;  // not looked up per input: reading /proc/net/tcp would be most of the run
   {
     supervisor::Supervisor supervisor(io, driver, state, options);
     bool shut_down = false;
