@@ -82,4 +82,19 @@ class FileStateStore final : public StateStore {
   std::string path_;
 };
 
+// State kept in memory only, for tests and tools that persist nothing.
+class MemoryStateStore final : public StateStore {
+ public:
+  Result<std::vector<SystemRecord>> load() override { return systems; }
+  using StateStore::save;
+  Status save(std::span<const SystemRecord* const> saved) override {
+    systems.clear();
+    for (const auto* r : saved) systems.push_back(*r);
+    ++saves;
+    return ok_status();
+  }
+  std::vector<SystemRecord> systems;
+  int saves = 0;
+};
+
 }  // namespace zeppelin::state

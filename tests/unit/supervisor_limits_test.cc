@@ -25,17 +25,7 @@ class NoStartDriver final : public runtime::Driver {
   bool adoptable(const std::string&) const override { return false; }
 };
 
-class MemoryStateStore final : public state::StateStore {
- public:
-  Result<std::vector<state::SystemRecord>> load() override { return systems; }
-  using state::StateStore::save;
-  Status save(std::span<const state::SystemRecord* const> saved) override {
-    systems.clear();
-    for (const auto* r : saved) systems.push_back(*r);
-    return ok_status();
-  }
-  std::vector<state::SystemRecord> systems;
-};
+using state::MemoryStateStore;
 
 std::string spec_text(const std::string& name, int services, int replicas) {
   std::string text = "name: " + name + "\nservices:\n";
