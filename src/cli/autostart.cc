@@ -12,12 +12,13 @@
 #include <optional>
 
 #include "common/fs_util.h"
+#include "common/home_layout.h"
 
 extern char** environ;
 
 namespace zeppelin::cli {
 
-std::string socket_path(const std::string& home) { return home + "/zeppelin.sock"; }
+std::string socket_path(const std::string& home) { return HomeLayout(home).api_socket(); }
 
 namespace {
 
@@ -56,7 +57,7 @@ Result<client::Client> connect_or_start_local(const std::string& home) {
   // The server writes a byte to this pipe once it accepts requests.
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return make_error(Errc::kInternal, std::string("pipe: ") + std::strerror(errno));
-  const std::string log_path = home + "/server.log";
+  const std::string log_path = HomeLayout(home).server_log();
   const int log_fd = open_owner_only(log_path, O_WRONLY | O_APPEND);
   if (log_fd < 0) return make_error(Errc::kInternal, "cannot open " + log_path + ": " + std::strerror(errno));
 

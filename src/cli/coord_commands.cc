@@ -17,7 +17,7 @@
 #include "cli/autostart.h"
 #include "cli/exit.h"
 #include "common/fs_util.h"
-#include "common/home_paths.h"
+#include "common/home_layout.h"
 #include "common/units.h"
 #include "etcd_client/etcd_store.h"
 #include "etcd_client/lease_keeper.h"
@@ -69,7 +69,7 @@ Result<StoreTarget> local_store(const std::string& home) {
                                               var::kEtcdEndpoints + ", or start the server with --etcd-listen");
   }
   if (r->body.value("backend", "") == "embedded" && r->body.value("auth", true)) {
-    if (auto password = read_file(store_root_credentials_path(home)); password) {
+    if (auto password = read_file(HomeLayout(home).store_root_credentials()); password) {
       while (!password->empty() && (password->back() == '\n' || password->back() == '\r')) password->pop_back();
       target.user = "root";
       target.password = *password;

@@ -7,7 +7,7 @@
 
 #include "cli/autostart.h"
 #include "client/client.h"
-#include "common/home_paths.h"
+#include "common/home_layout.h"
 #include "common/pending_file.h"
 #include "store/embedded_store.h"
 
@@ -15,7 +15,7 @@ namespace zeppelin::cli {
 
 namespace {
 
-std::string store_dir(const std::string& home) { return home + "/store"; }
+std::string store_dir(const std::string& home) { return HomeLayout(home).store_dir(); }
 
 int report(const Error& e) {
   std::cerr << "zeppelin: " << e.message;
@@ -72,7 +72,7 @@ int cmd_store_snapshot_restore(const std::string& home, const std::string& file)
             << ")\n";
   // Snapshots carry the users with their password hashes, never root's password itself.
   const std::string auth_state = store_dir(home) + "/" + store::kAuthStateFile;
-  if (::access(auth_state.c_str(), F_OK) == 0 && ::access(store_root_credentials_path(home).c_str(), F_OK) != 0) {
+  if (::access(auth_state.c_str(), F_OK) == 0 && ::access(HomeLayout(home).store_root_credentials().c_str(), F_OK) != 0) {
     std::cout << "its users and roles came back with it; root's password is the one of the store the snapshot was "
                  "taken from: copy that server's credentials/store-root here, or start the server once with "
                  "--store-password-env VAR\n";

@@ -71,7 +71,7 @@ std::vector<std::string> tighten_home_modes(const std::string& home) {
     tighten(path, out);
     std::error_code type_ec;
     if (it->is_directory(type_ec) && !it->is_symlink(type_ec)) {
-      walk(path, path.filename() == "volumes" ? 0 : -1, out, path.filename() == kPublicDir);
+      walk(path, path.filename() == kVolumesDir ? 0 : -1, out, path.filename() == kPublicDir);
     }
   }
   return out;
@@ -80,7 +80,7 @@ std::vector<std::string> tighten_home_modes(const std::string& home) {
 Result<std::string> publish_public_copy(const std::string& home, const std::string& source, const std::string& name) {
   auto content = read_file(source);
   if (!content) return content.error();
-  const std::string dir = home + "/" + kPublicDir;
+  const std::string dir = HomeLayout(home).public_dir();
   if (auto s = make_dirs(dir, 0700); !s) return s.error();
   const std::string path = dir + "/" + name;
   // Unchanged, the file keeps its inode: a container's bind mount of it

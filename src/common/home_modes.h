@@ -13,12 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "common/home_layout.h"
 #include "common/result.h"
 
 namespace zeppelin {
-
-// The directory below the data directory for public copies.
-inline constexpr const char* kPublicDir = "public";
 
 // Copies the file `source` to public/NAME (mode 0644, written atomically) and
 // returns the copy's path. `name` is a plain file name chosen by the caller.

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/fs_util.h"
+#include "common/home_layout.h"
 #include "spec/parser.h"
 
 namespace zeppelin::secrets {
@@ -29,7 +30,7 @@ Status check_key(const std::string& key) {
 
 }  // namespace
 
-SecretFiles::SecretFiles(std::string home) : dir_(std::move(home) + "/secrets") {}
+SecretFiles::SecretFiles(std::string home) : dir_(HomeLayout(std::move(home)).secrets_dir()) {}
 
 Result<std::string> SecretFiles::path(const std::string& name, const std::string& key) const {
   if (auto s = check_name(name); !s) return s.error();

@@ -19,8 +19,8 @@
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "common/fs_util.h"
+#include "common/home_layout.h"
 #include "common/home_modes.h"
-#include "common/home_paths.h"
 #include "common/http_guard.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -46,7 +46,7 @@ namespace {
 
 // One server per data directory: the lock is held for the process lifetime.
 bool take_lock(const std::string& home) {
-  const int fd = open_owner_only(home + "/server.lock", O_RDWR);
+  const int fd = open_owner_only(HomeLayout(home).server_lock(), O_RDWR);
   return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
@@ -124,7 +124,7 @@ Result<std::unique_ptr<store::Store>> open_store(const ServerOptions& options) {
   store::EmbeddedStoreOptions embedded;
   if (auto s = set_auto_compaction(o, embedded); !s) return s.error();
   embedded.quota_bytes = o.quota_backend_bytes;
-  auto opened = store::EmbeddedStore::open(options.home + "/store", embedded);
+  auto opened = store::EmbeddedStore::open(HomeLayout(options.home).store_dir(), embedded);
   if (!opened) return opened.error();
   return std::unique_ptr<store::Store>(std::move(*opened));
 }
@@ -139,7 +139,7 @@ Result<std::unique_ptr<TlsContextSource>> load_tls(const std::string& home, cons
                                                    const std::vector<std::string>& sans, TlsFiles given,
                                                    const std::string& name, AlpnProtocols alpn) {
   if (given.cert.empty()) {
-    auto generated = ensure_generated_certificate(home + "/tls", default_sans(host, sans), name);
+    auto generated = ensure_generated_certificate(HomeLayout(home).tls_dir(), default_sans(host, sans), name);
     if (!generated) return generated.error();
     given = *generated;
   }
@@ -152,10 +152,10 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   etcd_api::EtcdServerOptions etcd_options;
   etcd_options.listen = options.etcd_listen;
   etcd_options.on_failure = std::move(on_failure);
-  etcd_options.snapshot_dir = options.home + "/store";
-  etcd_options.auth_file = options.home + "/store/" + store::kAuthStateFile;  // carried by snapshots
+  etcd_options.snapshot_dir = HomeLayout(options.home).store_dir();
+  etcd_options.auth_file = HomeLayout(options.home).store_dir() + "/" + store::kAuthStateFile;  // carried by snapshots
   StoreAuthOptions auth_options;
-  auth_options.credentials_file = store_root_credentials_path(options.home);
+  auth_options.credentials_file = HomeLayout(options.home).store_root_credentials();
   auth_options.root_password = options.store.root_password;
   auth_options.insecure = options.store.insecure;
   etcd_options.prepare_auth = [auth_options](etcd_api::AuthStore& auth) {
@@ -170,7 +170,7 @@ Result<std::unique_ptr<etcd_api::EtcdServer>> start_etcd_api(store::Store& store
   // Stable per data directory, never 0 (etcd clients treat 0 as unset).
   etcd_options.cluster_id = std::hash<std::string>{}(options.home) | 1;
   etcd_options.member_id = std::hash<std::string>{}(options.home + "/member") | 1;
-  const std::string remembered = options.home + "/etcd.address";
+  const std::string remembered = HomeLayout(options.home).etcd_address_file();
   std::unique_ptr<etcd_api::EtcdServer> server;
   if (options.etcd_listen.ends_with(":0")) {
     const std::string host = options.etcd_listen.substr(0, options.etcd_listen.size() - 1);  // "HOST:"
@@ -319,7 +319,7 @@ int run_server(const ServerOptions& options) {
       }
       etcd_tls = std::move(*loaded);
       etcd_scheme = "https://";
-      etcd_ca = options.store.etcd_tls_cert.empty() ? options.home + "/tls/ca.pem" : options.store.etcd_tls_ca;
+      etcd_ca = options.store.etcd_tls_cert.empty() ? HomeLayout(options.home).tls_ca_file() : options.store.etcd_tls_ca;
     }
     auto etcd_started = start_etcd_api(*store, listen_options, on_etcd_failure, etcd_tls.get());
     if (!etcd_started) {
@@ -350,12 +350,12 @@ int run_server(const ServerOptions& options) {
     if (auto s = store->snapshot(path); !s) return s.error();
     return revision;
   };
-  store_access.staging_dir = options.home + "/store";
+  store_access.staging_dir = HomeLayout(options.home).store_dir();
   log::info("coordination store: {} at {}", store_access.backend, store_access.endpoints.front());
   const std::string prefix = external ? options.store.etcd_prefix : state::kDefaultPrefix;
 
   state::StoreStateStore state_store(*store, prefix);
-  auto migrated = state::migrate_state_file(options.home + "/state.json", state_store);
+  auto migrated = state::migrate_state_file(HomeLayout(options.home).legacy_state_file(), state_store);
   if (!migrated) {
     log::error("cannot import {}/state.json into the store: {}", options.home, migrated.error().message);
     return 1;
@@ -424,7 +424,7 @@ int run_server(const ServerOptions& options) {
     supervisor.shutdown([&] {
       for (auto& l : listeners) l->close();
       keep_alive.request_stop();
-      ::unlink((options.home + "/zeppelin.sock").c_str());
+      ::unlink(HomeLayout(options.home).api_socket().c_str());
       io.stop();
     });
   };
@@ -439,7 +439,7 @@ int run_server(const ServerOptions& options) {
   }
   api::Handler routes = api::make_routes(supervisor, [&] { asio::post(io, shutdown); }, store_access, &tokens);
 
-  auto unix_listener = api::HttpServer::listen_unix(io, options.home + "/zeppelin.sock", routes);
+  auto unix_listener = api::HttpServer::listen_unix(io, HomeLayout(options.home).api_socket(), routes);
   if (!unix_listener) {
     log::error("{}", unix_listener.error().message);
     return 1;

@@ -15,7 +15,7 @@ class AuthStore;
 namespace zeppelin::server {
 
 struct StoreAuthOptions {
-  std::string credentials_file;             // store_root_credentials_path(home)
+  std::string credentials_file;             // HomeLayout::store_root_credentials()
   std::optional<std::string> root_password;  // --store-password-env: the owner's own root password
   bool insecure = false;                     // --insecure-store: auth stays off
   std::string zeppelin_prefix = "/zeppelin/";

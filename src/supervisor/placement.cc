@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <set>
 
-#include "common/home_modes.h"
+#include "common/home_layout.h"
 #include "common/log.h"
 #include "common/traverse_acl.h"
 #include "spec/parser.h"
@@ -123,7 +123,7 @@ Result<std::string> Supervisor::volume_dir(const SystemRuntime& sys, const std::
   if (auto s = check_path_name("system", sys.record.name); !s) return s.error();
   if (auto s = check_path_name("service", service); !s) return s.error();
   if (auto s = check_path_name("volume", volume); !s) return s.error();
-  return options_.home + "/volumes/" + sys.record.name + "/" + service + "/" + std::to_string(ordinal) + "/" + volume;
+  return HomeLayout(options_.home).volume_dir(sys.record.name, service, ordinal, volume);
 }
 
 namespace {
@@ -151,7 +151,7 @@ Status Supervisor::grant_passage(const SystemRuntime& sys, const spec::Service& 
   if (!runs_as_other(svc)) return ok_status();
   if (!options_.etcd_ca_file.empty() && !sys.spec.etcd) {
     // The etcd CA's public copy: search on the way, the file itself is 0644.
-    for (const std::string& dir : {options_.home, options_.home + "/" + kPublicDir}) {
+    for (const std::string& dir : {options_.home, HomeLayout(options_.home).public_dir()}) {
       if (auto s = grant_traverse(dir, svc.run_as->uid); !s) return s;
     }
   }
@@ -173,7 +173,7 @@ void Supervisor::revoke_passage(const SystemRuntime& removed) const {
     if (sys.get() == &removed) continue;
     for (uid_t uid : passage_uids(sys->spec)) still_needed.insert(uid);
   }
-  const std::string volumes = options_.home + "/volumes";
+  const std::string volumes = HomeLayout(options_.home).volumes_dir();
   const std::string own = volumes + "/" + removed.record.name;
   auto revoke = [](const std::string& dir, uid_t uid) {
     if (auto s = revoke_traverse(dir, uid); !s) log::warn("{}", s.error().message);
@@ -191,7 +191,7 @@ void Supervisor::revoke_passage(const SystemRuntime& removed) const {
     revoke(own, uid);
     if (still_needed.contains(uid)) continue;
     revoke(volumes, uid);
-    revoke(options_.home + "/" + kPublicDir, uid);
+    revoke(HomeLayout(options_.home).public_dir(), uid);
     revoke(options_.home, uid);
   }
 }
@@ -199,7 +199,7 @@ void Supervisor::revoke_passage(const SystemRuntime& removed) const {
 Result<std::string> Supervisor::log_dir(const std::string& system, const std::string& service) const {
   if (auto s = check_path_name("system", system); !s) return s.error();
   if (auto s = check_path_name("service", service); !s) return s.error();
-  return options_.home + "/logs/" + system + "/" + service;
+  return HomeLayout(options_.home).logs_dir(system, service);
 }
 
 }  // namespace zeppelin::supervisor

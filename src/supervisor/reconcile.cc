@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
+#include "common/home_layout.h"
 #include "common/log.h"
 #include "spec/parser.h"
 #include "supervisor/internal.h"
@@ -114,8 +115,8 @@ void Supervisor::reconcile() {
     SystemRuntime* sys = find(name);
     std::error_code ec;
     if (spec::is_dns_label(name)) {  // never a path outside logs/ and volumes/
-      fs::remove_all(options_.home + "/logs/" + name, ec);
-      if (sys->remove_volumes) fs::remove_all(options_.home + "/volumes/" + name, ec);
+      fs::remove_all(HomeLayout(options_.home).logs_dir(name), ec);
+      if (sys->remove_volumes) fs::remove_all(HomeLayout(options_.home).volumes_dir(name), ec);
     }
     revoke_passage(*sys);
     auto gone = systems_.extract(name);
