@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -594,6 +595,31 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
   }
   std::cout << "stopped " << target->system << " in namespace " << s.ns << "\n";
   return kOk;
+}
+
+void add_deploy_command(CLI::App& app, Commands& commands) {
+  struct Args {
+    std::string target;
+    KubernetesArgs kube;
+  };
+  auto args = std::make_shared<Args>();
+  Args& a = *args;
+  auto* deploy = app.add_subcommand("deploy", "Apply the system to a cluster and wait for its rollout");
+  deploy->add_option("--target", a.target, "kubernetes: act on the system in a cluster");
+  deploy->add_option("-n,--namespace", a.kube.ns, "with --target kubernetes: the namespace (default: the context's)");
+  deploy->add_option("--context", a.kube.context, "with --target kubernetes: the kubeconfig context");
+  deploy->add_option("file", a.kube.subject, "spec file, or a directory holding zeppelin.yaml")->required();
+  deploy->add_flag("--wait,!--no-wait", a.kube.wait, "follow the rollout until every service is ready (default)");
+  deploy->add_option("--timeout", a.kube.timeout, "how long to wait for the rollout")->capture_default_str();
+  deploy->add_flag("--force-conflicts", a.kube.force_conflicts, "take over fields another manager owns");
+  commands.on(deploy, [args] {
+    if (args->target != "kubernetes") {
+      return fail("--target must be kubernetes" +
+                      (args->target.empty() ? std::string(" for deploy") : ", not \"" + args->target + "\""),
+                  kUsage);
+    }
+    return cmd_kubernetes_deploy(args->kube);
+  });
 }
 
 }  // namespace zeppelin::cli

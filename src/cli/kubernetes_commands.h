@@ -4,6 +4,10 @@
 
 #include <string>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
 namespace zeppelin::cli {
 
 struct KubernetesArgs {
@@ -24,5 +28,8 @@ int cmd_kubernetes_deploy(const KubernetesArgs& args);
 int cmd_kubernetes_ps(const KubernetesArgs& args);
 int cmd_kubernetes_logs(const KubernetesArgs& args);
 int cmd_kubernetes_stop(const KubernetesArgs& args);
+
+// `deploy --target kubernetes FILE`; ps, logs and stop take --target in system_commands.h.
+void add_deploy_command(CLI::App& app, Commands& commands);
 
 }  // namespace zeppelin::cli

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "kubernetes/render.h"
 #include "kubernetes/self.h"
@@ -56,6 +57,21 @@ int cmd_render(const RenderArgs& args) {
   for (const auto& w : warnings) std::cerr << "zeppelin: warning: " << w << "\n";
   std::cout << *out << std::flush;
   return std::cout ? 0 : 1;
+}
+
+void add_render_command(CLI::App& app, Commands& commands) {
+  auto args = std::make_shared<RenderArgs>();
+  RenderArgs& a = *args;
+  auto* render = app.add_subcommand("render", "Print the system as manifests for another platform (Kubernetes)");
+  render->add_option("--target", a.target, "kubernetes")->required();
+  render->add_option("file", a.file, "spec file, or a directory holding zeppelin.yaml");
+  render->add_flag("--self", a.self, "the zeppelin server itself, with RBAC limited to its namespace");
+  a.image = std::string("zeppelin:") + ZEPPELIN_VERSION;
+  render->add_option("--image", a.image, "with --self: the zeppelin image")->capture_default_str();
+  render->add_option("--storage", a.storage, "with --self: size of the server's data volume")->capture_default_str();
+  render->add_option("-n,--namespace", a.ns, "namespace of every object (default: none, kubectl's current)");
+  render->add_option("-o,--output", a.format, "yaml or json")->capture_default_str();
+  commands.on(render, [args] { return cmd_render(*args); });
 }
 
 }  // namespace zeppelin::cli

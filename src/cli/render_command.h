@@ -4,6 +4,10 @@
 
 #include <string>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
 namespace zeppelin::cli {
 
 struct RenderArgs {
@@ -19,5 +23,7 @@ struct RenderArgs {
 // Prints the manifest on stdout and returns 0; on any problem prints nothing
 // on stdout, explains on stderr and returns 2 (1 if the file cannot be read).
 int cmd_render(const RenderArgs& args);
+
+void add_render_command(CLI::App& app, Commands& commands);
 
 }  // namespace zeppelin::cli

@@ -4,9 +4,12 @@
 
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "cli/autostart.h"
+#include "cli/coord_commands.h"
 #include "client/client.h"
+#include "common/fs_util.h"
 #include "common/home_layout.h"
 #include "common/pending_file.h"
 #include "store/embedded_store.h"
@@ -78,6 +81,24 @@ int cmd_store_snapshot_restore(const std::string& home, const std::string& file)
                  "--store-password-env VAR\n";
   }
   return 0;
+}
+
+void add_store_command(CLI::App& app, Commands& commands) {
+  auto file = std::make_shared<std::string>();
+  auto* store = app.add_subcommand("store", "The coordination store in $ZEPPELIN_HOME/store");
+  store->require_subcommand(1);
+  auto* snapshot = store->add_subcommand("snapshot", "Back up the whole store (online or not), or restore it (server stopped)");
+  snapshot->require_subcommand(1);
+  auto* save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
+  save->add_option("file", *file, "snapshot file")->required();
+  commands.on(save, [file] { return cmd_store_snapshot_save(zeppelin_home(), *file); });
+  auto* restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
+  restore->add_option("file", *file, "snapshot file")->required();
+  commands.on(restore, [file] { return cmd_store_snapshot_restore(zeppelin_home(), *file); });
+  auto* env = store->add_subcommand(
+      "env", "Print export lines that point etcdctl and zeppelin's clients at the local store, as root");
+  env->footer("Example:\n  eval \"$(zeppelin store env)\"; etcdctl get --prefix /zeppelin/services/");
+  commands.on(env, [] { return cmd_store_env(zeppelin_home()); });
 }
 
 }  // namespace zeppelin::cli

@@ -7,10 +7,17 @@
 
 #include <string>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
 namespace zeppelin::cli {
 
 // Both return an exit code and print what they did or why they could not.
 int cmd_store_snapshot_save(const std::string& home, const std::string& file);
 int cmd_store_snapshot_restore(const std::string& home, const std::string& file);
+
+// `store snapshot save|restore FILE` and `store env` (coord_commands.h).
+void add_store_command(CLI::App& app, Commands& commands);
 
 }  // namespace zeppelin::cli
