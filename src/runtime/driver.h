@@ -70,6 +70,8 @@ class Instance {
   virtual int pid() const = 0;  // 0 while not known (a container being created)
   // How the instance is known to users: "pid 1234", "container shop-web-0".
   virtual std::string describe() const = 0;
+  // The container's name in its engine; empty for a process.
+  virtual std::string container_name() const { return {}; }
   // Asks the instance to stop: SIGTERM to everything it runs.
   virtual void terminate() = 0;
   // Ends the instance and everything it started, now.

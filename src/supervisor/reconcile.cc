@@ -157,10 +157,8 @@ void Supervisor::sync_announcements() {
         }
         nlohmann::json doc{{"address", r->host}, {"replica", r->ordinal}, {"ports", nlohmann::json::object()}};
         for (const auto& p : svc->ports) doc["ports"][p.name] = p.port;
-        if (svc->is_container()) {
-          std::string container = r->instance->describe();  // "container NAME[ (adopted ...)]"
-          if (container.starts_with("container ")) container.erase(0, 10);
-          doc["container"] = container.substr(0, container.find(' '));
+        if (std::string container = r->instance->container_name(); !container.empty()) {
+          doc["container"] = container;
         } else {
           doc["pid"] = r->instance->pid();
         }

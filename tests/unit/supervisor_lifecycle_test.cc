@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/clock.h"
 #include "runtime/memory/memory_driver.h"
 #include "state/state_store.h"
@@ -23,6 +25,21 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 runtime::ExitStatus exited(int code) { return runtime::ExitStatus{code, 0, false}; }
+
+// What is announced for discovery: "system/service/ordinal" -> the document.
+class AnnouncedReplicas final : public state::ServiceRegistry {
+ public:
+  void announce(const std::string& system, const std::string& service, int ordinal, const std::string& value) override {
+    docs[system + "/" + service + "/" + std::to_string(ordinal)] = nlohmann::json::parse(value);
+  }
+  void withdraw(const std::string& system, const std::string& service, int ordinal) override {
+    docs.erase(system + "/" + service + "/" + std::to_string(ordinal));
+  }
+  void withdraw_all(const std::string& system) override {
+    std::erase_if(docs, [&](const auto& kv) { return kv.first.starts_with(system + "/"); });
+  }
+  std::map<std::string, nlohmann::json> docs;
+};
 
 class LifecycleTest : public ::testing::Test {
  protected:
@@ -50,6 +67,7 @@ class LifecycleTest : public ::testing::Test {
     options.home = home_.string();
     options.clock = &clock_;
     options.address_block = 100;
+    options.registry = &announced_;
     sup_ = std::make_unique<Supervisor>(io_, driver_, store_, options);
     auto recovered = sup_->recover();
     ASSERT_TRUE(recovered.ok()) << recovered.error().message;
@@ -100,6 +118,7 @@ class LifecycleTest : public ::testing::Test {
   ManualClock clock_{io_};
   runtime::MemoryDriver driver_{io_};
   state::MemoryStateStore store_;
+  AnnouncedReplicas announced_;
   fs::path home_;
   std::unique_ptr<Supervisor> sup_;
 };
@@ -478,6 +497,27 @@ TEST_F(LifecycleTest, ANewSupervisorRestoresSystemsWithTheirAddressesAndRestartC
   EXPECT_EQ(replica("s/1").restarts, 1);
   EXPECT_EQ(replica("s/2").address, address);
   EXPECT_EQ(state("s/2"), "running/none");
+}
+
+TEST_F(LifecycleTest, ReadyReplicasAreAnnouncedWithTheirPidOrContainerAndWithdrawnWhenNotReady) {
+  driver_.set_probe(id("web/0"), false);
+  apply("  web:\n    command: [web]\n    ports: [{name: http, port: 8080}]\n    health: {exec: check}\n"
+        "  cache:\n    image: redis:7\n");
+  EXPECT_EQ(announced_.docs.count("t/web/0"), 0u) << "not ready yet";
+  ASSERT_EQ(announced_.docs.count("t/cache/0"), 1u);
+  EXPECT_EQ(announced_.docs["t/cache/0"].value("container", ""), "memory-" + std::to_string(replica("cache/0").pid));
+  EXPECT_FALSE(announced_.docs["t/cache/0"].contains("pid"));
+
+  driver_.set_probe(id("web/0"), true);
+  clock_.advance(100ms);
+  ASSERT_EQ(announced_.docs.count("t/web/0"), 1u);
+  EXPECT_EQ(announced_.docs["t/web/0"]["pid"], replica("web/0").pid);
+  EXPECT_EQ(announced_.docs["t/web/0"]["ports"]["http"], 8080);
+  EXPECT_EQ(announced_.docs["t/web/0"]["address"], "127.100.0.1");
+
+  driver_.exit(id("web/0"), exited(1));
+  settle();
+  EXPECT_EQ(announced_.docs.count("t/web/0"), 0u) << "an exited replica is withdrawn";
 }
 
 }  // namespace

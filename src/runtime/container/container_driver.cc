@@ -319,6 +319,7 @@ class ContainerInstance final : public Instance {
   std::string describe() const override {
     return "container " + replica_->name() + (replica_->adopted() ? " (adopted from the previous server)" : "");
   }
+  std::string container_name() const override { return replica_->name(); }
   void terminate() override { replica_->signal("SIGTERM"); }
   void kill() override { replica_->signal("SIGKILL"); }
   void exec_probe(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,

@@ -12,6 +12,7 @@ class MemoryDriver::MemoryInstance final : public Instance {
 
   int pid() const override { return run_->pid; }
   std::string describe() const override { return "pid " + std::to_string(run_->pid); }
+  std::string container_name() const override { return run_->launch.container ? "memory-" + std::to_string(run_->pid) : ""; }
 
   void terminate() override {
     if (lifetime_.expired()) return;
