@@ -33,6 +33,18 @@ const char* code_name(Errc code) {
     case Errc::kTimeout: return "timeout";
     case Errc::kInternal: return "internal";
     case Errc::kTooLarge: return "too_large";
+    case Errc::kFailedPrecondition: return "failed_precondition";
+    case Errc::kUnauthenticated: return "unauthenticated";
+    case Errc::kPermissionDenied: return "forbidden";
+    case Errc::kCompacted: return "compacted";
+    case Errc::kFutureRevision: return "future_revision";
+    case Errc::kLeaseNotFound: return "lease_not_found";
+    case Errc::kLeaseExists: return "lease_exists";
+    case Errc::kLeaseTtlTooLarge: return "lease_ttl_too_large";
+    case Errc::kNoSpace: return "no_space";
+    case Errc::kDuplicateKey: return "duplicate_key";
+    case Errc::kKeyNotFound: return "key_not_found";
+    case Errc::kResponseTooLarge: return "response_too_large";
   }
   return "internal";
 }
@@ -46,6 +58,19 @@ int http_status(Errc code) {
     case Errc::kTimeout: return 504;
     case Errc::kInternal: return 500;
     case Errc::kTooLarge: return 413;
+    case Errc::kFailedPrecondition: return 409;
+    case Errc::kUnauthenticated: return 401;
+    case Errc::kPermissionDenied: return 403;
+    // The store's conditions, should one reach a handler:
+    case Errc::kCompacted: return 410;  // that history is gone for good
+    case Errc::kFutureRevision: return 400;
+    case Errc::kLeaseNotFound: return 404;
+    case Errc::kLeaseExists: return 409;
+    case Errc::kLeaseTtlTooLarge: return 400;
+    case Errc::kNoSpace: return 507;  // the store is over its quota
+    case Errc::kDuplicateKey: return 400;
+    case Errc::kKeyNotFound: return 404;
+    case Errc::kResponseTooLarge: return 413;
   }
   return 500;
 }

@@ -10,7 +10,9 @@ int fail(const std::string& message, int code) {
 }
 
 int fail(const Error& e) {
-  return fail(e.message, e.code == Errc::kInvalidArgument || e.code == Errc::kTooLarge ? kUsage : kFailure);
+  // Missing credentials are the caller's to give (--user), as a bad flag is.
+  const bool usage = e.code == Errc::kInvalidArgument || e.code == Errc::kTooLarge || e.code == Errc::kUnauthenticated;
+  return fail(e.message, usage ? kUsage : kFailure);
 }
 
 }  // namespace zeppelin::cli

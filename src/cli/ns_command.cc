@@ -89,7 +89,7 @@ class Etcd {
 
   Error error(const grpc::Status& s) const {
     std::string message = "etcd at " + endpoint_ + ": " + s.error_message();
-    if (s.error_message() == "etcdserver: user name is empty") {
+    if (etcd_client::code_of(s) == Errc::kUnauthenticated) {
       message += std::string(" (auth is enabled: pass --user NAME, its password in $") + kDefaultPasswordEnv + ")";
     }
     return make_error(s.error_code() == grpc::StatusCode::UNAVAILABLE ? Errc::kUnavailable : Errc::kInternal, message);
@@ -104,8 +104,6 @@ class Etcd {
   std::unique_ptr<pb::KV::Stub> kv_;
   std::unique_ptr<pb::Auth::Stub> auth_;
 };
-
-bool is_code(const grpc::Status& s, const char* message) { return s.error_message() == message; }
 
 std::string now_rfc3339() {
   const std::time_t t = std::time(nullptr);
@@ -123,7 +121,7 @@ grpc::Status add_prefix_role(Etcd& etcd, const std::string& role, const std::str
   add.set_name(role);
   pb::AuthRoleAddResponse added;
   auto s = etcd.auth().RoleAdd(etcd.context().get(), add, &added);
-  if (!s.ok() && !is_code(s, "etcdserver: role name already exists")) return s;
+  if (!s.ok() && etcd_client::code_of(s) != Errc::kAlreadyExists) return s;
   pb::AuthRoleGrantPermissionRequest grant;
   grant.set_name(role);
   grant.mutable_perm()->set_permtype(type);
@@ -248,14 +246,14 @@ int remove(Etcd& etcd, const NsArgs& args) {
     del.set_name(entry.value("user", ""));
     pb::AuthUserDeleteResponse resp;
     auto s = etcd.auth().UserDelete(etcd.context().get(), del, &resp);
-    if (!s.ok() && !is_code(s, "etcdserver: user name not found")) return fail(etcd.error(s).message);
+    if (!s.ok() && etcd_client::code_of(s) != Errc::kNotFound) return fail(etcd.error(s).message);
   }
   for (const std::string& role : {args.name + "-readwrite", args.name + "-read"}) {
     pb::AuthRoleDeleteRequest del;
     del.set_role(role);
     pb::AuthRoleDeleteResponse resp;
     auto s = etcd.auth().RoleDelete(etcd.context().get(), del, &resp);
-    if (!s.ok() && !is_code(s, "etcdserver: role name not found")) return fail(etcd.error(s).message);
+    if (!s.ok() && etcd_client::code_of(s) != Errc::kNotFound) return fail(etcd.error(s).message);
   }
   pb::DeleteRangeRequest reg;
   reg.set_key(registry_key(args.name));

@@ -18,6 +18,19 @@ enum class Errc {
   kTimeout,
   kInternal,         // an OS call failed
   kTooLarge,         // input over a size limit (a spec's bytes); the API answers 413
+  kFailedPrecondition,  // the state forbids the request as asked (auth not enabled, a role not granted)
+  kUnauthenticated,     // no valid credentials where they are needed (an unknown or expired token)
+  kPermissionDenied,    // the caller is known, but its roles do not allow the request
+  // The coordination store's conditions, which etcd clients tell apart (etcd's rpctypes):
+  kCompacted,         // a revision older than the last compaction: readers start again from now
+  kFutureRevision,    // a revision the store has not reached yet
+  kLeaseNotFound,     // the lease expired or was revoked: its holder grants a new one
+  kLeaseExists,       // a grant asked for an ID already in use
+  kLeaseTtlTooLarge,  // a grant asked for more than etcd's MaxLeaseTTL
+  kNoSpace,           // the store passed its quota: writes that add data are refused until it is freed
+  kDuplicateKey,      // a transaction writes one key twice
+  kKeyNotFound,       // a put that keeps the value or lease of a key that does not exist
+  kResponseTooLarge,  // a read's answer would pass its max_response_bytes
 };
 
 struct Error {

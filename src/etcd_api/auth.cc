@@ -13,33 +13,25 @@ namespace zeppelin::etcd_api {
 
 namespace {
 
-using Code = grpc::StatusCode;
-
-// etcd 3.4's auth errors (api/v3rpc/rpctypes): clients match on these texts.
-grpc::Status err(Code code, const char* message) { return grpc::Status(code, message); }
-grpc::Status user_empty() { return err(Code::INVALID_ARGUMENT, "etcdserver: user name is empty"); }
-grpc::Status role_empty() { return err(Code::INVALID_ARGUMENT, "etcdserver: role name is empty"); }
-grpc::Status user_exists() { return err(Code::FAILED_PRECONDITION, "etcdserver: user name already exists"); }
-grpc::Status user_not_found() { return err(Code::FAILED_PRECONDITION, "etcdserver: user name not found"); }
-grpc::Status role_exists() { return err(Code::FAILED_PRECONDITION, "etcdserver: role name already exists"); }
-grpc::Status role_not_found() { return err(Code::FAILED_PRECONDITION, "etcdserver: role name not found"); }
-grpc::Status root_user_missing() { return err(Code::FAILED_PRECONDITION, "etcdserver: root user does not exist"); }
-grpc::Status root_role_missing() {
-  return err(Code::FAILED_PRECONDITION, "etcdserver: root user does not have root role");
+// etcd 3.4's auth errors (api/v3rpc/rpctypes), without their "etcdserver: ":
+// the edge (to_status) adds it and the gRPC code etcd uses for each code.
+Error user_empty() { return make_error(Errc::kInvalidArgument, "user name is empty"); }
+Error role_empty() { return make_error(Errc::kInvalidArgument, "role name is empty"); }
+Error user_exists() { return make_error(Errc::kAlreadyExists, "user name already exists"); }
+Error user_not_found() { return make_error(Errc::kNotFound, "user name not found"); }
+Error role_exists() { return make_error(Errc::kAlreadyExists, "role name already exists"); }
+Error role_not_found() { return make_error(Errc::kNotFound, "role name not found"); }
+Error root_user_missing() { return make_error(Errc::kFailedPrecondition, "root user does not exist"); }
+Error root_role_missing() { return make_error(Errc::kFailedPrecondition, "root user does not have root role"); }
+Error auth_failed() { return make_error(Errc::kInvalidArgument, "authentication failed, invalid user ID or password"); }
+Error not_enabled() { return make_error(Errc::kFailedPrecondition, "authentication is not enabled"); }
+Error invalid_token() { return make_error(Errc::kUnauthenticated, "invalid auth token"); }
+Error denied() { return make_error(Errc::kPermissionDenied, "permission denied"); }
+Error role_not_granted() { return make_error(Errc::kFailedPrecondition, "role is not granted to the user"); }
+Error permission_not_granted() {
+  return make_error(Errc::kFailedPrecondition, "permission is not granted to the role");
 }
-grpc::Status auth_failed() {
-  return err(Code::INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password");
-}
-grpc::Status not_enabled() { return err(Code::FAILED_PRECONDITION, "etcdserver: authentication is not enabled"); }
-grpc::Status invalid_token() { return err(Code::UNAUTHENTICATED, "etcdserver: invalid auth token"); }
-grpc::Status denied() { return err(Code::PERMISSION_DENIED, "etcdserver: permission denied"); }
-grpc::Status role_not_granted() {
-  return err(Code::FAILED_PRECONDITION, "etcdserver: role is not granted to the user");
-}
-grpc::Status permission_not_granted() {
-  return err(Code::FAILED_PRECONDITION, "etcdserver: permission is not granted to the role");
-}
-grpc::Status invalid_mgmt() { return err(Code::INVALID_ARGUMENT, "etcdserver: invalid auth management"); }
+Error invalid_mgmt() { return make_error(Errc::kInvalidArgument, "invalid auth management"); }
 
 constexpr const char* kRoot = "root";
 
@@ -192,14 +184,15 @@ bool covered(const std::vector<KeyPermission>& granted, std::string_view key, st
   return false;
 }
 
-grpc::Status Caller::may(std::string_view key, std::string_view range_end, Access access) const {
-  if (all_) return grpc::Status::OK;
+Status Caller::may(std::string_view key, std::string_view range_end, Access access) const {
+  if (all_) return ok_status();
   if (user_.empty()) return user_empty();
-  return covered(granted_, key, range_end, access) ? grpc::Status::OK : denied();
+  if (!covered(granted_, key, range_end, access)) return denied();
+  return ok_status();
 }
 
-grpc::Status Caller::admin() const {
-  if (all_) return grpc::Status::OK;
+Status Caller::admin() const {
+  if (all_) return ok_status();
   if (user_.empty()) return user_empty();
   return denied();
 }
@@ -232,23 +225,21 @@ std::string AuthStore::token_of(const grpc::ServerContextBase& context) {
   return "";
 }
 
-grpc::Status AuthStore::caller(const grpc::ServerContextBase& context, Caller* out) {
-  return caller(token_of(context), out);
-}
+Status AuthStore::caller(const grpc::ServerContextBase& context, Caller* out) { return caller(token_of(context), out); }
 
-grpc::Status AuthStore::caller(const std::string& token, Caller* out) {
+Status AuthStore::caller(const std::string& token, Caller* out) {
   if (!enabled_) {  // the common case: no lock on the request path
     *out = Caller::unrestricted();
-    return grpc::Status::OK;
+    return ok_status();
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_.enabled) {
     *out = Caller::unrestricted();
-    return grpc::Status::OK;
+    return ok_status();
   }
   if (token.empty()) {
     *out = Caller(false, "", {});
-    return grpc::Status::OK;
+    return ok_status();
   }
   auto it = sessions_.find(token);
   const auto now = options_.now();
@@ -261,7 +252,7 @@ grpc::Status AuthStore::caller(const std::string& token, Caller* out) {
   if (user == state_.users.end()) return invalid_token();
   if (user->second.roles.count(kRoot)) {
     *out = Caller(true, user->first, {});
-    return grpc::Status::OK;
+    return ok_status();
   }
   std::vector<KeyPermission> granted;
   for (const auto& role : user->second.roles) {
@@ -269,25 +260,25 @@ grpc::Status AuthStore::caller(const std::string& token, Caller* out) {
     if (r != state_.roles.end()) granted.insert(granted.end(), r->second.begin(), r->second.end());
   }
   *out = Caller(false, user->first, std::move(granted));
-  return grpc::Status::OK;
+  return ok_status();
 }
 
-grpc::Status AuthStore::authorize(const grpc::ServerContextBase& context, std::string_view key,
-                                  std::string_view range_end, Access access) {
+Status AuthStore::authorize(const grpc::ServerContextBase& context, std::string_view key, std::string_view range_end,
+                            Access access) {
   Caller c = Caller::unrestricted();
   if (auto s = caller(context, &c); !s.ok()) return s;
   return c.may(key, range_end, access);
 }
 
-grpc::Status AuthStore::commit(State next) {
+Status AuthStore::commit(State next) {
   if (!options_.path.empty()) {
     if (auto s = write_file_atomic(options_.path, to_json(next).dump(2) + "\n", 0600); !s) {
-      return grpc::Status(Code::INTERNAL, "etcdserver: cannot save the auth state: " + s.error().message);
+      return make_error(Errc::kInternal, "cannot save the auth state: " + s.error().message);
     }
   }
   state_ = std::move(next);
   enabled_ = state_.enabled;
-  return grpc::Status::OK;
+  return ok_status();
 }
 
 void AuthStore::drop_tokens_of(const std::string& user, bool issued) {
@@ -299,9 +290,9 @@ std::string AuthStore::new_token() const {
   return hex(reinterpret_cast<const unsigned char*>(random.data()), random.size());
 }
 
-grpc::Status AuthStore::enable() {
+Status AuthStore::enable() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_.enabled) return grpc::Status::OK;
+  if (state_.enabled) return ok_status();
   auto root = state_.users.find(kRoot);
   if (root == state_.users.end()) return root_user_missing();
   if (!root->second.roles.count(kRoot)) return root_role_missing();
@@ -310,9 +301,9 @@ grpc::Status AuthStore::enable() {
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::disable() {
+Status AuthStore::disable() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!state_.enabled) return grpc::Status::OK;
+  if (!state_.enabled) return ok_status();
   State next = state_;
   next.enabled = false;
   auto s = commit(std::move(next));
@@ -332,7 +323,7 @@ bool AuthStore::check_password(const std::string& name, const std::string& passw
   return password_matches(hash, password);
 }
 
-grpc::Status AuthStore::authenticate(const std::string& name, const std::string& password, std::string* token) {
+Status AuthStore::authenticate(const std::string& name, const std::string& password, std::string* token) {
   std::string hash;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -342,7 +333,7 @@ grpc::Status AuthStore::authenticate(const std::string& name, const std::string&
     if (auto issued = sessions_.find(password);
         issued != sessions_.end() && issued->second.issued && issued->second.user == name) {
       *token = password;
-      return grpc::Status::OK;
+      return ok_status();
     }
     auto it = state_.users.find(name);
     if (it == state_.users.end() || it->second.no_password) return auth_failed();
@@ -356,10 +347,10 @@ grpc::Status AuthStore::authenticate(const std::string& name, const std::string&
   auto it = state_.users.find(name);
   if (!state_.enabled || it == state_.users.end() || it->second.password_hash != hash) return auth_failed();
   sessions_[*token] = Session{name, options_.now() + options_.token_ttl};
-  return grpc::Status::OK;
+  return ok_status();
 }
 
-grpc::Status AuthStore::issue_token(const std::string& name, std::string* token, const std::string& keep_as) {
+Status AuthStore::issue_token(const std::string& name, std::string* token, const std::string& keep_as) {
   if (name.empty()) return user_empty();
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_.enabled) return not_enabled();
@@ -367,12 +358,12 @@ grpc::Status AuthStore::issue_token(const std::string& name, std::string* token,
   if (keep_as.empty()) {
     *token = new_token();
     sessions_[*token] = Session{name, {}, true};
-    return grpc::Status::OK;
+    return ok_status();
   }
   if (auto kept = state_.kept_tokens.find(keep_as); kept != state_.kept_tokens.end() && kept->second.user == name) {
     *token = kept->second.token;  // the previous server's, still held by the same replica
     sessions_[*token] = Session{name, {}, true};
-    return grpc::Status::OK;
+    return ok_status();
   }
   State next = state_;
   const std::string fresh = new_token();
@@ -381,7 +372,7 @@ grpc::Status AuthStore::issue_token(const std::string& name, std::string* token,
   if (auto s = commit(std::move(next)); !s.ok()) return s;
   *token = fresh;
   sessions_[*token] = Session{name, {}, true};
-  return grpc::Status::OK;
+  return ok_status();
 }
 
 void AuthStore::revoke_token(const std::string& token) {
@@ -406,7 +397,7 @@ void AuthStore::retain_kept_tokens(const std::function<bool(const std::string& k
   if (dropped > 0) (void)commit(std::move(next));
 }
 
-grpc::Status AuthStore::user_add(const std::string& name, const std::string& password, bool no_password) {
+Status AuthStore::user_add(const std::string& name, const std::string& password, bool no_password) {
   if (name.empty()) return user_empty();
   const std::string hash = no_password ? "" : hash_password(password, options_.hash_iterations);
   std::lock_guard<std::mutex> lock(mu_);
@@ -416,12 +407,12 @@ grpc::Status AuthStore::user_add(const std::string& name, const std::string& pas
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::user_get(const std::string& name, std::vector<std::string>* roles) const {
+Status AuthStore::user_get(const std::string& name, std::vector<std::string>* roles) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = state_.users.find(name);
   if (it == state_.users.end()) return user_not_found();
   roles->assign(it->second.roles.begin(), it->second.roles.end());
-  return grpc::Status::OK;
+  return ok_status();
 }
 
 std::vector<std::string> AuthStore::user_list() const {
@@ -431,7 +422,7 @@ std::vector<std::string> AuthStore::user_list() const {
   return out;
 }
 
-grpc::Status AuthStore::user_delete(const std::string& name) {
+Status AuthStore::user_delete(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.enabled && name == kRoot) return invalid_mgmt();
   if (!state_.users.count(name)) return user_not_found();
@@ -443,7 +434,7 @@ grpc::Status AuthStore::user_delete(const std::string& name) {
   return s;
 }
 
-grpc::Status AuthStore::user_change_password(const std::string& name, const std::string& password) {
+Status AuthStore::user_change_password(const std::string& name, const std::string& password) {
   const std::string hash = hash_password(password, options_.hash_iterations);
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_.users.count(name)) return user_not_found();
@@ -455,19 +446,19 @@ grpc::Status AuthStore::user_change_password(const std::string& name, const std:
   return s;
 }
 
-grpc::Status AuthStore::user_grant_role(const std::string& name, const std::string& role) {
+Status AuthStore::user_grant_role(const std::string& name, const std::string& role) {
   std::lock_guard<std::mutex> lock(mu_);
   auto user = state_.users.find(name);
   if (user == state_.users.end()) return user_not_found();
   // As etcd: the root role may be granted before it is created.
   if (role != kRoot && !state_.roles.count(role)) return role_not_found();
-  if (user->second.roles.count(role)) return grpc::Status::OK;
+  if (user->second.roles.count(role)) return ok_status();
   State next = state_;
   next.users[name].roles.insert(role);
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::user_revoke_role(const std::string& name, const std::string& role) {
+Status AuthStore::user_revoke_role(const std::string& name, const std::string& role) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.enabled && name == kRoot && role == kRoot) return invalid_mgmt();
   auto user = state_.users.find(name);
@@ -478,7 +469,7 @@ grpc::Status AuthStore::user_revoke_role(const std::string& name, const std::str
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::role_add(const std::string& name) {
+Status AuthStore::role_add(const std::string& name) {
   if (name.empty()) return role_empty();
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.roles.count(name)) return role_exists();
@@ -487,12 +478,12 @@ grpc::Status AuthStore::role_add(const std::string& name) {
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::role_get(const std::string& name, std::vector<KeyPermission>* perms) const {
+Status AuthStore::role_get(const std::string& name, std::vector<KeyPermission>* perms) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = state_.roles.find(name);
   if (it == state_.roles.end()) return role_not_found();
   *perms = it->second;
-  return grpc::Status::OK;
+  return ok_status();
 }
 
 std::vector<std::string> AuthStore::role_list() const {
@@ -502,7 +493,7 @@ std::vector<std::string> AuthStore::role_list() const {
   return out;
 }
 
-grpc::Status AuthStore::role_delete(const std::string& name) {
+Status AuthStore::role_delete(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.enabled && name == kRoot) return invalid_mgmt();
   if (!state_.roles.count(name)) return role_not_found();
@@ -512,7 +503,7 @@ grpc::Status AuthStore::role_delete(const std::string& name) {
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::role_grant_permission(const std::string& name, const KeyPermission& perm) {
+Status AuthStore::role_grant_permission(const std::string& name, const KeyPermission& perm) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_.roles.count(name)) return role_not_found();
   State next = state_;
@@ -530,8 +521,8 @@ grpc::Status AuthStore::role_grant_permission(const std::string& name, const Key
   return commit(std::move(next));
 }
 
-grpc::Status AuthStore::role_revoke_permission(const std::string& name, const std::string& key,
-                                               const std::string& range_end) {
+Status AuthStore::role_revoke_permission(const std::string& name, const std::string& key,
+                                         const std::string& range_end) {
   std::lock_guard<std::mutex> lock(mu_);
   auto role = state_.roles.find(name);
   if (role == state_.roles.end()) return role_not_found();

@@ -6,8 +6,9 @@
 // users and roles behind the Auth service. The KV, Watch, Lease, Lock,
 // Election and Maintenance handlers only call `authorize`/`caller`.
 //
-// Errors are etcd's gRPC statuses (code and message), which etcd clients
-// match on. All methods are thread-safe.
+// Errors carry typed codes and etcd's wording without its "etcdserver: "; the
+// services make etcd's gRPC statuses of them (to_status in convert.h), which
+// etcd clients match on. All methods are thread-safe.
 #pragma once
 
 #include <atomic>
@@ -22,7 +23,6 @@
 #include <vector>
 
 #include <grpcpp/server_context.h>
-#include <grpcpp/support/status.h>
 
 #include "common/result.h"
 
@@ -54,9 +54,9 @@ class Caller {
   Caller(bool all, std::string user, std::vector<KeyPermission> granted)
       : all_(all), user_(std::move(user)), granted_(std::move(granted)) {}
   // OK, or etcd's "permission denied" (or "user name is empty" without a token).
-  grpc::Status may(std::string_view key, std::string_view range_end, Access access) const;
+  Status may(std::string_view key, std::string_view range_end, Access access) const;
   // Maintenance and auth administration: the root role only.
-  grpc::Status admin() const;
+  Status admin() const;
   const std::string& user() const { return user_; }
 
  private:
@@ -85,17 +85,17 @@ class AuthStore {
   // "authorization" (the JSON gateway); empty without one.
   static std::string token_of(const grpc::ServerContextBase& context);
   // Resolves the call's token (invalid or expired: etcd's "invalid auth token").
-  grpc::Status caller(const grpc::ServerContextBase& context, Caller* out);
-  grpc::Status caller(const std::string& token, Caller* out);
+  Status caller(const grpc::ServerContextBase& context, Caller* out);
+  Status caller(const std::string& token, Caller* out);
   // caller() then Caller::may() for one range.
-  grpc::Status authorize(const grpc::ServerContextBase& context, std::string_view key, std::string_view range_end,
-                         Access access);
+  Status authorize(const grpc::ServerContextBase& context, std::string_view key, std::string_view range_end,
+                   Access access);
 
   // The Auth service's operations, with etcd 3.4's checks and errors. The
   // caller's right to administer is checked by the service, not here.
-  grpc::Status enable();
-  grpc::Status disable();
-  grpc::Status authenticate(const std::string& name, const std::string& password, std::string* token);
+  Status enable();
+  Status disable();
+  Status authenticate(const std::string& name, const std::string& password, std::string* token);
   // True when `name` exists, has a password and it is `password`, whether
   // auth is enabled or not (the server checks the owner's root password
   // before it locks the store down). Slow on purpose, as authenticate().
@@ -112,24 +112,24 @@ class AuthStore {
   // replica that outlives the server (an adopted container) keeps a working
   // one: the next server answers the same `keep_as` and user with the same
   // token. Kept tokens are stored in clear in the state file (0600).
-  grpc::Status issue_token(const std::string& name, std::string* token, const std::string& keep_as = "");
+  Status issue_token(const std::string& name, std::string* token, const std::string& keep_as = "");
   // Ends a token (issued or authenticated); unknown tokens are ignored.
   void revoke_token(const std::string& token);
   // Ends the kept tokens whose `keep_as` is not wanted (replicas that are gone).
   void retain_kept_tokens(const std::function<bool(const std::string& keep_as)>& wanted);
-  grpc::Status user_add(const std::string& name, const std::string& password, bool no_password);
-  grpc::Status user_get(const std::string& name, std::vector<std::string>* roles) const;
+  Status user_add(const std::string& name, const std::string& password, bool no_password);
+  Status user_get(const std::string& name, std::vector<std::string>* roles) const;
   std::vector<std::string> user_list() const;
-  grpc::Status user_delete(const std::string& name);
-  grpc::Status user_change_password(const std::string& name, const std::string& password);
-  grpc::Status user_grant_role(const std::string& name, const std::string& role);
-  grpc::Status user_revoke_role(const std::string& name, const std::string& role);
-  grpc::Status role_add(const std::string& name);
-  grpc::Status role_get(const std::string& name, std::vector<KeyPermission>* perms) const;
+  Status user_delete(const std::string& name);
+  Status user_change_password(const std::string& name, const std::string& password);
+  Status user_grant_role(const std::string& name, const std::string& role);
+  Status user_revoke_role(const std::string& name, const std::string& role);
+  Status role_add(const std::string& name);
+  Status role_get(const std::string& name, std::vector<KeyPermission>* perms) const;
   std::vector<std::string> role_list() const;
-  grpc::Status role_delete(const std::string& name);
-  grpc::Status role_grant_permission(const std::string& name, const KeyPermission& perm);
-  grpc::Status role_revoke_permission(const std::string& name, const std::string& key, const std::string& range_end);
+  Status role_delete(const std::string& name);
+  Status role_grant_permission(const std::string& name, const KeyPermission& perm);
+  Status role_revoke_permission(const std::string& name, const std::string& key, const std::string& range_end);
 
   struct User {
     std::string password_hash;  // "pbkdf2-sha256$ROUNDS$SALT_HEX$HASH_HEX"; empty with no_password
@@ -150,7 +150,7 @@ class AuthStore {
  private:
   explicit AuthStore(AuthOptions options) : options_(std::move(options)) {}
   // Writes `next` durably, then makes it the current state. REQUIRES: mu_ held.
-  grpc::Status commit(State next);
+  Status commit(State next);
   // Ends the user's tokens; issued ones too when `issued` is set. REQUIRES: mu_ held.
   void drop_tokens_of(const std::string& user, bool issued);
   std::string new_token() const;

@@ -1,3 +1,4 @@
+#include "etcd_api/convert.h"
 #include "etcd_api/services.h"
 
 namespace zeppelin::etcd_api {
@@ -24,14 +25,15 @@ void to_proto(const KeyPermission& p, authpb::Permission* out) {
 
 grpc::Status AuthService::admin(grpc::ServerContext* context) {
   Caller caller = Caller::unrestricted();
-  if (auto s = auth_.caller(*context, &caller); !s.ok()) return s;
-  return caller.admin();
+  Status s = auth_.caller(*context, &caller);
+  if (s) s = caller.admin();
+  return to_status(s);
 }
 
 template <typename Response>
-grpc::Status AuthService::done(const grpc::Status& s, Response* response) {
-  if (s.ok()) header_.fill(response->mutable_header());
-  return s;
+grpc::Status AuthService::done(const Status& s, Response* response) {
+  if (s) header_.fill(response->mutable_header());
+  return to_status(s);
 }
 
 grpc::Status AuthService::AuthEnable(grpc::ServerContext* context, const pb::AuthEnableRequest*,
@@ -73,7 +75,7 @@ grpc::Status AuthService::UserList(grpc::ServerContext* context, const pb::AuthU
                                    pb::AuthUserListResponse* response) {
   if (auto s = admin(context); !s.ok()) return s;
   for (const auto& u : auth_.user_list()) response->add_users(u);
-  return done(grpc::Status::OK, response);
+  return done(ok_status(), response);
 }
 
 grpc::Status AuthService::UserDelete(grpc::ServerContext* context, const pb::AuthUserDeleteRequest* request,
@@ -120,7 +122,7 @@ grpc::Status AuthService::RoleList(grpc::ServerContext* context, const pb::AuthR
                                    pb::AuthRoleListResponse* response) {
   if (auto s = admin(context); !s.ok()) return s;
   for (const auto& r : auth_.role_list()) response->add_roles(r);
-  return done(grpc::Status::OK, response);
+  return done(ok_status(), response);
 }
 
 grpc::Status AuthService::RoleDelete(grpc::ServerContext* context, const pb::AuthRoleDeleteRequest* request,

@@ -210,39 +210,52 @@ void to_proto(const store::TxnResponse& r, const pb::TxnRequest& request, pb::Tx
 }
 
 grpc::Status to_status(const Error& e) {
-  struct Known {
-    const char* condition;
-    grpc::StatusCode code;
-    const char* message;
-  };
-  static const Known known[] = {
-      {store::kErrCompacted, grpc::StatusCode::OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"},
-      {store::kErrFutureRevision, grpc::StatusCode::OUT_OF_RANGE,
-       "etcdserver: mvcc: required revision is a future revision"},
-      {store::kErrLeaseNotFound, grpc::StatusCode::NOT_FOUND, "etcdserver: requested lease not found"},
-      {store::kErrLeaseExists, grpc::StatusCode::FAILED_PRECONDITION, "etcdserver: lease already exists"},
-      {store::kErrLeaseTtlTooLarge, grpc::StatusCode::OUT_OF_RANGE, "etcdserver: too large lease TTL"},
-      {store::kErrNoSpace, grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
-      {store::kErrDuplicateKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"},
-      {store::kErrEmptyKey, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key is not provided"},
-      {store::kErrKeyNotFound, grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: key not found"},
-  };
-  for (const auto& k : known) {
-    if (store::is_error(e, k.condition)) return grpc::Status(k.code, k.message);
-  }
-  if (store::is_error(e, store::kErrResponseTooLarge)) {
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: " + e.message);
-  }
+  using Code = grpc::StatusCode;
   switch (e.code) {
+    // The store's conditions, in etcd's words (api/v3rpc/rpctypes): the store's
+    // details after them are not etcd's, so they stay off the wire.
+    case Errc::kCompacted:
+      return {Code::OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"};
+    case Errc::kFutureRevision:
+      return {Code::OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"};
+    case Errc::kLeaseNotFound:
+      return {Code::NOT_FOUND, "etcdserver: requested lease not found"};
+    case Errc::kLeaseExists:
+      return {Code::FAILED_PRECONDITION, "etcdserver: lease already exists"};
+    case Errc::kLeaseTtlTooLarge:
+      return {Code::OUT_OF_RANGE, "etcdserver: too large lease TTL"};
+    case Errc::kNoSpace:
+      return {Code::RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"};
+    case Errc::kDuplicateKey:
+      return {Code::INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"};
+    case Errc::kKeyNotFound:
+      return {Code::INVALID_ARGUMENT, "etcdserver: key not found"};
+    // Not etcd's: its message says how to page, so it goes out whole.
+    case Errc::kResponseTooLarge:
+      return {Code::RESOURCE_EXHAUSTED, "etcdserver: " + e.message};
     case Errc::kInvalidArgument:
     case Errc::kTooLarge:
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: " + e.message);
+      return {Code::INVALID_ARGUMENT, "etcdserver: " + e.message};
     case Errc::kUnavailable:
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: " + e.message);
-    default:
-      return grpc::Status(grpc::StatusCode::INTERNAL, "etcdserver: " + e.message);
+      return {Code::UNAVAILABLE, "etcdserver: " + e.message};
+    // etcd answers a missing or existing user or role, and auth's other
+    // preconditions, with FAILED_PRECONDITION.
+    case Errc::kNotFound:
+    case Errc::kAlreadyExists:
+    case Errc::kFailedPrecondition:
+      return {Code::FAILED_PRECONDITION, "etcdserver: " + e.message};
+    case Errc::kUnauthenticated:
+      return {Code::UNAUTHENTICATED, "etcdserver: " + e.message};
+    case Errc::kPermissionDenied:
+      return {Code::PERMISSION_DENIED, "etcdserver: " + e.message};
+    case Errc::kTimeout:
+    case Errc::kInternal:
+      break;
   }
+  return {Code::INTERNAL, "etcdserver: " + e.message};
 }
+
+grpc::Status to_status(const Status& s) { return s ? grpc::Status::OK : to_status(s.error()); }
 
 grpc::Status request_too_large() {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: request is too large");

@@ -1,5 +1,5 @@
 // Translation between etcd's wire messages (etcdserverpb, mvccpb) and the
-// Store's types, and from store errors to etcd's gRPC statuses.
+// Store's types, and from errors to etcd's gRPC statuses.
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -35,8 +35,11 @@ void to_proto(const store::TxnResponse& r, const etcdserverpb::TxnRequest& reque
 // A range the store serves as asked, without the sorting and filters handled here.
 store::RangeRequest store_range(const etcdserverpb::RangeRequest& r);
 
-// The gRPC status etcd answers for this store error (code and message clients match on).
+// The etcd API's edge: the gRPC status etcd answers for an error of the store
+// or of AuthStore (code and message, which clients match on). Every service
+// makes its statuses here.
 grpc::Status to_status(const Error& e);
+grpc::Status to_status(const Status& s);  // OK for OK
 grpc::Status request_too_large();
 // Checks what etcd checks before applying a transaction: at most `max_ops`
 // comparisons and at most `max_ops` operations, each counted over all nesting

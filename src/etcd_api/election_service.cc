@@ -26,11 +26,11 @@ Result<store::TxnResponse> if_leader(store::Store& store, const pb::LeaderKey& l
 grpc::Status election_access(AuthStore& auth, const grpc::ServerContext& context, const std::string& prefix,
                              bool write) {
   Caller caller = Caller::unrestricted();
-  grpc::Status s = auth.caller(context, &caller);
+  Status s = auth.caller(context, &caller);
   const std::string end = store::prefix_end(prefix);
-  if (s.ok()) s = caller.may(prefix, end, Access::kRead);
-  if (s.ok() && write) s = caller.may(prefix, end, Access::kWrite);
-  return s;
+  if (s) s = caller.may(prefix, end, Access::kRead);
+  if (s && write) s = caller.may(prefix, end, Access::kWrite);
+  return to_status(s);
 }
 
 }  // namespace
@@ -66,7 +66,7 @@ grpc::Status ElectionService::Campaign(grpc::ServerContext* context, const pb::C
 
 grpc::Status ElectionService::Proclaim(grpc::ServerContext* context, const pb::ProclaimRequest* request,
                                        pb::ProclaimResponse* response) {
-  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s.ok()) return s;
+  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s) return to_status(s);
   if (!request->has_leader()) return missing_leader();
   const auto& leader = request->leader();
   auto r = if_leader(store_, leader,
@@ -118,7 +118,7 @@ grpc::Status ElectionService::Observe(grpc::ServerContext* context, const pb::Le
 
 grpc::Status ElectionService::Resign(grpc::ServerContext* context, const pb::ResignRequest* request,
                                      pb::ResignResponse* response) {
-  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s.ok()) return s;
+  if (auto s = auth_.authorize(*context, request->leader().key(), "", Access::kWrite); !s) return to_status(s);
   if (!request->has_leader()) return missing_leader();
   const auto& leader = request->leader();
   auto r = if_leader(store_, leader, store::DeleteRangeRequest{leader.key(), "", false});

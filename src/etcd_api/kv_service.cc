@@ -9,25 +9,25 @@ namespace pb = etcdserverpb;
 namespace {
 
 // What etcd checks for each operation of a transaction, nested ones included.
-grpc::Status txn_access(const Caller& caller, const pb::TxnRequest& txn) {
+Status txn_access(const Caller& caller, const pb::TxnRequest& txn) {
   for (const auto& c : txn.compare()) {
-    if (auto s = caller.may(c.key(), c.range_end(), Access::kRead); !s.ok()) return s;
+    if (auto s = caller.may(c.key(), c.range_end(), Access::kRead); !s) return s;
   }
   for (const auto* ops : {&txn.success(), &txn.failure()}) {
     for (const auto& op : *ops) {
-      grpc::Status s;
+      Status s;
       switch (op.request_case()) {
         case pb::RequestOp::kRequestRange:
           s = caller.may(op.request_range().key(), op.request_range().range_end(), Access::kRead);
           break;
         case pb::RequestOp::kRequestPut:
           s = caller.may(op.request_put().key(), "", Access::kWrite);
-          if (s.ok() && op.request_put().prev_kv()) s = caller.may(op.request_put().key(), "", Access::kRead);
+          if (s && op.request_put().prev_kv()) s = caller.may(op.request_put().key(), "", Access::kRead);
           break;
         case pb::RequestOp::kRequestDeleteRange: {
           const auto& d = op.request_delete_range();
           s = caller.may(d.key(), d.range_end(), Access::kWrite);
-          if (s.ok() && d.prev_kv()) s = caller.may(d.key(), d.range_end(), Access::kRead);
+          if (s && d.prev_kv()) s = caller.may(d.key(), d.range_end(), Access::kRead);
           break;
         }
         case pb::RequestOp::kRequestTxn:
@@ -36,10 +36,10 @@ grpc::Status txn_access(const Caller& caller, const pb::TxnRequest& txn) {
         case pb::RequestOp::REQUEST_NOT_SET:
           break;
       }
-      if (!s.ok()) return s;
+      if (!s) return s;
     }
   }
-  return grpc::Status::OK;
+  return ok_status();
 }
 
 }  // namespace
@@ -54,9 +54,9 @@ void Header::fill(pb::ResponseHeader* h) const {
 void KvCalls::range(const std::string& token, const pb::RangeRequest& request, pb::RangeResponse* response, Done done) {
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(token, &caller);
-  if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
-  if (!allowed.ok()) return done(allowed);
+  Status allowed = auth_.caller(token, &caller);
+  if (allowed) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+  if (!allowed) return done(to_status(allowed));
   // Served from memory: answered right here.
   store::RangeRequest read = from_proto(request);
   read.max_response_bytes = options_.max_response_bytes;
@@ -70,10 +70,10 @@ void KvCalls::range(const std::string& token, const pb::RangeRequest& request, p
 void KvCalls::put(const std::string& token, const pb::PutRequest& request, pb::PutResponse* response, Done done) {
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(token, &caller);
-  if (allowed.ok()) allowed = caller.may(request.key(), "", Access::kWrite);
-  if (allowed.ok() && request.prev_kv()) allowed = caller.may(request.key(), "", Access::kRead);
-  if (!allowed.ok()) return done(allowed);
+  Status allowed = auth_.caller(token, &caller);
+  if (allowed) allowed = caller.may(request.key(), "", Access::kWrite);
+  if (allowed && request.prev_kv()) allowed = caller.may(request.key(), "", Access::kRead);
+  if (!allowed) return done(to_status(allowed));
   store_.put_async(from_proto(request), [this, response, done = std::move(done)](Result<store::PutResponse> r) {
     if (!r) return done(to_status(r.error()));
     to_proto(*r, response);
@@ -86,10 +86,10 @@ void KvCalls::delete_range(const std::string& token, const pb::DeleteRangeReques
                            pb::DeleteRangeResponse* response, Done done) {
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(token, &caller);
-  if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kWrite);
-  if (allowed.ok() && request.prev_kv()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
-  if (!allowed.ok()) return done(allowed);
+  Status allowed = auth_.caller(token, &caller);
+  if (allowed) allowed = caller.may(request.key(), request.range_end(), Access::kWrite);
+  if (allowed && request.prev_kv()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+  if (!allowed) return done(to_status(allowed));
   store_.delete_range_async(from_proto(request),
                             [this, response, done = std::move(done)](Result<store::DeleteRangeResponse> r) {
                               if (!r) return done(to_status(r.error()));
@@ -103,9 +103,9 @@ void KvCalls::txn(const std::string& token, const pb::TxnRequest& request, pb::T
   if (request.ByteSizeLong() > kMaxRequestBytes) return done(request_too_large());
   if (auto s = check_txn(request, options_.max_txn_ops); !s.ok()) return done(s);
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(token, &caller);
-  if (allowed.ok()) allowed = txn_access(caller, request);
-  if (!allowed.ok()) return done(allowed);
+  Status allowed = auth_.caller(token, &caller);
+  if (allowed) allowed = txn_access(caller, request);
+  if (!allowed) return done(to_status(allowed));
   // `request` stays valid until `done`: the response is built from both.
   store::TxnRequest txn = from_proto(request);
   txn.max_response_bytes = options_.max_response_bytes;
@@ -121,9 +121,9 @@ void KvCalls::txn(const std::string& token, const pb::TxnRequest& request, pb::T
 void KvCalls::compact(const std::string& token, const pb::CompactionRequest& request, pb::CompactionResponse* response,
                       Done done) {
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(token, &caller);
-  if (allowed.ok()) allowed = caller.admin();
-  if (!allowed.ok()) return done(allowed);
+  Status allowed = auth_.caller(token, &caller);
+  if (allowed) allowed = caller.admin();
+  if (!allowed) return done(to_status(allowed));
   // Rare, and its wait is one commit: done in place.
   auto r = store_.compact(request.revision());
   if (!r) return done(to_status(r.error()));

@@ -9,11 +9,9 @@ namespace {
 
 // With auth enabled, leases are for authenticated users (any role).
 grpc::Status authenticated(AuthStore& auth, const grpc::ServerContext& context, Caller* caller) {
-  grpc::Status s = auth.caller(context, caller);
-  if (s.ok() && auth.enabled() && caller->user().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: user name is empty");
-  }
-  return s;
+  Status s = auth.caller(context, caller);
+  if (s && auth.enabled() && caller->user().empty()) s = make_error(Errc::kInvalidArgument, "user name is empty");
+  return to_status(s);
 }
 
 }  // namespace
@@ -39,7 +37,7 @@ grpc::Status LeaseService::LeaseRevoke(grpc::ServerContext* context, const pb::L
     auto ttl = store_.lease_time_to_live(request->id(), true);
     if (ttl) {
       for (const auto& key : ttl->keys) {
-        if (auto s = caller.may(key, "", Access::kWrite); !s.ok()) return s;
+        if (auto s = caller.may(key, "", Access::kWrite); !s) return to_status(s);
       }
     }
   }
@@ -73,7 +71,7 @@ grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext* context, const p
   response->set_id(request->id());
   auto r = store_.lease_time_to_live(request->id(), request->keys());
   if (!r) {
-    if (!store::is_error(r.error(), store::kErrLeaseNotFound)) return to_status(r.error());
+    if (r.error().code != Errc::kLeaseNotFound) return to_status(r.error());
     response->set_ttl(-1);  // etcd answers a missing lease this way
   } else {
     response->set_ttl(r->ttl);

@@ -9,11 +9,11 @@ namespace {
 // A lock NAME is its contenders' keys under NAME/: they are read and written.
 grpc::Status lock_access(AuthStore& auth, const grpc::ServerContext& context, const std::string& prefix) {
   Caller caller = Caller::unrestricted();
-  grpc::Status s = auth.caller(context, &caller);
+  Status s = auth.caller(context, &caller);
   const std::string end = store::prefix_end(prefix);
-  if (s.ok()) s = caller.may(prefix, end, Access::kRead);
-  if (s.ok()) s = caller.may(prefix, end, Access::kWrite);
-  return s;
+  if (s) s = caller.may(prefix, end, Access::kRead);
+  if (s) s = caller.may(prefix, end, Access::kWrite);
+  return to_status(s);
 }
 
 }  // namespace
@@ -41,7 +41,7 @@ grpc::Status LockService::Lock(grpc::ServerContext* context, const v3lockpb::Loc
 
 grpc::Status LockService::Unlock(grpc::ServerContext* context, const v3lockpb::UnlockRequest* request,
                                  v3lockpb::UnlockResponse* response) {
-  if (auto s = auth_.authorize(*context, request->key(), "", Access::kWrite); !s.ok()) return s;
+  if (auto s = auth_.authorize(*context, request->key(), "", Access::kWrite); !s) return to_status(s);
   auto deleted = store_.delete_range({request->key(), "", false});
   if (!deleted) return to_status(deleted.error());
   response->mutable_header()->set_revision(deleted->revision);

@@ -43,9 +43,9 @@ grpc::Status MaintenanceService::Alarm(grpc::ServerContext* context, const pb::A
                                        pb::AlarmResponse* response) {
   // etcd leaves alarms to root when auth is on.
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = caller.admin();
-  if (!allowed.ok()) return allowed;
+  zeppelin::Status allowed = auth_.caller(*context, &caller);
+  if (allowed) allowed = caller.admin();
+  if (!allowed) return to_status(allowed);
   const bool mine = request->memberid() == 0 || request->memberid() == options_.member_id;
   switch (request->action()) {
     case pb::AlarmRequest::DEACTIVATE:
@@ -79,13 +79,13 @@ grpc::Status MaintenanceService::Snapshot(grpc::ServerContext* context, const pb
                                           grpc::ServerWriter<pb::SnapshotResponse>* writer) {
   // As etcd: a snapshot holds every key, so only the root role takes one. (Status is open to all.)
   Caller caller = Caller::unrestricted();
-  grpc::Status allowed = auth_.caller(*context, &caller);
-  if (allowed.ok()) allowed = caller.admin();
+  zeppelin::Status allowed = auth_.caller(*context, &caller);
+  if (allowed) allowed = caller.admin();
   // etcd 3.4 answers this one with its auth package's own error, unconverted.
-  if (allowed.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+  if (!allowed && allowed.error().code == Errc::kPermissionDenied) {
     return grpc::Status(grpc::StatusCode::UNKNOWN, "auth: permission denied");
   }
-  if (!allowed.ok()) return allowed;
+  if (!allowed) return to_status(allowed);
   static std::atomic<uint64_t> sequence{0};
   const std::string path = options_.snapshot_dir + "/snapshot-" + std::to_string(::getpid()) + "-" +
                            std::to_string(sequence.fetch_add(1)) + ".db";

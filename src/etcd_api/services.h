@@ -178,7 +178,7 @@ class AuthService final : public etcdserverpb::Auth::Service {
  private:
   grpc::Status admin(grpc::ServerContext* context);
   template <typename Response>
-  grpc::Status done(const grpc::Status& s, Response* response);
+  grpc::Status done(const Status& s, Response* response);
 
   AuthStore& auth_;
   const Header& header_;

@@ -261,9 +261,9 @@ class WatchStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       return;
     }
     Caller caller = Caller::unrestricted();
-    grpc::Status allowed = auth_.caller(token_, &caller);
-    if (allowed.ok()) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
-    if (!allowed.ok()) {
+    Status allowed = auth_.caller(token_, &caller);
+    if (allowed) allowed = caller.may(request.key(), request.range_end(), Access::kRead);
+    if (!allowed) {
       // As etcd: created and canceled at once, the reason in gRPC's error form.
       pb::WatchResponse refused;
       refused.set_watch_id(id);

@@ -1,7 +1,9 @@
 #include "etcd_client/connection.h"
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "store/store.h"
@@ -61,9 +63,46 @@ bool never_sent(const grpc::Status& s) {
          m.find("no connection available") != std::string::npos;
 }
 
+// A remote etcd's conditions that it reports only in words (its
+// api/v3rpc/rpctypes, after "etcdserver: "): the one place where Zeppelin
+// reads an error's text. A message starting with `text` is that condition.
+struct Worded {
+  const char* text;
+  Errc code;
+  const char* store_words = nullptr;  // a store condition: its Error is worded as the embedded store's
+};
+constexpr Worded kWorded[] = {
+    {"mvcc: required revision has been compacted", Errc::kCompacted, store::kErrCompacted},
+    {"mvcc: required revision is a future revision", Errc::kFutureRevision, store::kErrFutureRevision},
+    {"requested lease not found", Errc::kLeaseNotFound, store::kErrLeaseNotFound},
+    {"lease not found", Errc::kLeaseNotFound, store::kErrLeaseNotFound},  // etcd's lease package, unconverted
+    {"lease already exists", Errc::kLeaseExists, store::kErrLeaseExists},
+    {"duplicate key given in txn request", Errc::kDuplicateKey, store::kErrDuplicateKey},
+    {"key is not provided", Errc::kInvalidArgument, store::kErrEmptyKey},
+    {"key not found", Errc::kKeyNotFound, store::kErrKeyNotFound},
+    {"invalid auth token", Errc::kUnauthenticated},
+    {"user name is empty", Errc::kUnauthenticated},  // a call without a token while auth is on
+    {"user name not found", Errc::kNotFound},
+    {"role name not found", Errc::kNotFound},
+    {"role name already exists", Errc::kAlreadyExists},
+};
+
+// The message without etcd's "etcdserver: " (gRPC hands the message out by value).
+std::string words(const grpc::Status& s) {
+  std::string m = s.error_message();
+  if (m.starts_with("etcdserver: ")) m.erase(0, std::string_view("etcdserver: ").size());
+  return m;
+}
+
+const Worded* worded(const std::string& words) {
+  for (const Worded& w : kWorded) {
+    if (words.starts_with(w.text)) return &w;
+  }
+  return nullptr;
+}
+
 bool is_invalid_token(const grpc::Status& s) {
-  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
-         s.error_message().find("invalid auth token") != std::string::npos;
+  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED && code_of(s) == Errc::kUnauthenticated;
 }
 
 }  // namespace
@@ -237,32 +276,37 @@ bool Connection::should_fail_over(std::size_t index, const grpc::Status& status)
   return false;
 }
 
-Error to_error(const grpc::Status& status, const std::string& what) {
-  std::string message = status.error_message();
-  if (message.starts_with("etcdserver: ")) message = message.substr(12);
-  if (message == "requested lease not found") message = store::kErrLeaseNotFound;
-  static const char* const known[] = {store::kErrCompacted,    store::kErrFutureRevision, store::kErrLeaseNotFound,
-                                      store::kErrLeaseExists,  store::kErrDuplicateKey,   store::kErrEmptyKey,
-                                      store::kErrKeyNotFound};
-  for (const char* k : known) {
-    if (!message.starts_with(k)) continue;
-    if (k == store::kErrLeaseNotFound) return make_error(Errc::kNotFound, message);
-    if (k == store::kErrLeaseExists) return make_error(Errc::kAlreadyExists, message);
-    return make_error(Errc::kInvalidArgument, message);
-  }
+Errc code_of(const grpc::Status& status) {
+  if (const Worded* w = worded(words(status))) return w->code;
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      return make_error(Errc::kUnavailable, what + ": etcd unavailable: " + status.error_message());
+      return Errc::kUnavailable;
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return make_error(Errc::kTimeout, what + ": etcd did not answer in time: " + status.error_message());
+      return Errc::kTimeout;
     case grpc::StatusCode::INVALID_ARGUMENT:
     case grpc::StatusCode::OUT_OF_RANGE:
     case grpc::StatusCode::FAILED_PRECONDITION:
-      return make_error(Errc::kInvalidArgument, what + ": " + status.error_message());
+      return Errc::kInvalidArgument;
     case grpc::StatusCode::NOT_FOUND:
-      return make_error(Errc::kNotFound, what + ": " + status.error_message());
+      return Errc::kNotFound;
     default:
-      return make_error(Errc::kInternal, what + ": " + status.error_message());
+      return Errc::kInternal;
+  }
+}
+
+Error to_error(const grpc::Status& status, const std::string& what) {
+  const Errc code = code_of(status);
+  const std::string said = words(status);
+  if (const Worded* w = worded(said); w != nullptr && w->store_words != nullptr) {
+    return make_error(code, w->store_words + said.substr(std::strlen(w->text)));
+  }
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return make_error(code, what + ": etcd unavailable: " + status.error_message());
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return make_error(code, what + ": etcd did not answer in time: " + status.error_message());
+    default:
+      return make_error(code, what + ": " + status.error_message());
   }
 }
 

@@ -108,8 +108,12 @@ class Connection {
   std::string token_;
 };
 
-// The store error for a failed call: etcd's messages map back to the
-// store::kErr* conditions; transport failures become Errc::kUnavailable.
+// The code of a failed call: the conditions a remote etcd reports only in
+// words (compacted, lease not found, invalid auth token, ...) by its message,
+// the rest by their gRPC code (transport failures: Errc::kUnavailable).
+Errc code_of(const grpc::Status& status);
+// The store error for a failed call, with code_of()'s code; the store's
+// conditions in the store's words (store::kErr*), the rest naming `what`.
 Error to_error(const grpc::Status& status, const std::string& what);
 
 }  // namespace zeppelin::etcd_client

@@ -542,7 +542,8 @@ class EtcdStoreImpl : public EtcdStore {
     if (!status.ok()) return to_error(status, "lease keep-alive");
     // etcd answers TTL 0 (no error) for a lease it does not know.
     if (resp.ttl() <= 0) {
-      return make_error(Errc::kNotFound, std::string(store::kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
+      return make_error(Errc::kLeaseNotFound,
+                        std::string(store::kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
     }
     return resp.ttl();
   }
@@ -558,7 +559,8 @@ class EtcdStoreImpl : public EtcdStore {
     if (!status.ok()) return to_error(status, "lease time-to-live");
     // etcd answers TTL -1 (no error) for a lease it does not know; the Store reports it as an error.
     if (resp.ttl() == -1 && resp.grantedttl() == 0) {
-      return make_error(Errc::kNotFound, std::string(store::kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
+      return make_error(Errc::kLeaseNotFound,
+                        std::string(store::kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
     }
     store::LeaseStatus out;
     out.id = resp.id();

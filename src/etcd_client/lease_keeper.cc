@@ -26,7 +26,7 @@ void LeaseKeeper::run() {
     lock.unlock();
     auto ttl = store_.lease_keep_alive(lease_);
     lock.lock();
-    if (!ttl && ttl.error().code == Errc::kNotFound) {
+    if (!ttl && ttl.error().code == Errc::kLeaseNotFound) {
       if (lost_) lost_();
       return;
     }

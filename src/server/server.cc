@@ -198,15 +198,15 @@ class AuthStoreCredentials final : public supervisor::ReplicaCredentials {
   Result<std::unique_ptr<supervisor::ReplicaCredential>> issue(const std::string& user,
                                                                const std::string& keep_as) override {
     std::string token;
-    const grpc::Status s = auth_.issue_token(user, &token, keep_as);
-    if (s.ok()) return std::unique_ptr<supervisor::ReplicaCredential>(std::make_unique<Issued>(auth_, user, token));
+    const Status s = auth_.issue_token(user, &token, keep_as);
+    if (s) return std::unique_ptr<supervisor::ReplicaCredential>(std::make_unique<Issued>(auth_, user, token));
     if (!auth_.enabled()) return std::unique_ptr<supervisor::ReplicaCredential>();
-    if (s.error_message() == "etcdserver: user name not found") {
+    if (s.error().code == Errc::kNotFound) {
       return make_error(Errc::kNotFound, "etcd user \"" + user +
                                              "\" (store.user) does not exist in the server's store; create it "
                                              "(etcdctl user add, or zeppelin ns create)");
     }
-    return make_error(Errc::kInternal, "etcd user \"" + user + "\": " + s.error_message());
+    return make_error(Errc::kInternal, "etcd user \"" + user + "\": etcdserver: " + s.error().message);
   }
 
   void retain(const std::function<bool(const std::string& keep_as)>& wanted) override {
@@ -377,7 +377,7 @@ int run_server(const ServerOptions& options) {
            !stop.stop_requested()) {
       auto s = (*registry)->refresh();
       if (s) continue;
-      if (!store::is_error(s.error(), store::kErrLeaseNotFound)) {
+      if (s.error().code != Errc::kLeaseNotFound) {
         log::warn("service registry: {}", s.error().message);
         continue;
       }

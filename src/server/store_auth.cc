@@ -16,9 +16,10 @@ namespace {
 constexpr const char* kRoot = "root";
 constexpr const char* kReplicaRole = "zeppelin-replica";
 
-Status from(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return ok_status();
-  return make_error(Errc::kInternal, what + ": " + s.error_message());
+// Worded as etcd clients print AuthStore's errors.
+Status from(const Status& s, const std::string& what) {
+  if (s) return ok_status();
+  return make_error(Errc::kInternal, what + ": etcdserver: " + s.error().message);
 }
 
 Result<std::string> random_password() {

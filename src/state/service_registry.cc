@@ -14,7 +14,7 @@ Result<std::unique_ptr<StoreServiceRegistry>> StoreServiceRegistry::open(store::
 }
 
 StoreServiceRegistry::~StoreServiceRegistry() {
-  if (auto s = store_.lease_revoke(lease_.load()); !s && !store::is_error(s.error(), store::kErrLeaseNotFound)) {
+  if (auto s = store_.lease_revoke(lease_.load()); !s && s.error().code != Errc::kLeaseNotFound) {
     log::warn("cannot revoke the service registry's lease: {}", s.error().message);
   }
 }
@@ -63,7 +63,7 @@ void StoreServiceRegistry::withdraw_all(const std::string& system) {
 
 Status StoreServiceRegistry::keep_alive() {
   auto kept = refresh();
-  if (kept || !store::is_error(kept.error(), store::kErrLeaseNotFound)) return kept;
+  if (kept || kept.error().code != Errc::kLeaseNotFound) return kept;
   return renew();
 }
 

@@ -43,7 +43,7 @@ class StoreServiceRegistry final : public ServiceRegistry {
   // was lost (the owner stalled past the TTL), grants a new one and announces
   // everything again. Both halves, for callers that keep the loop free of
   // network calls: refresh() may run on any thread and fails with
-  // kErrLeaseNotFound when the lease is lost; renew() then runs on the loop.
+  // Errc::kLeaseNotFound when the lease is lost; renew() then runs on the loop.
   Status keep_alive();
   Status refresh();
   Status renew();

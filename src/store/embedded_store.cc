@@ -190,8 +190,8 @@ class StoreImpl final : public EmbeddedStore {
   Result<LeaseGrant> lease_grant(int64_t id, int64_t ttl) override {
     if (id < 0) return make_error(Errc::kInvalidArgument, "lease id " + std::to_string(id) + " is negative");
     if (ttl > kMaxLeaseTtl) {
-      return make_error(Errc::kInvalidArgument, std::string(kErrLeaseTtlTooLarge) + " (" + std::to_string(ttl) +
-                                                    " s, at most " + std::to_string(kMaxLeaseTtl) + ")");
+      return make_error(Errc::kLeaseTtlTooLarge, std::string(kErrLeaseTtlTooLarge) + " (" + std::to_string(ttl) +
+                                                     " s, at most " + std::to_string(kMaxLeaseTtl) + ")");
     }
     LeaseGrant grant;
     Status s = queue_.submit([&](Batch& batch) -> Status {
@@ -306,7 +306,7 @@ class StoreImpl final : public EmbeddedStore {
     }
   }
 
-  static Error nospace_error() { return make_error(Errc::kInternal, kErrNoSpace); }
+  static Error nospace_error() { return make_error(Errc::kNoSpace, kErrNoSpace); }
 
   static bool has_put(const TxnRequest& r) {
     for (const auto* ops : {&r.success, &r.failure}) {

@@ -14,8 +14,8 @@ namespace {
 int64_t answer_bytes(std::size_t key, std::size_t value) { return static_cast<int64_t>(key + value) + 48; }
 
 Error response_too_large(int64_t max) {
-  return make_error(Errc::kInvalidArgument, std::string(kErrResponseTooLarge) + " (over " + std::to_string(max) +
-                                                  " bytes); ask for fewer keys at a time, paging with limit");
+  return make_error(Errc::kResponseTooLarge, std::string(kErrResponseTooLarge) + " (over " + std::to_string(max) +
+                                                 " bytes); ask for fewer keys at a time, paging with limit");
 }
 
 KeyValue to_kv(const std::string& key, const Entry& e) {
@@ -75,17 +75,17 @@ int64_t deadline_after(int64_t now, int64_t ttl) {
 }
 
 Error compacted_error(int64_t asked, int64_t compacted) {
-  return make_error(Errc::kInvalidArgument, std::string(kErrCompacted) + " (asked " + std::to_string(asked) +
-                                                ", compacted at " + std::to_string(compacted) + ")");
+  return make_error(Errc::kCompacted, std::string(kErrCompacted) + " (asked " + std::to_string(asked) +
+                                          ", compacted at " + std::to_string(compacted) + ")");
 }
 
 Error future_error(int64_t asked, int64_t current) {
-  return make_error(Errc::kInvalidArgument, std::string(kErrFutureRevision) + " (asked " + std::to_string(asked) +
-                                                ", current " + std::to_string(current) + ")");
+  return make_error(Errc::kFutureRevision, std::string(kErrFutureRevision) + " (asked " + std::to_string(asked) +
+                                               ", current " + std::to_string(current) + ")");
 }
 
 Error lease_not_found(int64_t id) {
-  return make_error(Errc::kNotFound, std::string(kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
+  return make_error(Errc::kLeaseNotFound, std::string(kErrLeaseNotFound) + " (lease " + std::to_string(id) + ")");
 }
 
 // ---- reads ------------------------------------------------------------------
@@ -235,7 +235,7 @@ void MvccIndex::compact(Batch& batch, int64_t revision) {
 
 Result<LeaseGrant> MvccIndex::grant_lease(int64_t id, int64_t ttl, int64_t now, std::mt19937_64& random, Batch& batch) {
   if (id != 0 && leases_.count(id)) {
-    return make_error(Errc::kAlreadyExists, std::string(kErrLeaseExists) + " (lease " + std::to_string(id) + ")");
+    return make_error(Errc::kLeaseExists, std::string(kErrLeaseExists) + " (lease " + std::to_string(id) + ")");
   }
   int64_t chosen = id;
   while (chosen == 0 || leases_.count(chosen)) chosen = static_cast<int64_t>(random() >> 1);
@@ -264,7 +264,7 @@ Status MvccIndex::validate_put(const PutRequest& r) const {
   if (r.ignore_value || r.ignore_lease) {
     auto it = index_.find(r.key);
     if (it == index_.end() || !latest(it->second)) {
-      return make_error(Errc::kInvalidArgument, std::string(kErrKeyNotFound) + " (" + r.key + ")");
+      return make_error(Errc::kKeyNotFound, std::string(kErrKeyNotFound) + " (" + r.key + ")");
     }
   }
   if (r.lease != 0 && !r.ignore_lease && !leases_.count(r.lease)) return lease_not_found(r.lease);
@@ -373,7 +373,7 @@ Status MvccIndex::check_duplicates(const std::vector<RequestOp>& ops, std::set<s
   for (const auto& op : ops) {
     if (const auto* put = std::get_if<PutRequest>(&op)) {
       if (!put_keys.insert(put->key).second) {
-        return make_error(Errc::kInvalidArgument, std::string(kErrDuplicateKey) + " (" + put->key + ")");
+        return make_error(Errc::kDuplicateKey, std::string(kErrDuplicateKey) + " (" + put->key + ")");
       }
     } else if (const auto* txn = std::get_if<std::shared_ptr<TxnRequest>>(&op)) {
       if (!*txn) return make_error(Errc::kInvalidArgument, "empty nested transaction");

@@ -79,7 +79,7 @@ inline bool in_range(const std::string& key, const std::string& start, const std
   return key >= start && key < end;
 }
 
-// The errors the index answers with, in etcd's words (store.h's kErr*).
+// The errors the index answers with: typed codes, in etcd's words (store.h's kErr*).
 Error compacted_error(int64_t asked, int64_t compacted);
 Error future_error(int64_t asked, int64_t current);
 Error lease_not_found(int64_t id);

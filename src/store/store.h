@@ -22,8 +22,9 @@
 
 namespace zeppelin::store {
 
-// etcd's wording for the conditions clients match on; an Error's message
-// starts with one of these (details may follow after " (").
+// etcd's wording for the store's conditions: an Error's message starts with
+// one of these (details may follow after " ("), and its code (Errc::kCompacted,
+// ...) says which it is. Callers test the code, never the text.
 inline constexpr char kErrCompacted[] = "mvcc: required revision has been compacted";
 inline constexpr char kErrFutureRevision[] = "mvcc: required revision is a future revision";
 inline constexpr char kErrLeaseNotFound[] = "lease not found";
@@ -32,13 +33,10 @@ inline constexpr char kErrLeaseTtlTooLarge[] = "too large lease TTL";
 // etcd's NOSPACE alarm: the store passed its quota, writes that add data are refused.
 inline constexpr char kErrNoSpace[] = "mvcc: database space exceeded";
 inline constexpr char kErrDuplicateKey[] = "duplicate key given in txn request";
-inline constexpr char kErrEmptyKey[] = "key is not provided";
+inline constexpr char kErrEmptyKey[] = "key is not provided";  // Errc::kInvalidArgument
 inline constexpr char kErrKeyNotFound[] = "key not found";
 // A read whose answer would pass its max_response_bytes (not an etcd error: etcd has no such cap).
 inline constexpr char kErrResponseTooLarge[] = "response is too large";
-
-// True when `e` reports the condition named by `message` (one of the kErr* above).
-bool is_error(const Error& e, const char* message);
 
 struct KeyValue {
   std::string key;
@@ -68,7 +66,7 @@ struct RangeRequest {
   int64_t revision = 0;  // 0 or less: the current revision
   bool keys_only = false;
   bool count_only = false;
-  // When positive, the read fails with kErrResponseTooLarge instead of
+  // When positive, the read fails with Errc::kResponseTooLarge instead of
   // building an answer whose keys and values pass this many bytes.
   int64_t max_response_bytes = 0;
 };
@@ -125,7 +123,7 @@ struct TxnRequest {
   std::vector<RequestOp> success;
   std::vector<RequestOp> failure;
   // When positive (on the outermost transaction), the transaction fails with
-  // kErrResponseTooLarge, before anything is applied, if the answers of its
+  // Errc::kResponseTooLarge, before anything is applied, if the answers of its
   // reads (prev_kv included) could pass this many bytes in all.
   int64_t max_response_bytes = 0;
 };
@@ -184,7 +182,7 @@ class Watch {
   virtual int64_t revision() const = 0;
 };
 
-// etcd's MaxLeaseTTL: a grant asking for more seconds is refused (kErrLeaseTtlTooLarge).
+// etcd's MaxLeaseTTL: a grant asking for more seconds is refused (Errc::kLeaseTtlTooLarge).
 inline constexpr int64_t kMaxLeaseTtl = 9'000'000'000;
 
 struct LeaseGrant {
@@ -229,7 +227,7 @@ class Store {
     auto callback = std::move(done);
     callback(txn(request));
   }
-  // Forgets history before `revision`: reads and watches below it fail with kErrCompacted.
+  // Forgets history before `revision`: reads and watches below it fail with Errc::kCompacted.
   virtual Result<CompactResponse> compact(int64_t revision) = 0;
 
   // `start_revision` below the compaction point is not an error here: the
@@ -246,7 +244,7 @@ class Store {
 
   virtual StoreStatus status() = 0;
   // etcd's NOSPACE alarm, raised when the store passes its size quota: Put,
-  // Txn with a put and LeaseGrant fail with kErrNoSpace while it is raised.
+  // Txn with a put and LeaseGrant fail with Errc::kNoSpace while it is raised.
   // An engine without a quota never raises it.
   virtual bool nospace_alarm() { return false; }
   // Lowers the alarm; it is raised again at the next commit if the store is still over its quota.

@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include <grpcpp/grpcpp.h>
 
 #include "common/fs_util.h"
 #include "etcd_api/auth.h"
+#include "etcd_api/convert.h"
 #include "etcd_api/etcd_server.h"
 #include "rpc.grpc.pb.h"
 #include "store/embedded_store.h"
@@ -19,6 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kFromKey(1, '\0');
+
+// What an etcd client receives for `s`: AuthStore's errors leave by the edge.
+grpc::Status wire(const Status& s) { return to_status(s); }
 
 KeyPermission read(std::string key, std::string end = "") { return {true, false, std::move(key), std::move(end)}; }
 KeyPermission write(std::string key, std::string end = "") { return {false, true, std::move(key), std::move(end)}; }
@@ -68,13 +73,13 @@ TEST(PermissionCheckerTest, FromKeyGrantsAndRequests) {
 
 TEST(PermissionCheckerTest, CallerErrorsAreEtcds) {
   Caller nobody(false, "", {});
-  EXPECT_EQ(nobody.may("a", "", Access::kRead).error_message(), "etcdserver: user name is empty");
+  EXPECT_EQ(wire(nobody.may("a", "", Access::kRead)).error_message(), "etcdserver: user name is empty");
   Caller alice(false, "alice", {read("a")});
   EXPECT_TRUE(alice.may("a", "", Access::kRead).ok());
   const auto denied = alice.may("b", "", Access::kRead);
-  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(denied.error_message(), "etcdserver: permission denied");
-  EXPECT_EQ(alice.admin().error_message(), "etcdserver: permission denied");
+  EXPECT_EQ(wire(denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(wire(denied).error_message(), "etcdserver: permission denied");
+  EXPECT_EQ(wire(alice.admin()).error_message(), "etcdserver: permission denied");
   EXPECT_TRUE(Caller::unrestricted().admin().ok());
 }
 
@@ -109,7 +114,7 @@ class AuthStoreTest : public ::testing::Test {
   std::string login(const std::string& user, const std::string& password) {
     std::string token;
     auto s = auth_->authenticate(user, password, &token);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(s.ok()) << s.error().message;
     return token;
   }
 
@@ -119,27 +124,53 @@ class AuthStoreTest : public ::testing::Test {
 };
 
 TEST_F(AuthStoreTest, EnableNeedsRootUserWithRootRole) {
-  EXPECT_EQ(auth_->enable().error_message(), "etcdserver: root user does not exist");
+  EXPECT_EQ(wire(auth_->enable()).error_message(), "etcdserver: root user does not exist");
   ASSERT_TRUE(auth_->user_add("root", "pw", false).ok());
-  EXPECT_EQ(auth_->enable().error_message(), "etcdserver: root user does not have root role");
+  EXPECT_EQ(wire(auth_->enable()).error_message(), "etcdserver: root user does not have root role");
   ASSERT_TRUE(auth_->user_grant_role("root", "root").ok());
   EXPECT_TRUE(auth_->enable().ok());
   EXPECT_TRUE(auth_->enabled());
-  EXPECT_EQ(auth_->user_delete("root").error_message(), "etcdserver: invalid auth management");
+  EXPECT_EQ(wire(auth_->user_delete("root")).error_message(), "etcdserver: invalid auth management");
 }
 
 TEST_F(AuthStoreTest, UserAndRoleErrors) {
   ASSERT_TRUE(auth_->user_add("alice", "pw", false).ok());
-  EXPECT_EQ(auth_->user_add("alice", "pw", false).error_message(), "etcdserver: user name already exists");
-  EXPECT_EQ(auth_->user_add("", "pw", false).error_message(), "etcdserver: user name is empty");
-  EXPECT_EQ(auth_->user_grant_role("bob", "r").error_message(), "etcdserver: user name not found");
-  EXPECT_EQ(auth_->user_grant_role("alice", "r").error_message(), "etcdserver: role name not found");
+  EXPECT_EQ(wire(auth_->user_add("alice", "pw", false)).error_message(), "etcdserver: user name already exists");
+  EXPECT_EQ(wire(auth_->user_add("", "pw", false)).error_message(), "etcdserver: user name is empty");
+  EXPECT_EQ(wire(auth_->user_grant_role("bob", "r")).error_message(), "etcdserver: user name not found");
+  EXPECT_EQ(wire(auth_->user_grant_role("alice", "r")).error_message(), "etcdserver: role name not found");
   ASSERT_TRUE(auth_->role_add("r").ok());
-  EXPECT_EQ(auth_->role_add("r").error_message(), "etcdserver: role name already exists");
-  EXPECT_EQ(auth_->user_revoke_role("alice", "r").error_message(), "etcdserver: role is not granted to the user");
-  EXPECT_EQ(auth_->role_revoke_permission("r", "k", "").error_message(),
+  EXPECT_EQ(wire(auth_->role_add("r")).error_message(), "etcdserver: role name already exists");
+  EXPECT_EQ(wire(auth_->user_revoke_role("alice", "r")).error_message(), "etcdserver: role is not granted to the user");
+  EXPECT_EQ(wire(auth_->role_revoke_permission("r", "k", "")).error_message(),
             "etcdserver: permission is not granted to the role");
-  EXPECT_EQ(auth_->role_get("nope", nullptr).error_message(), "etcdserver: role name not found");
+  EXPECT_EQ(wire(auth_->role_get("nope", nullptr)).error_message(), "etcdserver: role name not found");
+}
+
+// Callers (the server, `ns`) tell AuthStore's errors apart by code, and the
+// edge gives each the gRPC code etcd uses.
+TEST_F(AuthStoreTest, ErrorsCarryTypedCodes) {
+  auto code = [](const Status& s) { return s ? std::optional<Errc>() : s.error().code; };
+  EXPECT_EQ(code(auth_->enable()), Errc::kFailedPrecondition);
+  EXPECT_EQ(wire(auth_->enable()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(auth_->user_add("alice", "pw", false).ok());
+  EXPECT_EQ(code(auth_->user_add("alice", "pw", false)), Errc::kAlreadyExists);
+  EXPECT_EQ(wire(auth_->user_add("alice", "pw", false)).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(code(auth_->user_add("", "pw", false)), Errc::kInvalidArgument);
+  EXPECT_EQ(wire(auth_->user_add("", "pw", false)).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(code(auth_->user_get("bob", nullptr)), Errc::kNotFound);
+  EXPECT_EQ(wire(auth_->user_get("bob", nullptr)).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(code(auth_->role_get("nope", nullptr)), Errc::kNotFound);
+  make_root();
+  ASSERT_TRUE(auth_->enable().ok());
+  std::string token;
+  EXPECT_EQ(code(auth_->issue_token("bob", &token)), Errc::kNotFound);
+  EXPECT_EQ(code(auth_->authenticate("alice", "wrong", &token)), Errc::kInvalidArgument);
+  Caller c = Caller::unrestricted();
+  EXPECT_EQ(code(auth_->caller("forged", &c)), Errc::kUnauthenticated);
+  EXPECT_EQ(wire(auth_->caller("forged", &c)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(code(Caller(false, "alice", {}).may("k", "", Access::kRead)), Errc::kPermissionDenied);
+  EXPECT_EQ(code(Caller(false, "", {}).may("k", "", Access::kRead)), Errc::kInvalidArgument);
 }
 
 TEST_F(AuthStoreTest, TokensCarryTheUsersPermissions) {
@@ -149,10 +180,10 @@ TEST_F(AuthStoreTest, TokensCarryTheUsersPermissions) {
   ASSERT_TRUE(auth_->role_grant_permission("app", readwrite("/app/", "/app0")).ok());
   ASSERT_TRUE(auth_->user_grant_role("alice", "app").ok());
   std::string token;
-  EXPECT_EQ(auth_->authenticate("alice", "alicepw", &token).error_message(),
+  EXPECT_EQ(wire(auth_->authenticate("alice", "alicepw", &token)).error_message(),
             "etcdserver: authentication is not enabled");
   ASSERT_TRUE(auth_->enable().ok());
-  EXPECT_EQ(auth_->authenticate("alice", "wrong", &token).error_message(),
+  EXPECT_EQ(wire(auth_->authenticate("alice", "wrong", &token)).error_message(),
             "etcdserver: authentication failed, invalid user ID or password");
   const std::string alice = login("alice", "alicepw");
   Caller c(false, "", {});
@@ -160,7 +191,7 @@ TEST_F(AuthStoreTest, TokensCarryTheUsersPermissions) {
   EXPECT_EQ(c.user(), "alice");
   EXPECT_TRUE(c.may("/app/x", "", Access::kWrite).ok());
   EXPECT_FALSE(c.may("/other", "", Access::kRead).ok());
-  EXPECT_EQ(auth_->caller("forged", &c).error_message(), "etcdserver: invalid auth token");
+  EXPECT_EQ(wire(auth_->caller("forged", &c)).error_message(), "etcdserver: invalid auth token");
   const std::string root = login("root", "rootpw");
   ASSERT_TRUE(auth_->caller(root, &c).ok());
   EXPECT_TRUE(c.admin().ok());
@@ -178,7 +209,7 @@ TEST_F(AuthStoreTest, TokensExpireWhenIdleAndDieWithPasswordChangeAndDisable) {
   now_ += std::chrono::seconds(299);
   ASSERT_TRUE(auth_->caller(t, &c).ok());
   now_ += std::chrono::seconds(301);
-  EXPECT_EQ(auth_->caller(t, &c).error_message(), "etcdserver: invalid auth token");
+  EXPECT_EQ(wire(auth_->caller(t, &c)).error_message(), "etcdserver: invalid auth token");
 
   t = login("alice", "pw");
   ASSERT_TRUE(auth_->user_change_password("alice", "new").ok());
@@ -199,9 +230,9 @@ TEST_F(AuthStoreTest, IssuedTokensNeedNoPasswordNeverIdleOutAndEndWhenRevoked) {
   ASSERT_TRUE(auth_->role_grant_permission("app", readwrite("/app/", "/app0")).ok());
   ASSERT_TRUE(auth_->user_grant_role("app", "app").ok());
   std::string t;
-  EXPECT_EQ(auth_->issue_token("app", &t).error_message(), "etcdserver: authentication is not enabled");
+  EXPECT_EQ(wire(auth_->issue_token("app", &t)).error_message(), "etcdserver: authentication is not enabled");
   ASSERT_TRUE(auth_->enable().ok());
-  EXPECT_EQ(auth_->issue_token("nobody", &t).error_message(), "etcdserver: user name not found");
+  EXPECT_EQ(wire(auth_->issue_token("nobody", &t)).error_message(), "etcdserver: user name not found");
   ASSERT_TRUE(auth_->issue_token("app", &t).ok());
   std::string other;
   ASSERT_TRUE(auth_->issue_token("app", &other).ok());
@@ -211,7 +242,7 @@ TEST_F(AuthStoreTest, IssuedTokensNeedNoPasswordNeverIdleOutAndEndWhenRevoked) {
   ASSERT_TRUE(auth_->caller(t, &c).ok());
   EXPECT_EQ(c.user(), "app");
   EXPECT_TRUE(c.may("/app/x", "", Access::kWrite).ok());
-  EXPECT_EQ(c.may("/other", "", Access::kRead).error_message(), "etcdserver: permission denied");
+  EXPECT_EQ(wire(c.may("/other", "", Access::kRead)).error_message(), "etcdserver: permission denied");
   now_ += std::chrono::hours(24);  // far past the idle TTL
   EXPECT_TRUE(auth_->caller(t, &c).ok());
   ASSERT_TRUE(auth_->user_change_password("app", "new").ok());
@@ -221,10 +252,10 @@ TEST_F(AuthStoreTest, IssuedTokensNeedNoPasswordNeverIdleOutAndEndWhenRevoked) {
   EXPECT_TRUE(auth_->caller(t, &c).ok());
 
   auth_->revoke_token(t);
-  EXPECT_EQ(auth_->caller(t, &c).error_message(), "etcdserver: invalid auth token");
+  EXPECT_EQ(wire(auth_->caller(t, &c)).error_message(), "etcdserver: invalid auth token");
   EXPECT_TRUE(auth_->caller(other, &c).ok());  // only the revoked one ends
   ASSERT_TRUE(auth_->user_delete("app").ok());
-  EXPECT_EQ(auth_->caller(other, &c).error_message(), "etcdserver: invalid auth token");
+  EXPECT_EQ(wire(auth_->caller(other, &c)).error_message(), "etcdserver: invalid auth token");
 }
 
 TEST_F(AuthStoreTest, StateSurvivesReopenAndStoresNoClearPassword) {
@@ -284,7 +315,7 @@ TEST_F(AuthStoreTest, SnapshotRestoredIntoAFreshDirectoryKeepsAuth) {
   EXPECT_FALSE((*auth)->authenticate("root", "wrong", &token).ok());
   Caller anonymous = Caller::unrestricted();
   ASSERT_TRUE((*auth)->caller("", &anonymous).ok());
-  EXPECT_EQ(anonymous.may("k", "", Access::kRead).error_message(), "etcdserver: user name is empty");
+  EXPECT_EQ(wire(anonymous.may("k", "", Access::kRead)).error_message(), "etcdserver: user name is empty");
   std::string same;
   ASSERT_TRUE((*auth)->issue_token("replica", &same, "shop/web/0").ok());
   EXPECT_EQ(same, kept);  // an adopted container's token still works
