@@ -7,8 +7,10 @@
 // listing.cc (status and logs).
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +23,10 @@
 #include "supervisor/supervisor.h"
 
 namespace zeppelin::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
 
 struct Supervisor::Replica {
   explicit Replica(Clock& clock) : timer(clock.make_timer()), probe_timer(clock.make_timer()) {}

@@ -12,10 +12,6 @@
 
 namespace zeppelin::supervisor {
 
-namespace asio = boost::asio;
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-
 namespace {
 
 // How long one slice of a replica listing may hold the event loop.

@@ -17,10 +17,6 @@
 
 namespace zeppelin::supervisor {
 
-namespace asio = boost::asio;
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-
 const std::string& Supervisor::address_list(SystemRuntime& sys, const spec::Service& svc) {
   const int want = desired_replicas(sys, svc);
   auto it = sys.address_lists.find(svc.name);

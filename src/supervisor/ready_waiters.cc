@@ -9,8 +9,6 @@
 
 namespace zeppelin::supervisor {
 
-using std::chrono::milliseconds;
-
 Status Supervisor::wait_ready(const std::string& name, milliseconds timeout, std::function<void(ReadyReport)> done) {
   SystemRuntime* sys = find(name);
   if (!sys) return make_error(Errc::kNotFound, "no system named \"" + name + "\"");

@@ -17,10 +17,6 @@
 
 namespace zeppelin::supervisor {
 
-namespace asio = boost::asio;
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-
 namespace {
 
 // How long one reconcile pass may go on creating replicas, or one batch of

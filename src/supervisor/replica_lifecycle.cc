@@ -15,8 +15,6 @@
 
 namespace zeppelin::supervisor {
 
-using std::chrono::milliseconds;
-
 namespace {
 
 // Until its first success a check runs at least this often, so readiness is

@@ -20,10 +20,6 @@
 
 namespace zeppelin::supervisor {
 
-namespace asio = boost::asio;
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-
 const char* to_string(ReplicaState s) {
   switch (s) {
     case ReplicaState::kStarting: return "starting";
