@@ -12,7 +12,7 @@
 
 #include "common/strings.h"
 #include "kubernetes/labels.h"
-#include "kubernetes/yaml_emitter.h"
+#include "common/yaml_emitter.h"
 #include "spec/parser.h"
 #include "spec/replica_contract.h"
 

@@ -7,7 +7,7 @@
 
 #include "kubernetes/labels.h"
 #include "kubernetes/render.h"
-#include "kubernetes/yaml_emitter.h"
+#include "common/yaml_emitter.h"
 #include "spec/parser.h"
 #include "supervisor/replica_env.h"
 
@@ -95,7 +95,7 @@ TEST(KubernetesLabels, SystemSelector) {
 
 TEST(YamlEmitter, QuotesWhatAReaderCouldTakeForAnotherType) {
   std::string out;
-  kubernetes::append_yaml_document(
+  zeppelin::append_yaml_document(
       out,
       {{"a", "plain"}, {"b", "yes"}, {"c", "1"}, {"d", ""}, {"e", {1, true}}, {"f", nlohmann::ordered_json::object()}});
   EXPECT_EQ(out, "---\na: plain\nb: \"yes\"\nc: \"1\"\nd: \"\"\ne:\n  - 1\n  - true\nf: {}\n");

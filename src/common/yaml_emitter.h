@@ -1,4 +1,5 @@
-// YAML output of JSON values: what `zeppelin render` prints by default.
+// YAML output of JSON values: what `zeppelin render` prints by default, and
+// listings with `-o yaml`.
 //
 // Written by hand rather than through yaml-cpp's emitter, which takes about 20
 // times longer (a 1,000-service system: ~900 ms against the 50 ms budget);
@@ -9,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace zeppelin::kubernetes {
+namespace zeppelin {
 
 // Appends `document` to `out` as one YAML document: a "---" line, then block
 // style, two spaces per level, a mapping's keys in their order and a list's
@@ -19,4 +20,4 @@ namespace zeppelin::kubernetes {
 // (UTF-8 text stays readable; a byte that is not UTF-8 becomes U+FFFD).
 void append_yaml_document(std::string& out, const nlohmann::ordered_json& document);
 
-}  // namespace zeppelin::kubernetes
+}  // namespace zeppelin

@@ -1,11 +1,11 @@
-#include "kubernetes/yaml_emitter.h"
+#include "common/yaml_emitter.h"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string_view>
 
-namespace zeppelin::kubernetes {
+namespace zeppelin {
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -216,4 +216,4 @@ void append_yaml_document(std::string& out, const json& document) {
   }
 }
 
-}  // namespace zeppelin::kubernetes
+}  // namespace zeppelin
