@@ -12,6 +12,7 @@
 #include "cli/autostart.h"
 #include "cli/coord_commands.h"
 #include "cli/exit.h"
+#include "cli/output.h"
 #include "common/fs_util.h"
 #include "etcd_client/connection.h"
 #include "rpc.grpc.pb.h"
@@ -199,16 +200,13 @@ int list(Etcd& etcd, const NsArgs& args) {
     }
     all.push_back(entry);
   }
-  if (args.format == "json") {
-    std::cout << all.dump(2) << "\n";
-    return kOk;
-  }
-  if (args.format != "table") return fail("-o " + args.format + ": expected table or json", kUsage);
-  std::printf("%-24s %-32s %-22s %s\n", "NAME", "PREFIX", "CREATED", "USER");
+  if (print_structured(all, args.format)) return kOk;
+  std::vector<std::vector<std::string>> rows;
   for (const auto& e : all) {
-    std::printf("%-24s %-32s %-22s %s\n", e.value("name", "").c_str(), e.value("prefix", "").c_str(),
-                e.value("created", "").c_str(), e.value("user", "").empty() ? "-" : e.value("user", "").c_str());
+    rows.push_back({e.value("name", ""), e.value("prefix", ""), e.value("created", ""),
+                    e.value("user", "").empty() ? "-" : e.value("user", "")});
   }
+  print_table({"NAME", "PREFIX", "CREATED", "USER"}, rows);
   return kOk;
 }
 
@@ -284,7 +282,7 @@ CLI::App* add_ns_command(CLI::App& app, NsArgs& args) {
                      "create user NAME (role NAME-readwrite) with the password in this variable");
   add_connection_flags(create, args);
   auto* ls = ns->add_subcommand("ls", "List namespaces");
-  ls->add_option("-o,--output", args.format, "table or json")->capture_default_str();
+  add_output_flag(ls, args.format);
   add_connection_flags(ls, args);
   auto* rm = ns->add_subcommand("rm", "Remove namespace NAME, its roles and user");
   rm->add_option("name", args.name, "namespace name")->required();

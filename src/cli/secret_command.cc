@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "cli/exit.h"
+#include "cli/output.h"
 #include "secrets/secrets.h"
 
 namespace zeppelin::cli {
@@ -70,21 +71,18 @@ int set(secrets::SecretFiles& files, const SecretArgs& args) {
 }
 
 int list(const secrets::SecretFiles& files, const SecretArgs& args) {
-  if (args.format != "table" && args.format != "json") return fail("-o " + args.format + ": expected table or json", kUsage);
   auto all = files.list();
   if (!all) return fail(all.error());
-  if (args.format == "json") {
-    json out = json::array();
-    for (const auto& s : *all) out.push_back({{"name", s.name}, {"keys", s.keys}});
-    std::cout << out.dump(2) << "\n";
-    return kOk;
-  }
-  std::printf("%-32s %s\n", "NAME", "KEYS");
+  json out = json::array();
+  for (const auto& s : *all) out.push_back({{"name", s.name}, {"keys", s.keys}});
+  if (print_structured(out, args.format)) return kOk;
+  std::vector<std::vector<std::string>> rows;
   for (const auto& s : *all) {
     std::string keys;
     for (const auto& k : s.keys) keys += (keys.empty() ? "" : ",") + k;
-    std::printf("%-32s %s\n", s.name.c_str(), keys.empty() ? "-" : keys.c_str());
+    rows.push_back({s.name, keys.empty() ? "-" : keys});
   }
+  print_table({"NAME", "KEYS"}, rows);
   return kOk;
 }
 
@@ -105,7 +103,7 @@ CLI::App* add_secret_command(CLI::App& app, SecretArgs& args) {
   set->add_option("key", args.key, "key (letters, digits, '-', '_', '.')")->required();
   set->add_flag("--raw", args.raw, "keep the value's bytes exactly (else one trailing newline is dropped)");
   auto* ls = secret->add_subcommand("ls", "List secrets and their keys (never their values)");
-  ls->add_option("-o,--output", args.format, "table or json")->capture_default_str();
+  add_output_flag(ls, args.format);
   auto* rm = secret->add_subcommand("rm", "Remove secret NAME, or only its key KEY");
   rm->add_option("name", args.name, "secret name")->required();
   rm->add_option("key", args.key, "only this key");

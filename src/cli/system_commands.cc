@@ -18,6 +18,7 @@
 #include "cli/autostart.h"
 #include "cli/exit.h"
 #include "cli/kubernetes_commands.h"
+#include "cli/output.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 #include "common/utf8.h"
@@ -109,10 +110,35 @@ struct SpecChoice {
 
 // `run [-f FILE] [SYSTEM]`: an explicit file, a path given as SYSTEM, else
 // ./zeppelin.yaml (whose name must match SYSTEM), else a registered system.
+// The spec file `file` (-f) means: itself, or a directory's zeppelin.yaml;
+// ./zeppelin.yaml when none is given.
+std::string spec_path(const std::string& file) {
+  const std::string path = file.empty() ? "zeppelin.yaml" : file;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return (fs::path(path) / "zeppelin.yaml").string();
+  return path;
+}
+
+// The system a command acts on: as given, else the one the spec names
+// (-f FILE|DIR, else ./zeppelin.yaml), as `run` finds it.
+Result<std::string> system_named(const std::string& given, const std::string& file) {
+  if (!given.empty()) return given;
+  const std::string path = spec_path(file);
+  std::error_code ec;
+  if (file.empty() && !fs::exists(path, ec)) {
+    return make_error(Errc::kInvalidArgument,
+                      "no SYSTEM given and no zeppelin.yaml here: name the system, or point -f at its spec file or "
+                      "directory (`zeppelin ls` lists the systems)");
+  }
+  auto parsed = spec::load_spec_file(path, spec::Limits::ceilings());  // only to learn its name
+  if (!parsed) return parsed.error();
+  return parsed->name;
+}
+
 Result<SpecChoice> choose_spec(const std::string& file, const std::string& system) {
   SpecChoice choice;
   if (!file.empty()) {
-    choice.file = file;
+    choice.file = spec_path(file);
     return choice;
   }
   std::error_code ec;
@@ -146,7 +172,8 @@ int print_ready_report(const json& report) {
   return kFailure;
 }
 
-int cmd_validate(const std::string& file) {
+int cmd_validate(const std::string& given) {
+  const std::string file = spec_path(given);
   auto system = spec::load_spec_file(file);
   if (!system) {
     std::cerr << system.error().message << "\n";
@@ -289,22 +316,13 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
   return kOk;
 }
 
-std::string pad(const std::string& s, std::size_t width) {
-  return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
-}
-
 int cmd_ps(const std::string& system, const std::string& format) {
-  if (format != "table" && format != "json") return fail("-o must be table or json", kUsage);
   auto client = connect_or_start(zeppelin_home());
   if (!client) return fail(client.error());
   auto r = client->call("GET", "/v1/replicas" + (system.empty() ? "" : "?system=" + client::url_encode(system)));
   if (!r) return fail(r.error());
   if (!r->ok()) return fail(*r);
-  if (format == "json") {
-    std::cout << r->body.dump(2) << "\n";
-    return kOk;
-  }
-  const std::vector<std::string> headers = {"SYSTEM", "SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"};
+  if (print_structured(r->body, format)) return kOk;
   std::vector<std::vector<std::string>> rows;
   for (const auto& row : r->body) {
     const double up = row.value("uptime_seconds", 0.0);
@@ -318,18 +336,25 @@ int cmd_ps(const std::string& system, const std::string& format) {
                     row.value("pid", 0) ? std::to_string(row.value("pid", 0)) : "-",
                     std::to_string(row.value("restarts", 0)), row.value("address", ""), uptime, last.empty() ? "-" : last});
   }
-  std::vector<std::size_t> widths;
-  for (const auto& h : headers) widths.push_back(h.size());
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  print_table({"SYSTEM", "SERVICE", "REPLICA", "STATE", "HEALTH", "PID", "RESTARTS", "ADDRESS", "UPTIME", "LAST EXIT"}, rows);
+  return kOk;
+}
+
+// `ls`: the systems the server knows, with how many of their replicas are ready.
+int cmd_ls(const std::string& format) {
+  auto client = connect_or_start(zeppelin_home());
+  if (!client) return fail(client.error());
+  auto r = client->call("GET", "/v1/systems");
+  if (!r) return fail(r.error());
+  if (!r->ok()) return fail(*r);
+  if (print_structured(r->body, format)) return kOk;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& sys : r->body) {
+    rows.push_back({sys.value("name", ""), sys.value("desired", ""),
+                    std::to_string(sys.value("ready", 0)) + "/" + std::to_string(sys.value("replicas", 0)),
+                    sys.value("spec_file", "")});
   }
-  auto print_row = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (std::size_t i = 0; i < cells.size(); ++i) line += i + 1 == cells.size() ? cells[i] : pad(cells[i], widths[i] + 2);
-    std::cout << line << "\n";
-  };
-  print_row(headers);
-  for (const auto& row : rows) print_row(row);
+  print_table({"NAME", "DESIRED", "READY", "SPEC FILE"}, rows);
   return kOk;
 }
 
@@ -421,6 +446,11 @@ int check_kube_target(const std::string& target) {
   return fail("--target must be kubernetes" + (target.empty() ? std::string(" for deploy") : ", not \"" + target + "\""), kUsage);
 }
 
+// -f,--file; `logs`, where -f is --follow as everywhere, takes --file alone.
+void add_file_flag(CLI::App* command, std::string& file, const char* names = "-f,--file") {
+  command->add_option(names, file, "the spec file or directory naming the system (default ./zeppelin.yaml)");
+}
+
 }  // namespace
 
 void add_system_commands(CLI::App& app, Commands& commands) {
@@ -447,7 +477,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   };
 
   auto* validate = app.add_subcommand("validate", "Check a spec file and report every problem with FILE:LINE:COL");
-  validate->add_option("file", a.file, "spec file")->required();
+  validate->add_option("file", a.file, "spec file or directory (default ./zeppelin.yaml)");
   commands.on(validate, [args] { return cmd_validate(args->file); });
 
   auto* build = app.add_subcommand("build", "Build the images of services with `build:` (and pull missing images)");
@@ -455,7 +485,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   commands.on(build, [args] { return cmd_build(args->file); });
 
   auto* run = app.add_subcommand("run", "Run a system: foreground with logs, or -d to detach once healthy");
-  run->add_option("-f,--file", a.file, "spec file (default ./zeppelin.yaml)");
+  run->add_option("-f,--file", a.file, "spec file or directory (default ./zeppelin.yaml)");
   run->add_option("system", a.system, "system name, or a spec file or directory");
   run->add_flag("-d,--detach", a.detach, "return once every replica is running and healthy");
   run->add_option("--timeout", a.timeout, "with -d: how long to wait for readiness")->capture_default_str();
@@ -470,7 +500,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
 
   auto* ps = app.add_subcommand("ps", "List replicas");
   ps->add_option("system", a.system, "only this system");
-  ps->add_option("-o,--output", a.format, "table or json")->capture_default_str();
+  add_output_flag(ps, a.format);
   kube_options(ps);
   commands.on(ps, [args] {
     if (args->kube_target.empty()) return cmd_ps(args->system, args->format);
@@ -481,26 +511,37 @@ void add_system_commands(CLI::App& app, Commands& commands) {
     return cmd_kubernetes_ps(args->kube);
   });
 
+  auto* ls = app.add_subcommand("ls", "List systems: desired state, ready replicas, spec file");
+  add_output_flag(ls, a.format);
+  commands.on(ls, [args] { return cmd_ls(args->format); });
+
   auto* logs = app.add_subcommand("logs", "Show replica logs");
-  logs->add_option("target", a.target, "SYSTEM[/SERVICE[/REPLICA]]")->required();
+  logs->add_option("target", a.target, "SYSTEM[/SERVICE[/REPLICA]] (default: the system of ./zeppelin.yaml or -f)");
+  add_file_flag(logs, a.file, "--file");
   logs->add_flag("-f,--follow", a.follow, "keep following, across restarts and scale-ups");
   logs->add_option("--tail", a.tail, "only the last N lines of each replica");
   kube_options(logs);
   commands.on(logs, [args] {
-    if (args->kube_target.empty()) return cmd_logs(args->target, args->follow, args->tail);
+    auto target = system_named(args->target, args->file);
+    if (!target) return fail(target.error());
+    if (args->kube_target.empty()) return cmd_logs(*target, args->follow, args->tail);
     if (check_kube_target(args->kube_target) != kOk) return kUsage;
-    args->kube.subject = args->target;
+    args->kube.subject = *target;
     args->kube.follow = args->follow;
     args->kube.tail = args->tail;
     return cmd_kubernetes_logs(args->kube);
   });
 
   auto* stop = app.add_subcommand("stop", "Stop a system; returns when every process has exited");
-  stop->add_option("system", a.system)->required();
+  stop->add_option("system", a.system, "default: the system of ./zeppelin.yaml or -f");
+  add_file_flag(stop, a.file);
   kube_options(stop);
   stop->add_flag("--volumes", a.volumes, "with --target kubernetes: also delete the volume claims");
   stop->add_option("--timeout", a.kube.timeout, "with --target kubernetes: how long to wait for the pods to go");
   commands.on(stop, [args] {
+    auto system = system_named(args->system, args->file);
+    if (!system) return fail(system.error());
+    args->system = *system;
     if (!args->kube_target.empty()) {
       if (check_kube_target(args->kube_target) != kOk) return kUsage;
       args->kube.subject = args->system;
@@ -512,22 +553,41 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   });
 
   auto* down = app.add_subcommand("down", "Stop and remove a system");
-  down->add_option("system", a.system)->required();
+  down->add_option("system", a.system, "default: the system of ./zeppelin.yaml or -f");
+  add_file_flag(down, a.file);
   down->add_flag("--volumes", a.volumes, "also delete its volumes");
   commands.on(down, [args] {
-    if (check_system_name(args->system) != kOk) return kUsage;
-    return simple_call("DELETE", "/v1/systems/" + args->system + (args->volumes ? "?volumes=true" : ""), nullptr,
-                       "removed " + args->system);
+    auto system = system_named(args->system, args->file);
+    if (!system) return fail(system.error());
+    if (check_system_name(*system) != kOk) return kUsage;
+    return simple_call("DELETE", "/v1/systems/" + *system + (args->volumes ? "?volumes=true" : ""), nullptr,
+                       "removed " + *system);
   });
 
   auto* scale = app.add_subcommand("scale", "Change the number of replicas of services");
-  scale->add_option("system", a.system)->required();
-  scale->add_option("assignments", a.assignments, "SERVICE=N")->required();
-  commands.on(scale, [args] { return cmd_scale(args->system, args->assignments); });
+  scale->add_option("system", a.system, "default: the system of ./zeppelin.yaml or -f");
+  scale->add_option("assignments", a.assignments, "SERVICE=N");
+  add_file_flag(scale, a.file);
+  commands.on(scale, [args] {
+    // `scale web=3`: no SYSTEM, the first word is an assignment.
+    if (args->system.find('=') != std::string::npos) {
+      args->assignments.insert(args->assignments.begin(), args->system);
+      args->system.clear();
+    }
+    if (args->assignments.empty()) return fail("scale needs SERVICE=N, e.g. `zeppelin scale shop web=3`", kUsage);
+    auto system = system_named(args->system, args->file);
+    if (!system) return fail(system.error());
+    return cmd_scale(*system, args->assignments);
+  });
 
   auto* restart = app.add_subcommand("restart", "Rolling restart, one replica at a time");
-  restart->add_option("target", a.target, "SYSTEM[/SERVICE]")->required();
-  commands.on(restart, [args] { return cmd_restart(args->target); });
+  restart->add_option("target", a.target, "SYSTEM[/SERVICE] (default: the system of ./zeppelin.yaml or -f)");
+  add_file_flag(restart, a.file);
+  commands.on(restart, [args] {
+    auto target = system_named(args->target, args->file);
+    if (!target) return fail(target.error());
+    return cmd_restart(*target);
+  });
 }
 
 }  // namespace zeppelin::cli

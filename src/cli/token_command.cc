@@ -5,6 +5,7 @@
 
 #include "cli/autostart.h"
 #include "cli/exit.h"
+#include "cli/output.h"
 #include "client/client.h"
 
 namespace zeppelin::cli {
@@ -37,16 +38,13 @@ CLI::App* add_token_command(CLI::App& app, TokenArgs& args) {
       ->check(CLI::IsMember({"viewer", "operator", "admin"}));
   create->add_option("--ttl", args.ttl, "expire after this long (e.g. 12h, 720h for 30 days); default: never");
   auto* ls = token->add_subcommand("ls", "List tokens: names, roles, created, expires (never the secrets)");
-  ls->add_option("-o,--output", args.format, "table or json")->capture_default_str();
+  add_output_flag(ls, args.format);
   auto* revoke = token->add_subcommand("revoke", "Revoke a token (effective at its next request)");
   revoke->add_option("name", args.name, "token name")->required();
   return token;
 }
 
 int cmd_token(const CLI::App& token, const TokenArgs& args, const std::string& home) {
-  if (token.got_subcommand("ls") && args.format != "table" && args.format != "json") {
-    return fail("-o must be table or json", kUsage);
-  }
   auto client = connect_or_start(home);
   if (!client) return fail(client.error());
   if (token.got_subcommand("create")) {
@@ -68,27 +66,13 @@ int cmd_token(const CLI::App& token, const TokenArgs& args, const std::string& h
   auto r = client->call("GET", "/v1/tokens");
   if (!r) return fail(r.error());
   if (!r->ok()) return fail_response(*r);
-  if (args.format == "json") {
-    std::cout << r->body.dump(2) << "\n";
-    return kOk;
-  }
-  std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "CREATED", "EXPIRES"}};
+  if (print_structured(r->body, args.format)) return kOk;
+  std::vector<std::vector<std::string>> rows;
   for (const auto& t : r->body) {
     rows.push_back({t.value("name", ""), t.value("role", ""), text_or_dash(t.value("created", json())),
                     text_or_dash(t.value("expires", json()))});
   }
-  std::vector<std::size_t> widths(4, 0);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  }
+  print_table({"NAME", "ROLE", "CREATED", "EXPIRES"}, rows);
   return kOk;
 }
 

@@ -348,5 +348,50 @@ class ApiTest(ZeppelinTestCase):
         self.assertEqual(self.ps(), [])
 
 
+class SpecDiscoveryAndListingTest(ZeppelinTestCase):
+    """Commands that take a SYSTEM find it in ./zeppelin.yaml or -f FILE|DIR, as
+    `run` does; `ls` lists systems; listings print -o table, json or yaml."""
+
+    def test_commands_without_a_system_act_on_the_spec_here(self):
+        self.write_spec(TICKER)
+        self.zeppelin("run", "-d")
+        self.zeppelin("scale", "t=3")
+        wait_for(lambda: len(self.ps("tick")) == 3, what="3 replicas after `scale t=3`")
+        self.assertIn("restarted tick", self.zeppelin("restart").stdout)
+        self.assertIn("hello from", self.zeppelin("logs", "--tail", "1").stdout)
+        self.assertIn("stopped tick", self.zeppelin("stop").stdout)
+        self.assertIn("removed tick", self.zeppelin("down").stdout)
+        self.assertEqual(json.loads(self.zeppelin("ls", "-o", "json").stdout), [])
+
+    def test_a_directory_names_its_spec_and_nothing_here_is_a_usage_error(self):
+        project = os.path.join(self.dir, "project")
+        os.mkdir(project)
+        with open(os.path.join(project, "zeppelin.yaml"), "w") as f:
+            f.write(TICKER)
+        self.assertIn("valid (system tick", self.zeppelin("validate", project).stdout)
+        self.zeppelin("run", "-d", "-f", project)
+        listed = json.loads(self.zeppelin("ls", "-o", "json").stdout)
+        self.assertEqual([(s["name"], s["desired"], s["replicas"]) for s in listed], [("tick", "running", 2)])
+        self.assertEqual(listed[0]["spec_file"], os.path.join(project, "zeppelin.yaml"))
+        # No zeppelin.yaml in self.dir: a command without SYSTEM says what to do, exit 2.
+        r = self.zeppelin("stop", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no SYSTEM given and no zeppelin.yaml here", r.stderr)
+        self.assertIn("stopped tick", self.zeppelin("stop", "-f", project).stdout)
+
+    def test_ls_prints_a_table_and_yaml(self):
+        self.write_spec(TICKER)
+        self.zeppelin("run", "-d")
+        table = self.zeppelin("ls").stdout.splitlines()
+        self.assertEqual(table[0].split(), ["NAME", "DESIRED", "READY", "SPEC", "FILE"])
+        self.assertEqual(table[1].split(), ["tick", "running", "2/2", os.path.join(self.dir, "zeppelin.yaml")])
+        yaml = self.zeppelin("ps", "-o", "yaml").stdout
+        self.assertTrue(yaml.startswith("---\n- "), yaml)
+        self.assertEqual(yaml.count("  system: tick\n"), 2, yaml)
+        r = self.zeppelin("ls", "-o", "xml", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("xml", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
