@@ -55,7 +55,12 @@ int main(int argc, char** argv) {
   auto* help = app.add_subcommand("help", "Show the help of zeppelin or of a COMMAND (as COMMAND --help)");
   std::vector<std::string> help_path;
   help->add_option("command", help_path, "the command, e.g. `store snapshot`");
-  app.add_subcommand("version", "Print zeppelin's version (as --version)")->alias("ver");
+  add_examples(help, {"zeppelin help run", "zeppelin help store snapshot"});
+  auto* version = app.add_subcommand("version", "Print zeppelin's version (as --version)")->alias("ver");
+  add_examples(version, {"zeppelin version", "zeppelin --version"});
+  add_examples(&app, {"zeppelin run -d                      # ./zeppelin.yaml, in the background once ready",
+                      "zeppelin ps                          # every replica",
+                      "zeppelin logs -f                     # follow the system of ./zeppelin.yaml"});
 
   if (auto code = check_command_words(app, argc, argv)) return *code;
   try {

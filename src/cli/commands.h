@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <initializer_list>
+#include <string>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -28,5 +30,13 @@ class Commands {
  private:
   std::vector<std::pair<const CLI::App*, std::function<int()>>> actions_;
 };
+
+// Ends `command`'s --help with real examples, one command line each (what it
+// does after "#").
+inline void add_examples(CLI::App* command, std::initializer_list<const char*> lines) {
+  std::string text = "Examples:";
+  for (const char* line : lines) text += std::string("\n  ") + line;
+  command->footer(text);
+}
 
 }  // namespace zeppelin::cli

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/autostart.h"
+#include "cli/commands.h"
 #include "cli/exit.h"
 #include "common/fs_util.h"
 #include "common/home_layout.h"
@@ -490,12 +491,19 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
   a->watch->add_option("--rev", a->revision, "start at this past revision");
   a->watch->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
   for (auto* cmd : {a->get, a->put, a->del, a->ls, a->watch}) endpoints(cmd);
+  add_examples(a->kv, {"zeppelin kv put /app/config '{\"debug\": true}'", "zeppelin kv get --prefix /app/ -w json"});
+  add_examples(a->get, {"zeppelin kv get /app/config", "zeppelin kv get --prefix /app/ -w json"});
+  add_examples(a->put, {"zeppelin kv put /app/mode blue", "echo hello | zeppelin kv put /app/greeting -"});
+  add_examples(a->del, {"zeppelin kv del /app/mode", "zeppelin kv del --prefix /app/"});
+  add_examples(a->ls, {"zeppelin kv ls", "zeppelin kv ls /zeppelin/services/"});
+  add_examples(a->watch, {"zeppelin kv watch --prefix /zeppelin/services/shop/", "zeppelin kv watch /app/mode -w json"});
 
   a->lock = app.add_subcommand("lock", "Run CMD while holding the lock NAME (etcd's v3lock); exits with CMD's code");
   a->lock->add_option("name", a->key, "lock name")->required();
   a->lock->add_option("command", a->command, "-- CMD ARGS...");
   a->lock->add_option("--ttl", a->ttl, "seconds the lock outlives this process if it dies")->capture_default_str();
   endpoints(a->lock);
+  add_examples(a->lock, {"zeppelin lock migrations -- ./migrate.sh", "zeppelin lock --ttl 30 backup -- tar czf /backup/db.tgz /data"});
 
   a->elect = app.add_subcommand("elect", "Campaign for leadership of NAME with VALUE; hold it until interrupted");
   a->elect->add_option("name", a->key, "election name")->required();
@@ -503,6 +511,8 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
   a->elect->add_flag("--listen", a->listen, "print each new leader's value instead of campaigning");
   a->elect->add_option("--ttl", a->ttl, "seconds leadership outlives this process if it dies")->capture_default_str();
   endpoints(a->elect);
+  add_examples(a->elect, {"zeppelin elect scheduler \"$ZEPPELIN_HOST\"      # campaign; hold until interrupted",
+                          "zeppelin elect scheduler --listen             # print each new leader"});
   return a;
 }
 

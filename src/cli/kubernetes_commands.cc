@@ -612,6 +612,8 @@ void add_deploy_command(CLI::App& app, Commands& commands) {
   deploy->add_flag("--wait,!--no-wait", a.kube.wait, "follow the rollout until every service is ready (default)");
   deploy->add_option("--timeout", a.kube.timeout, "how long to wait for the rollout")->capture_default_str();
   deploy->add_flag("--force-conflicts", a.kube.force_conflicts, "take over fields another manager owns");
+  add_examples(deploy, {"zeppelin deploy --target kubernetes examples/shop -n shop",
+                        "zeppelin deploy --target kubernetes . --context prod --timeout 10m"});
   commands.on(deploy, [args] {
     if (args->target != "kubernetes") {
       return fail("--target must be kubernetes" +

@@ -11,6 +11,7 @@
 
 #include "cli/autostart.h"
 #include "cli/coord_commands.h"
+#include "cli/commands.h"
 #include "cli/exit.h"
 #include "cli/output.h"
 #include "common/fs_util.h"
@@ -288,6 +289,10 @@ CLI::App* add_ns_command(CLI::App& app, NsArgs& args) {
   rm->add_option("name", args.name, "namespace name")->required();
   rm->add_flag("--force", args.force, "also delete its keys (else refused while it holds any)");
   add_connection_flags(rm, args);
+  add_examples(ns, {"APP_PASSWORD=... zeppelin ns create orders --password-env APP_PASSWORD", "zeppelin ns ls -o json"});
+  add_examples(create, {"zeppelin ns create orders", "APP_PASSWORD=... zeppelin ns create orders --password-env APP_PASSWORD"});
+  add_examples(ls, {"zeppelin ns ls", "zeppelin ns ls -o yaml"});
+  add_examples(rm, {"zeppelin ns rm orders", "zeppelin ns rm orders --force      # and its keys"});
   return ns;
 }
 

@@ -71,6 +71,9 @@ void add_render_command(CLI::App& app, Commands& commands) {
   render->add_option("--storage", a.storage, "with --self: size of the server's data volume")->capture_default_str();
   render->add_option("-n,--namespace", a.ns, "namespace of every object (default: none, kubectl's current)");
   render->add_option("-o,--output", a.format, "yaml or json")->capture_default_str();
+  add_examples(render, {"zeppelin render --target kubernetes examples/shop > shop.yaml",
+                        "zeppelin render --target kubernetes -n shop -o json",
+                        "zeppelin render --target kubernetes --self -n zeppelin"});
   commands.on(render, [args] { return cmd_render(*args); });
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "cli/commands.h"
 #include "cli/exit.h"
 #include "cli/output.h"
 #include "secrets/secrets.h"
@@ -107,6 +108,11 @@ CLI::App* add_secret_command(CLI::App& app, SecretArgs& args) {
   auto* rm = secret->add_subcommand("rm", "Remove secret NAME, or only its key KEY");
   rm->add_option("name", args.name, "secret name")->required();
   rm->add_option("key", args.key, "only this key");
+  add_examples(secret, {"printf %s \"$DB_PASSWORD\" | zeppelin secret set db password", "zeppelin secret ls"});
+  add_examples(set, {"printf %s \"$DB_PASSWORD\" | zeppelin secret set db password",
+                     "zeppelin secret set tls key.pem --raw < key.pem"});
+  add_examples(ls, {"zeppelin secret ls", "zeppelin secret ls -o json"});
+  add_examples(rm, {"zeppelin secret rm db password", "zeppelin secret rm db             # every key"});
   return secret;
 }
 

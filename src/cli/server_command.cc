@@ -81,6 +81,9 @@ void add_server_commands(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(1, supervisor::kReplicaAddressPoolSize))
       ->capture_default_str();
   add_server_store_flags(*server, a.server_store);
+  add_examples(server, {"zeppelin server -d                   # in the background, default flags",
+                        "zeppelin server --listen 0.0.0.0:7443 --allowed-host zeppelin.example",
+                        "zeppelin server --store etcd --etcd-endpoints https://10.0.0.5:2379 --etcd-cacert ca.pem"});
   commands.on(server, [args, server] {
     Args& a = *args;
     if (!a.home_flag.empty()) ::setenv(kHomeVariable, a.home_flag.c_str(), 1);
@@ -115,6 +118,8 @@ void add_server_commands(CLI::App& app, Commands& commands) {
   });
 
   auto* shutdown = app.add_subcommand("shutdown", "Stop the server and its replicas (desired state is kept)");
+  add_examples(shutdown, {"zeppelin shutdown                    # stops every replica; the next server starts them",
+                          "zeppelin shutdown && zeppelin store snapshot restore backup.db"});
   commands.on(shutdown, [] {
     client::Client c = server_client(zeppelin_home());
     if (!c.reachable()) {

@@ -91,13 +91,22 @@ void add_store_command(CLI::App& app, Commands& commands) {
   snapshot->require_subcommand(1);
   auto* save = snapshot->add_subcommand("save", "Write a consistent copy of the store to FILE");
   save->add_option("file", *file, "snapshot file")->required();
+  add_examples(save, {"zeppelin store snapshot save backup.db   # online, from the running server",
+                      "zeppelin store snapshot save /backup/store-$(date +%F).db"});
+  add_examples(snapshot, {"zeppelin store snapshot save backup.db",
+                          "zeppelin shutdown && zeppelin store snapshot restore backup.db"});
+  add_examples(store, {"zeppelin store snapshot save backup.db",
+                       "eval \"$(zeppelin store env)\"; etcdctl get --prefix /zeppelin/"});
   commands.on(save, [file] { return cmd_store_snapshot_save(zeppelin_home(), *file); });
   auto* restore = snapshot->add_subcommand("restore", "Replace the store with a snapshot FILE");
   restore->add_option("file", *file, "snapshot file")->required();
+  add_examples(restore, {"zeppelin shutdown && zeppelin store snapshot restore backup.db",
+                         "zeppelin store snapshot restore backup.db && zeppelin server -d"});
   commands.on(restore, [file] { return cmd_store_snapshot_restore(zeppelin_home(), *file); });
   auto* env = store->add_subcommand(
       "env", "Print export lines that point etcdctl and zeppelin's clients at the local store, as root");
-  env->footer("Example:\n  eval \"$(zeppelin store env)\"; etcdctl get --prefix /zeppelin/services/");
+  add_examples(env, {"eval \"$(zeppelin store env)\"; etcdctl get --prefix /zeppelin/services/",
+                     "zeppelin store env > store.env        # for a shell script to source"});
   commands.on(env, [] { return cmd_store_env(zeppelin_home()); });
 }
 

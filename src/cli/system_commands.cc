@@ -478,10 +478,15 @@ void add_system_commands(CLI::App& app, Commands& commands) {
 
   auto* validate = app.add_subcommand("validate", "Check a spec file and report every problem with FILE:LINE:COL");
   validate->add_option("file", a.file, "spec file or directory (default ./zeppelin.yaml)");
+  add_examples(validate, {"zeppelin validate                    # ./zeppelin.yaml",
+                          "zeppelin validate examples/shop      # a directory's zeppelin.yaml",
+                          "zeppelin validate shop.yaml && zeppelin run -d -f shop.yaml"});
   commands.on(validate, [args] { return cmd_validate(args->file); });
 
   auto* build = app.add_subcommand("build", "Build the images of services with `build:` (and pull missing images)");
   build->add_option("file", a.file, "spec file or directory (default ./zeppelin.yaml)");
+  add_examples(build, {"zeppelin build                       # the images of ./zeppelin.yaml",
+                       "zeppelin build examples/containers"});
   commands.on(build, [args] { return cmd_build(args->file); });
 
   auto* run = app.add_subcommand("run", "Run a system: foreground with logs, or -d to detach once healthy");
@@ -489,6 +494,9 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   run->add_option("system", a.system, "system name, or a spec file or directory");
   run->add_flag("-d,--detach", a.detach, "return once every replica is running and healthy");
   run->add_option("--timeout", a.timeout, "with -d: how long to wait for readiness")->capture_default_str();
+  add_examples(run, {"zeppelin run                         # ./zeppelin.yaml in the foreground; Ctrl-C stops it",
+                     "zeppelin run -d -f examples/shop     # in the background, once every replica is ready",
+                     "zeppelin run shop                    # start a stopped system again"});
   commands.on(run, [args] {
     const std::string& system = args->system;
     if (!system.empty() && system.find('/') == std::string::npos && !system.ends_with(".yaml") &&
@@ -502,6 +510,9 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   ps->add_option("system", a.system, "only this system");
   add_output_flag(ps, a.format);
   kube_options(ps);
+  add_examples(ps, {"zeppelin ps                          # every replica of every system",
+                    "zeppelin ps shop -o json",
+                    "zeppelin ps --target kubernetes shop -n shop"});
   commands.on(ps, [args] {
     if (args->kube_target.empty()) return cmd_ps(args->system, args->format);
     if (check_kube_target(args->kube_target) != kOk) return kUsage;
@@ -513,6 +524,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
 
   auto* ls = app.add_subcommand("ls", "List systems: desired state, ready replicas, spec file");
   add_output_flag(ls, a.format);
+  add_examples(ls, {"zeppelin ls", "zeppelin ls -o yaml"});
   commands.on(ls, [args] { return cmd_ls(args->format); });
 
   auto* logs = app.add_subcommand("logs", "Show replica logs");
@@ -521,6 +533,9 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   logs->add_flag("-f,--follow", a.follow, "keep following, across restarts and scale-ups");
   logs->add_option("--tail", a.tail, "only the last N lines of each replica");
   kube_options(logs);
+  add_examples(logs, {"zeppelin logs -f                      # the system of ./zeppelin.yaml, following",
+                      "zeppelin logs shop/web --tail 20",
+                      "zeppelin logs shop/db/0 -f"});
   commands.on(logs, [args] {
     auto target = system_named(args->target, args->file);
     if (!target) return fail(target.error());
@@ -538,6 +553,9 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   kube_options(stop);
   stop->add_flag("--volumes", a.volumes, "with --target kubernetes: also delete the volume claims");
   stop->add_option("--timeout", a.kube.timeout, "with --target kubernetes: how long to wait for the pods to go");
+  add_examples(stop, {"zeppelin stop                        # the system of ./zeppelin.yaml",
+                      "zeppelin stop shop",
+                      "zeppelin stop --target kubernetes shop -n shop"});
   commands.on(stop, [args] {
     auto system = system_named(args->system, args->file);
     if (!system) return fail(system.error());
@@ -556,6 +574,8 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   down->add_option("system", a.system, "default: the system of ./zeppelin.yaml or -f");
   add_file_flag(down, a.file);
   down->add_flag("--volumes", a.volumes, "also delete its volumes");
+  add_examples(down, {"zeppelin down                        # the system of ./zeppelin.yaml",
+                      "zeppelin down shop --volumes          # and delete its volumes"});
   commands.on(down, [args] {
     auto system = system_named(args->system, args->file);
     if (!system) return fail(system.error());
@@ -568,6 +588,8 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   scale->add_option("system", a.system, "default: the system of ./zeppelin.yaml or -f");
   scale->add_option("assignments", a.assignments, "SERVICE=N");
   add_file_flag(scale, a.file);
+  add_examples(scale, {"zeppelin scale web=3                 # a service of ./zeppelin.yaml's system",
+                       "zeppelin scale shop web=3 worker=0"});
   commands.on(scale, [args] {
     // `scale web=3`: no SYSTEM, the first word is an assignment.
     if (args->system.find('=') != std::string::npos) {
@@ -583,6 +605,8 @@ void add_system_commands(CLI::App& app, Commands& commands) {
   auto* restart = app.add_subcommand("restart", "Rolling restart, one replica at a time");
   restart->add_option("target", a.target, "SYSTEM[/SERVICE] (default: the system of ./zeppelin.yaml or -f)");
   add_file_flag(restart, a.file);
+  add_examples(restart, {"zeppelin restart                     # every service of ./zeppelin.yaml's system",
+                         "zeppelin restart shop/web"});
   commands.on(restart, [args] {
     auto target = system_named(args->target, args->file);
     if (!target) return fail(target.error());

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/autostart.h"
+#include "cli/commands.h"
 #include "cli/exit.h"
 #include "cli/output.h"
 #include "client/client.h"
@@ -41,6 +42,10 @@ CLI::App* add_token_command(CLI::App& app, TokenArgs& args) {
   add_output_flag(ls, args.format);
   auto* revoke = token->add_subcommand("revoke", "Revoke a token (effective at its next request)");
   revoke->add_option("name", args.name, "token name")->required();
+  add_examples(token, {"zeppelin token create ci --role operator --ttl 720h", "zeppelin token ls"});
+  add_examples(create, {"zeppelin token create ci --role operator --ttl 720h", "zeppelin token create dashboard --role viewer"});
+  add_examples(ls, {"zeppelin token ls", "zeppelin token ls -o json"});
+  add_examples(revoke, {"zeppelin token revoke ci", "zeppelin token ls && zeppelin token revoke dashboard"});
   return token;
 }
 

@@ -395,3 +395,35 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HelpTest(ZeppelinTestCase):
+    """Every command's --help, found by walking `--help` itself, ends with real
+    examples; `help COMMAND` prints the same."""
+
+    def subcommands(self, path):
+        out = self.zeppelin(*path, "--help").stdout
+        if "\nSubcommands:\n" not in out:
+            return []
+        section = out.split("\nSubcommands:\n", 1)[1].split("\n\n", 1)[0]
+        return [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  ")]
+
+    def test_every_help_ends_with_two_or_more_examples(self):
+        pending, seen = [[]], []
+        while pending:
+            path = pending.pop()
+            seen.append(" ".join(path))
+            out = self.zeppelin(*path, "--help").stdout
+            self.assertIn("\nExamples:\n", out, f"`zeppelin {' '.join(path)} --help` has no examples")
+            examples = out.rsplit("\nExamples:\n", 1)[1].splitlines()
+            commands = [e for e in examples if "zeppelin " in e]
+            self.assertGreaterEqual(len(commands), 2, f"`zeppelin {' '.join(path)}`: {examples}")
+            if path:
+                self.assertTrue(any("zeppelin " + " ".join(path) in e for e in commands),
+                                f"no example of `{' '.join(path)}` runs it: {examples}")
+            pending.extend(path + [sub] for sub in self.subcommands(path))
+        self.assertIn("store snapshot save", seen)
+        self.assertIn("kv watch", seen)
+        self.assertGreater(len(seen), 35)
+        self.assertEqual(self.zeppelin("help", "store", "snapshot").stdout,
+                         self.zeppelin("store", "snapshot", "--help").stdout)
