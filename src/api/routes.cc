@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "common/build_info.h"
 #include "common/fs_util.h"
 #include "common/json_depth.h"
 #include "common/log.h"
@@ -447,7 +448,11 @@ Handler make_routes(Supervisor& sup, std::function<void()> on_shutdown, StoreAcc
     if (!admit(*access, req, ex)) return;
     const std::string& m = req.method;
     if (req.path == "/v1/tokens" || req.path.starts_with("/v1/tokens/")) return handle_tokens(access->tokens, req, ex);
-    if (req.path == "/v1/version" && m == "GET") return ex->reply(200, {{"name", "zeppelin"}, {"api", "v1"}});
+    if (req.path == "/v1/version" && m == "GET") {
+      const BuildInfo& build = build_info();
+      return ex->reply(200, {{"name", "zeppelin"}, {"api", kApiVersion}, {"version", build.version},
+                             {"commit", build.commit}, {"build_type", build.build_type}});
+    }
     if (req.path == "/v1/etcd" && m == "GET") {
       json body = {{"endpoints", store.endpoints},
                    {"backend", store.backend},

@@ -19,6 +19,7 @@
 #include "cli/store_commands.h"
 #include "cli/system_commands.h"
 #include "cli/token_command.h"
+#include "cli/version_command.h"
 #include "client/client.h"
 #include "common/fs_util.h"
 
@@ -56,8 +57,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> help_path;
   help->add_option("command", help_path, "the command, e.g. `store snapshot`");
   add_examples(help, {"zeppelin help run", "zeppelin help store snapshot"});
-  auto* version = app.add_subcommand("version", "Print zeppelin's version (as --version)")->alias("ver");
-  add_examples(version, {"zeppelin version", "zeppelin --version"});
+  add_version_command(app, commands);
   add_examples(&app, {"zeppelin run -d                      # ./zeppelin.yaml, in the background once ready",
                       "zeppelin ps                          # every replica",
                       "zeppelin logs -f                     # follow the system of ./zeppelin.yaml"});
@@ -90,10 +90,6 @@ int main(int argc, char** argv) {
     }
     // (App::help() of the app would show the selected subcommand's: `help` itself.)
     std::cout << command->get_formatter()->make_help(command, path, CLI::AppFormatMode::Normal);
-    return kOk;
-  }
-  if (app.got_subcommand("version")) {
-    std::cout << "zeppelin " << ZEPPELIN_VERSION << "\n";
     return kOk;
   }
   if (!server_url.empty() && !app.got_subcommand("server")) {

@@ -427,3 +427,53 @@ class HelpTest(ZeppelinTestCase):
         self.assertGreater(len(seen), 35)
         self.assertEqual(self.zeppelin("help", "store", "snapshot").stdout,
                          self.zeppelin("store", "snapshot", "--help").stdout)
+
+
+class VersionTest(ZeppelinTestCase):
+    def test_version_names_cli_and_server_and_never_starts_one(self):
+        alone = json.loads(self.zeppelin("version", "-o", "json").stdout)
+        self.assertIsNone(alone["server"])
+        self.assertEqual(alone["client"]["api"], "v1")
+        self.assertTrue(alone["client"]["version"] and alone["client"]["commit"] and alone["client"]["build_type"])
+        self.assertIsNone(self.server_pid(), "`version` started a server")
+        self.zeppelin("server", "-d")
+        both = json.loads(self.zeppelin("version", "-o", "json").stdout)
+        self.assertEqual({k: both["server"][k] for k in both["client"]}, both["client"])
+        table = self.zeppelin("version").stdout.splitlines()
+        self.assertTrue(table[0].startswith("client: zeppelin ") and table[1].startswith("server: zeppelin "), table)
+
+    def test_a_server_of_another_api_version_is_named(self):
+        # Stands in for a server of a future API version, which does not exist
+        # to run: it answers GET /v1/version on the home's socket as one would.
+        import http.server
+        import socketserver
+        import threading
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"name": "zeppelin", "api": "v2", "version": "9.0.0", "commit": "x",
+                                   "build_type": "Release"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def address_string(self):
+                return "unix"
+
+            def log_message(self, *args):
+                pass
+
+        os.makedirs(self.home, mode=0o700, exist_ok=True)
+        server = socketserver.UnixStreamServer(os.path.join(self.home, "zeppelin.sock"), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            r = self.zeppelin("version", check=False)
+        finally:
+            server.shutdown()
+            server.server_close()
+            os.unlink(os.path.join(self.home, "zeppelin.sock"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("server: zeppelin 9.0.0", r.stdout)
+        self.assertIn("this CLI speaks API v1 and the server API v2", r.stderr)
