@@ -235,7 +235,13 @@ int kv_ls(store::Store& s, const CoordArgs& a) {
   req.keys_only = true;
   auto r = s.range(req);
   if (!r) return fail(r.error());
-  for (const auto& kv : r->kvs) std::cout << kv.key << "\n";
+  if (a.output == "json") {
+    json keys = json::array();
+    for (const auto& kv : r->kvs) keys.push_back(kv.key);
+    print_json({{"revision", r->revision}, {"keys", keys}});
+  } else {
+    for (const auto& kv : r->kvs) std::cout << kv.key << "\n";
+  }
   return kOk;
 }
 
@@ -470,13 +476,17 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
         "--endpoints", a->endpoints,
         std::string("etcd endpoints URL[,URL...] (default $") + var::kEtcdEndpoints + ", then the local server's)");
   };
+  // -o as everywhere in zeppelin, -w as etcdctl spells it.
+  auto output_flag = [&a](CLI::App* cmd) {
+    cmd->add_option("-o,-w,--output,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
+  };
   a->kv = app.add_subcommand("kv", "Keys and values in the coordination store (etcd v3)");
   a->kv->require_subcommand(1);
   endpoints(a->kv);
   a->get = a->kv->add_subcommand("get", "Print KEY and its value (with --prefix: every key starting with KEY); exits 1 if KEY is absent");
   a->get->add_option("key", a->key, "key")->required();
   a->get->add_flag("--prefix", a->prefix, "every key starting with KEY");
-  a->get->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
+  output_flag(a->get);
   a->put = a->kv->add_subcommand("put", "Set KEY to VALUE (- reads the value from stdin)");
   a->put->add_option("key", a->key, "key")->required();
   a->put->add_option("value", a->value, "value, or - for stdin")->required();
@@ -485,11 +495,12 @@ std::shared_ptr<CoordArgs> add_coord_commands(CLI::App& app) {
   a->del->add_flag("--prefix", a->prefix, "every key starting with KEY");
   a->ls = a->kv->add_subcommand("ls", "List the keys starting with PREFIX (default: every key)");
   a->ls->add_option("prefix", a->key, "key prefix");
+  output_flag(a->ls);
   a->watch = a->kv->add_subcommand("watch", "Print changes to KEY until interrupted");
   a->watch->add_option("key", a->key, "key")->required();
   a->watch->add_flag("--prefix", a->prefix, "every key starting with KEY");
   a->watch->add_option("--rev", a->revision, "start at this past revision");
-  a->watch->add_option("-w,--write-out", a->output, "simple or json")->check(CLI::IsMember({"simple", "json"}));
+  output_flag(a->watch);
   for (auto* cmd : {a->get, a->put, a->del, a->ls, a->watch}) endpoints(cmd);
   add_examples(a->kv, {"zeppelin kv put /app/config '{\"debug\": true}'", "zeppelin kv get --prefix /app/ -w json"});
   add_examples(a->get, {"zeppelin kv get /app/config", "zeppelin kv get --prefix /app/ -w json"});

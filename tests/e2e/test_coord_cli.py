@@ -101,6 +101,8 @@ class CoordCliTest(unittest.TestCase):
                                  [("kv/a", "one", 1), ("kv/b", "two\nlines", 1)])
                 self.assertEqual(got["count"], 2)
                 self.assertEqual(self.cli(target, "kv", "ls", "kv/"), "kv/a\nkv/b\n")
+                self.assertEqual(json.loads(self.cli(target, "kv", "ls", "kv/", "-o", "json"))["keys"], ["kv/a", "kv/b"])
+                self.assertEqual(json.loads(self.cli(target, "kv", "get", "kv/a", "-o", "json"))["count"], 1)
                 self.assertEqual(self.cli(target, "kv", "del", "kv/", "--prefix"), "2\n")
                 self.assertEqual(self.cli(target, "kv", "get", "kv/a", code=1), "")
                 self.assertEqual(self.cli(target, "kv", "ls", "kv"), "kv0\n")
