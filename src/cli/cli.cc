@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
       ->envname("ZEPPELIN_SERVER");
   app.add_option("--cacert", cacert, "with --server: the PEM file of the CA to trust (default: the system's)")
       ->envname("ZEPPELIN_CACERT");
+  app.add_flag_callback("--no-color", [] { ::setenv("NO_COLOR", "1", 1); }, "no colours in the output (as NO_COLOR=1)");
 
   Commands commands;
   add_system_commands(app, commands);

@@ -580,8 +580,18 @@ void add_system_commands(CLI::App& app, Commands& commands) {
     auto system = system_named(args->system, args->file);
     if (!system) return fail(system.error());
     if (check_system_name(*system) != kOk) return kUsage;
-    return simple_call("DELETE", "/v1/systems/" + *system + (args->volumes ? "?volumes=true" : ""), nullptr,
-                       "removed " + *system);
+    auto client = connect_or_start(zeppelin_home());
+    if (!client) return fail(client.error());
+    auto r = client->call("DELETE", "/v1/systems/" + *system + (args->volumes ? "?volumes=true" : ""));
+    if (!r) return fail(r.error());
+    // As `docker compose down` of nothing: the end state is what was asked.
+    if (r->status == 404) {
+      std::cout << "no system " << *system << " (nothing to remove)\n";
+      return kOk;
+    }
+    if (!r->ok()) return fail(*r);
+    std::cout << "removed " << *system << "\n";
+    return kOk;
   });
 
   auto* scale = app.add_subcommand("scale", "Change the number of replicas of services");

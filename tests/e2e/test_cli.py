@@ -96,10 +96,10 @@ class CliTest(ZeppelinTestCase):
         self.write_spec(TICKER)
         self.zeppelin("run", "-d")
 
-        def logs_on_a_terminal(**extra):
+        def logs_on_a_terminal(*flags, **extra):
             primary, secondary = pty.openpty()
             try:
-                proc = subprocess.run([BIN, "logs", "tick/t/0"], env=dict(self.env, **extra), cwd=self.dir,
+                proc = subprocess.run([BIN, *flags, "logs", "tick/t/0"], env=dict(self.env, **extra), cwd=self.dir,
                                       stdout=secondary, stderr=subprocess.PIPE, timeout=60)
                 self.assertEqual(proc.returncode, 0, proc.stderr)
                 os.close(secondary)
@@ -125,6 +125,7 @@ class CliTest(ZeppelinTestCase):
         plain = logs_on_a_terminal(NO_COLOR="1")
         self.assertIn(b"hello from 0", plain)
         self.assertNotIn(b"\x1b[", plain)
+        self.assertNotIn(b"\x1b[", logs_on_a_terminal("--no-color"))
         self.assertNotIn("\x1b[", self.zeppelin("logs", "tick/t/0").stdout)  # piped: never
 
     def test_foreground_run_streams_logs_and_ctrl_c_stops_gracefully(self):
@@ -361,6 +362,8 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
         self.assertIn("hello from", self.zeppelin("logs", "--tail", "1").stdout)
         self.assertIn("stopped tick", self.zeppelin("stop").stdout)
         self.assertIn("removed tick", self.zeppelin("down").stdout)
+        # Down of what is not there: the end state is what was asked, as Compose's.
+        self.assertIn("nothing to remove", self.zeppelin("down").stdout)
         self.assertEqual(json.loads(self.zeppelin("ls", "-o", "json").stdout), [])
 
     def test_a_directory_names_its_spec_and_nothing_here_is_a_usage_error(self):
