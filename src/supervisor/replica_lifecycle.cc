@@ -21,6 +21,18 @@ namespace {
 // noticed soon after it happens (Docker calls this start_interval).
 constexpr milliseconds kStartupProbeInterval{100};
 
+// Whether the run that just ended said its address was taken: what a replica
+// that binds 0.0.0.0 (the Compose habit) says when a sibling replica holds
+// the same port on its own address. `lines` end with the run's last ones; the
+// run began at the supervisor's "started" line.
+bool run_said_address_in_use(const std::vector<std::string>& lines) {
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (it->starts_with("[zeppelin] started")) return false;
+    if (it->find("Address already in use") != std::string::npos || it->find("EADDRINUSE") != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Supervisor::start_replica(SystemRuntime& sys, const std::shared_ptr<Replica>& r) {
@@ -219,6 +231,10 @@ void Supervisor::on_exit(const std::shared_ptr<Replica>& r, const runtime::ExitS
   // A stop that was asked for (stop, down, scale, a rollout) is no failure,
   // whatever signal ended it; a restart for failed health checks is.
   r->last_exit = (was_stopping && !r->unhealthy_restart ? "stopped as asked: " : "") + status.describe();
+  if (!was_stopping && !status.success() && r->log && run_said_address_in_use(r->log->recent())) {
+    r->last_exit += "; its address was in use: listen on $ZEPPELIN_HOST (" + r->host +
+                    ", this replica's own address), not 0.0.0.0, which the other replicas share";
+  }
   r->health = Health::kNone;
   event(*r, r->last_exit);
   SystemRuntime* sys = find(r->system);

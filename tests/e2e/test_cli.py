@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, ZeppelinTestCase, processes_with_marker, wait_for
+from harness import BIN, ZeppelinTestCase, free_port, processes_with_marker, wait_for
 
 TICKER = """\
 name: tick
@@ -381,6 +381,19 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("no SYSTEM given and no zeppelin.yaml here", r.stderr)
         self.assertIn("stopped tick", self.zeppelin("stop", "-f", project).stdout)
+
+    def test_a_replica_that_binds_every_address_is_told_to_use_its_own(self):
+        port = free_port()
+        self.write_spec(f"""
+            name: clash
+            services:
+              web:
+                command: ["python3", "-c", "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"]
+                replicas: 2
+            """)
+        r = self.zeppelin("run", "-d", "--timeout", "30s", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("its address was in use: listen on $ZEPPELIN_HOST", r.stderr)
 
     def test_ls_prints_a_table_and_yaml(self):
         self.write_spec(TICKER)

@@ -520,5 +520,18 @@ TEST_F(LifecycleTest, ReadyReplicasAreAnnouncedWithTheirPidOrContainerAndWithdra
   EXPECT_EQ(announced_.docs.count("t/web/0"), 0u) << "an exited replica is withdrawn";
 }
 
+TEST_F(LifecycleTest, AReplicaWhoseAddressWasInUseIsToldToListenOnItsOwn) {
+  apply("  s:\n    command: [app]\n    replicas: 2\n");
+  driver_.output(id("s/1"), "OSError: [Errno 98] Address already in use\n");
+  driver_.exit(id("s/1"), exited(1));
+  settle();
+  EXPECT_NE(replica("s/1").last_exit.find("listen on $ZEPPELIN_HOST (127.100.0.2"), std::string::npos)
+      << replica("s/1").last_exit;
+  // Only the run that said so gets the hint.
+  driver_.exit(id("s/1"), exited(1));
+  settle();
+  EXPECT_EQ(replica("s/1").last_exit, "exited with code 1");
+}
+
 }  // namespace
 }  // namespace zeppelin::supervisor

@@ -99,6 +99,14 @@ void MemoryDriver::end(const std::shared_ptr<Run>& run, const ExitStatus& status
   });
 }
 
+void MemoryDriver::output(const std::string& id, const std::string& text, bool is_stderr) {
+  auto it = current_.find(id);
+  if (it == current_.end() || !it->second->alive) return;
+  boost::asio::post(io_, [life = std::weak_ptr<bool>(lifetime_), run = it->second, text, is_stderr] {
+    if (!life.expired() && run->events.on_output) run->events.on_output(text, is_stderr);
+  });
+}
+
 void MemoryDriver::set_probe(const std::string& id, bool pass) { probes_[id] = pass; }
 
 bool MemoryDriver::running(const std::string& id) const {

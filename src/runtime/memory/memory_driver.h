@@ -34,6 +34,8 @@ class MemoryDriver final : public Driver {
   bool exit_on_terminate = true;
   // The running instance of `id` exits with `status`.
   void exit(const std::string& id, const ExitStatus& status);
+  // The running instance of `id` writes `text` (to stderr unless told).
+  void output(const std::string& id, const std::string& text, bool is_stderr = true);
   // Exec probes of `id` pass (the default) or fail.
   void set_probe(const std::string& id, bool pass);
   // Ids reap_leftovers() reports as left behind by a previous server.
