@@ -22,6 +22,7 @@
 #include "cli/version_command.h"
 #include "client/client.h"
 #include "common/fs_util.h"
+#include "common/strings.h"
 
 namespace zeppelin::cli {
 

@@ -11,12 +11,6 @@
 
 namespace zeppelin::cli {
 
-// The name in `known` nearest to `typed`: within two edits (insertions,
-// deletions, substitutions, adjacent swaps; one for words under five
-// letters), or one that `typed` begins (`res` for `restart`); "" when none
-// is that close or several tie.
-std::string nearest_name(std::string_view typed, const std::vector<std::string>& known);
-
 // The subcommand of `app` called `name` (or aliased so), or nullptr.
 const CLI::App* subcommand_named(const CLI::App& app, std::string_view name);
 

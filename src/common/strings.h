@@ -17,4 +17,10 @@ inline std::string join(const std::vector<std::string>& items, std::string_view 
   return out;
 }
 
+// The name in `known` nearest to `typed`, for "did you mean" hints: within
+// two edits (insertions, deletions, substitutions, adjacent swaps; one for
+// words under five letters), or one that `typed` begins (`res` for
+// `restart`); "" when none is that close or several tie.
+std::string nearest_name(std::string_view typed, const std::vector<std::string>& known);
+
 }  // namespace zeppelin

@@ -382,19 +382,6 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
         self.assertIn("no SYSTEM given and no zeppelin.yaml here", r.stderr)
         self.assertIn("stopped tick", self.zeppelin("stop", "-f", project).stdout)
 
-    def test_a_replica_that_binds_every_address_is_told_to_use_its_own(self):
-        port = free_port()
-        self.write_spec(f"""
-            name: clash
-            services:
-              web:
-                command: ["python3", "-c", "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"]
-                replicas: 2
-            """)
-        r = self.zeppelin("run", "-d", "--timeout", "30s", check=False)
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn("its address was in use: listen on $ZEPPELIN_HOST", r.stderr)
-
     def test_ls_prints_a_table_and_yaml(self):
         self.write_spec(TICKER)
         self.zeppelin("run", "-d")
@@ -493,3 +480,32 @@ class VersionTest(ZeppelinTestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("server: zeppelin 9.0.0", r.stdout)
         self.assertIn("this CLI speaks API v1 and the server API v2", r.stderr)
+
+
+class HintsTest(ZeppelinTestCase):
+    """Where people get stuck, the failure says what to do."""
+
+    def test_a_replica_that_binds_every_address_is_told_to_use_its_own(self):
+        port = free_port()
+        self.write_spec(f"""
+            name: clash
+            services:
+              web:
+                command: ["python3", "-c", "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"]
+                replicas: 2
+            """)
+        r = self.zeppelin("run", "-d", "--timeout", "30s", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("its address was in use: listen on $ZEPPELIN_HOST", r.stderr)
+
+    def test_a_mistyped_program_is_named_with_the_nearest_one_on_path(self):
+        self.write_spec("""
+            name: typo
+            services:
+              web:
+                command: ["pyhton3", "-m", "http.server"]
+            """)
+        r = self.zeppelin("run", "-d", "--timeout", "30s", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('"pyhton3" is not on the replica\'s PATH; did you mean "python3"?', r.stderr)
+        self.assertNotIn("cannot start: cannot start", self.zeppelin("logs", "typo").stdout)

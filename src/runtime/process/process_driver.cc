@@ -17,10 +17,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "spec/replica_contract.h"
 
 namespace zeppelin::runtime {
@@ -30,12 +32,17 @@ namespace {
 
 // Finds `name` on the replica's own PATH (not the server's), in the parent:
 // a failed execve per PATH entry inside the spawned child costs far more.
-std::string resolve_executable(const std::string& name, const std::vector<std::string>& env, const std::string& workdir) {
-  if (name.find('/') != std::string::npos) return name;
+std::string search_path(const std::vector<std::string>& env) {
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   for (const auto& kv : env) {
     if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
   }
+  return path;
+}
+
+std::string resolve_executable(const std::string& name, const std::vector<std::string>& env, const std::string& workdir) {
+  if (name.find('/') != std::string::npos) return name;
+  const std::string path = search_path(env);
   std::size_t start = 0;
   while (start <= path.size()) {
     auto end = path.find(':', start);
@@ -51,6 +58,30 @@ std::string resolve_executable(const std::string& name, const std::vector<std::s
     start = end + 1;
   }
   return name;  // let execve report ENOENT
+}
+
+// Why `name` could not be started: for a program not found on PATH, which
+// PATH, and the nearest program name on it ("pyhton3" -> "python3").
+std::string not_started(const std::string& name, const std::vector<std::string>& env, const std::string& workdir,
+                        int error) {
+  if (error != ENOENT || name.find('/') != std::string::npos) {
+    return "\"" + name + "\" in " + workdir + ": " + std::strerror(error);
+  }
+  const std::string path = search_path(env);
+  std::vector<std::string> programs;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::error_code ec;
+    const std::string dir = path.substr(start, end - start);
+    for (std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), last; !ec && it != last; it.increment(ec)) {
+      programs.push_back(it->path().filename().string());
+    }
+    start = end + 1;
+  }
+  const std::string near = nearest_name(name, programs);
+  return "\"" + name + "\" is not on the replica's PATH" + (near.empty() ? "" : "; did you mean \"" + near + "\"?");
 }
 
 // What a forked child did last before it gave up, and why (its errno).
@@ -159,8 +190,8 @@ Result<pid_t> spawn_as_account(const std::string& executable, const std::vector<
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return make_error(Errc::kInvalidArgument, "cannot start \"" + std::string(argv[0]) + "\" as user " + run_as.user_name +
-                                                " (uid " + std::to_string(run_as.uid) + ") in " + workdir + ": " +
+  return make_error(Errc::kInvalidArgument, "\"" + std::string(argv[0]) + "\" as user " + run_as.user_name + " (uid " +
+                                                std::to_string(run_as.uid) + ") in " + workdir + ": " +
                                                 describe(failure.step) + ": " + std::strerror(failure.error));
 }
 
@@ -213,7 +244,7 @@ Result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    return make_error(Errc::kInvalidArgument, "cannot start \"" + argv[0] + "\" in " + workdir + ": " + std::strerror(rc));
+    return make_error(Errc::kInvalidArgument, not_started(argv[0], env, workdir, rc));
   }
   return pid;
 }
