@@ -396,10 +396,6 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
         self.assertIn("xml", r.stderr)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class HelpTest(ZeppelinTestCase):
     """Every command's --help, found by walking `--help` itself, ends with real
     examples; `help COMMAND` prints the same."""
@@ -509,3 +505,7 @@ class HintsTest(ZeppelinTestCase):
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn('"pyhton3" is not on the replica\'s PATH; did you mean "python3"?', r.stderr)
         self.assertNotIn("cannot start: cannot start", self.zeppelin("logs", "typo").stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
