@@ -149,8 +149,9 @@ class SecretCommandTest(ZeppelinTestCase):
         self.assertIn("NUL", r.stderr)
         r = self.zeppelin("secret", "set", "db", check=False)
         self.assertEqual(r.returncode, 2)
-        r = self.zeppelin("secret", "ls", "-o", "yaml", check=False)
+        r = self.zeppelin("secret", "ls", "-o", "xml", check=False)
         self.assertEqual(r.returncode, 2)
+        self.assertEqual(self.zeppelin("secret", "ls", "-o", "yaml").stdout, "---\n[]\n")
 
 
 class PathNamesTest(ZeppelinTestCase):
