@@ -83,7 +83,7 @@ def bench_zeppelin(engine, binary, n, work):
     label = f"io.zeppelin.home={home}"
     try:
         subprocess.run([binary, "shutdown"], env=env, capture_output=True)
-        subprocess.run([binary, "ps"], env=env, capture_output=True, check=True)  # server up before timing
+        subprocess.run([binary, "server", "-d"], env=env, capture_output=True, check=True)  # server up before timing
         up, command = timed([binary, "run", "-d", "-f", spec], env, work, lambda: running(engine, label) == n)
         down, _ = timed([binary, "stop", "zbench"], env, work, lambda: existing(engine, label) == 0)
         subprocess.run([binary, "down", "zbench"], env=env, capture_output=True)

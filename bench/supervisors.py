@@ -350,7 +350,7 @@ class Zeppelin(Tool):
             f"    command: [{json.dumps(self.replica)}]\n"
             f"    replicas: {n}\n")
         # Starts the background server, so that its start-up is not timed.
-        self.cmd([self.bin, "ps"], 60, "zeppelin ps (server start)")
+        self.cmd([self.bin, "server", "-d"], 60, "zeppelin server -d")
         self.daemon_pid = self.supervisor_pid()
 
     def start_argv(self):

@@ -44,6 +44,13 @@ client::Client server_client(const std::string& home) {
   return client::Client(socket_path(home));
 }
 
+std::optional<client::Client> running_server(const std::string& home) {
+  if (remote_server()) return client::Client(*remote_server());
+  client::Client local(socket_path(home));
+  if (local.reachable()) return local;
+  return std::nullopt;
+}
+
 Result<client::Client> connect_or_start(const std::string& home) {
   if (remote_server()) return client::Client(*remote_server());
   return connect_or_start_local(home);

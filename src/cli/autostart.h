@@ -4,6 +4,7 @@
 // one over HTTPS and never starts a local one.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "client/client.h"
@@ -24,6 +25,9 @@ client::Client server_client(const std::string& home);
 // detached (logging to HOME/server.log) if needed. A remote server is
 // returned as it is: whether it answers shows at the first call.
 Result<client::Client> connect_or_start(const std::string& home);
+// For commands that only look (ps, ls, logs, version): the server if one
+// answers, never started; a remote one as it is. nullopt when no local one runs.
+std::optional<client::Client> running_server(const std::string& home);
 // The same for the local server of `home` only, whatever the remote one: for
 // what must not leave this machine (the store's root password goes to the
 // endpoints it announces).

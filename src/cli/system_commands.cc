@@ -316,9 +316,17 @@ int cmd_run(const std::string& file, const std::string& system, bool detach, con
   return kOk;
 }
 
+// ps, ls and logs only look: with no server running they say so, print an
+// empty listing where one is asked for, and exit 0, as `docker compose ps` does.
+int no_server(const std::string& format) {
+  std::cerr << "zeppelin: no server is running (`zeppelin run` or `zeppelin server -d` starts one)\n";
+  print_structured(nlohmann::json::array(), format);
+  return kOk;
+}
+
 int cmd_ps(const std::string& system, const std::string& format) {
-  auto client = connect_or_start(zeppelin_home());
-  if (!client) return fail(client.error());
+  auto client = running_server(zeppelin_home());
+  if (!client) return no_server(format);
   auto r = client->call("GET", "/v1/replicas" + (system.empty() ? "" : "?system=" + client::url_encode(system)));
   if (!r) return fail(r.error());
   if (!r->ok()) return fail(*r);
@@ -342,8 +350,8 @@ int cmd_ps(const std::string& system, const std::string& format) {
 
 // `ls`: the systems the server knows, with how many of their replicas are ready.
 int cmd_ls(const std::string& format) {
-  auto client = connect_or_start(zeppelin_home());
-  if (!client) return fail(client.error());
+  auto client = running_server(zeppelin_home());
+  if (!client) return no_server(format);
   auto r = client->call("GET", "/v1/systems");
   if (!r) return fail(r.error());
   if (!r->ok()) return fail(*r);
@@ -376,8 +384,8 @@ int cmd_logs(const std::string& target, bool follow, long tail) {
     query += "&service=" + client::url_encode(service);
   }
   if (!spec::is_dns_label(system)) return fail("invalid system name \"" + system + "\"", kUsage);
-  auto client = connect_or_start(zeppelin_home());
-  if (!client) return fail(client.error());
+  auto client = running_server(zeppelin_home());
+  if (!client) return no_server("table");
   LinePrinter printer;
   auto r = client->stream("GET", "/v1/systems/" + system + "/logs?" + query, nullptr, [&](const json& item) {
     printer.print(item);

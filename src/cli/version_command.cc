@@ -30,9 +30,8 @@ int cmd_version(const std::string& format) {
               {"server", nullptr}};
   // The server that would answer this CLI's commands, if it runs: asking
   // for a version must not start one.
-  client::Client server = server_client(zeppelin_home());
-  if (server.reachable()) {
-    auto r = server.call("GET", "/v1/version");
+  if (auto server = running_server(zeppelin_home()); server && server->reachable()) {
+    auto r = server->call("GET", "/v1/version");
     if (r && r->ok() && r->body.is_object()) out["server"] = r->body;
   }
   if (!print_structured(out, format)) {

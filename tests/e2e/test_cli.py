@@ -382,6 +382,13 @@ class SpecDiscoveryAndListingTest(ZeppelinTestCase):
         self.assertIn("no SYSTEM given and no zeppelin.yaml here", r.stderr)
         self.assertIn("stopped tick", self.zeppelin("stop", "-f", project).stdout)
 
+    def test_looking_never_starts_a_server(self):
+        for args in (["ps"], ["ls", "-o", "json"], ["logs", "tick"]):
+            r = self.zeppelin(*args)
+            self.assertIn("no server is running", r.stderr, args)
+            self.assertEqual(r.stdout, "[]\n" if "json" in args else "", args)
+        self.assertIsNone(self.server_pid())
+
     def test_ls_prints_a_table_and_yaml(self):
         self.write_spec(TICKER)
         self.zeppelin("run", "-d")

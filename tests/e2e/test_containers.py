@@ -116,7 +116,8 @@ class ImageServiceTest(ContainerTestCase):
         os.kill(server, signal.SIGKILL)
         wait_for(lambda: not os.path.exists(f"/proc/{server}/stat")
                  or open(f"/proc/{server}/stat").read().split(")")[-1].split()[0] == "Z", what="server gone")
-        # The next command starts a server, which finds the containers still running.
+        # The next server finds the containers still running.
+        self.zeppelin("server", "-d")
         rows = wait_for(lambda: (rows := self.ps("adopt")) and all(r["health"] == "healthy" for r in rows) and rows,
                         what="adopted replicas healthy")
         self.assertEqual(len(rows), 3)

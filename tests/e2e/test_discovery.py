@@ -128,6 +128,7 @@ class StateFileMigrationTest(ZeppelinTestCase):
             "replicas": {"s/0": {"address": "127.250.0.7", "restarts": 5}}}]}
         with open(os.path.join(self.home, "state.json"), "w") as f:
             json.dump(state, f)
+        self.zeppelin("server", "-d")
         rows = wait_for(lambda: (rows := self.ps("old")) and sum(r["state"] == "running" for r in rows) == 2 and rows,
                         what="the imported system running at its stored scale")
         self.assertEqual(rows[0]["address"], "127.250.0.7")

@@ -308,7 +308,7 @@ class MalformedSpecTest(ZeppelinTestCase):
         self.assertIn('did you mean "version"?', self.zeppelin("vers", check=False).stderr)  # not its alias
         self.assertIn("Usage: zeppelin", self.zeppelin("help").stdout)
         self.assertEqual(self.zeppelin("help", "sclae", check=False).returncode, 2)
-        self.assertEqual(self.zeppelin("version").stdout, self.zeppelin("--version").stdout)
+        self.assertTrue(self.zeppelin("version").stdout.startswith("client: " + self.zeppelin("--version").stdout.strip() + " "))
         self.assertEqual(self.zeppelin("shutdown").stdout, "no server running\n")
         self.assertEqual(self.zeppelin("server", "-d").stdout, f"server running for {self.home}\n")
         self.assertEqual(self.zeppelin("server", "-d", "--listen", "127.0.0.1:0", check=False).returncode, 2)

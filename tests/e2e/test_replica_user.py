@@ -124,7 +124,7 @@ class ReplicaUserTest(ZeppelinTestCase):
         wait_for(lambda: not os.path.exists(f"/proc/{old_server}/stat")
                  or open(f"/proc/{old_server}/stat").read().split(")")[-1].split()[0] == "Z", what="server gone")
         os.chmod(chain[1], 0o755)
-        self.ps()  # starts the server again
+        self.zeppelin("server", "-d")  # the server again
         for path in chain:
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o710, path)
             self.assertEqual(acl_entries(path), passage, path)
