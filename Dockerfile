@@ -10,7 +10,7 @@ RUN apt-get update \
       cmake ninja-build g++ pkg-config \
       libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libarchive-dev \
       libsqlite3-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev \
-      libgoogle-perftools-dev \
+      libgoogle-perftools-dev libnghttp2-dev libacl1-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -24,6 +24,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libyaml-cpp0.7 libgrpc++1.51 libprotobuf32 libsqlite3-0 libarchive13 libssl3 libspdlog1.10 libfmt9 libtcmalloc-minimal4 \
+      libnghttp2-14 libacl1 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 65532 --home-dir /var/lib/zeppelin --create-home zeppelin
