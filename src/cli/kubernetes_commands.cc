@@ -597,6 +597,12 @@ int cmd_kubernetes_stop(const KubernetesArgs& args) {
   return kOk;
 }
 
+int check_kubernetes_target(const std::string& target) {
+  if (target == "kubernetes") return kOk;
+  return fail("--target must be kubernetes" + (target.empty() ? std::string(" for deploy") : ", not \"" + target + "\""),
+              kUsage);
+}
+
 void add_deploy_command(CLI::App& app, Commands& commands) {
   struct Args {
     std::string target;
@@ -615,11 +621,7 @@ void add_deploy_command(CLI::App& app, Commands& commands) {
   add_examples(deploy, {"zeppelin deploy --target kubernetes examples/shop -n shop",
                         "zeppelin deploy --target kubernetes . --context prod --timeout 10m"});
   commands.on(deploy, [args] {
-    if (args->target != "kubernetes") {
-      return fail("--target must be kubernetes" +
-                      (args->target.empty() ? std::string(" for deploy") : ", not \"" + args->target + "\""),
-                  kUsage);
-    }
+    if (check_kubernetes_target(args->target) != kOk) return kUsage;
     return cmd_kubernetes_deploy(args->kube);
   });
 }

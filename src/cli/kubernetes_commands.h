@@ -29,6 +29,9 @@ int cmd_kubernetes_ps(const KubernetesArgs& args);
 int cmd_kubernetes_logs(const KubernetesArgs& args);
 int cmd_kubernetes_stop(const KubernetesArgs& args);
 
+// kOk when --target names the one target there is; else says so and returns kUsage.
+int check_kubernetes_target(const std::string& target);
+
 // `deploy --target kubernetes FILE`; ps, logs and stop take --target in system_commands.h.
 void add_deploy_command(CLI::App& app, Commands& commands);
 

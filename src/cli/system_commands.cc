@@ -448,12 +448,6 @@ int cmd_restart(const std::string& target) {
   return ready;
 }
 
-// Exit code 2 unless --target names the one target there is.
-int check_kube_target(const std::string& target) {
-  if (target == "kubernetes") return kOk;
-  return fail("--target must be kubernetes" + (target.empty() ? std::string(" for deploy") : ", not \"" + target + "\""), kUsage);
-}
-
 // -f,--file; `logs`, where -f is --follow as everywhere, takes --file alone.
 void add_file_flag(CLI::App* command, std::string& file, const char* names = "-f,--file") {
   command->add_option(names, file, "the spec file or directory naming the system (default ./zeppelin.yaml)");
@@ -523,7 +517,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
                     "zeppelin ps --target kubernetes shop -n shop"});
   commands.on(ps, [args] {
     if (args->kube_target.empty()) return cmd_ps(args->system, args->format);
-    if (check_kube_target(args->kube_target) != kOk) return kUsage;
+    if (check_kubernetes_target(args->kube_target) != kOk) return kUsage;
     if (args->system.empty()) return fail("ps --target kubernetes needs a SYSTEM", kUsage);
     if (args->format != "table") return fail("ps --target kubernetes prints a table only", kUsage);
     args->kube.subject = args->system;
@@ -548,7 +542,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
     auto target = system_named(args->target, args->file);
     if (!target) return fail(target.error());
     if (args->kube_target.empty()) return cmd_logs(*target, args->follow, args->tail);
-    if (check_kube_target(args->kube_target) != kOk) return kUsage;
+    if (check_kubernetes_target(args->kube_target) != kOk) return kUsage;
     args->kube.subject = *target;
     args->kube.follow = args->follow;
     args->kube.tail = args->tail;
@@ -569,7 +563,7 @@ void add_system_commands(CLI::App& app, Commands& commands) {
     if (!system) return fail(system.error());
     args->system = *system;
     if (!args->kube_target.empty()) {
-      if (check_kube_target(args->kube_target) != kOk) return kUsage;
+      if (check_kubernetes_target(args->kube_target) != kOk) return kUsage;
       args->kube.subject = args->system;
       args->kube.volumes = args->volumes;
       return cmd_kubernetes_stop(args->kube);
